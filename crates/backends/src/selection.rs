@@ -1,0 +1,87 @@
+//! Turning a requested backend into the chain a skill tries.
+
+use crate::{registry, Backend, BackendError, BackendKind};
+
+/// The backends to try, in order, and why others were skipped.
+#[derive(Debug)]
+pub struct Selection {
+    /// Usable backends, best first.
+    pub chain: Vec<Box<dyn Backend>>,
+    /// `(backend, reason)` for each backend `auto` passed over.
+    pub skipped: Vec<(BackendKind, String)>,
+}
+
+/// Builds the chain for `requested`.
+///
+/// * An explicit backend is the whole chain; if it cannot run here that is an
+///   error, never a silent substitute.
+/// * `auto` keeps every available backend in preference order; ONNX backends
+///   only when the model ships an ONNX graph (`has_onnx_graph`) and the skill
+///   can use it (`skill_runs_onnx`).
+pub fn select(
+    requested: BackendKind,
+    has_onnx_graph: bool,
+    skill_runs_onnx: bool,
+) -> Result<Selection, BackendError> {
+    let mut chain = Vec::new();
+    let mut skipped = Vec::new();
+    for backend in registry() {
+        let kind = backend.kind();
+        if requested != BackendKind::Auto && requested != kind {
+            continue;
+        }
+        let info = backend.probe();
+        let unusable = if !info.available {
+            Some(info.detail)
+        } else if kind.needs_onnx_graph() && !skill_runs_onnx {
+            Some("this skill has no ONNX Runtime path".to_owned())
+        } else if kind.needs_onnx_graph() && !has_onnx_graph {
+            Some("the model has no ONNX graph".to_owned())
+        } else {
+            None
+        };
+        match unusable {
+            Some(detail) if requested != BackendKind::Auto => {
+                return Err(BackendError::Unavailable { kind, detail })
+            }
+            Some(detail) => skipped.push((kind, detail)),
+            None => chain.push(backend),
+        }
+    }
+    if chain.is_empty() {
+        let why = skipped
+            .iter()
+            .map(|(k, d)| format!("{k}: {d}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(BackendError::NoneLeft(why));
+    }
+    Ok(Selection { chain, skipped })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_ends_at_candle_cpu() {
+        let s = select(BackendKind::Auto, true, true).unwrap();
+        assert_eq!(s.chain.last().unwrap().kind(), BackendKind::Cpu);
+    }
+
+    #[test]
+    fn explicit_unavailable_backend_is_an_error() {
+        if !cfg!(feature = "cuda") {
+            let err = select(BackendKind::Cuda, false, false).unwrap_err();
+            assert!(err.to_string().contains("cuda"), "{err}");
+        }
+    }
+
+    #[test]
+    fn explicit_cpu_is_cpu_only() {
+        let s = select(BackendKind::Cpu, true, true).unwrap();
+        assert_eq!(s.chain.len(), 1);
+        assert_eq!(s.chain[0].kind(), BackendKind::Cpu);
+    }
+}

@@ -1,0 +1,26 @@
+//! One file per command.
+
+pub mod cache;
+pub mod embed;
+pub mod status;
+
+use ipfs_accelerate::Loader;
+use std::path::PathBuf;
+
+/// Options every command shares.
+#[derive(Debug)]
+pub struct Context {
+    pub json: bool,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Context {
+    /// A loader honouring `--cache-dir` over the environment.
+    pub fn loader(&self) -> anyhow::Result<Loader> {
+        let mut builder = Loader::builder();
+        if let Some(dir) = &self.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        Ok(builder.build()?)
+    }
+}

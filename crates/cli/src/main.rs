@@ -1,0 +1,91 @@
+//! The `ipfs-accelerate` command line.
+//!
+//! With `--json` a command prints exactly one JSON object on stdout; logs and
+//! progress go to stderr. Errors are one line on stderr with a non-zero exit.
+
+mod commands;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run Hugging Face models on CPU, CUDA and OpenVINO, with every model file
+/// loaded through a content-addressed cache shared over IPFS.
+#[derive(Debug, Parser)]
+#[command(name = "ipfs-accelerate", version)]
+struct Cli {
+    /// Print one JSON object on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Our cache root (wins over IPFS_ACCELERATE_CACHE).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Gate decisions, interception, storage mode and backends.
+    Status,
+    /// Sentence embeddings for each TEXT.
+    Embed(commands::embed::EmbedArgs),
+    /// Manage the local content-addressed cache.
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
+}
+
+fn main() -> ExitCode {
+    // Bad input never reaches a panic; should a bug panic, say so in one line.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error{location} (please report this bug)");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose);
+    let ctx = commands::Context {
+        json: cli.json,
+        cache_dir: cli.cache_dir,
+    };
+    let result = match cli.command {
+        Command::Status => commands::status::run(&ctx),
+        Command::Embed(args) => commands::embed::run(&ctx, args),
+        Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", output::one_line_error(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

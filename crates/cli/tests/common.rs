@@ -1,0 +1,78 @@
+//! Running the built binary in a controlled environment.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use ipfs_accelerate_tests::*;
+
+/// The binary under test with a clean environment: only PATH, HOME pointing
+/// at a temp home, our cache at `cache`, an empty Hub cache, Hub offline.
+pub fn cli(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipfs-accelerate"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("IPFS_ACCELERATE_CACHE", home.join("cache"))
+        .env("HF_HUB_CACHE", home.join("hub"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("IPFS_API_URL", "http://127.0.0.1:9");
+    cmd
+}
+
+/// Runs and returns the output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary runs")
+}
+
+/// Parses the single JSON object on stdout of a successful run.
+pub fn json_ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// Asserts a clean failure: non-zero exit, one line on stderr starting with
+/// `error:`, no panic; returns that line.
+pub fn one_line_failure(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, got success");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one-line error expected, got:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+    lines[0].to_owned()
+}
+
+/// The bert fixture's texts and reference embeddings.
+pub fn bert_reference() -> (Vec<String>, Vec<Vec<f32>>) {
+    let reference = reference("bert");
+    let texts = reference["inputs"]["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    (texts, reference_rows(&reference["outputs"]["embeddings"]))
+}
+
+/// The embeddings of an `embed --json` answer.
+pub fn embeddings(answer: &serde_json::Value) -> Vec<Vec<f32>> {
+    serde_json::from_value(answer["embeddings"].clone()).unwrap()
+}
+
+/// A writable copy of a fixture model.
+pub fn fixture_copy(name: &str, into: &Path) -> PathBuf {
+    let dir = into.join(name);
+    copy_dir(&fixture_model(name), &dir).unwrap();
+    dir
+}

@@ -1,0 +1,392 @@
+//! `Loader`: resolves model files layer by layer.
+
+use crate::file_kind::FileKind;
+use crate::hub::HubSettings;
+use crate::interception;
+use crate::model_ref::ModelRef;
+use crate::{hub_cache, LoadError};
+use ipfs_accelerate_gating::Gate;
+use ipfs_accelerate_storage::{Layer, Store, StorageError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// A model file found somewhere, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedFile {
+    /// The file's name inside the model (`config.json`, `1_Pooling/config.json`).
+    pub file: String,
+    /// Where it can be read now.
+    pub path: PathBuf,
+    /// The layer that served it.
+    pub source: Layer,
+}
+
+/// Builds a [`Loader`]; anything not set comes from the environment.
+#[derive(Debug, Default)]
+pub struct LoaderBuilder {
+    cache_dir: Option<PathBuf>,
+    hub_cache_dir: Option<PathBuf>,
+    hub: Option<HubSettings>,
+    gate: Option<Gate>,
+}
+
+impl LoaderBuilder {
+    /// Our cache root. An explicit value always wins over `IPFS_ACCELERATE_CACHE`.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The Python Hub cache folder (the `hub/` folder itself).
+    pub fn hub_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.hub_cache_dir = Some(dir.into());
+        self
+    }
+
+    /// How to reach the Hub.
+    pub fn hub(mut self, hub: HubSettings) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The gate's decisions (default: [`Gate::from_env`]).
+    pub fn gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Opens the store and returns the loader.
+    pub fn build(self) -> Result<Loader, LoadError> {
+        let env = |k: &str| std::env::var(k).ok();
+        let cache_dir = self
+            .cache_dir
+            .unwrap_or_else(ipfs_accelerate_storage::cache_dir);
+        Ok(Loader {
+            store: Store::open(cache_dir)?,
+            hub_dir: self
+                .hub_cache_dir
+                .unwrap_or_else(|| hub_cache::default_dir(env)),
+            hub: self.hub.unwrap_or_else(|| HubSettings::from_env_fn(env)),
+            gate: self.gate.unwrap_or_else(Gate::from_env),
+        })
+    }
+}
+
+/// Resolves model files through local folders, our cache, the Hub cache and
+/// the Hub.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    store: Store,
+    hub_dir: PathBuf,
+    hub: HubSettings,
+    gate: Gate,
+}
+
+impl Loader {
+    /// A builder; unset parts come from the environment.
+    pub fn builder() -> LoaderBuilder {
+        LoaderBuilder::default()
+    }
+
+    /// Everything from the environment.
+    pub fn from_env() -> Result<Self, LoadError> {
+        Self::builder().build()
+    }
+
+    /// Our content-addressed store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The gate this loader obeys.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The Python Hub cache folder in use.
+    pub fn hub_cache_dir(&self) -> &Path {
+        &self.hub_dir
+    }
+
+    /// True when loading goes through our storage now (applies interception
+    /// on first use when the gate allows).
+    pub fn intercepting(&self) -> bool {
+        interception::ensure_applied(&self.gate)
+    }
+
+    /// `from_pretrained` for one Auto* kind: the required file (or its first
+    /// alternative found, with shards for sharded weights) plus the optional
+    /// companions that exist.
+    pub fn from_pretrained(
+        &self,
+        model: &ModelRef,
+        kind: FileKind,
+    ) -> Result<Vec<ResolvedFile>, LoadError> {
+        let mut found = None;
+        let mut tried = Vec::new();
+        for name in kind.required() {
+            match self.file(model, name) {
+                Ok(file) => {
+                    found = Some(file);
+                    break;
+                }
+                Err(LoadError::NotFound { tried: t, .. }) => tried.extend(t),
+                Err(err) => return Err(err),
+            }
+        }
+        let Some(first) = found else {
+            return Err(LoadError::NotFound {
+                model: model.to_string(),
+                file: kind.required().join(" or "),
+                tried,
+            });
+        };
+        let mut files = Vec::new();
+        if first.file.ends_with(".safetensors.index.json") {
+            for shard in self.shards(model, &first)? {
+                files.push(self.file(model, &shard)?);
+            }
+        }
+        files.insert(0, first);
+        for name in kind.optional() {
+            if let Some(file) = self.optional_file(model, name)? {
+                if !files.iter().any(|f| f.file == file.file) {
+                    files.push(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// A file the model must have.
+    pub fn file(&self, model: &ModelRef, file: &str) -> Result<ResolvedFile, LoadError> {
+        match model {
+            ModelRef::LocalDir(dir) => self.from_local_dir(model, dir, file),
+            ModelRef::Ipfs { cid } => self.from_snapshot_cid(model, cid, file),
+            ModelRef::Hub { id, revision } => {
+                if self.intercepting() {
+                    self.through_storage(model, id, revision, file)
+                } else {
+                    self.plain_hub(model, id, revision, file)
+                }
+            }
+        }
+    }
+
+    /// A file the model may have: `Ok(None)` when no place has it.
+    pub fn optional_file(
+        &self,
+        model: &ModelRef,
+        file: &str,
+    ) -> Result<Option<ResolvedFile>, LoadError> {
+        match self.file(model, file) {
+            Ok(found) => Ok(Some(found)),
+            Err(LoadError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Reads and parses a JSON file of the model; a parse failure names it.
+    pub fn read_json<T: DeserializeOwned>(
+        &self,
+        model: &ModelRef,
+        file: &ResolvedFile,
+    ) -> Result<T, LoadError> {
+        let malformed = |reason: String| LoadError::Malformed {
+            model: model.to_string(),
+            file: file.file.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&file.path).map_err(|e| malformed(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))
+    }
+
+    fn shards(&self, model: &ModelRef, index: &ResolvedFile) -> Result<Vec<String>, LoadError> {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: std::collections::BTreeMap<String, String>,
+        }
+        let index: Index = self.read_json(model, index)?;
+        let mut shards: Vec<String> = index.weight_map.into_values().collect();
+        shards.sort();
+        shards.dedup();
+        Ok(shards)
+    }
+
+    fn from_local_dir(
+        &self,
+        model: &ModelRef,
+        dir: &Path,
+        file: &str,
+    ) -> Result<ResolvedFile, LoadError> {
+        let path = dir.join(file);
+        if path.is_file() {
+            return Ok(ResolvedFile {
+                file: file.to_owned(),
+                path,
+                source: Layer::LocalFolder,
+            });
+        }
+        Err(LoadError::NotFound {
+            model: model.to_string(),
+            file: file.to_owned(),
+            tried: vec![format!("local folder {}: no such file", dir.display())],
+        })
+    }
+
+    /// `ipfs://<cid>`: a snapshot already in our cache under that root CID.
+    /// Fetching from an IPFS node is the IPFS layer's job.
+    fn from_snapshot_cid(
+        &self,
+        model: &ModelRef,
+        cid: &str,
+        file: &str,
+    ) -> Result<ResolvedFile, LoadError> {
+        let not_found = |tried: Vec<String>| LoadError::NotFound {
+            model: model.to_string(),
+            file: file.to_owned(),
+            tried,
+        };
+        let manifest = self
+            .store
+            .manifests()?
+            .into_iter()
+            .find(|m| m.root_cid == cid);
+        let Some(manifest) = manifest else {
+            self.store.record(Layer::Cache, false);
+            return Err(not_found(vec![
+                format!(
+                    "our cache {}: no snapshot with root CID {cid}",
+                    self.store.root().display()
+                ),
+                "IPFS: this build has no IPFS node client".to_owned(),
+            ]));
+        };
+        let Some(entry) = manifest.files.iter().find(|f| f.path == file) else {
+            return Err(not_found(vec![format!(
+                "our cache: snapshot {cid} ({}@{}) has no such file",
+                manifest.id, manifest.revision
+            )]));
+        };
+        let path = self.store.get(&entry.sha256)?;
+        self.store.record(Layer::Cache, true);
+        Ok(ResolvedFile {
+            file: file.to_owned(),
+            path,
+            source: Layer::Cache,
+        })
+    }
+
+    fn through_storage(
+        &self,
+        model: &ModelRef,
+        id: &str,
+        revision: &str,
+        file: &str,
+    ) -> Result<ResolvedFile, LoadError> {
+        // One process fetches a file; the others wait and then find it cached.
+        let _lock = self.store.lock(&format!("fetch/{id}@{revision}/{file}"))?;
+        let mut tried = Vec::new();
+        let cache_root = self.store.root().display().to_string();
+
+        match self.store.manifest(id, revision)? {
+            Some(manifest) => match manifest.files.iter().find(|f| f.path == file) {
+                Some(entry) => match self.store.get(&entry.sha256) {
+                    Ok(path) => {
+                        self.store.record(Layer::Cache, true);
+                        return Ok(ResolvedFile {
+                            file: file.to_owned(),
+                            path,
+                            source: Layer::Cache,
+                        });
+                    }
+                    Err(err @ (StorageError::Corrupt { .. } | StorageError::MissingBlob { .. })) => {
+                        tracing::warn!("{err}; fetching {file} again");
+                        tried.push(format!("our cache {cache_root}: {err}"));
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+                None => tried.push(format!("our cache {cache_root}: snapshot has no such file")),
+            },
+            None => tried.push(format!("our cache {cache_root}: no snapshot of {id}@{revision}")),
+        }
+        self.store.record(Layer::Cache, false);
+
+        let origin = match hub_cache::lookup(&self.hub_dir, id, revision, file) {
+            Some(path) => Some((path, Layer::HubCache)),
+            None => {
+                tried.push(format!("Hub cache {}: not there", self.hub_dir.display()));
+                self.store.record(Layer::HubCache, false);
+                match self.download(id, revision, file) {
+                    Ok(path) => Some((path, Layer::Hub)),
+                    Err(why) => {
+                        tried.push(why);
+                        None
+                    }
+                }
+            }
+        };
+        let Some((origin_path, source)) = origin else {
+            return Err(LoadError::NotFound {
+                model: model.to_string(),
+                file: file.to_owned(),
+                tried,
+            });
+        };
+        self.store.record(source, true);
+        let blob = self.store.put_file(&origin_path)?;
+        self.store.add_to_manifest(id, revision, file, &blob)?;
+        let path = self.store.get(&blob.sha256)?;
+        tracing::info!(model = %model, file, source = ?source, "stored in our cache");
+        Ok(ResolvedFile {
+            file: file.to_owned(),
+            path,
+            source,
+        })
+    }
+
+    /// Restored interception: the Hub cache, then the Hub, as plain hf-hub.
+    fn plain_hub(
+        &self,
+        model: &ModelRef,
+        id: &str,
+        revision: &str,
+        file: &str,
+    ) -> Result<ResolvedFile, LoadError> {
+        if let Some(path) = hub_cache::lookup(&self.hub_dir, id, revision, file) {
+            return Ok(ResolvedFile {
+                file: file.to_owned(),
+                path,
+                source: Layer::HubCache,
+            });
+        }
+        let mut tried = vec![format!("Hub cache {}: not there", self.hub_dir.display())];
+        match self.download(id, revision, file) {
+            Ok(path) => Ok(ResolvedFile {
+                file: file.to_owned(),
+                path,
+                source: Layer::Hub,
+            }),
+            Err(why) => {
+                tried.push(why);
+                Err(LoadError::NotFound {
+                    model: model.to_string(),
+                    file: file.to_owned(),
+                    tried,
+                })
+            }
+        }
+    }
+
+    /// Downloads from the Hub into the Hub cache; the error is the line for
+    /// the "tried" list.
+    fn download(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+        if self.hub.offline {
+            return Err("Hub: skipped (HF_HUB_OFFLINE is set)".to_owned());
+        }
+        self.hub
+            .download(&self.hub_dir, id, revision, file)
+            .map_err(|e| format!("Hub {}: {e}", self.hub.endpoint))
+    }
+}

@@ -1,0 +1,14 @@
+//! Skills: one module per model family, each loading its files only through
+//! the loader (so storage and interception apply) and running on the backend
+//! chosen by `ipfs-accelerate-backends`.
+//!
+//! [`registry`] maps a `config.json`'s `model_type`/`architectures` to a skill.
+
+mod error;
+pub mod registry;
+pub mod text_embeddings;
+mod weights;
+
+pub use error::SkillError;
+pub use registry::{skill_for_config, SkillKind};
+pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};

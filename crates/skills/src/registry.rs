@@ -1,0 +1,64 @@
+//! `config.json` -> skill.
+
+use crate::SkillError;
+use serde_json::Value;
+
+/// The skills this build has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkillKind {
+    /// Sentence embeddings from a BERT-family encoder.
+    TextEmbedding,
+}
+
+/// `(model_type, skill)`: every model type this build runs.
+pub const MODEL_TYPES: &[(&str, SkillKind)] = &[("bert", SkillKind::TextEmbedding)];
+
+/// Picks the skill for a parsed `config.json`, by `model_type` and then by
+/// `architectures`.
+pub fn skill_for_config(model: &str, config: &Value) -> Result<SkillKind, SkillError> {
+    let model_type = config.get("model_type").and_then(Value::as_str);
+    if let Some(kind) = model_type.and_then(|mt| {
+        MODEL_TYPES
+            .iter()
+            .find(|(name, _)| *name == mt)
+            .map(|(_, k)| *k)
+    }) {
+        return Ok(kind);
+    }
+    let architectures: Vec<&str> = config
+        .get("architectures")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if architectures.iter().any(|a| a.starts_with("Bert")) {
+        return Ok(SkillKind::TextEmbedding);
+    }
+    let found = match (model_type, architectures.is_empty()) {
+        (Some(mt), true) => format!("model_type '{mt}'"),
+        (Some(mt), false) => format!("model_type '{mt}' ({})", architectures.join(", ")),
+        (None, false) => architectures.join(", "),
+        (None, true) => "(config.json has neither model_type nor architectures)".to_owned(),
+    };
+    Err(SkillError::Unsupported {
+        model: model.to_owned(),
+        found,
+        supported: MODEL_TYPES.iter().map(|(name, _)| *name).collect(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn picks_and_rejects() {
+        assert_eq!(
+            skill_for_config("m", &json!({"model_type": "bert"})).unwrap(),
+            SkillKind::TextEmbedding
+        );
+        let err = skill_for_config("m", &json!({"model_type": "mamba"})).unwrap_err();
+        assert!(err.to_string().contains("supported: bert"), "{err}");
+    }
+}

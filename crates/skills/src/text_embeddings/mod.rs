@@ -1,0 +1,239 @@
+//! Sentence embeddings from BERT-family encoders (all-MiniLM-L6-v2 and the
+//! like): tokenize with padding to the longest and truncation at the model's
+//! `max_seq_length`, run the encoder in length-sorted batches, pool and
+//! normalise as the sentence-transformers files say, return in input order.
+
+mod pooling;
+mod sentence_transformers;
+
+pub use pooling::{l2_normalize, Pooling};
+
+use crate::weights::{one_line, var_builder};
+use crate::{registry, SkillError, SkillKind};
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use ipfs_accelerate_backends::{select, BackendKind, Executor};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// How a call to [`TextEmbedder::embed_with`] batches its texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// Texts per forward pass.
+    pub batch_size: usize,
+    /// Sort by token length before batching, so each batch pads little.
+    pub sort_by_length: bool,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            sort_by_length: true,
+        }
+    }
+}
+
+/// A loaded sentence-embedding model.
+pub struct TextEmbedder {
+    model_name: String,
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    max_seq_length: usize,
+    pad_id: u32,
+    device: Device,
+    backend: BackendKind,
+    files: Vec<ResolvedFile>,
+}
+
+impl std::fmt::Debug for TextEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextEmbedder")
+            .field("model", &self.model_name)
+            .field("backend", &self.backend)
+            .field("max_seq_length", &self.max_seq_length)
+            .field("pooling", &self.pooling)
+            .field("normalize", &self.normalize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TextEmbedder {
+    /// Loads `model` through `loader` on the first backend of the chain for
+    /// `backend` that can run it.
+    pub fn load(
+        loader: &Loader,
+        model: &ModelRef,
+        backend: BackendKind,
+    ) -> Result<Self, SkillError> {
+        let name = model.to_string();
+        let mut files = loader.from_pretrained(model, FileKind::Config)?;
+        let config_json: serde_json::Value = loader.read_json(model, &files[0])?;
+        if registry::skill_for_config(&name, &config_json)? != SkillKind::TextEmbedding {
+            return Err(SkillError::InvalidInput(format!(
+                "model '{name}' is not a text-embedding model"
+            )));
+        }
+        let config: BertConfig =
+            serde_json::from_value(config_json).map_err(|e| ipfs_accelerate_loader::LoadError::Malformed {
+                model: name.clone(),
+                file: "config.json".to_owned(),
+                reason: e.to_string(),
+            })?;
+
+        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_files[0].path).map_err(|e| SkillError::Tokenizer {
+                model: name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
+        files.extend(tokenizer_files);
+
+        let st = sentence_transformers::read(loader, model)?;
+        files.extend(st.files.iter().cloned());
+        let max_seq_length = st
+            .max_seq_length
+            .unwrap_or(config.max_position_embeddings)
+            .min(config.max_position_embeddings);
+        // tokenizer.json may pin padding/truncation (all-MiniLM-L6-v2 pads to
+        // 128): we pad per batch ourselves and truncate at max_seq_length.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| SkillError::Tokenizer {
+                model: name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
+
+        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+        files.extend(weight_files.iter().cloned());
+
+        let selection = select(backend, false, false)?;
+        let mut failures = Vec::new();
+        for candidate in &selection.chain {
+            let kind = candidate.kind();
+            let attempt = candidate.executor().map_err(SkillError::from).and_then(|ex| {
+                let Executor::Candle(device) = ex;
+                let vb = var_builder(&name, &weight_files, DType::F32, &device)?;
+                let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
+                    model: name.clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
+                Ok((bert, device))
+            });
+            match attempt {
+                Ok((bert, device)) => {
+                    return Ok(Self {
+                        model_name: name,
+                        model: bert,
+                        tokenizer,
+                        pooling: st.pooling,
+                        normalize: st.normalize,
+                        max_seq_length,
+                        pad_id: config.pad_token_id as u32,
+                        device,
+                        backend: kind,
+                        files,
+                    });
+                }
+                // Errors in the model files are the same on every backend.
+                Err(err @ (SkillError::Weights { .. } | SkillError::Load(_))) => return Err(err),
+                Err(err) if backend != BackendKind::Auto => return Err(err),
+                Err(err) => {
+                    tracing::warn!(backend = %kind, "falling back: {err}");
+                    failures.push(format!("{kind}: {err}"));
+                }
+            }
+        }
+        Err(SkillError::Backend(
+            ipfs_accelerate_backends::BackendError::NoneLeft(failures.join("; ")),
+        ))
+    }
+
+    /// The backend that really runs this model.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Every file loaded, with the layer that served it.
+    pub fn files(&self) -> &[ResolvedFile] {
+        &self.files
+    }
+
+    /// Tokens per text after truncation (special tokens included).
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// Embeds with the default options (batches of 32, length-sorted).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SkillError> {
+        self.embed_with(texts, EmbedOptions::default())
+    }
+
+    /// Embeds `texts`, returning one vector per text in input order.
+    pub fn embed_with(
+        &self,
+        texts: &[&str],
+        options: EmbedOptions,
+    ) -> Result<Vec<Vec<f32>>, SkillError> {
+        if texts.is_empty() {
+            return Err(SkillError::InvalidInput("no texts to embed".to_owned()));
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| SkillError::Tokenizer {
+                model: self.model_name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        if options.sort_by_length {
+            // Longest first: the biggest batch is built (and fails) first.
+            order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        }
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(options.batch_size.max(1)) {
+            let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
+            let vectors = self.forward(&batch)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>, SkillError> {
+        let seq = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let rows = batch.len();
+        let mut ids = Vec::with_capacity(rows * seq);
+        let mut types = Vec::with_capacity(rows * seq);
+        let mut mask = Vec::with_capacity(rows * seq);
+        for e in batch {
+            let pad = seq - e.len();
+            ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
+            types.extend(e.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
+            mask.extend(
+                e.get_attention_mask()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
+        }
+        let ids = Tensor::from_vec(ids, (rows, seq), &self.device)?;
+        let types = Tensor::from_vec(types, (rows, seq), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, seq), &self.device)?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let mut pooled = self.pooling.apply(&hidden, &mask)?;
+        if self.normalize {
+            pooled = l2_normalize(&pooled)?;
+        }
+        Ok(pooled.to_dtype(DType::F32)?.to_vec2()?)
+    }
+}

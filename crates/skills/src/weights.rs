@@ -1,0 +1,33 @@
+//! Reading safetensors weights into a `VarBuilder`.
+
+use crate::SkillError;
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use ipfs_accelerate_loader::ResolvedFile;
+use std::collections::HashMap;
+
+/// Loads every `.safetensors` file among `files` (shards merged) on `device`.
+/// A truncated or corrupt file is an error naming the file.
+pub(crate) fn var_builder(
+    model: &str,
+    files: &[ResolvedFile],
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>, SkillError> {
+    let mut tensors = HashMap::new();
+    for file in files.iter().filter(|f| f.file.ends_with(".safetensors")) {
+        let loaded = candle_core::safetensors::load(&file.path, device).map_err(|e| {
+            SkillError::Weights {
+                model: model.to_owned(),
+                reason: format!("{}: {}", file.file, one_line(&e.to_string())),
+            }
+        })?;
+        tensors.extend(loaded);
+    }
+    Ok(VarBuilder::from_tensors(tensors, dtype, device))
+}
+
+/// Error texts from libraries can span lines; answers are one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

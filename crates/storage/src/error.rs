@@ -1,0 +1,91 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the storage layer. Messages name the
+/// file, path or CID involved so a user can act on them.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A filesystem operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or folder being accessed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// No blob with this sha256 is in the store.
+    #[error("blob {sha256} is not in the cache (expected at {path})")]
+    MissingBlob {
+        /// The requested sha256 (hex).
+        sha256: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A blob's content does not hash to its name; it has been moved aside.
+    #[error("blob {path} is corrupt: expected sha256 {expected}, found {actual}")]
+    Corrupt {
+        /// Where the corrupt blob now lies (under `corrupt/`).
+        path: PathBuf,
+        /// The sha256 the blob is named by.
+        expected: String,
+        /// The sha256 of its actual content.
+        actual: String,
+    },
+    /// A string is not a lowercase hex sha256.
+    #[error("invalid sha256 {0:?}: expected 64 lowercase hex digits")]
+    InvalidHash(String),
+    /// A manifest file could not be parsed.
+    #[error("malformed manifest {path}: {source}")]
+    MalformedManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A JSON document could not be written or read (other than a manifest).
+    #[error("JSON error on {path}: {source}")]
+    Json {
+        /// The file involved.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A CID string could not be parsed or built.
+    #[error("invalid CID {cid:?}: {reason}")]
+    InvalidCid {
+        /// The CID text (or a description of what was being built).
+        cid: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A relative path inside a model or directory is unusable.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The offending path.
+        path: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+/// Convenience alias for this crate's results.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Attach the path an `io::Error` happened on.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

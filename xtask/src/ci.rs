@@ -1,0 +1,39 @@
+//! `cargo xtask ci`: what `.ci/run` runs on a clean clone.
+
+use crate::models;
+use crate::process::{cargo, sh};
+
+pub fn run() -> anyhow::Result<()> {
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+
+    // Runtime components the tests need: fetched here, never by hand.
+    let minilm = models::minilm()?;
+
+    let mut tests = cargo();
+    if has_nextest() {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("cargo-nextest not found; using cargo test");
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    tests
+        .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
+        .env("IPFS_ACCELERATE_MINILM_DIR", &minilm);
+    sh(&mut tests)?;
+    sh(cargo()
+        .args(["test", "--workspace", "--doc"])
+        .env("IPFS_ACCELERATE_REQUIRE_ALL", "1"))?;
+    eprintln!("ci: all checks passed");
+    Ok(())
+}
+
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

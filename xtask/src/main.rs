@@ -1,0 +1,38 @@
+//! Developer tasks: `cargo xtask <task>`.
+//!
+//! * `ci`     fmt check, clippy -D warnings, every test (nextest) and doc test,
+//!            with the runtime components the tests need fetched first.
+//! * `demo`   the README's main job: semantic search with all-MiniLM-L6-v2.
+//! * `bench`  criterion benchmarks (`bench embed`).
+//! * `fetch-models`  download the real models the tests and demo use.
+
+mod bench;
+mod ci;
+mod demo;
+mod models;
+mod process;
+
+use anyhow::bail;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "ci" => ci::run(),
+        "demo" => demo::run(),
+        "bench" => bench::run(rest),
+        "fetch-models" => {
+            let dir = models::minilm()?;
+            eprintln!("all-MiniLM-L6-v2: {}", dir.display());
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed] | fetch-models>");
+            Ok(())
+        }
+        other => bail!("unknown task '{other}' (try: ci, demo, bench, fetch-models)"),
+    }
+}
