@@ -20,12 +20,26 @@ fn bert_fixture_sorted_and_unsorted_agree_with_reference() {
     assert_eq!(embedder.backend(), BackendKind::Cpu);
     assert_eq!(embedder.max_seq_length(), 64);
     let r = reference("bert");
-    let texts: Vec<&str> = r["inputs"]["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let texts: Vec<&str> = r["inputs"]["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     let expected = reference_rows(&r["outputs"]["embeddings"]);
     for options in [
-        EmbedOptions { batch_size: 32, sort_by_length: true },
-        EmbedOptions { batch_size: 2, sort_by_length: false },
-        EmbedOptions { batch_size: 1, sort_by_length: true },
+        EmbedOptions {
+            batch_size: 32,
+            sort_by_length: true,
+        },
+        EmbedOptions {
+            batch_size: 2,
+            sort_by_length: false,
+        },
+        EmbedOptions {
+            batch_size: 1,
+            sort_by_length: true,
+        },
     ] {
         let got = embedder.embed_with(&texts, options).unwrap();
         for (g, e) in got.iter().zip(&expected) {

@@ -38,7 +38,10 @@ fn resolution_order_and_interception() {
     let files = loader.from_pretrained(&model, FileKind::Tokenizer).unwrap();
     assert_eq!(files[0].file, "tokenizer.json");
     assert_eq!(files[0].source, Layer::HubCache);
-    assert!(files[0].path.starts_with(home.path().join("cache")), "served from our store");
+    assert!(
+        files[0].path.starts_with(home.path().join("cache")),
+        "served from our store"
+    );
     assert!(files.iter().any(|f| f.file == "tokenizer_config.json"));
     assert!(loader::status(loader.gate()).applied);
 
@@ -46,15 +49,25 @@ fn resolution_order_and_interception() {
     let again = loader.from_pretrained(&model, FileKind::Tokenizer).unwrap();
     assert_eq!(again[0].source, Layer::Cache);
     let bytes = std::fs::read(&again[0].path).unwrap();
-    assert_eq!(bytes, std::fs::read(fixture_model("bert").join("tokenizer.json")).unwrap());
+    assert_eq!(
+        bytes,
+        std::fs::read(fixture_model("bert").join("tokenizer.json")).unwrap()
+    );
 
     // Restored: straight to the Hub cache, our cache not consulted.
     loader::restore();
     let plain = loader.from_pretrained(&model, FileKind::Config).unwrap();
     assert_eq!(plain[0].source, Layer::HubCache);
     assert!(plain[0].path.starts_with(&hub));
-    let manifest = loader.store().manifest("org/bert", "main").unwrap().unwrap();
-    assert!(!manifest.files.iter().any(|f| f.path == "config.json"), "not written while restored");
+    let manifest = loader
+        .store()
+        .manifest("org/bert", "main")
+        .unwrap()
+        .unwrap();
+    assert!(
+        !manifest.files.iter().any(|f| f.path == "config.json"),
+        "not written while restored"
+    );
 
     // Applied again: config comes through storage.
     loader::apply();
@@ -63,17 +76,28 @@ fn resolution_order_and_interception() {
     assert!(stored[0].path.starts_with(home.path().join("cache")));
 
     // Snapshot by root CID once in our cache.
-    let manifest = loader.store().manifest("org/bert", "main").unwrap().unwrap();
+    let manifest = loader
+        .store()
+        .manifest("org/bert", "main")
+        .unwrap()
+        .unwrap();
     let by_cid = ModelRef::parse(&format!("ipfs://{}", manifest.root_cid)).unwrap();
     let cfg = loader.file(&by_cid, "config.json").unwrap();
     assert_eq!(cfg.source, Layer::Cache);
 
     // Missing everywhere: every place is named.
-    let err = loader.from_pretrained(&model, FileKind::GenerationConfig).unwrap_err();
-    let LoadError::NotFound { tried, .. } = &err else { panic!("{err}") };
+    let err = loader
+        .from_pretrained(&model, FileKind::GenerationConfig)
+        .unwrap_err();
+    let LoadError::NotFound { tried, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(tried.len(), 3, "{err}");
     let text = err.to_string();
-    assert!(text.contains("org/bert") && text.contains("generation_config.json"), "{text}");
+    assert!(
+        text.contains("org/bert") && text.contains("generation_config.json"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -92,7 +116,10 @@ fn gate_denial_means_plain_hub_loading() {
     let files = loader.from_pretrained(&model, FileKind::Weights).unwrap();
     assert_eq!(files[0].source, Layer::HubCache);
     assert!(files[0].path.starts_with(&hub));
-    assert!(loader.store().manifests().unwrap().is_empty(), "our cache untouched");
+    assert!(
+        loader.store().manifests().unwrap().is_empty(),
+        "our cache untouched"
+    );
 }
 
 #[test]

@@ -11,7 +11,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "embed" => {
             let minilm = models::minilm()?;
             sh(cargo()
-                .args(["bench", "-p", "ipfs-accelerate-skills", "--bench", "embed", "--"])
+                .args([
+                    "bench",
+                    "-p",
+                    "ipfs-accelerate-skills",
+                    "--bench",
+                    "embed",
+                    "--",
+                ])
                 .args(args.get(1..).unwrap_or_default())
                 .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))?;
             summarize_embed()
@@ -46,8 +53,14 @@ fn summarize_embed() -> anyhow::Result<()> {
         latency * 1e3,
         1.0 / latency
     );
-    eprintln!("  256 mixed, bs 32, unsorted: {:7.1} sentences/s", 256.0 / unsorted);
-    eprintln!("  256 mixed, bs 32, sorted:   {:7.1} sentences/s", 256.0 / sorted);
+    eprintln!(
+        "  256 mixed, bs 32, unsorted: {:7.1} sentences/s",
+        256.0 / unsorted
+    );
+    eprintln!(
+        "  256 mixed, bs 32, sorted:   {:7.1} sentences/s",
+        256.0 / sorted
+    );
     eprintln!("  sorted / unsorted:          {:7.2}x", unsorted / sorted);
     Ok(())
 }

@@ -5,7 +5,14 @@ use crate::process::{cargo, sh};
 
 pub fn run() -> anyhow::Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
 
     // Runtime components the tests need: fetched here, never by hand.
     let minilm = models::minilm()?;
@@ -27,7 +34,6 @@ pub fn run() -> anyhow::Result<()> {
     eprintln!("ci: all checks passed");
     Ok(())
 }
-
 
 fn has_nextest() -> bool {
     cargo()

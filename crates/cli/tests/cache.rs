@@ -45,7 +45,9 @@ fn import_ls_and_root_cid() {
         assert_eq!(f["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
     }
     // The root CID is what `ipfs add -r` gives the same folder.
-    let expected = ipfs_accelerate::storage::path_cid(&model, ipfs_accelerate::storage::CidVersion::V0).unwrap();
+    let expected =
+        ipfs_accelerate::storage::path_cid(&model, ipfs_accelerate::storage::CidVersion::V0)
+            .unwrap();
     assert_eq!(answer["root_cid"], expected.cid.to_string());
 
     let ls = json_ok(&run(cli(home.path()).args(["cache", "ls", "--json"])));
@@ -61,9 +63,17 @@ fn import_ls_and_root_cid() {
     let out = json_ok(&run(cli(home.path())
         .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
         .args(["embed", "--json", "--model", "fixtures/bert", "hello"])));
-    assert!(out["files"].as_array().unwrap().iter().all(|f| f["source"] == "cache"));
+    assert!(out["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["source"] == "cache"));
     let ls = json_ok(&run(cli(home.path()).args(["cache", "ls", "--json"])));
-    assert!(ls["stats"]["cache"]["hits"].as_u64().unwrap() >= 3, "{}", ls["stats"]);
+    assert!(
+        ls["stats"]["cache"]["hits"].as_u64().unwrap() >= 3,
+        "{}",
+        ls["stats"]
+    );
 }
 
 fn walk(dir: &Path) -> usize {
@@ -71,7 +81,11 @@ fn walk(dir: &Path) -> usize {
         .unwrap()
         .map(|e| {
             let p = e.unwrap().path();
-            if p.is_dir() { walk(&p) } else { 1 }
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                1
+            }
         })
         .sum()
 }
@@ -88,17 +102,27 @@ fn flipped_byte_is_detected_and_never_served() {
     // Corrupt the weights blob.
     let weights = std::fs::read(fixture_model("bert").join("model.safetensors")).unwrap();
     use sha2::Digest;
-    let blob = home.path().join("cache/blobs").join(hex::encode(sha2::Sha256::digest(&weights)));
+    let blob = home
+        .path()
+        .join("cache/blobs")
+        .join(hex::encode(sha2::Sha256::digest(&weights)));
     assert!(blob.is_file(), "blobs are named by sha256");
     flip_a_byte(&blob);
 
     let report = json_ok(&run(cli(home.path()).args(["cache", "verify", "--json"])));
     assert_eq!(report["ok"], false);
-    let corrupt: Vec<&str> = report["corrupt"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let corrupt: Vec<&str> = report["corrupt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(corrupt.len(), 1, "{report}");
     assert!(corrupt[0].ends_with(blob.file_name().unwrap().to_str().unwrap()));
     assert!(report["checked"].as_u64().unwrap() >= 10);
-    one_line_failure(&run(cli(home.path()).args(["cache", "verify", "--strict"])));
+    let strict = run(cli(home.path()).args(["cache", "verify", "--strict"]));
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("error: cache verification failed"));
 
     // Loading refuses the corrupt blob: no other source has it here.
     let line = one_line_failure(&run(cli(home.path())
@@ -107,12 +131,21 @@ fn flipped_byte_is_detected_and_never_served() {
     assert!(line.contains("model.safetensors"), "{line}");
 
     // With the Hub cache holding the file, the load repairs the cache.
-    make_hub_cache(&home.path().join("hub"), "fixtures/bert", &fixture_model("bert"));
+    make_hub_cache(
+        &home.path().join("hub"),
+        "fixtures/bert",
+        &fixture_model("bert"),
+    );
     let answer = json_ok(&run(cli(home.path())
         .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
         .args(["embed", "--json", "--model", "fixtures/bert", "hello"])));
-    let weights_source = answer["files"].as_array().unwrap().iter()
-        .find(|f| f["file"] == "model.safetensors").unwrap()["source"].clone();
+    let weights_source = answer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "model.safetensors")
+        .unwrap()["source"]
+        .clone();
     assert_eq!(weights_source, "hub_cache");
     let report = json_ok(&run(cli(home.path()).args(["cache", "verify", "--json"])));
     assert_eq!(report["ok"], true, "{report}");
@@ -135,7 +168,10 @@ fn two_processes_load_one_uncached_model() {
             .unwrap()
     };
     let children: Vec<_> = (0..3).map(|_| spawn()).collect();
-    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     for out in &outputs {
         let got = embeddings(&json_ok(out));
         for (g, e) in got.iter().zip(&expected) {
@@ -151,6 +187,8 @@ fn two_processes_load_one_uncached_model() {
     let loaded = model["files"].as_u64().unwrap() as usize;
     assert!(loaded <= files && loaded >= 4, "{model}");
     assert_eq!(stored.len(), loaded, "one blob per loaded file: {stored:?}");
-    let tmp = std::fs::read_dir(home.path().join("cache/tmp")).unwrap().count();
+    let tmp = std::fs::read_dir(home.path().join("cache/tmp"))
+        .unwrap()
+        .count();
     assert_eq!(tmp, 0, "no temp files left");
 }

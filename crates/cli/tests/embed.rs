@@ -23,7 +23,11 @@ fn bert_fixture_matches_reference() {
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         let c = cosine(g, e);
         assert!(c >= 0.99999, "text {i}: cosine {c}");
-        let max_abs = g.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let max_abs = g
+            .iter()
+            .zip(e)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(max_abs <= 1e-4, "text {i}: max abs diff {max_abs}");
     }
 }

@@ -35,7 +35,9 @@ pub enum MarkerKind {
 /// Returns `NAME=value` of the first marker that says "CI", if any.
 pub(crate) fn detect(env: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> Option<String> {
     for (name, kind) in CI_MARKERS {
-        let Some(value) = env.get(*name) else { continue };
+        let Some(value) = env.get(*name) else {
+            continue;
+        };
         let is_ci = match kind {
             MarkerKind::Present => !value.trim().is_empty(),
             MarkerKind::Boolean => read_flag(name, value, warnings),

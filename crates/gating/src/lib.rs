@@ -83,7 +83,9 @@ impl Gate {
         }
 
         let intercept = if patch_disabled {
-            reasons.push(format!("intercept=false: {TRANSFORMERS_PATCH_DISABLE} is set"));
+            reasons.push(format!(
+                "intercept=false: {TRANSFORMERS_PATCH_DISABLE} is set"
+            ));
             false
         } else if ipfs_disabled {
             reasons.push(format!(
@@ -132,15 +134,47 @@ mod tests {
         Gate::decide(pairs.iter().copied())
     }
 
+    /// (env, intercept, ipfs, force_local, ci)
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        bool,
+        bool,
+        bool,
+        bool,
+    );
+
     #[test]
     fn table_of_env_maps() {
-        // (env, intercept, ipfs, force_local, ci)
-        let cases: &[(&[(&str, &str)], bool, bool, bool, bool)] = &[
+        let cases: &[Case] = &[
             (&[], true, true, false, false),
-            (&[("TRANSFORMERS_PATCH_DISABLE", "1")], false, true, false, false),
-            (&[("TRANSFORMERS_PATCH_DISABLE", "TRUE")], false, true, false, false),
-            (&[("TRANSFORMERS_PATCH_DISABLE", "0")], true, true, false, false),
-            (&[("TRANSFORMERS_PATCH_DISABLE", "maybe")], true, true, false, false),
+            (
+                &[("TRANSFORMERS_PATCH_DISABLE", "1")],
+                false,
+                true,
+                false,
+                false,
+            ),
+            (
+                &[("TRANSFORMERS_PATCH_DISABLE", "TRUE")],
+                false,
+                true,
+                false,
+                false,
+            ),
+            (
+                &[("TRANSFORMERS_PATCH_DISABLE", "0")],
+                true,
+                true,
+                false,
+                false,
+            ),
+            (
+                &[("TRANSFORMERS_PATCH_DISABLE", "maybe")],
+                true,
+                true,
+                false,
+                false,
+            ),
             (&[("IPFS_KIT_DISABLE", "yes")], false, false, false, false),
             (&[("IPFS_KIT_DISABLE", "On")], false, false, false, false),
             (&[("STORAGE_FORCE_LOCAL", "on")], true, true, true, false),
@@ -150,22 +184,53 @@ mod tests {
             (&[("CI", "false")], true, true, false, false),
             (&[("GITHUB_ACTIONS", "true")], false, true, false, true),
             (&[("GITLAB_CI", "true")], false, true, false, true),
-            (&[("JENKINS_URL", "http://jenkins:8080/")], false, true, false, true),
-            (&[("BUILDKITE", "true")], false, true, false, true),
-            (&[("CIRCLECI", "true")], false, true, false, true),
-            (&[("TRAVIS", "true")], false, true, false, true),
-            (&[("TF_BUILD", "True")], false, true, false, true),
-            (&[("TEAMCITY_VERSION", "2024.03")], false, true, false, true),
-            (&[("BITBUCKET_BUILD_NUMBER", "17")], false, true, false, true),
-            (&[("CI", "true"), ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")], true, true, false, true),
             (
-                &[("CI", "true"), ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1"), ("TRANSFORMERS_PATCH_DISABLE", "1")],
+                &[("JENKINS_URL", "http://jenkins:8080/")],
                 false,
                 true,
                 false,
                 true,
             ),
-            (&[("IPFS_ACCELERATE_FORCE_INTERCEPT", "1"), ("IPFS_KIT_DISABLE", "1")], false, false, false, false),
+            (&[("BUILDKITE", "true")], false, true, false, true),
+            (&[("CIRCLECI", "true")], false, true, false, true),
+            (&[("TRAVIS", "true")], false, true, false, true),
+            (&[("TF_BUILD", "True")], false, true, false, true),
+            (&[("TEAMCITY_VERSION", "2024.03")], false, true, false, true),
+            (
+                &[("BITBUCKET_BUILD_NUMBER", "17")],
+                false,
+                true,
+                false,
+                true,
+            ),
+            (
+                &[("CI", "true"), ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")],
+                true,
+                true,
+                false,
+                true,
+            ),
+            (
+                &[
+                    ("CI", "true"),
+                    ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1"),
+                    ("TRANSFORMERS_PATCH_DISABLE", "1"),
+                ],
+                false,
+                true,
+                false,
+                true,
+            ),
+            (
+                &[
+                    ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1"),
+                    ("IPFS_KIT_DISABLE", "1"),
+                ],
+                false,
+                false,
+                false,
+                false,
+            ),
         ];
         for (env, intercept, ipfs, force_local, ci) in cases {
             let g = gate(env);
@@ -191,6 +256,9 @@ mod tests {
         let g = gate(&[("GITHUB_ACTIONS", "true")]);
         assert!(g.reasons.iter().any(|r| r.contains("GITHUB_ACTIONS")));
         let g = gate(&[("TRANSFORMERS_PATCH_DISABLE", "1")]);
-        assert!(g.reasons.iter().any(|r| r.contains("TRANSFORMERS_PATCH_DISABLE")));
+        assert!(g
+            .reasons
+            .iter()
+            .any(|r| r.contains("TRANSFORMERS_PATCH_DISABLE")));
     }
 }

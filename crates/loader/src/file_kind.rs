@@ -63,7 +63,11 @@ impl FileKind {
     pub(crate) fn optional(self) -> &'static [&'static str] {
         match self {
             Self::Tokenizer => &["tokenizer_config.json", "special_tokens_map.json"],
-            Self::Processor => &["preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"],
+            Self::Processor => &[
+                "preprocessor_config.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+            ],
             _ => &[],
         }
     }

@@ -62,7 +62,11 @@ mod tests {
         std::fs::create_dir_all(repo.join("refs")).unwrap();
         std::fs::write(repo.join("refs/main"), commit).unwrap();
         std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
-        std::fs::write(repo.join("snapshots").join(commit).join("config.json"), "{}").unwrap();
+        std::fs::write(
+            repo.join("snapshots").join(commit).join("config.json"),
+            "{}",
+        )
+        .unwrap();
         assert!(lookup(dir.path(), "org/name", "main", "config.json").is_some());
         assert!(lookup(dir.path(), "org/name", commit, "config.json").is_some());
         assert!(lookup(dir.path(), "org/name", "dev", "config.json").is_none());
@@ -72,12 +76,20 @@ mod tests {
     #[test]
     fn env_order() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
         };
         assert_eq!(
             default_dir(env(&[("HF_HUB_CACHE", "/a"), ("HF_HOME", "/b")])),
             PathBuf::from("/a")
         );
-        assert_eq!(default_dir(env(&[("HF_HOME", "/b")])), PathBuf::from("/b/hub"));
+        assert_eq!(
+            default_dir(env(&[("HF_HOME", "/b")])),
+            PathBuf::from("/b/hub")
+        );
     }
 }

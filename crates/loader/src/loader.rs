@@ -6,7 +6,7 @@ use crate::interception;
 use crate::model_ref::ModelRef;
 use crate::{hub_cache, LoadError};
 use ipfs_accelerate_gating::Gate;
-use ipfs_accelerate_storage::{Layer, Store, StorageError};
+use ipfs_accelerate_storage::{Layer, StorageError, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -162,8 +162,8 @@ impl Loader {
     /// A file the model must have.
     pub fn file(&self, model: &ModelRef, file: &str) -> Result<ResolvedFile, LoadError> {
         match model {
-            ModelRef::LocalDir(dir) => self.from_local_dir(model, dir, file),
-            ModelRef::Ipfs { cid } => self.from_snapshot_cid(model, cid, file),
+            ModelRef::LocalDir(dir) => self.local_dir_file(model, dir, file),
+            ModelRef::Ipfs { cid } => self.snapshot_file(model, cid, file),
             ModelRef::Hub { id, revision } => {
                 if self.intercepting() {
                     self.through_storage(model, id, revision, file)
@@ -214,7 +214,7 @@ impl Loader {
         Ok(shards)
     }
 
-    fn from_local_dir(
+    fn local_dir_file(
         &self,
         model: &ModelRef,
         dir: &Path,
@@ -237,7 +237,7 @@ impl Loader {
 
     /// `ipfs://<cid>`: a snapshot already in our cache under that root CID.
     /// Fetching from an IPFS node is the IPFS layer's job.
-    fn from_snapshot_cid(
+    fn snapshot_file(
         &self,
         model: &ModelRef,
         cid: &str,
@@ -301,7 +301,9 @@ impl Loader {
                             source: Layer::Cache,
                         });
                     }
-                    Err(err @ (StorageError::Corrupt { .. } | StorageError::MissingBlob { .. })) => {
+                    Err(
+                        err @ (StorageError::Corrupt { .. } | StorageError::MissingBlob { .. }),
+                    ) => {
                         tracing::warn!("{err}; fetching {file} again");
                         tried.push(format!("our cache {cache_root}: {err}"));
                     }
@@ -309,7 +311,9 @@ impl Loader {
                 },
                 None => tried.push(format!("our cache {cache_root}: snapshot has no such file")),
             },
-            None => tried.push(format!("our cache {cache_root}: no snapshot of {id}@{revision}")),
+            None => tried.push(format!(
+                "our cache {cache_root}: no snapshot of {id}@{revision}"
+            )),
         }
         self.store.record(Layer::Cache, false);
 

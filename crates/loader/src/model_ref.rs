@@ -41,7 +41,9 @@ impl ModelRef {
                 return Err(invalid("expected ipfs://<cid>"));
             }
             cid::Cid::try_from(cid).map_err(|e| invalid(&format!("not a valid CID: {e}")))?;
-            return Ok(Self::Ipfs { cid: cid.to_owned() });
+            return Ok(Self::Ipfs {
+                cid: cid.to_owned(),
+            });
         }
         let looks_like_path = trimmed.starts_with('/')
             || trimmed.starts_with("./")
@@ -147,7 +149,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "ipfs://", "ipfs://notacid", "./no/such/dir", "a/b/c", "bad name", "x@"] {
+        for bad in [
+            "",
+            "ipfs://",
+            "ipfs://notacid",
+            "./no/such/dir",
+            "a/b/c",
+            "bad name",
+            "x@",
+        ] {
             assert!(ModelRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -13,8 +13,8 @@ use ipfs_accelerate_skills::{EmbedOptions, TextEmbedder};
 use std::time::Duration;
 
 const WORDS: &[&str] = &[
-    "model", "cache", "content", "address", "the", "quick", "network", "vector", "fast", "sentence",
-    "storage", "peer", "layer", "token", "batch", "length", "of", "and", "runs", "on",
+    "model", "cache", "content", "address", "the", "quick", "network", "vector", "fast",
+    "sentence", "storage", "peer", "layer", "token", "batch", "length", "of", "and", "runs", "on",
 ];
 
 /// 256 sentences of 2 to 120 words, deterministic.
@@ -50,7 +50,11 @@ fn bench(c: &mut Criterion) {
     let mut latency = c.benchmark_group("embed_latency");
     latency.throughput(Throughput::Elements(1));
     latency.bench_function("one_short_sentence", |b| {
-        b.iter(|| embedder.embed(&["The quick brown fox jumps over the lazy dog."]).unwrap())
+        b.iter(|| {
+            embedder
+                .embed(&["The quick brown fox jumps over the lazy dog."])
+                .unwrap()
+        })
     });
     latency.finish();
 
@@ -61,8 +65,13 @@ fn bench(c: &mut Criterion) {
     throughput.sample_size(10);
     throughput.measurement_time(Duration::from_secs(30));
     for (name, sort_by_length) in [("sorted", true), ("unsorted", false)] {
-        let options = EmbedOptions { batch_size: 32, sort_by_length };
-        throughput.bench_function(name, |b| b.iter(|| embedder.embed_with(&texts, options).unwrap()));
+        let options = EmbedOptions {
+            batch_size: 32,
+            sort_by_length,
+        };
+        throughput.bench_function(name, |b| {
+            b.iter(|| embedder.embed_with(&texts, options).unwrap())
+        });
     }
     throughput.finish();
 }

@@ -283,12 +283,13 @@ fn insert(root: &mut BTreeMap<String, TreeEntry>, path: &str, node: DagNode) -> 
         reason: reason.to_owned(),
     };
     let parts: Vec<&str> = path.split('/').collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
         return Err(bad("components must be non-empty and not '.' or '..'"));
     }
-    let (name, dirs) = parts
-        .split_last()
-        .ok_or_else(|| bad("empty path"))?;
+    let (name, dirs) = parts.split_last().ok_or_else(|| bad("empty path"))?;
     let mut current = root;
     for dir in dirs {
         let entry = current

@@ -100,7 +100,11 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 let mut text = format!(
                     "{} blobs checked: {}\n",
                     report.checked,
-                    if report.ok { "all good" } else { "PROBLEMS FOUND" }
+                    if report.ok {
+                        "all good"
+                    } else {
+                        "PROBLEMS FOUND"
+                    }
                 );
                 for p in &report.corrupt {
                     text.push_str(&format!("  corrupt: {p}\n"));

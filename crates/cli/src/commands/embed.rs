@@ -2,7 +2,6 @@
 
 use super::Context;
 use crate::output::{print_json, print_text};
-use anyhow::Context as _;
 use ipfs_accelerate::{BackendKind, EmbedOptions, ModelRef, ResolvedFile, TextEmbedder};
 use serde::Serialize;
 
@@ -37,8 +36,8 @@ pub fn run(ctx: &Context, args: EmbedArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
     let model = ModelRef::parse(&args.model)?;
     let loader = ctx.loader()?;
-    let embedder = TextEmbedder::load(&loader, &model, backend)
-        .with_context(|| format!("cannot load model '{}'", args.model))?;
+    // Load errors already name the model, the file and the places tried.
+    let embedder = TextEmbedder::load(&loader, &model, backend)?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let embeddings = embedder.embed_with(
         &texts,
@@ -57,7 +56,11 @@ pub fn run(ctx: &Context, args: EmbedArgs) -> anyhow::Result<()> {
             files: embedder.files(),
         });
     }
-    let mut text = format!("{} on {} ({dim} dimensions)\n", args.model, embedder.backend());
+    let mut text = format!(
+        "{} on {} ({dim} dimensions)\n",
+        args.model,
+        embedder.backend()
+    );
     for (t, e) in texts.iter().zip(&embeddings) {
         let head: Vec<String> = e.iter().take(4).map(|x| format!("{x:.6}")).collect();
         text.push_str(&format!("  [{} ...]  {t}\n", head.join(", ")));

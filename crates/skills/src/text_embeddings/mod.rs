@@ -76,12 +76,13 @@ impl TextEmbedder {
                 "model '{name}' is not a text-embedding model"
             )));
         }
-        let config: BertConfig =
-            serde_json::from_value(config_json).map_err(|e| ipfs_accelerate_loader::LoadError::Malformed {
+        let config: BertConfig = serde_json::from_value(config_json).map_err(|e| {
+            ipfs_accelerate_loader::LoadError::Malformed {
                 model: name.clone(),
                 file: "config.json".to_owned(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
 
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let mut tokenizer =
@@ -119,15 +120,18 @@ impl TextEmbedder {
         let mut failures = Vec::new();
         for candidate in &selection.chain {
             let kind = candidate.kind();
-            let attempt = candidate.executor().map_err(SkillError::from).and_then(|ex| {
-                let Executor::Candle(device) = ex;
-                let vb = var_builder(&name, &weight_files, DType::F32, &device)?;
-                let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
-                    model: name.clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
-                Ok((bert, device))
-            });
+            let attempt = candidate
+                .executor()
+                .map_err(SkillError::from)
+                .and_then(|ex| {
+                    let Executor::Candle(device) = ex;
+                    let vb = var_builder(&name, &weight_files, DType::F32, &device)?;
+                    let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
+                        model: name.clone(),
+                        reason: one_line(&e.to_string()),
+                    })?;
+                    Ok((bert, device))
+                });
             match attempt {
                 Ok((bert, device)) => {
                     return Ok(Self {
@@ -217,8 +221,18 @@ impl TextEmbedder {
         let mut mask = Vec::with_capacity(rows * seq);
         for e in batch {
             let pad = seq - e.len();
-            ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
-            types.extend(e.get_type_ids().iter().copied().chain(std::iter::repeat_n(0, pad)));
+            ids.extend(
+                e.get_ids()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(self.pad_id, pad)),
+            );
+            types.extend(
+                e.get_type_ids()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
             mask.extend(
                 e.get_attention_mask()
                     .iter()

@@ -56,7 +56,11 @@ impl Pooling {
     /// Pools `hidden` `[batch, seq, dim]` under `mask` `[batch, seq]` (1 for
     /// real tokens, right padding) into `[batch, dim * modes]`.
     pub fn apply(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let mode = if self.is_empty() { &Pooling::default() } else { self };
+        let mode = if self.is_empty() {
+            &Pooling::default()
+        } else {
+            self
+        };
         let mask = mask.to_dtype(hidden.dtype())?;
         let mask3 = mask.unsqueeze(D::Minus1)?; // [b, s, 1]
         let lengths = mask.sum_keepdim(1)?; // [b, 1]
@@ -82,7 +86,9 @@ impl Pooling {
                 .to_dtype(hidden.dtype())?
                 .unsqueeze(0)?; // [1, s]
             let weights = mask.broadcast_mul(&positions)?; // [b, s]
-            let weighted = hidden.broadcast_mul(&weights.unsqueeze(D::Minus1)?)?.sum(1)?;
+            let weighted = hidden
+                .broadcast_mul(&weights.unsqueeze(D::Minus1)?)?
+                .sum(1)?;
             let total = weights.sum_keepdim(1)?.clamp(1e-9, f64::MAX)?;
             parts.push(weighted.broadcast_div(&total)?);
         }
@@ -122,7 +128,12 @@ mod tests {
 
     fn pooled(p: Pooling) -> Vec<f32> {
         let (h, m) = setup();
-        p.apply(&h, &m).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        p.apply(&h, &m)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     #[test]
@@ -133,24 +144,39 @@ mod tests {
         };
         assert_eq!(pooled(Pooling::default()), vec![2., 3.]);
         assert_eq!(
-            pooled(Pooling { pooling_mode_max_tokens: true, ..none.clone() }),
+            pooled(Pooling {
+                pooling_mode_max_tokens: true,
+                ..none.clone()
+            }),
             vec![3., 4.]
         );
         assert_eq!(
-            pooled(Pooling { pooling_mode_cls_token: true, ..none.clone() }),
+            pooled(Pooling {
+                pooling_mode_cls_token: true,
+                ..none.clone()
+            }),
             vec![1., 2.]
         );
         assert_eq!(
-            pooled(Pooling { pooling_mode_lasttoken: true, ..none.clone() }),
+            pooled(Pooling {
+                pooling_mode_lasttoken: true,
+                ..none.clone()
+            }),
             vec![3., 4.]
         );
-        let w = pooled(Pooling { pooling_mode_weightedmean_tokens: true, ..none });
+        let w = pooled(Pooling {
+            pooling_mode_weightedmean_tokens: true,
+            ..none
+        });
         assert!((w[0] - (1. + 2. * 3.) / 3.).abs() < 1e-6);
     }
 
     #[test]
     fn normalises() {
         let x = Tensor::new(&[[3f32, 4.]], &Device::Cpu).unwrap();
-        assert_eq!(l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap(), vec![vec![0.6, 0.8]]);
+        assert_eq!(
+            l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![0.6, 0.8]]
+        );
     }
 }

@@ -44,13 +44,28 @@ pub fn json_ok(out: &Output) -> serde_json::Value {
 pub fn one_line_failure(out: &Output) -> String {
     assert!(!out.status.success(), "expected failure, got success");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Log lines (warnings about fallbacks, ...) may precede the error.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !is_log_line(l))
+        .collect();
     assert_eq!(lines.len(), 1, "one-line error expected, got:\n{stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("internal error"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing on stdout on failure");
     lines[0].to_owned()
+}
+
+/// A `tracing` line: `2026-01-01T00:00:00.000000Z  WARN ...`.
+fn is_log_line(line: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    let stamp = parts.next().unwrap_or("");
+    let level = parts.next().unwrap_or("");
+    stamp.len() > 20
+        && stamp.as_bytes()[4] == b'-'
+        && stamp.ends_with('Z')
+        && matches!(level, "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE")
 }
 
 /// The bert fixture's texts and reference embeddings.
