@@ -138,3 +138,37 @@ fn local_folder_is_read_in_place() {
     assert_eq!(files[0].source, Layer::LocalFolder);
     assert_eq!(files[0].path, dir.join("model.safetensors"));
 }
+
+#[test]
+fn imported_snapshot_is_complete() {
+    let home = tempfile::tempdir().unwrap();
+    // A Hub cache that *has* generation_config.json must not be consulted
+    // for a file an imported snapshot lacks.
+    let hub_model = home.path().join("hub-model");
+    ipfs_accelerate_tests::copy_dir(&fixture_model("bert"), &hub_model).unwrap();
+    std::fs::write(hub_model.join("generation_config.json"), "{}").unwrap();
+    let hub = make_hub_cache(&home.path().join("hub"), "org/bert", &hub_model);
+    let loader = Loader::builder()
+        .cache_dir(home.path().join("cache"))
+        .hub_cache_dir(&hub)
+        .hub(offline())
+        .gate(allow())
+        .build()
+        .unwrap();
+    let manifest = loader
+        .store()
+        .import_dir(&fixture_model("bert"), "org/bert", "main")
+        .unwrap();
+    assert!(manifest.complete);
+    let model = ModelRef::parse("org/bert").unwrap();
+    let err = loader.file(&model, "generation_config.json").unwrap_err();
+    let LoadError::NotFound { tried, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(tried.len(), 1, "{err}");
+    assert!(tried[0].contains("imported snapshot"), "{err}");
+    assert_eq!(
+        loader.file(&model, "config.json").unwrap().source,
+        Layer::Cache
+    );
+}

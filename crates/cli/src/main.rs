@@ -37,6 +37,8 @@ enum Command {
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
+    /// Serve models over HTTP (OpenAI / TEI compatible).
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Status => commands::status::run(&ctx),
         Command::Embed(args) => commands::embed::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
+        Command::Serve(args) => commands::serve::run(&ctx, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

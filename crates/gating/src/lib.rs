@@ -5,6 +5,17 @@
 //! [`Gate::decide`] is a pure function over an env map so every rule can be
 //! tested over a table; [`Gate::from_env`] reads the process environment.
 //! Every decision carries the reasons that made it.
+//!
+//! ```
+//! use ipfs_accelerate_gating::Gate;
+//!
+//! let gate = Gate::decide([("GITHUB_ACTIONS", "true")]);
+//! assert!(gate.ci && !gate.intercept);
+//! assert!(gate.reasons.iter().any(|r| r.contains("GITHUB_ACTIONS")));
+//!
+//! let forced = Gate::decide([("CI", "1"), ("IPFS_ACCELERATE_FORCE_INTERCEPT", "yes")]);
+//! assert!(forced.intercept);
+//! ```
 
 mod ci;
 mod truthy;

@@ -15,6 +15,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod accelerator;
 mod status;
 
 pub use ipfs_accelerate_backends as backends;
@@ -23,6 +24,10 @@ pub use ipfs_accelerate_loader as loader;
 pub use ipfs_accelerate_skills as skills;
 pub use ipfs_accelerate_storage as storage;
 
+pub use accelerator::{
+    Accelerator, AcceleratorError, EndpointOptions, EndpointStatus, Histogram, HistogramSnapshot,
+    InferRequest, InferResponse,
+};
 pub use ipfs_accelerate_backends::{BackendInfo, BackendKind};
 pub use ipfs_accelerate_gating::Gate;
 pub use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};

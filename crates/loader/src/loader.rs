@@ -309,6 +309,17 @@ impl Loader {
                     }
                     Err(err) => return Err(err.into()),
                 },
+                None if manifest.complete => {
+                    // An imported snapshot is whole: the file does not exist.
+                    self.store.record(Layer::Cache, false);
+                    return Err(LoadError::NotFound {
+                        model: model.to_string(),
+                        file: file.to_owned(),
+                        tried: vec![format!(
+                            "our cache {cache_root}: the imported snapshot {id}@{revision} has no such file"
+                        )],
+                    });
+                }
                 None => tried.push(format!("our cache {cache_root}: snapshot has no such file")),
             },
             None => tried.push(format!(

@@ -3,6 +3,15 @@
 //! Every model file lands in a [`Store`] named by its sha256, with the
 //! CID `ipfs add` would give it computed on the way in ([`unixfs`]), so the
 //! same bytes can be served to and fetched from IPFS peers.
+//!
+//! ```
+//! use ipfs_accelerate_storage::{file_cid, CidVersion};
+//!
+//! // What `ipfs add` answers for "hello world\n".
+//! let node = file_cid(&b"hello world\n"[..], CidVersion::V0)?;
+//! assert_eq!(node.cid.to_string(), "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
+//! # Ok::<(), ipfs_accelerate_storage::StorageError>(())
+//! ```
 
 mod blob_store;
 mod distributed;

@@ -57,6 +57,10 @@ pub struct Manifest {
     pub root_cid: String,
     /// Files, sorted by path.
     pub files: Vec<ManifestFile>,
+    /// True when the manifest holds a whole snapshot (an imported folder):
+    /// a file it lacks does not exist, so no other layer is asked for it.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 impl Manifest {
@@ -185,13 +189,13 @@ impl Store {
     ) -> Result<Manifest> {
         let rel = normalise_rel_path(rel_path)?;
         let _lock = self.internal_lock(&Self::manifest_lock_key(id, revision))?;
-        let mut files = self
+        let (mut files, complete) = self
             .manifest(id, revision)?
-            .map(|m| m.files)
+            .map(|m| (m.files, m.complete))
             .unwrap_or_default();
         files.retain(|f| f.path != rel);
         files.push(ManifestFile::new(rel, info));
-        let manifest = self.build_manifest(id, revision, files)?;
+        let manifest = self.build_manifest(id, revision, files, complete)?;
         self.write_manifest_locked(&manifest)?;
         Ok(manifest)
     }
@@ -208,7 +212,7 @@ impl Store {
             let info = self.put_file(&abs)?;
             files.push(ManifestFile::new(rel, &info));
         }
-        let manifest = self.build_manifest(id, revision, files)?;
+        let manifest = self.build_manifest(id, revision, files, true)?;
         self.write_manifest_locked(&manifest)?;
         tracing::info!(
             model = %format!("{id}@{revision}"),
@@ -224,6 +228,7 @@ impl Store {
         id: &str,
         revision: &str,
         mut files: Vec<ManifestFile>,
+        complete: bool,
     ) -> Result<Manifest> {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let root_cid = self.root_cid(&mut files)?;
@@ -232,6 +237,7 @@ impl Store {
             revision: revision.to_owned(),
             root_cid,
             files,
+            complete,
         })
     }
 

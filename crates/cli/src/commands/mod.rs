@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod embed;
+pub mod serve;
 pub mod status;
 
 use ipfs_accelerate::Loader;

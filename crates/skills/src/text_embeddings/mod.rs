@@ -187,6 +187,16 @@ impl TextEmbedder {
         texts: &[&str],
         options: EmbedOptions,
     ) -> Result<Vec<Vec<f32>>, SkillError> {
+        Ok(self.embed_with_usage(texts, options)?.0)
+    }
+
+    /// Like [`Self::embed_with`], also returning each text's token count
+    /// (after truncation, special tokens included).
+    pub fn embed_with_usage(
+        &self,
+        texts: &[&str],
+        options: EmbedOptions,
+    ) -> Result<(Vec<Vec<f32>>, Vec<usize>), SkillError> {
         if texts.is_empty() {
             return Err(SkillError::InvalidInput("no texts to embed".to_owned()));
         }
@@ -210,7 +220,7 @@ impl TextEmbedder {
                 out[i] = v;
             }
         }
-        Ok(out)
+        Ok((out, encodings.iter().map(Encoding::len).collect()))
     }
 
     fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>, SkillError> {

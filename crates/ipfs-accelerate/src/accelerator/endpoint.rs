@@ -1,0 +1,209 @@
+//! One endpoint: a loaded model, its batching queue and its statistics.
+
+use super::batcher::{self, Job};
+use super::latency::{Histogram, HistogramSnapshot};
+use super::{AcceleratorError, InferRequest, InferResponse};
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_loader::{Loader, ModelRef};
+use ipfs_accelerate_skills::TextEmbedder;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How every endpoint batches and queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointOptions {
+    /// Most texts run in one forward pass.
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch.
+    pub max_wait: Duration,
+    /// Requests waiting beyond this are refused as busy.
+    pub max_queue: usize,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 32,
+            max_wait: Duration::from_millis(2),
+            max_queue: 1024,
+        }
+    }
+}
+
+impl EndpointOptions {
+    /// No dynamic batching: each request runs alone, as it arrives.
+    pub fn unbatched() -> Self {
+        Self {
+            max_batch_size: 1,
+            max_wait: Duration::ZERO,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `endpoints()` reports per endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointStatus {
+    /// The model as given.
+    pub model: String,
+    /// The skill serving it.
+    pub skill: &'static str,
+    /// The backend really in use.
+    pub backend: BackendKind,
+    /// Time to load, in milliseconds.
+    pub load_ms: f64,
+    /// Requests answered (successfully or not).
+    pub requests: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Requests refused because the queue was full.
+    pub rejected: u64,
+    /// Requests waiting now.
+    pub queue_depth: usize,
+    /// Latency percentiles over recent requests, milliseconds.
+    pub latency_ms: Percentiles,
+    /// End-to-end latency histogram (seconds).
+    pub latency_seconds: HistogramSnapshot,
+    /// Texts per executed batch.
+    pub batch_sizes: HistogramSnapshot,
+}
+
+/// p50/p95/p99 in milliseconds (`null` before the first request).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// Counters shared between the endpoint and its batcher.
+#[derive(Debug)]
+pub(crate) struct EndpointStats {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub rejected: AtomicU64,
+    pub queue_depth: AtomicUsize,
+    pub latency: Histogram,
+    pub batch_sizes: Histogram,
+}
+
+/// A loaded model serving requests through its batcher.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    model: String,
+    backend: BackendKind,
+    load_time: Duration,
+    queue: mpsc::Sender<Job>,
+    stats: Arc<EndpointStats>,
+}
+
+impl Endpoint {
+    /// Loads the model (blocking) and starts the batcher on the current
+    /// tokio runtime.
+    pub fn load(
+        loader: &Loader,
+        model: &str,
+        backend: BackendKind,
+        options: EndpointOptions,
+    ) -> Result<Self, AcceleratorError> {
+        let started = Instant::now();
+        let reference = ModelRef::parse(model)?;
+        let embedder = Arc::new(TextEmbedder::load(loader, &reference, backend)?);
+        let stats = Arc::new(EndpointStats {
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            queue_depth: AtomicUsize::new(0),
+            latency: Histogram::latency_seconds(),
+            batch_sizes: Histogram::batch_sizes(),
+        });
+        let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
+        let backend = embedder.backend();
+        batcher::spawn(model.to_owned(), embedder, jobs, options, stats.clone());
+        Ok(Self {
+            model: model.to_owned(),
+            backend,
+            load_time: started.elapsed(),
+            queue,
+            stats,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.stats.queue_depth.load(Ordering::Relaxed)
+    }
+
+    /// Queues `request` and waits for its answer; a full queue is `Busy`.
+    pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, AcceleratorError> {
+        let started = Instant::now();
+        let InferRequest::Embed { texts } = request;
+        if texts.is_empty() {
+            return Err(AcceleratorError::InvalidRequest(
+                "input is empty".to_owned(),
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = self.queue.try_send(Job { texts, reply }) {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(match err {
+                mpsc::error::TrySendError::Full(_) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    AcceleratorError::Busy(self.model.clone())
+                }
+                mpsc::error::TrySendError::Closed(_) => AcceleratorError::Gone(self.model.clone()),
+            });
+        }
+        let result = match answer.await {
+            Ok(Ok((embeddings, tokens))) => Ok(InferResponse::Embeddings {
+                model: self.model.clone(),
+                backend: self.backend,
+                embeddings,
+                tokens,
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(AcceleratorError::Gone(self.model.clone())),
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.latency.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    pub fn status(&self) -> EndpointStatus {
+        let ms = |q| self.stats.latency.quantile(q).map(|s| s * 1e3);
+        EndpointStatus {
+            model: self.model.clone(),
+            skill: "text_embedding",
+            backend: self.backend,
+            load_ms: self.load_time.as_secs_f64() * 1e3,
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            errors: self.stats.errors.load(Ordering::Relaxed),
+            rejected: self.stats.rejected.load(Ordering::Relaxed),
+            queue_depth: self.queue_depth(),
+            latency_ms: Percentiles {
+                p50: ms(0.50),
+                p95: ms(0.95),
+                p99: ms(0.99),
+            },
+            latency_seconds: self.stats.latency.snapshot(),
+            batch_sizes: self.stats.batch_sizes.snapshot(),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Optional bearer-token check (every route but `/health`).
+
+use crate::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.api_key.as_deref() else {
+        return next.run(request).await;
+    };
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) {
+        return next.run(request).await;
+    }
+    let message = if given.is_none() {
+        "missing bearer token (Authorization: Bearer <key>)"
+    } else {
+        "invalid bearer token"
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
+}
+
+/// Compares without an early exit, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,156 @@
+//! `POST /v1/embeddings` (OpenAI) and `POST /embed` (text-embeddings-inference).
+
+use super::ensure_ready;
+use crate::body::{parse_json, read_limited};
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::Json;
+use base64::Engine;
+use ipfs_accelerate::{InferRequest, InferResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A string or a list of strings (`input` / `inputs`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TextInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TextInput {
+    fn into_texts(self) -> Result<Vec<String>, ApiError> {
+        let texts = match self {
+            Self::One(t) => vec![t],
+            Self::Many(ts) => ts,
+        };
+        if texts.is_empty() {
+            return Err(ApiError::bad_request(
+                "input is empty: give a string or a non-empty list of strings",
+            ));
+        }
+        Ok(texts)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenAiRequest {
+    input: TextInput,
+    model: String,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<usize>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+pub async fn openai(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_limited(body, state.body_limit).await?;
+    let request: OpenAiRequest = parse_json(&bytes)?;
+    let _ = request.user;
+    let base64_floats = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "encoding_format '{other}' is not supported (float, base64)"
+            )))
+        }
+    };
+    ensure_ready(&state)?;
+    let texts = request.input.into_texts()?;
+    let InferResponse::Embeddings {
+        model,
+        backend,
+        embeddings,
+        tokens,
+    } = state
+        .accelerator
+        .infer(&request.model, InferRequest::Embed { texts })
+        .await?;
+    if let Some(d) = request.dimensions {
+        if embeddings.first().is_some_and(|e| e.len() != d) {
+            return Err(ApiError::bad_request(format!(
+                "this model gives {} dimensions, not {d}",
+                embeddings[0].len()
+            )));
+        }
+    }
+    let data: Vec<Value> = embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding = if base64_floats {
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "backend": backend,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeiRequest {
+    inputs: TextInput,
+    #[serde(default = "yes")]
+    normalize: bool,
+    #[serde(default = "yes")]
+    truncate: bool,
+    /// Extension: which served model (default: the first).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn tei(State(state): State<Arc<AppState>>, body: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = read_limited(body, state.body_limit).await?;
+    let request: TeiRequest = parse_json(&bytes)?;
+    if !request.normalize {
+        return Err(ApiError::bad_request(
+            "normalize=false is not supported: vectors are pooled and normalised as the model's sentence-transformers files say",
+        ));
+    }
+    if !request.truncate {
+        return Err(ApiError::bad_request(
+            "truncate=false is not supported: inputs are truncated at the model's max_seq_length",
+        ));
+    }
+    ensure_ready(&state)?;
+    let texts = request.inputs.into_texts()?;
+    let model = match request.model {
+        Some(m) => m,
+        None => state
+            .accelerator
+            .models()
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::NOT_FOUND, "no model is served")
+            })?,
+    };
+    let InferResponse::Embeddings { embeddings, .. } = state
+        .accelerator
+        .infer(&model, InferRequest::Embed { texts })
+        .await?;
+    Ok(Json(json!(embeddings)))
+}

@@ -1,0 +1,100 @@
+//! Completions, chat completions and transcriptions. The routes exist so
+//! clients get a precise answer; they serve a model once a generation or
+//! speech skill is loaded on it (this build has none, so a served model is
+//! the wrong task and anything else is unknown).
+
+use super::ensure_ready;
+use crate::body::{parse_json, read_limited};
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ipfs_accelerate::AcceleratorError;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+struct ModelOnly {
+    model: String,
+}
+
+async fn answer(state: &AppState, body: Body, task: &'static str) -> Result<Json<Value>, ApiError> {
+    let bytes = read_limited(body, state.body_limit).await?;
+    let request: ModelOnly = parse_json(&bytes)?;
+    ensure_ready(state)?;
+    refuse(state, &request.model, task)
+}
+
+fn refuse(state: &AppState, model: &str, task: &'static str) -> Result<Json<Value>, ApiError> {
+    let served = state.accelerator.models();
+    if served.iter().any(|m| m == model) {
+        return Err(AcceleratorError::WrongTask {
+            model: model.to_owned(),
+            task,
+            serves: "embeddings",
+        }
+        .into());
+    }
+    Err(AcceleratorError::UnknownModel {
+        model: model.to_owned(),
+        served,
+    }
+    .into())
+}
+
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    answer(&state, body, "completion").await
+}
+
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    answer(&state, body, "chat completion").await
+}
+
+/// Multipart: the `model` field names the model; the audio part is read
+/// within the body limit.
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+) -> Result<Json<Value>, ApiError> {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let Some(boundary) = content_type
+        .strip_prefix("multipart/form-data")
+        .and_then(|rest| rest.split("boundary=").nth(1))
+        .map(|b| b.trim_matches('"').to_owned())
+    else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected multipart/form-data with a file and a model field",
+        ));
+    };
+    let bytes = read_limited(request.into_body(), state.body_limit).await?;
+    let model = multipart_field(&bytes, &boundary, "model")
+        .ok_or_else(|| ApiError::bad_request("the multipart body has no 'model' field"))?;
+    ensure_ready(&state)?;
+    refuse(&state, &model, "transcription")
+}
+
+/// The text value of a multipart form field.
+fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let marker = format!("name=\"{name}\"");
+    text.split(&format!("--{boundary}")).find_map(|part| {
+        let (headers, value) = part.split_once("\r\n\r\n")?;
+        headers
+            .contains(&marker)
+            .then(|| value.trim_end_matches("\r\n").trim().to_owned())
+    })
+}
