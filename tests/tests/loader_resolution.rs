@@ -19,19 +19,24 @@ fn allow() -> Gate {
     Gate::decide(Vec::<(String, String)>::new())
 }
 
+/// A loader over a temp cache, the given Hub cache, the Hub offline.
+fn loader(home: &std::path::Path, hub: &std::path::Path, gate: Gate) -> Loader {
+    Loader::builder()
+        .cache_dir(home.join("cache"))
+        .hub_cache_dir(hub)
+        .hub(offline())
+        .gate(gate)
+        .build()
+        .unwrap()
+}
+
 /// All interception states are process-wide, so the whole sequence runs in
 /// one test (nextest gives each test its own process anyway).
 #[test]
 fn resolution_order_and_interception() {
     let home = tempfile::tempdir().unwrap();
     let hub = make_hub_cache(&home.path().join("hub"), "org/bert", &fixture_model("bert"));
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(&hub)
-        .hub(offline())
-        .gate(allow())
-        .build()
-        .unwrap();
+    let loader = loader(home.path(), &hub, allow());
     let model = ModelRef::parse("org/bert").unwrap();
 
     // First use applies interception; the Hub cache serves and we store.
@@ -104,13 +109,11 @@ fn resolution_order_and_interception() {
 fn gate_denial_means_plain_hub_loading() {
     let home = tempfile::tempdir().unwrap();
     let hub = make_hub_cache(&home.path().join("hub"), "org/bert", &fixture_model("bert"));
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(&hub)
-        .hub(offline())
-        .gate(Gate::decide([("TRANSFORMERS_PATCH_DISABLE", "1")]))
-        .build()
-        .unwrap();
+    let loader = loader(
+        home.path(),
+        &hub,
+        Gate::decide([("TRANSFORMERS_PATCH_DISABLE", "1")]),
+    );
     assert!(!loader.intercepting());
     let model = ModelRef::parse("org/bert").unwrap();
     let files = loader.from_pretrained(&model, FileKind::Weights).unwrap();
@@ -125,13 +128,7 @@ fn gate_denial_means_plain_hub_loading() {
 #[test]
 fn local_folder_is_read_in_place() {
     let home = tempfile::tempdir().unwrap();
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(home.path().join("hub"))
-        .hub(offline())
-        .gate(allow())
-        .build()
-        .unwrap();
+    let loader = loader(home.path(), &home.path().join("hub"), allow());
     let dir = fixture_model("bert");
     let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
     let files = loader.from_pretrained(&model, FileKind::Weights).unwrap();
@@ -148,13 +145,7 @@ fn imported_snapshot_is_complete() {
     ipfs_accelerate_tests::copy_dir(&fixture_model("bert"), &hub_model).unwrap();
     std::fs::write(hub_model.join("generation_config.json"), "{}").unwrap();
     let hub = make_hub_cache(&home.path().join("hub"), "org/bert", &hub_model);
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(&hub)
-        .hub(offline())
-        .gate(allow())
-        .build()
-        .unwrap();
+    let loader = loader(home.path(), &hub, allow());
     let manifest = loader
         .store()
         .import_dir(&fixture_model("bert"), "org/bert", "main")

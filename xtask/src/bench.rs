@@ -23,7 +23,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))?;
             summarize_embed()
         }
-        other => bail!("unknown benchmark '{other}' (available: embed)"),
+        "serve" => {
+            let minilm = models::minilm()?;
+            sh(cargo()
+                .args(["bench", "-p", "ipfs-accelerate-server", "--bench", "serve"])
+                .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))
+        }
+        other => bail!("unknown benchmark '{other}' (available: embed, serve)"),
     }
 }
 

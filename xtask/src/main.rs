@@ -3,7 +3,7 @@
 //! * `ci`: fmt check, clippy -D warnings, every test (nextest) and doc test,
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
-//! * `bench`: criterion benchmarks (`bench embed`).
+//! * `bench`: benchmarks (`bench embed`, `bench serve`).
 //! * `fetch-models`: download the real models the tests and demo use.
 
 mod bench;
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed] | fetch-models>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve] | fetch-models>");
             Ok(())
         }
         other => bail!("unknown task '{other}' (try: ci, demo, bench, fetch-models)"),

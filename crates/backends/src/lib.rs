@@ -10,6 +10,7 @@ mod candle_cpu;
 mod candle_cuda;
 mod error;
 mod kind;
+mod not_built;
 mod onnx_runtime;
 mod openvino;
 mod selection;

@@ -1,8 +1,7 @@
 //! ONNX Runtime with the OpenVINO execution provider. Not part of this build
 //! yet: it reports itself unavailable.
 
-use crate::onnx_runtime::NOT_BUILT;
-use crate::{Backend, BackendError, BackendInfo, BackendKind, Executor};
+use crate::{not_built, Backend, BackendError, BackendInfo, BackendKind, Executor};
 
 /// ONNX Runtime + OpenVINO execution provider.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,17 +13,10 @@ impl Backend for OnnxRuntimeOpenVino {
     }
 
     fn probe(&self) -> BackendInfo {
-        BackendInfo {
-            name: self.kind().name().to_owned(),
-            available: false,
-            detail: NOT_BUILT.to_owned(),
-        }
+        not_built::probe(self.kind())
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {
-        Err(BackendError::Unavailable {
-            kind: self.kind(),
-            detail: NOT_BUILT.to_owned(),
-        })
+        not_built::executor(self.kind())
     }
 }

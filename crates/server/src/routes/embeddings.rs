@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::Json;
 use base64::Engine;
-use ipfs_accelerate::{InferRequest, InferResponse};
+use ipfs_accelerate::{BackendKind, InferRequest, InferResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -35,8 +35,8 @@ impl TextInput {
     }
 }
 
+/// Unknown fields are ignored, as OpenAI-compatible servers do.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct OpenAiRequest {
     input: TextInput,
     model: String,
@@ -44,8 +44,9 @@ struct OpenAiRequest {
     encoding_format: Option<String>,
     #[serde(default)]
     dimensions: Option<usize>,
+    /// Extension: run on this backend's endpoint (default: least loaded).
     #[serde(default)]
-    user: Option<String>,
+    backend: Option<String>,
 }
 
 pub async fn openai(
@@ -54,7 +55,6 @@ pub async fn openai(
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_limited(body, state.body_limit).await?;
     let request: OpenAiRequest = parse_json(&bytes)?;
-    let _ = request.user;
     let base64_floats = match request.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -63,6 +63,13 @@ pub async fn openai(
                 "encoding_format '{other}' is not supported (float, base64)"
             )))
         }
+    };
+    let chosen = match request.backend.as_deref() {
+        None => None,
+        Some(name) => Some(
+            name.parse::<BackendKind>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
     };
     ensure_ready(&state)?;
     let texts = request.input.into_texts()?;
@@ -73,7 +80,7 @@ pub async fn openai(
         tokens,
     } = state
         .accelerator
-        .infer(&request.model, InferRequest::Embed { texts })
+        .infer_on(&request.model, chosen, InferRequest::Embed { texts })
         .await?;
     if let Some(d) = request.dimensions {
         if embeddings.first().is_some_and(|e| e.len() != d) {
@@ -106,7 +113,6 @@ pub async fn openai(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TeiRequest {
     inputs: TextInput,
     #[serde(default = "yes")]
