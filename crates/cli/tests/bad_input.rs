@@ -157,3 +157,27 @@ fn too_long_input_is_truncated_not_fatal() {
         .arg("")));
     assert_eq!(embeddings(&answer).len(), 2);
 }
+
+#[test]
+fn model_files_cannot_point_outside_the_model() {
+    let home = tempfile::tempdir().unwrap();
+    let model = fixture_copy("bert", home.path());
+    let modules = r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "../../outside", "type": "sentence_transformers.models.Pooling"}]"#;
+    std::fs::write(model.join("modules.json"), modules).unwrap();
+    let line = embed_fails(home.path(), &model);
+    assert!(line.contains("not a relative path inside the model"), "{line}");
+}
+
+#[test]
+fn import_needs_a_model_id() {
+    let home = tempfile::tempdir().unwrap();
+    let line = one_line_failure(&run(cli(home.path())
+        .args(["cache", "import", "--json", "--as", "not a valid id"])
+        .arg(fixture_model("bert"))));
+    assert!(line.contains("not a valid Hub name"), "{line}");
+    let line = one_line_failure(&run(cli(home.path())
+        .args(["cache", "import", "--json", "--as", "org/name"])
+        .arg(home.path().join("missing"))));
+    assert!(line.contains("not a folder"), "{line}");
+}

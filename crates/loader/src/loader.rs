@@ -161,6 +161,19 @@ impl Loader {
 
     /// A file the model must have.
     pub fn file(&self, model: &ModelRef, file: &str) -> Result<ResolvedFile, LoadError> {
+        // Names come from model files (modules.json, shard indexes): never
+        // let them point outside the model.
+        let escapes = file.is_empty()
+            || file.starts_with('/')
+            || file.contains('\\')
+            || file.split('/').any(|part| part.is_empty() || part == "..");
+        if escapes {
+            return Err(LoadError::Malformed {
+                model: model.to_string(),
+                file: file.to_owned(),
+                reason: "not a relative path inside the model".to_owned(),
+            });
+        }
         match model {
             ModelRef::LocalDir(dir) => self.local_dir_file(model, dir, file),
             ModelRef::Ipfs { cid } => self.snapshot_file(model, cid, file),

@@ -58,12 +58,29 @@ impl ModelRef {
         if looks_like_path || expanded.exists() {
             return Err(invalid("no such model folder"));
         }
-        let (id, revision) = match trimmed.split_once('@') {
+        Self::hub(trimmed)
+    }
+}
+
+impl ModelRef {
+    /// A Hub reference from `org/name[@revision]`, never a local folder
+    /// (for naming a model, e.g. `cache import --as`).
+    pub fn hub(reference: &str) -> Result<Self, LoadError> {
+        let (id, revision) = match reference.split_once('@') {
             Some((id, rev)) if !rev.is_empty() => (id, rev),
-            Some(_) => return Err(invalid("empty revision after '@'")),
-            None => (trimmed, "main"),
+            Some(_) => ("", ""),
+            None => (reference, "main"),
         };
-        validate_hub_id(id).map_err(|reason| invalid(&reason))?;
+        validate_hub_id(id).map_err(|reason| LoadError::InvalidReference {
+            reference: reference.to_owned(),
+            reason,
+        })?;
+        if revision.is_empty() {
+            return Err(LoadError::InvalidReference {
+                reference: reference.to_owned(),
+                reason: "empty revision after '@'".to_owned(),
+            });
+        }
         Ok(Self::Hub {
             id: id.to_owned(),
             revision: revision.to_owned(),
@@ -108,7 +125,7 @@ fn validate_hub_id(id: &str) -> Result<(), String> {
             || part.starts_with(['-', '.'])
         {
             return Err(format!(
-                "'{part}' is not a valid Hub name (letters, digits, '-', '_', '.'), and no such folder exists"
+                "'{part}' is not a valid Hub name (letters, digits, '-', '_', '.') nor an existing folder"
             ));
         }
     }

@@ -43,15 +43,10 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             if !dir.is_dir() {
                 anyhow::bail!("cannot import {}: not a folder", dir.display());
             }
-            let (id, revision) = match id.split_once('@') {
-                Some((id, rev)) => (id.to_owned(), rev.to_owned()),
-                None => (id, "main".to_owned()),
+            let ipfs_accelerate::ModelRef::Hub { id, revision } = ipfs_accelerate::ModelRef::hub(&id)?
+            else {
+                anyhow::bail!("'{id}' is not a model id (org/name[@revision])");
             };
-            // The id must be one `--model` can name later.
-            ipfs_accelerate::ModelRef::parse(&id)
-                .ok()
-                .filter(|m| matches!(m, ipfs_accelerate::ModelRef::Hub { .. }))
-                .with_context(|| format!("'{id}' is not a valid model id (org/name)"))?;
             let manifest = store
                 .import_dir(&dir, &id, &revision)
                 .with_context(|| format!("cannot import {}", dir.display()))?;
