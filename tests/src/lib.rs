@@ -6,6 +6,8 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod ipfs_node;
+
 use serde_json::Value;
 use std::path::PathBuf;
 

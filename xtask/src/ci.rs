@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: what `.ci/run` runs on a clean clone.
 
+use crate::ipfs_node;
 use crate::models;
 use crate::process::{cargo, sh};
 
@@ -16,7 +17,21 @@ pub fn run() -> anyhow::Result<()> {
 
     // Runtime components the tests need: fetched here, never by hand.
     let minilm = models::minilm()?;
+    let install = ipfs_node::install_dir();
+    let api = ipfs_node::start(&install)?;
+    eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
+    // Stop the node whatever the tests do: a failing run must not leave a
+    // daemon behind.
+    let result = run_tests(&minilm, &api);
+    if let Err(e) = ipfs_node::stop(&install) {
+        eprintln!("warning: could not stop the IPFS node: {e:#}");
+    }
+    result?;
+    eprintln!("ci: all checks passed");
+    Ok(())
+}
 
+fn run_tests(minilm: &std::path::Path, api: &str) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -26,12 +41,13 @@ pub fn run() -> anyhow::Result<()> {
     }
     tests
         .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
-        .env("IPFS_ACCELERATE_MINILM_DIR", &minilm);
+        .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
+        .env("IPFS_API_URL", api);
     sh(&mut tests)?;
     sh(cargo()
         .args(["test", "--workspace", "--doc"])
-        .env("IPFS_ACCELERATE_REQUIRE_ALL", "1"))?;
-    eprintln!("ci: all checks passed");
+        .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
+        .env("IPFS_API_URL", api))?;
     Ok(())
 }
 

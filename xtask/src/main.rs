@@ -4,11 +4,15 @@
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
 //! * `bench`: benchmarks (`bench embed`, `bench serve`).
+//! * `ipfs-node start|stop|status|patch`: the real IPFS node (js-ipfs) the
+//!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use.
 
 mod bench;
 mod ci;
 mod demo;
+mod file_patch;
+mod ipfs_node;
 mod models;
 mod process;
 
@@ -24,15 +28,16 @@ fn main() -> anyhow::Result<()> {
         "ci" => ci::run(),
         "demo" => demo::run(),
         "bench" => bench::run(rest),
+        "ipfs-node" => ipfs_node::run(rest),
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve] | fetch-models>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve] | ipfs-node start|stop|status|patch | fetch-models>");
             Ok(())
         }
-        other => bail!("unknown task '{other}' (try: ci, demo, bench, fetch-models)"),
+        other => bail!("unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models)"),
     }
 }

@@ -26,6 +26,36 @@ pub struct BlobInfo {
     pub dag_size: u64,
 }
 
+/// What untrusted content must hash to before it may enter the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The CID it was asked for (CIDv0, or a CIDv1 of the same dag-pb node).
+    pub cid: String,
+    /// The sha256 a manifest records for it, when there is one.
+    pub sha256: Option<String>,
+}
+
+impl Expected {
+    fn check(&self, info: &BlobInfo, source: &Path) -> Result<()> {
+        let cid_ok = crate::unixfs::same_cid(&self.cid, &info.cid);
+        let sha_ok = self
+            .sha256
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(&info.sha256));
+        if cid_ok && sha_ok {
+            return Ok(());
+        }
+        Err(StorageError::ContentMismatch {
+            source_name: source.display().to_string(),
+            expected: match &self.sha256 {
+                Some(sha) => format!("CID {} (sha256 {sha})", self.cid),
+                None => format!("CID {}", self.cid),
+            },
+            actual: format!("CID {} (sha256 {})", info.cid, info.sha256),
+        })
+    }
+}
+
 /// A content-addressed cache rooted at one folder: `blobs/`, `manifests/`,
 /// `locks/`, `tmp/` (and `corrupt/`, `stats.json` once needed). Cheap to
 /// clone; clones share the in-process hit/miss counters.
@@ -113,7 +143,29 @@ impl Store {
 
     /// Stream `reader` into the store in one pass, computing sha256, size
     /// and CIDv0 as the bytes go by; `source` names it in errors.
-    pub fn put_reader<R: Read>(&self, mut reader: R, source: &Path) -> Result<BlobInfo> {
+    pub fn put_reader<R: Read>(&self, reader: R, source: &Path) -> Result<BlobInfo> {
+        self.put_checked(reader, source, None)
+    }
+
+    /// Like [`Store::put_reader`], for content from an untrusted source
+    /// (an IPFS node): the bytes must hash to `expected` (CIDv0 text, and
+    /// the sha256 too when known) or they never enter the store; the
+    /// temp file is removed and [`StorageError::ContentMismatch`] returned.
+    pub fn put_reader_verified<R: Read>(
+        &self,
+        reader: R,
+        source: &Path,
+        expected: &Expected,
+    ) -> Result<BlobInfo> {
+        self.put_checked(reader, source, Some(expected))
+    }
+
+    fn put_checked<R: Read>(
+        &self,
+        mut reader: R,
+        source: &Path,
+        expected: Option<&Expected>,
+    ) -> Result<BlobInfo> {
         let (tmp, mut file) = fsutil::create_temp(&self.tmp_dir())?;
         let mut guard = TempGuard(Some(tmp.clone()));
         let mut hasher = Sha256::new();
@@ -145,6 +197,9 @@ impl Store {
             cid: node.cid.to_string(),
             dag_size: node.dag_size,
         };
+        if let Some(want) = expected {
+            want.check(&info, source)?;
+        }
         let dest = self.blob_path(&info.sha256);
         // Same name means same content; a complete copy is kept and our
         // temp dropped (by the guard). A short one (crash of an old

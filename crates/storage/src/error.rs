@@ -63,6 +63,31 @@ pub enum StorageError {
         /// Why it is invalid.
         reason: String,
     },
+    /// Content fetched from elsewhere does not hash to what was asked for;
+    /// it was not stored.
+    #[error("content from {source_name} rejected: expected {expected}, got {actual}")]
+    ContentMismatch {
+        /// Where the bytes came from (e.g. `ipfs cat <cid>`).
+        source_name: String,
+        /// What they had to hash to.
+        expected: String,
+        /// What they hash to.
+        actual: String,
+    },
+    /// The IPFS node could not be reached, failed, timed out or answered
+    /// something unusable.
+    #[error("IPFS node {api}: {op} failed: {reason}")]
+    Ipfs {
+        /// The API base URL.
+        api: String,
+        /// The RPC call (e.g. `cat QmX...`).
+        op: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The gate forbids IPFS (`IPFS_KIT_DISABLE`, `STORAGE_FORCE_LOCAL`).
+    #[error("IPFS is disabled: {0}")]
+    IpfsDisabled(String),
     /// A relative path inside a model or directory is unusable.
     #[error("invalid path {path:?}: {reason}")]
     InvalidPath {

@@ -17,6 +17,7 @@ mod blob_store;
 mod distributed;
 mod error;
 mod fsutil;
+pub mod ipfs;
 mod lock;
 mod manifest;
 mod paths;
@@ -24,17 +25,18 @@ mod stats;
 pub mod unixfs;
 mod verify;
 
-pub use blob_store::{BlobInfo, Store};
+pub use blob_store::{BlobInfo, Expected, Store};
 pub use distributed::{
     ipfs_api_url, ipfs_api_url_from, is_distributed, multiaddr_to_url, storage_mode, StorageMode,
     DEFAULT_IPFS_API,
 };
 pub use error::{Result, StorageError};
+pub use ipfs::IpfsClient;
 pub use lock::LockGuard;
 pub use manifest::{Manifest, ManifestFile};
 pub use paths::{cache_dir, cache_dir_from, CACHE_ENV};
 pub use stats::{Layer, LayerStats, Stats};
-pub use unixfs::{directory_cid, file_cid, path_cid, CidVersion, DagNode, FileBuilder};
+pub use unixfs::{directory_cid, file_cid, path_cid, same_cid, CidVersion, DagNode, FileBuilder};
 pub use verify::VerifyReport;
 
 #[cfg(test)]

@@ -223,6 +223,33 @@ impl Store {
         Ok(manifest)
     }
 
+    /// Record a whole snapshot fetched from elsewhere as `id@revision`,
+    /// only if its files form the folder `expected_root` (any CID version
+    /// of it); otherwise nothing is written.
+    pub fn record_snapshot(
+        &self,
+        id: &str,
+        revision: &str,
+        files: &[(String, BlobInfo)],
+        expected_root: &str,
+    ) -> Result<Manifest> {
+        let mut entries = Vec::with_capacity(files.len());
+        for (path, info) in files {
+            entries.push(ManifestFile::new(normalise_rel_path(path)?, info));
+        }
+        let _lock = self.internal_lock(&Self::manifest_lock_key(id, revision))?;
+        let manifest = self.build_manifest(id, revision, entries, true)?;
+        if !unixfs::same_cid(&manifest.root_cid, expected_root) {
+            return Err(StorageError::ContentMismatch {
+                source_name: format!("snapshot {expected_root}"),
+                expected: format!("root CID {expected_root}"),
+                actual: format!("root CID {}", manifest.root_cid),
+            });
+        }
+        self.write_manifest_locked(&manifest)?;
+        Ok(manifest)
+    }
+
     fn build_manifest(
         &self,
         id: &str,

@@ -352,6 +352,16 @@ pub fn path_cid(path: &Path, v: CidVersion) -> Result<DagNode> {
     directory_cid(&entries, v)
 }
 
+/// Whether two CID texts name the same node: same codec and multihash,
+/// whatever the version or base (`Qm...` and `bafy...` of one dag-pb node
+/// agree). Unparsable text never matches.
+pub fn same_cid(a: &str, b: &str) -> bool {
+    match (Cid::try_from(a), Cid::try_from(b)) {
+        (Ok(a), Ok(b)) => a.codec() == b.codec() && a.hash() == b.hash(),
+        _ => false,
+    }
+}
+
 /// Folders never taken into a model: VCS and tool caches.
 pub const SKIPPED_DIRS: [&str; 2] = [".git", ".cache"];
 
@@ -416,6 +426,19 @@ fn walk(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_cid_ignores_version_and_base() {
+        let v0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o";
+        let v1 = Cid::try_from(v0).unwrap().into_v1().unwrap().to_string();
+        assert!(same_cid(v0, &v1));
+        assert!(same_cid(v0, v0));
+        assert!(!same_cid(
+            v0,
+            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+        ));
+        assert!(!same_cid(v0, "not a cid"));
+    }
 
     #[test]
     fn empty_folder_is_the_well_known_cid() {
