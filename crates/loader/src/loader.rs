@@ -6,7 +6,7 @@ use crate::interception;
 use crate::model_ref::ModelRef;
 use crate::{hub_cache, LoadError};
 use ipfs_accelerate_gating::Gate;
-use ipfs_accelerate_storage::{Layer, StorageError, Store};
+use ipfs_accelerate_storage::{ipfs, IpfsClient, Layer, Manifest, StorageError, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -29,9 +29,17 @@ pub struct LoaderBuilder {
     hub_cache_dir: Option<PathBuf>,
     hub: Option<HubSettings>,
     gate: Option<Gate>,
+    ipfs_api: Option<String>,
 }
 
 impl LoaderBuilder {
+    /// The IPFS node's API URL (default: `IPFS_API_URL`, `$IPFS_PATH/api`,
+    /// `http://127.0.0.1:5001`). Only used when the gate allows IPFS.
+    pub fn ipfs_api(mut self, url: impl Into<String>) -> Self {
+        self.ipfs_api = Some(url.into());
+        self
+    }
+
     /// Our cache root. An explicit value always wins over `IPFS_ACCELERATE_CACHE`.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
@@ -69,6 +77,7 @@ impl LoaderBuilder {
                 .unwrap_or_else(|| hub_cache::default_dir(env)),
             hub: self.hub.unwrap_or_else(|| HubSettings::from_env_fn(env)),
             gate: self.gate.unwrap_or_else(Gate::from_env),
+            ipfs_api: self.ipfs_api,
         })
     }
 }
@@ -81,6 +90,7 @@ pub struct Loader {
     hub_dir: PathBuf,
     hub: HubSettings,
     gate: Gate,
+    ipfs_api: Option<String>,
 }
 
 impl Loader {
@@ -102,6 +112,22 @@ impl Loader {
     /// The gate this loader obeys.
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// A client for the IPFS node, or why there is none: the gate's
+    /// `IPFS_KIT_DISABLE` / `STORAGE_FORCE_LOCAL` mean no request is sent.
+    pub fn ipfs(&self) -> Result<IpfsClient, String> {
+        if !self.gate.ipfs {
+            return Err("disabled by the gate (IPFS_KIT_DISABLE)".to_owned());
+        }
+        if self.gate.force_local {
+            return Err("storage is local only (STORAGE_FORCE_LOCAL)".to_owned());
+        }
+        let client = IpfsClient::from_env();
+        Ok(match &self.ipfs_api {
+            Some(api) => IpfsClient::new(api, client.timeout()),
+            None => client,
+        })
     }
 
     /// The Python Hub cache folder in use.
@@ -248,8 +274,10 @@ impl Loader {
         })
     }
 
-    /// `ipfs://<cid>`: a snapshot already in our cache under that root CID.
-    /// Fetching from an IPFS node is the IPFS layer's job.
+    /// `ipfs://<cid>`: our cache (a snapshot with that root CID), else the
+    /// IPFS node: the whole snapshot is pulled into our cache as
+    /// `ipfs/<cid>`, every file verified against its CID and the folder
+    /// against the root, then served from there.
     fn snapshot_file(
         &self,
         model: &ModelRef,
@@ -261,34 +289,69 @@ impl Loader {
             file: file.to_owned(),
             tried,
         };
-        let manifest = self
-            .store
-            .manifests()?
-            .into_iter()
-            .find(|m| m.root_cid == cid);
-        let Some(manifest) = manifest else {
-            self.store.record(Layer::Cache, false);
-            return Err(not_found(vec![
-                format!(
+        let mut tried = Vec::new();
+        let (manifest, source) = match self.cached_snapshot(cid)? {
+            Some(m) => (m, Layer::Cache),
+            None => {
+                self.store.record(Layer::Cache, false);
+                tried.push(format!(
                     "our cache {}: no snapshot with root CID {cid}",
                     self.store.root().display()
-                ),
-                "IPFS: this build has no IPFS node client".to_owned(),
-            ]));
+                ));
+                match self.pull_snapshot(cid) {
+                    Ok(m) => (m, Layer::Ipfs),
+                    Err(why) => {
+                        self.store.record(Layer::Ipfs, false);
+                        tracing::warn!("{why}");
+                        tried.push(why);
+                        return Err(not_found(tried));
+                    }
+                }
+            }
         };
         let Some(entry) = manifest.files.iter().find(|f| f.path == file) else {
-            return Err(not_found(vec![format!(
-                "our cache: snapshot {cid} ({}@{}) has no such file",
+            self.store.record(source, false);
+            tried.push(format!(
+                "{source}: snapshot {cid} ({}@{}) has no such file",
                 manifest.id, manifest.revision
-            )]));
+            ));
+            return Err(not_found(tried));
         };
         let path = self.store.get(&entry.sha256)?;
-        self.store.record(Layer::Cache, true);
+        self.store.record(source, true);
         Ok(ResolvedFile {
             file: file.to_owned(),
             path,
-            source: Layer::Cache,
+            source,
         })
+    }
+
+    fn cached_snapshot(&self, cid: &str) -> Result<Option<Manifest>, LoadError> {
+        let found = self
+            .store
+            .manifests()?
+            .into_iter()
+            .find(|m| ipfs_accelerate_storage::same_cid(&m.root_cid, cid))
+            .filter(|m| m.files.iter().all(|f| self.store.has(&f.sha256)));
+        Ok(found)
+    }
+
+    /// Pulls `cid` from the node into our cache; the error is the line for
+    /// the "tried" list.
+    fn pull_snapshot(&self, cid: &str) -> Result<Manifest, String> {
+        let client = self.ipfs().map_err(|why| format!("IPFS: {why}"))?;
+        let describe = |e: &dyn std::fmt::Display| format!("IPFS {}: {e}", client.api());
+        // One process pulls; the others wait and then find it cached.
+        let _lock = self
+            .store
+            .lock(&format!("pull/{cid}"))
+            .map_err(|e| describe(&e))?;
+        if let Ok(Some(m)) = self.cached_snapshot(cid) {
+            return Ok(m);
+        }
+        tracing::info!(cid, api = %client.api(), "pulling snapshot from IPFS");
+        ipfs::pull(&self.store, &client, cid, &format!("ipfs/{cid}"), "main")
+            .map_err(|e| describe(&e))
     }
 
     fn through_storage(

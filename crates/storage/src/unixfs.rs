@@ -352,6 +352,14 @@ pub fn path_cid(path: &Path, v: CidVersion) -> Result<DagNode> {
     directory_cid(&entries, v)
 }
 
+/// Parse CID text (any version and base); the error says why it is not one.
+pub fn parse_cid(text: &str) -> Result<Cid> {
+    Cid::try_from(text).map_err(|e| StorageError::InvalidCid {
+        cid: text.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// Whether two CID texts name the same node: same codec and multihash,
 /// whatever the version or base (`Qm...` and `bafy...` of one dag-pb node
 /// agree). Unparsable text never matches.

@@ -1,4 +1,4 @@
-//! `cache import | ls | verify`.
+//! `cache import | ls | verify | publish | pull`.
 
 use super::Context;
 use crate::output::{print_json, print_text};
@@ -18,6 +18,21 @@ pub enum CacheCommand {
     },
     /// List cached models and the hit/miss counters.
     Ls,
+    /// Add a cached snapshot to the IPFS node as one folder, pinned; prints
+    /// its root CID (the node must compute the same one we do).
+    Publish {
+        /// The cached model (org/name[@revision]).
+        id: String,
+    },
+    /// Fetch a snapshot folder from the IPFS node into the cache as ID;
+    /// every file is verified against its CID before it is stored.
+    Pull {
+        /// The snapshot's root CID.
+        cid: String,
+        /// The id it is known by here (org/name[@revision]).
+        #[arg(long = "as", value_name = "ID")]
+        id: String,
+    },
     /// Re-hash every blob and report corrupt or missing ones.
     Verify {
         /// Exit non-zero when something is corrupt or missing.
@@ -33,6 +48,14 @@ struct LsModel {
     files: usize,
     bytes: u64,
     root_cid: String,
+}
+
+/// `org/name[@revision]` as (id, revision); a folder path is refused.
+fn hub_id(reference: &str) -> anyhow::Result<(String, String)> {
+    match ipfs_accelerate::ModelRef::hub(reference)? {
+        ipfs_accelerate::ModelRef::Hub { id, revision } => Ok((id, revision)),
+        _ => anyhow::bail!("'{reference}' is not a model id (org/name[@revision])"),
+    }
 }
 
 pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
@@ -87,6 +110,65 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             }
             text.push_str(&format!("stats: {}", serde_json::to_string(&stats)?));
             print_text(&text)
+        }
+        CacheCommand::Publish { id } => {
+            let (id, revision) = hub_id(&id)?;
+            let Some(manifest) = store.manifest(&id, &revision)? else {
+                anyhow::bail!(
+                    "{id}@{revision} is not in the cache {}",
+                    store.root().display()
+                );
+            };
+            if !manifest.complete {
+                tracing::warn!(
+                    "{id}@{revision} holds only the files loaded so far; publishing those"
+                );
+            }
+            let client = loader
+                .ipfs()
+                .map_err(|why| anyhow::anyhow!("cannot publish: IPFS {why}"))?;
+            let root_cid = ipfs_accelerate::storage::ipfs::publish(store, &client, &manifest)
+                .with_context(|| format!("cannot publish {id}@{revision}"))?;
+            if ctx.json {
+                return print_json(&serde_json::json!({
+                    "id": id,
+                    "revision": revision,
+                    "root_cid": root_cid,
+                    "files": manifest.files.len(),
+                    "bytes": manifest.total_size(),
+                    "ipfs_api": client.api(),
+                    "pinned": true,
+                }));
+            }
+            print_text(&format!(
+                "published {id}@{revision} to {}: {root_cid}",
+                client.api()
+            ))
+        }
+        CacheCommand::Pull { cid, id } => {
+            let cid = cid.trim().trim_start_matches("ipfs://").to_owned();
+            if let Err(e) = ipfs_accelerate::storage::unixfs::parse_cid(&cid) {
+                anyhow::bail!("'{cid}' is not a CID: {e}");
+            }
+            let (id, revision) = hub_id(&id)?;
+            let client = loader
+                .ipfs()
+                .map_err(|why| anyhow::anyhow!("cannot pull: IPFS {why}"))?;
+            let manifest =
+                ipfs_accelerate::storage::ipfs::pull(store, &client, &cid, &id, &revision)
+                    .with_context(|| format!("cannot pull {cid}"))?;
+            if ctx.json {
+                return print_json(&manifest);
+            }
+            print_text(&format!(
+                "pulled {} files ({} bytes) from {} as {}@{} (root {})",
+                manifest.files.len(),
+                manifest.total_size(),
+                client.api(),
+                manifest.id,
+                manifest.revision,
+                manifest.root_cid
+            ))
         }
         CacheCommand::Verify { strict } => {
             let report = store.verify()?;
