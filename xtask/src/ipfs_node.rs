@@ -126,7 +126,7 @@ pub fn stop(install: &Path) -> anyhow::Result<()> {
 fn alive(pid: &str) -> bool {
     // A reaped or zombie process is as good as gone.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
 }
 
 /// Only ever signal the node this folder started, never a recycled pid:
