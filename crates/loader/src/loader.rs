@@ -10,6 +10,8 @@ use ipfs_accelerate_storage::{ipfs, IpfsClient, Layer, Manifest, StorageError, S
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// A model file found somewhere, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,6 +80,7 @@ impl LoaderBuilder {
             hub: self.hub.unwrap_or_else(|| HubSettings::from_env_fn(env)),
             gate: self.gate.unwrap_or_else(Gate::from_env),
             ipfs_api: self.ipfs_api,
+            node: Arc::default(),
         })
     }
 }
@@ -91,7 +94,12 @@ pub struct Loader {
     hub: HubSettings,
     gate: Gate,
     ipfs_api: Option<String>,
+    /// Whether a node answered, asked once per loader (and its clones).
+    node: Arc<OnceLock<Option<IpfsClient>>>,
 }
+
+/// How long the one-time "does a node answer" probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Loader {
     /// A builder; unset parts come from the environment.
@@ -128,6 +136,27 @@ impl Loader {
             Some(api) => IpfsClient::new(api, client.timeout()),
             None => client,
         })
+    }
+
+    /// The node when storage is distributed: the gate allows IPFS and a
+    /// node answered `version` (asked once, then remembered).
+    pub fn distributed(&self) -> Option<IpfsClient> {
+        self.node
+            .get_or_init(|| {
+                let client = self.ipfs().ok()?;
+                let probe = IpfsClient::new(client.api(), PROBE_TIMEOUT);
+                match probe.version() {
+                    Ok(version) => {
+                        tracing::debug!(api = %client.api(), %version, "IPFS node answers");
+                        Some(client)
+                    }
+                    Err(e) => {
+                        tracing::debug!("no IPFS node: {e}");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// The Python Hub cache folder in use.
@@ -409,6 +438,16 @@ impl Loader {
             None => {
                 tried.push(format!("Hub cache {}: not there", self.hub_dir.display()));
                 self.store.record(Layer::HubCache, false);
+                match self.from_ipfs(id, revision, file) {
+                    Ok(path) => {
+                        return Ok(ResolvedFile {
+                            file: file.to_owned(),
+                            path,
+                            source: Layer::Ipfs,
+                        })
+                    }
+                    Err(why) => tried.push(why),
+                }
                 match self.download(id, revision, file) {
                     Ok(path) => Some((path, Layer::Hub)),
                     Err(why) => {
@@ -427,14 +466,77 @@ impl Loader {
         };
         self.store.record(source, true);
         let blob = self.store.put_file(&origin_path)?;
-        self.store.add_to_manifest(id, revision, file, &blob)?;
+        let manifest = self.store.add_to_manifest(id, revision, file, &blob)?;
         let path = self.store.get(&blob.sha256)?;
         tracing::info!(model = %model, file, source = ?source, "stored in our cache");
+        self.write_through(id, revision, &manifest, file);
         Ok(ResolvedFile {
             file: file.to_owned(),
             path,
             source,
         })
+    }
+
+    /// The IPFS layer for a Hub id: the name index on the node gives the
+    /// file's CID; the content is verified against it on the way into our
+    /// cache. The error is the line for the "tried" list.
+    fn from_ipfs(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+        let Some(client) = self.distributed() else {
+            let why = self
+                .ipfs()
+                .err()
+                .unwrap_or_else(|| "no node answers".to_owned());
+            return Err(format!("IPFS: not in use ({why})"));
+        };
+        let api = client.api().to_owned();
+        let found = ipfs::name_index::lookup(&client, id, revision, file).and_then(|cid| {
+            let Some(cid) = cid else { return Ok(None) };
+            let expected = ipfs_accelerate_storage::Expected {
+                cid: cid.clone(),
+                sha256: None,
+            };
+            ipfs::fetch_cid(&self.store, &client, &cid, &expected).map(Some)
+        });
+        match found {
+            Ok(Some(blob)) => {
+                self.store.record(Layer::Ipfs, true);
+                self.store
+                    .add_to_manifest(id, revision, file, &blob)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(model = %format!("{id}@{revision}"), file, cid = %blob.cid, "fetched from IPFS");
+                self.store.get(&blob.sha256).map_err(|e| e.to_string())
+            }
+            Ok(None) => {
+                self.store.record(Layer::Ipfs, false);
+                Err(format!(
+                    "IPFS {api}: {id}@{revision} has no {file} in the name index"
+                ))
+            }
+            Err(e) => {
+                // A node that fails mid-transfer: on to the next layer.
+                self.store.record(Layer::Ipfs, false);
+                tracing::warn!("IPFS layer failed, trying the next one: {e}");
+                Err(format!("IPFS {api}: {e}"))
+            }
+        }
+    }
+
+    /// Write-through: a file that came from the Hub (or its cache) is also
+    /// added to IPFS when storage is distributed. Best effort: a failure is
+    /// a warning, never a failed load.
+    fn write_through(&self, id: &str, revision: &str, manifest: &Manifest, file: &str) {
+        let Some(client) = self.distributed() else {
+            return;
+        };
+        let Some(entry) = manifest.file(file) else {
+            return;
+        };
+        match ipfs::write_through(&self.store, &client, id, revision, entry) {
+            Ok(()) => {
+                tracing::info!(model = %format!("{id}@{revision}"), file, cid = %entry.cid, "added to IPFS")
+            }
+            Err(e) => tracing::warn!("could not add {file} of {id}@{revision} to IPFS: {e}"),
+        }
     }
 
     /// Restored interception: the Hub cache, then the Hub, as plain hf-hub.

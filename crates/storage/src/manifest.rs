@@ -78,7 +78,7 @@ impl Manifest {
 /// Reversible file-name escaping: bytes outside `[A-Za-z0-9._-]` become
 /// `%XX`, so `org/name` and `org_name` stay distinct and '@' can separate
 /// id from revision.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {

@@ -281,6 +281,86 @@ impl IpfsClient {
             .collect()
     }
 
+    /// `add` one file, pinned, with the same settings as [`Self::add_dir`].
+    pub fn add_file(&self, path: &std::path::Path) -> Result<AddedEntry> {
+        let op = format!("add {}", path.display());
+        let files = [("file".to_owned(), path.to_path_buf())];
+        // A one-file folder answers the file's entry and the folder's; only
+        // the file's counts, and the folder is never pinned on its own.
+        let entries = self.add_dir("file-add", &files, false)?;
+        let entry = entries
+            .into_iter()
+            .find(|e| e.name == "file-add/file")
+            .ok_or_else(|| self.err(&op, "the answer names no file"))?;
+        self.pin_add(&entry.hash)?;
+        Ok(entry)
+    }
+
+    /// `files/cp`: link `/ipfs/<cid>` at MFS path `dest`, creating parent
+    /// folders; an existing `dest` is replaced.
+    pub fn files_cp(&self, cid: &str, dest: &str) -> Result<()> {
+        self.files_rm(dest)?;
+        let op = format!("files/cp {cid} {dest}");
+        let src = format!("/ipfs/{cid}");
+        let timeout = self.node_timeout();
+        self.post(
+            &op,
+            "files/cp",
+            &[
+                ("arg", &src),
+                ("arg", dest),
+                ("parents", "true"),
+                ("timeout", &timeout),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// `files/rm -r --force`; a missing path is fine.
+    pub fn files_rm(&self, path: &str) -> Result<()> {
+        let op = format!("files/rm {path}");
+        match self.files_stat(path)? {
+            None => Ok(()),
+            Some(_) => {
+                self.post(
+                    &op,
+                    "files/rm",
+                    &[("arg", path), ("recursive", "true"), ("force", "true")],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// `files/stat`: the CID at MFS path `path`, None when nothing is there.
+    pub fn files_stat(&self, path: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Stat {
+            #[serde(rename = "Hash")]
+            hash: String,
+        }
+        let op = format!("files/stat {path}");
+        let url = self.url("files/stat", &[("arg", path)]);
+        let resp = self
+            .agent
+            .post(&url)
+            .send_empty()
+            .map_err(|e| self.err(&op, e))?;
+        // "does not exist" is an error answer (500 on js-ipfs and Kubo).
+        if resp.status().is_server_error() {
+            let err = self.check(&op, resp).err().map(|e| e.to_string());
+            if err
+                .as_deref()
+                .is_some_and(|e| e.contains("does not exist") || e.contains("not exist"))
+            {
+                return Ok(None);
+            }
+            return Err(self.err(&op, err.unwrap_or_default()));
+        }
+        let resp = self.check(&op, resp)?;
+        Ok(Some(self.read_json::<Stat>(&op, resp)?.hash))
+    }
+
     /// `cat`: a reader over the content of a file CID. Reading fails (never
     /// hangs) when the node stops sending for longer than the timeout.
     pub fn cat(&self, cid: &str) -> Result<ureq::BodyReader<'static>> {

@@ -1,5 +1,6 @@
 //! The IPFS layer: a Kubo RPC (`/api/v0`) client and model snapshots as
-//! UnixFS directories (publish, pull, fetch one file).
+//! UnixFS directories (publish, pull, fetch one file), and a name -> CID
+//! index in the node's MFS.
 //!
 //! The client speaks HTTP through `ureq` (already a workspace dependency)
 //! rather than `ipfs-api-backend-hyper`: that crate's last release (2022)
@@ -11,7 +12,8 @@
 
 mod client;
 mod multipart;
+pub mod name_index;
 mod snapshot;
 
 pub use client::{AddedEntry, IpfsClient, LsLink, DEFAULT_TIMEOUT, TIMEOUT_ENV};
-pub use snapshot::{fetch_file, publish, pull};
+pub use snapshot::{fetch_cid, fetch_file, publish, pull, write_through};

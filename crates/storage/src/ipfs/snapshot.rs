@@ -43,13 +43,40 @@ pub fn publish(store: &Store, client: &IpfsClient, manifest: &Manifest) -> Resul
             ),
         });
     }
+    super::name_index::index_snapshot(client, &manifest.id, &manifest.revision, &root.hash)?;
     tracing::info!(
         model = %format!("{}@{}", manifest.id, manifest.revision),
         root_cid = %manifest.root_cid,
         api = %client.api(),
+        index = %super::name_index::index_path(&manifest.id, &manifest.revision),
         "published snapshot"
     );
     Ok(manifest.root_cid.clone())
+}
+
+/// Write-through: add one cached file of `id@revision` to the node
+/// (pinned) and record it in the name index, so the next machine finds it
+/// there before going to the Hub. The node must compute the blob's CID.
+pub fn write_through(
+    store: &Store,
+    client: &IpfsClient,
+    id: &str,
+    revision: &str,
+    entry: &ManifestFile,
+) -> Result<()> {
+    let path = store.get(&entry.sha256)?;
+    let added = client.add_file(&path)?;
+    if !same_cid(&added.hash, &entry.cid) {
+        return Err(StorageError::Ipfs {
+            api: client.api().to_owned(),
+            op: format!("add {}", entry.path),
+            reason: format!(
+                "the node computed {} but the local store computes {}",
+                added.hash, entry.cid
+            ),
+        });
+    }
+    super::name_index::index_file(client, id, revision, &entry.path, &entry.cid)
 }
 
 /// Fetch one file by its manifest entry into the store: its bytes must
@@ -62,7 +89,8 @@ pub fn fetch_file(store: &Store, client: &IpfsClient, entry: &ManifestFile) -> R
     fetch_cid(store, client, &entry.cid, &expected)
 }
 
-fn fetch_cid(
+/// Fetch the file `cid` into the store, verified against `expected`.
+pub fn fetch_cid(
     store: &Store,
     client: &IpfsClient,
     cid: &str,
