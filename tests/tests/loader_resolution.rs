@@ -97,7 +97,9 @@ fn resolution_order_and_interception() {
     let LoadError::NotFound { tried, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(tried.len(), 3, "{err}");
+    // Our cache, the Hub cache, IPFS (in use or not, it says), the Hub.
+    assert_eq!(tried.len(), 4, "{err}");
+    assert!(tried[2].starts_with("IPFS"), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("org/bert") && text.contains("generation_config.json"),

@@ -438,7 +438,7 @@ impl Loader {
             None => {
                 tried.push(format!("Hub cache {}: not there", self.hub_dir.display()));
                 self.store.record(Layer::HubCache, false);
-                match self.from_ipfs(id, revision, file) {
+                match self.ipfs_layer(id, revision, file) {
                     Ok(path) => {
                         return Ok(ResolvedFile {
                             file: file.to_owned(),
@@ -480,7 +480,7 @@ impl Loader {
     /// The IPFS layer for a Hub id: the name index on the node gives the
     /// file's CID; the content is verified against it on the way into our
     /// cache. The error is the line for the "tried" list.
-    fn from_ipfs(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+    fn ipfs_layer(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
         let Some(client) = self.distributed() else {
             let why = self
                 .ipfs()
