@@ -348,6 +348,7 @@ impl Loader {
         };
         let path = self.store.get(&entry.sha256)?;
         self.store.record(source, true);
+        self.store.touch(&manifest.id, &manifest.revision);
         Ok(ResolvedFile {
             file: file.to_owned(),
             path,
@@ -400,6 +401,7 @@ impl Loader {
                 Some(entry) => match self.store.get(&entry.sha256) {
                     Ok(path) => {
                         self.store.record(Layer::Cache, true);
+                        self.store.touch(id, revision);
                         return Ok(ResolvedFile {
                             file: file.to_owned(),
                             path,

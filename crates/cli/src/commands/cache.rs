@@ -1,4 +1,4 @@
-//! `cache import | ls | verify | publish | pull`.
+//! `cache import | ls | verify | publish | pull | pin | unpin | gc | warm`.
 
 use super::Context;
 use crate::output::{print_json, print_text};
@@ -33,6 +33,36 @@ pub enum CacheCommand {
         #[arg(long = "as", value_name = "ID")]
         id: String,
     },
+    /// Keep a cached model through every `gc` (and pin its root CID on the
+    /// IPFS node when storage is distributed).
+    Pin {
+        /// The cached model (org/name[@revision]).
+        id: String,
+    },
+    /// Undo `pin`.
+    Unpin {
+        /// The cached model (org/name[@revision]).
+        id: String,
+    },
+    /// Free space: drop unpinned, not recently used models (least recently
+    /// used first) down to a size budget, and blobs no model refers to.
+    Gc {
+        /// Size budget in bytes for the blobs (none: only unreferenced
+        /// blobs are removed).
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// Models used within this many seconds are kept.
+        #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+        keep_recent: u64,
+    },
+    /// Pre-fetch models (Hub ids, ipfs://CID, folders) into the cache.
+    Warm {
+        /// Models to fetch.
+        models: Vec<String>,
+        /// A file with more models, one per line (# comments allowed).
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+    },
     /// Re-hash every blob and report corrupt or missing ones.
     Verify {
         /// Exit non-zero when something is corrupt or missing.
@@ -56,6 +86,58 @@ fn hub_id(reference: &str) -> anyhow::Result<(String, String)> {
         ipfs_accelerate::ModelRef::Hub { id, revision } => Ok((id, revision)),
         _ => anyhow::bail!("'{reference}' is not a model id (org/name[@revision])"),
     }
+}
+
+fn pin(
+    ctx: &Context,
+    loader: &ipfs_accelerate::Loader,
+    reference: &str,
+    on: bool,
+) -> anyhow::Result<()> {
+    let store = loader.store();
+    let (id, revision) = hub_id(reference)?;
+    let Some(manifest) = store.manifest(&id, &revision)? else {
+        anyhow::bail!(
+            "{id}@{revision} is not in the cache {}",
+            store.root().display()
+        );
+    };
+    let was = if on {
+        store.pin(&id, &revision)?;
+        true
+    } else {
+        store.unpin(&id, &revision)?
+    };
+    // The node keeps (or may drop) the snapshot too; only when storage is
+    // distributed, and a node failure is reported, not fatal.
+    let ipfs_pinned = loader.distributed().map(|client| {
+        let result = if on {
+            client.pin_add(&manifest.root_cid)
+        } else {
+            client.pin_rm(&manifest.root_cid)
+        };
+        match result {
+            Ok(()) => on,
+            Err(e) => {
+                tracing::warn!("IPFS pin change of {} failed: {e}", manifest.root_cid);
+                !on
+            }
+        }
+    });
+    if ctx.json {
+        return print_json(&serde_json::json!({
+            "id": id,
+            "revision": revision,
+            "root_cid": manifest.root_cid,
+            "pinned": on,
+            "was_pinned": if on { serde_json::Value::Null } else { was.into() },
+            "ipfs_pinned": ipfs_pinned,
+        }));
+    }
+    print_text(&format!(
+        "{} {id}@{revision}",
+        if on { "pinned" } else { "unpinned" }
+    ))
 }
 
 pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
@@ -170,6 +252,25 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 manifest.root_cid
             ))
         }
+        CacheCommand::Pin { id } => pin(ctx, &loader, &id, true),
+        CacheCommand::Unpin { id } => pin(ctx, &loader, &id, false),
+        CacheCommand::Gc {
+            max_bytes,
+            keep_recent,
+        } => {
+            let report = store.gc(max_bytes, std::time::Duration::from_secs(keep_recent))?;
+            if ctx.json {
+                return print_json(&report);
+            }
+            print_text(&format!(
+                "removed {} models and {} blobs, freed {} bytes; {} bytes kept",
+                report.removed_models.len(),
+                report.removed_blobs,
+                report.freed_bytes,
+                report.kept_bytes
+            ))
+        }
+        CacheCommand::Warm { models, from } => super::warm::run(ctx, &loader, models, from),
         CacheCommand::Verify { strict } => {
             let report = store.verify()?;
             if ctx.json {

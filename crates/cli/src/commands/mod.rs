@@ -4,6 +4,7 @@ pub mod cache;
 pub mod embed;
 pub mod serve;
 pub mod status;
+pub mod warm;
 
 use ipfs_accelerate::Loader;
 use std::path::PathBuf;
