@@ -29,7 +29,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .args(["bench", "-p", "ipfs-accelerate-server", "--bench", "serve"])
                 .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))
         }
-        other => bail!("unknown benchmark '{other}' (available: embed, serve)"),
+        "storage" => crate::bench_storage::run(),
+        other => bail!("unknown benchmark '{other}' (available: embed, serve, storage)"),
     }
 }
 

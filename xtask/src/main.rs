@@ -9,6 +9,7 @@
 //! * `fetch-models`: download the real models the tests and demo use.
 
 mod bench;
+mod bench_storage;
 mod ci;
 mod demo;
 mod file_patch;
@@ -35,7 +36,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve] | ipfs-node start|stop|status|patch | fetch-models>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage] | ipfs-node start|stop|status|patch | fetch-models>");
             Ok(())
         }
         other => bail!("unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models)"),
