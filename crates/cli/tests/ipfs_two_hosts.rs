@@ -70,6 +70,13 @@ fn host_b_loads_by_cid_what_host_a_published() {
         assert_eq!(entry.hash, f.cid, "{}", f.path);
     }
     assert!(client.is_pinned(&root).unwrap(), "publish pins the root");
+    let pinned = json_ok(&run(host(&api, a.path()).args([
+        "cache",
+        "pin",
+        "fixtures/bert",
+        "--json",
+    ])));
+    assert_eq!(pinned["ipfs_pinned"], true, "{pinned}");
 
     // Host A embeds from its cache.
     let (texts, reference) = bert_reference();
@@ -152,6 +159,22 @@ fn pull_by_cid_fills_an_empty_cache() {
         "--json",
     ])));
     assert_eq!(again["root_cid"], root.as_str());
+
+    // `cache warm ipfs://CID` on a third host pulls the whole snapshot.
+    let c = tempfile::tempdir().unwrap();
+    let warm = json_ok(&run(host(&api, c.path()).args([
+        "cache",
+        "warm",
+        &format!("ipfs://{root}"),
+        "--json",
+    ])));
+    assert!(
+        warm["models"][0]["sources"]["ipfs"].as_u64().unwrap() >= 1,
+        "{warm}"
+    );
+    let ls = json_ok(&run(cli(c.path()).args(["cache", "ls", "--json"])));
+    assert_eq!(ls["models"][0]["root_cid"], root.as_str());
+    assert_eq!(ls["models"][0]["files"], manifest.files.len());
 }
 
 #[test]
