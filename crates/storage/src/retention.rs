@@ -68,7 +68,9 @@ impl Store {
         }
     }
 
-    fn update_retention(&self, change: impl FnOnce(&mut Retention)) -> Result<()> {
+    /// Read-modify-write under the lock. `durable` (pins) adds fsyncs; a
+    /// lost last-use time only makes gc a little less precise.
+    fn update_retention(&self, durable: bool, change: impl FnOnce(&mut Retention)) -> Result<()> {
         let _lock = self.internal_lock("retention")?;
         let mut r = self.read_retention()?;
         change(&mut r);
@@ -77,12 +79,12 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        fsutil::write_atomic(&self.tmp_dir(), &path, &json, true)
+        fsutil::write_atomic(&self.tmp_dir(), &path, &json, durable)
     }
 
     /// Keep `id@revision` through every `gc`.
     pub fn pin(&self, id: &str, revision: &str) -> Result<()> {
-        self.update_retention(|r| {
+        self.update_retention(true, |r| {
             r.pinned.insert(key(id, revision));
         })
     }
@@ -90,7 +92,7 @@ impl Store {
     /// Let `gc` collect `id@revision` again; false if it was not pinned.
     pub fn unpin(&self, id: &str, revision: &str) -> Result<bool> {
         let mut was = false;
-        self.update_retention(|r| was = r.pinned.remove(&key(id, revision)))?;
+        self.update_retention(true, |r| was = r.pinned.remove(&key(id, revision)))?;
         Ok(was)
     }
 
@@ -101,9 +103,21 @@ impl Store {
 
     /// Record that `id@revision` was just used. Advisory, like the
     /// counters: a failure is logged, never returned.
+    /// Uses within a minute of the recorded one are not written again, so
+    /// loading a model's files costs one write, not one per file.
     pub fn touch(&self, id: &str, revision: &str) {
-        if let Err(e) = self.update_retention(|r| {
-            r.last_used.insert(key(id, revision), now_secs());
+        let k = key(id, revision);
+        let now = now_secs();
+        let recent = self.read_retention().is_ok_and(|r| {
+            r.last_used
+                .get(&k)
+                .is_some_and(|t| now.saturating_sub(*t) < 60)
+        });
+        if recent {
+            return;
+        }
+        if let Err(e) = self.update_retention(false, |r| {
+            r.last_used.insert(k, now);
         }) {
             tracing::warn!(error = %e, "could not record cache use");
         }
@@ -234,7 +248,7 @@ mod tests {
         model(&store, "org/recent", 3, 1000);
         store.pin("org/pinned", "main").unwrap();
         store
-            .update_retention(|r| {
+            .update_retention(false, |r: &mut Retention| {
                 r.last_used.insert("org/old@main".into(), 1);
                 r.last_used.insert("org/pinned@main".into(), 2);
             })
@@ -272,7 +286,7 @@ mod tests {
         model(&store, "a/one", 7, 500);
         model(&store, "a/two", 7, 500);
         store
-            .update_retention(|r| {
+            .update_retention(false, |r: &mut Retention| {
                 r.last_used.insert("a/one@main".into(), 1);
                 r.last_used.insert("a/two@main".into(), 2);
             })
