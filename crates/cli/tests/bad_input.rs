@@ -166,7 +166,10 @@ fn model_files_cannot_point_outside_the_model() {
         {"idx": 1, "name": "1", "path": "../../outside", "type": "sentence_transformers.models.Pooling"}]"#;
     std::fs::write(model.join("modules.json"), modules).unwrap();
     let line = embed_fails(home.path(), &model);
-    assert!(line.contains("not a relative path inside the model"), "{line}");
+    assert!(
+        line.contains("not a relative path inside the model"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -43,7 +43,8 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             if !dir.is_dir() {
                 anyhow::bail!("cannot import {}: not a folder", dir.display());
             }
-            let ipfs_accelerate::ModelRef::Hub { id, revision } = ipfs_accelerate::ModelRef::hub(&id)?
+            let ipfs_accelerate::ModelRef::Hub { id, revision } =
+                ipfs_accelerate::ModelRef::hub(&id)?
             else {
                 anyhow::bail!("'{id}' is not a model id (org/name[@revision])");
             };
