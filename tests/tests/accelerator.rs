@@ -1,0 +1,159 @@
+//! The Accelerator's endpoints and dynamic batching, through the library.
+
+#![allow(clippy::unwrap_used)]
+
+use futures_util::future::join_all;
+use ipfs_accelerate::gating::Gate;
+use ipfs_accelerate::{
+    Accelerator, AcceleratorError, BackendKind, EndpointOptions, InferRequest, InferResponse,
+    Loader,
+};
+use ipfs_accelerate_tests::{cosine, fixture_model, reference, reference_rows};
+use std::time::Duration;
+
+fn accelerator(home: &std::path::Path, options: EndpointOptions) -> Accelerator {
+    let loader = Loader::builder()
+        .cache_dir(home.join("cache"))
+        .hub_cache_dir(home.join("hub"))
+        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
+        .build()
+        .unwrap();
+    Accelerator::new(loader, options)
+}
+
+fn embeddings(r: InferResponse) -> Vec<Vec<f32>> {
+    let InferResponse::Embeddings { embeddings, .. } = r;
+    embeddings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_batch_and_answer_in_order() {
+    let home = tempfile::tempdir().unwrap();
+    let acc = accelerator(
+        home.path(),
+        EndpointOptions {
+            max_wait: Duration::from_millis(50),
+            ..EndpointOptions::default()
+        },
+    );
+    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    let results = acc
+        .init_endpoints(
+            &[model.clone(), "./no/such/model".to_owned()],
+            &[BackendKind::Cpu],
+        )
+        .await;
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().any(|(m, _, r)| m == &model && r.is_ok()));
+    assert!(
+        results.iter().any(|(m, _, r)| m != &model && r.is_err()),
+        "one failure does not stop the others"
+    );
+
+    let r = reference("bert");
+    let texts: Vec<String> = r["inputs"]["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    let expected = reference_rows(&r["outputs"]["embeddings"]);
+    // Three concurrent requests within one wait window: one batch, each
+    // answered with its own vector.
+    let calls = texts
+        .iter()
+        .map(|t| acc.infer(&model, InferRequest::embed([t.clone()])));
+    let answers = join_all(calls).await;
+    for (answer, e) in answers.into_iter().zip(&expected) {
+        let got = embeddings(answer.unwrap());
+        assert!(cosine(&got[0], e) >= 0.99999);
+    }
+    let status = &acc.endpoints()[0];
+    assert_eq!(status.backend, BackendKind::Cpu);
+    assert_eq!(status.requests, 3);
+    assert!(
+        status.batch_sizes.count < 3,
+        "requests were batched: {:?}",
+        status.batch_sizes
+    );
+    assert!(status.latency_ms.p99.is_some());
+
+    assert!(matches!(
+        acc.infer("nosuch", InferRequest::embed(["x"])).await,
+        Err(AcceleratorError::UnknownModel { .. })
+    ));
+    assert!(matches!(
+        acc.infer(&model, InferRequest::embed(Vec::<String>::new()))
+            .await,
+        Err(AcceleratorError::InvalidRequest(_))
+    ));
+    assert_eq!(acc.remove_endpoint(&model, None), 1);
+    assert!(acc.endpoints().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_caller_left_is_not_run() {
+    let home = tempfile::tempdir().unwrap();
+    let acc = accelerator(
+        home.path(),
+        EndpointOptions {
+            max_wait: Duration::from_millis(300),
+            ..EndpointOptions::default()
+        },
+    );
+    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    acc.add_endpoint(&model, BackendKind::Cpu).await.unwrap();
+    // The first caller gives up while its request waits for the batch window.
+    let leaver = {
+        let acc = acc.clone();
+        let model = model.clone();
+        tokio::spawn(async move {
+            acc.infer(&model, InferRequest::embed(["gone", "also gone"]))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    leaver.abort();
+    let stayer = acc
+        .infer(&model, InferRequest::embed(["still here"]))
+        .await
+        .unwrap();
+    assert_eq!(embeddings(stayer).len(), 1);
+    let batches = &acc.endpoints()[0].batch_sizes;
+    assert_eq!(batches.count, 1, "{batches:?}");
+    assert_eq!(
+        batches.sum, 1.0,
+        "only the remaining caller's text ran: {batches:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_busy() {
+    let home = tempfile::tempdir().unwrap();
+    let acc = accelerator(
+        home.path(),
+        EndpointOptions {
+            max_batch_size: 1,
+            max_wait: Duration::ZERO,
+            max_queue: 1,
+        },
+    );
+    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    acc.add_endpoint(&model, BackendKind::Cpu).await.unwrap();
+    let long = "word ".repeat(60);
+    let calls: Vec<_> = (0..32)
+        .map(|_| acc.infer(&model, InferRequest::embed([long.clone()])))
+        .collect();
+    let answers = join_all(calls).await;
+    let busy = answers
+        .iter()
+        .filter(|a| matches!(a, Err(AcceleratorError::Busy(_))))
+        .count();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(busy + ok, 32, "only busy or answered");
+    assert!(
+        busy > 0,
+        "a queue of one must refuse some of 32 simultaneous requests"
+    );
+    assert_eq!(acc.endpoints()[0].rejected as usize, busy);
+}
