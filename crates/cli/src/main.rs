@@ -34,6 +34,8 @@ enum Command {
     Status,
     /// Sentence embeddings for each TEXT.
     Embed(commands::embed::EmbedArgs),
+    /// Continue PROMPT with a causal language model (GPT-2, OPT, LLaMA).
+    Generate(commands::generate::GenerateArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Status => commands::status::run(&ctx),
         Command::Embed(args) => commands::embed::run(&ctx, args),
+        Command::Generate(args) => commands::generate::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

@@ -4,11 +4,14 @@
 //!
 //! [`registry`] maps a `config.json`'s `model_type`/`architectures` to a skill.
 
+mod backend_chain;
 mod error;
 pub mod registry;
 pub mod text_embeddings;
+pub mod text_generation;
 mod weights;
 
 pub use error::SkillError;
 pub use registry::{skill_for_config, SkillKind};
 pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};
+pub use text_generation::{GenerateOptions, Generation, SamplingParams, StopReason, TextGenerator};

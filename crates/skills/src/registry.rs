@@ -8,10 +8,38 @@ use serde_json::Value;
 pub enum SkillKind {
     /// Sentence embeddings from a BERT-family encoder.
     TextEmbedding,
+    /// Text generation with a decoder-only language model.
+    TextGeneration,
+    /// Text-to-text generation with an encoder-decoder model.
+    Text2Text,
 }
 
 /// `(model_type, skill)`: every model type this build runs.
-pub const MODEL_TYPES: &[(&str, SkillKind)] = &[("bert", SkillKind::TextEmbedding)];
+pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
+    ("bert", SkillKind::TextEmbedding),
+    ("gpt2", SkillKind::TextGeneration),
+    ("opt", SkillKind::TextGeneration),
+    ("llama", SkillKind::TextGeneration),
+    ("t5", SkillKind::Text2Text),
+];
+
+/// `(architectures prefix, skill)`: for configs without a known `model_type`.
+const ARCHITECTURES: &[(&str, SkillKind)] = &[
+    ("Bert", SkillKind::TextEmbedding),
+    ("GPT2", SkillKind::TextGeneration),
+    ("OPT", SkillKind::TextGeneration),
+    ("Llama", SkillKind::TextGeneration),
+    ("T5", SkillKind::Text2Text),
+];
+
+/// The model types one skill runs.
+pub fn supported_for(skill: SkillKind) -> Vec<&'static str> {
+    MODEL_TYPES
+        .iter()
+        .filter(|(_, k)| *k == skill)
+        .map(|(name, _)| *name)
+        .collect()
+}
 
 /// Picks the skill for a parsed `config.json`, by `model_type` and then by
 /// `architectures`.
@@ -30,8 +58,11 @@ pub fn skill_for_config(model: &str, config: &Value) -> Result<SkillKind, SkillE
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if architectures.iter().any(|a| a.starts_with("Bert")) {
-        return Ok(SkillKind::TextEmbedding);
+    if let Some((_, kind)) = ARCHITECTURES
+        .iter()
+        .find(|(prefix, _)| architectures.iter().any(|a| a.starts_with(prefix)))
+    {
+        return Ok(*kind);
     }
     let found = match (model_type, architectures.is_empty()) {
         (Some(mt), true) => format!("model_type '{mt}'"),
@@ -59,6 +90,14 @@ mod tests {
             SkillKind::TextEmbedding
         );
         let err = skill_for_config("m", &json!({"model_type": "mamba"})).unwrap_err();
-        assert!(err.to_string().contains("supported: bert"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("supported: bert, gpt2, opt, llama, t5"),
+            "{err}"
+        );
+        assert_eq!(
+            skill_for_config("m", &json!({"architectures": ["LlamaForCausalLM"]})).unwrap(),
+            SkillKind::TextGeneration
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod embed;
+pub mod generate;
 pub mod serve;
 pub mod status;
 pub mod warm;

@@ -8,11 +8,12 @@ mod sentence_transformers;
 
 pub use pooling::{l2_normalize, Pooling};
 
+use crate::backend_chain::load_on_chain;
 use crate::weights::{one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
-use ipfs_accelerate_backends::{select, BackendKind, Executor};
+use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -116,49 +117,25 @@ impl TextEmbedder {
         let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
         files.extend(weight_files.iter().cloned());
 
-        let selection = select(backend, false, false)?;
-        let mut failures = Vec::new();
-        for candidate in &selection.chain {
-            let kind = candidate.kind();
-            let attempt = candidate
-                .executor()
-                .map_err(SkillError::from)
-                .and_then(|ex| {
-                    let Executor::Candle(device) = ex;
-                    let vb = var_builder(&name, &weight_files, DType::F32, &device)?;
-                    let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
-                        model: name.clone(),
-                        reason: one_line(&e.to_string()),
-                    })?;
-                    Ok((bert, device))
-                });
-            match attempt {
-                Ok((bert, device)) => {
-                    return Ok(Self {
-                        model_name: name,
-                        model: bert,
-                        tokenizer,
-                        pooling: st.pooling,
-                        normalize: st.normalize,
-                        max_seq_length,
-                        pad_id: config.pad_token_id as u32,
-                        device,
-                        backend: kind,
-                        files,
-                    });
-                }
-                // Errors in the model files are the same on every backend.
-                Err(err @ (SkillError::Weights { .. } | SkillError::Load(_))) => return Err(err),
-                Err(err) if backend != BackendKind::Auto => return Err(err),
-                Err(err) => {
-                    tracing::warn!(backend = %kind, "falling back: {err}");
-                    failures.push(format!("{kind}: {err}"));
-                }
-            }
-        }
-        Err(SkillError::Backend(
-            ipfs_accelerate_backends::BackendError::NoneLeft(failures.join("; ")),
-        ))
+        let (bert, device, kind) = load_on_chain(backend, |device| {
+            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
+                model: name.clone(),
+                reason: one_line(&e.to_string()),
+            })
+        })?;
+        Ok(Self {
+            model_name: name,
+            model: bert,
+            tokenizer,
+            pooling: st.pooling,
+            normalize: st.normalize,
+            max_seq_length,
+            pad_id: config.pad_token_id as u32,
+            device,
+            backend: kind,
+            files,
+        })
     }
 
     /// The backend that really runs this model.

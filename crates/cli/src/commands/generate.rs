@@ -1,0 +1,137 @@
+//! `generate`: text from a causal language model.
+
+use super::Context;
+use crate::output::print_json;
+use ipfs_accelerate::{
+    BackendKind, GenerateOptions, Generation, ModelRef, ResolvedFile, SamplingParams, TextGenerator,
+};
+use serde::Serialize;
+use std::io::Write;
+
+/// Decoding options shared by `generate` and `text2text`.
+#[derive(Debug, clap::Args)]
+pub struct DecodingArgs {
+    /// New tokens at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_new_tokens: usize,
+    /// Greedy decoding (the default unless a sampling option is given).
+    #[arg(long, conflicts_with_all = ["sample", "temperature", "top_k", "top_p"])]
+    pub greedy: bool,
+    /// Sample instead of taking the most likely token.
+    #[arg(long)]
+    pub sample: bool,
+    /// Sampling temperature (implies --sample).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Keep the K most likely tokens when sampling (implies --sample).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling threshold (implies --sample).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed for sampling: the same seed gives the same text.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// transformers' repetition_penalty (1.0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Stop when the text holds this string (repeatable); it is cut off.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+    /// Add `last_logits`: the logits at the last prompt position.
+    #[arg(long)]
+    pub return_logits: bool,
+}
+
+impl DecodingArgs {
+    /// The options these flags ask for.
+    pub fn options(&self) -> GenerateOptions {
+        let sampling = (self.sample
+            || self.temperature.is_some()
+            || self.top_k.is_some()
+            || self.top_p.is_some())
+        .then(|| SamplingParams {
+            temperature: self.temperature.unwrap_or(1.0),
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+        });
+        GenerateOptions {
+            max_new_tokens: self.max_new_tokens,
+            sampling,
+            repetition_penalty: self.repetition_penalty,
+            stop: self.stop.clone(),
+            return_logits: self.return_logits,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    #[arg(long)]
+    model: String,
+    /// auto, cpu, cuda, ort or openvino.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    #[command(flatten)]
+    decoding: DecodingArgs,
+    /// The prompt, used exactly as given.
+    prompt: String,
+}
+
+/// The JSON answer of `generate` and `text2text`.
+#[derive(Serialize)]
+pub struct GenerationAnswer<'a> {
+    pub model: String,
+    pub backend: BackendKind,
+    #[serde(flatten)]
+    pub generation: Generation,
+    pub files: &'a [ResolvedFile],
+}
+
+/// Streams text pieces to stdout unless the answer is JSON.
+pub fn streamer(json: bool) -> impl FnMut(&str) {
+    move |piece: &str| {
+        if !json {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout is not worth failing generation over.
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Ends a streamed answer (newline) or prints the JSON one.
+pub fn finish(ctx: &Context, answer: &GenerationAnswer<'_>) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(answer);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<()> {
+    let backend: BackendKind = args.backend.parse()?;
+    let options = args.decoding.options();
+    if options.max_new_tokens == 0 {
+        anyhow::bail!("--max-new-tokens must be at least 1");
+    }
+    if args.prompt.is_empty() {
+        anyhow::bail!("the prompt is empty: pass the text to continue as PROMPT");
+    }
+    let model = ModelRef::parse(&args.model)?;
+    let loader = ctx.loader()?;
+    let generator = TextGenerator::load(&loader, &model, backend)?;
+    let generation = generator.generate(&args.prompt, &options, &mut streamer(ctx.json))?;
+    finish(
+        ctx,
+        &GenerationAnswer {
+            model: args.model,
+            backend: generator.backend(),
+            generation,
+            files: generator.files(),
+        },
+    )
+}
