@@ -91,3 +91,58 @@ pub fn fixture_copy(name: &str, into: &Path) -> PathBuf {
     copy_dir(&fixture_model(name), &dir).unwrap();
     dir
 }
+
+/// Largest absolute difference between two float lists of equal length.
+pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
+/// A JSON list of numbers as f32.
+pub fn f32_list(value: &serde_json::Value) -> Vec<f32> {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+/// A JSON list of ids.
+pub fn id_list(value: &serde_json::Value) -> Vec<u32> {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+/// Runs `generate --greedy --json --return-logits` and returns the answer.
+pub fn generate_greedy(
+    home: &Path,
+    model: &Path,
+    prompt: &str,
+    new_tokens: usize,
+) -> serde_json::Value {
+    let out = run(cli(home)
+        .args([
+            "generate",
+            "--greedy",
+            "--json",
+            "--return-logits",
+            "--model",
+        ])
+        .arg(model)
+        .args(["--max-new-tokens", &new_tokens.to_string(), prompt]));
+    json_ok(&out)
+}
+
+/// The variant fixtures (`fixtures/models/variants/<prefix>*`), sorted.
+pub fn variant_dirs(prefix: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join("models/variants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no variant fixtures named {prefix}*");
+    dirs
+}

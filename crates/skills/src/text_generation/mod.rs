@@ -8,6 +8,7 @@ mod causal_lm;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gpt2;
+pub mod opt;
 mod options;
 mod stop_strings;
 
@@ -228,6 +229,7 @@ fn build_causal_lm(
         "gpt2" => {
             Box::new(gpt2::Gpt2::load(vb, &parse_config(name, config)?).map_err(weights_error)?)
         }
+        "opt" => Box::new(opt::Opt::load(vb, &parse_config(name, config)?).map_err(weights_error)?),
         other => {
             return Err(SkillError::Unsupported {
                 model: name.to_owned(),

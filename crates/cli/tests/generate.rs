@@ -1,0 +1,205 @@
+//! `generate` reproduces transformers' greedy generation for GPT-2 and OPT
+//! (the shared fixtures and our config-variant fixtures), samples
+//! reproducibly, honours stop strings, streams, and refuses bad input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// Checks one answer against a fixture's prompt reference.
+fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
+    let diff = max_abs_diff(&f32_list(&answer["last_logits"]), logits);
+    assert!(diff <= 1e-4, "{name}: last_logits max abs diff {diff}");
+    assert_eq!(id_list(&answer["token_ids"]), ids, "{name}: token_ids");
+    assert_eq!(answer["text"], text, "{name}: text");
+    assert_eq!(answer["backend"], "cpu", "{name}");
+}
+
+fn shared_fixture(name: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let reference = reference(name);
+    let prompt = &reference["prompt"];
+    let new_tokens = reference["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let answer = generate_greedy(
+        home.path(),
+        &fixture_model(name),
+        reference["inputs"]["prompt"].as_str().unwrap(),
+        new_tokens,
+    );
+    assert_matches(
+        name,
+        &answer,
+        &id_list(&prompt["token_ids"]),
+        prompt["text"].as_str().unwrap(),
+        &f32_list(&prompt["last_logits"]["data"]),
+    );
+    assert_eq!(
+        answer["prompt_tokens"].as_u64().unwrap() as usize,
+        prompt["input_ids"]["data"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn gpt2_fixture_matches_reference() {
+    shared_fixture("gpt2");
+}
+
+#[test]
+fn opt_fixture_matches_reference() {
+    shared_fixture("opt");
+}
+
+fn variants(prefix: &str) {
+    let home = tempfile::tempdir().unwrap();
+    for dir in variant_dirs(prefix) {
+        let reference: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+        let ids = id_list(&reference["token_ids"]);
+        let answer = generate_greedy(
+            home.path(),
+            &dir,
+            reference["prompt"].as_str().unwrap(),
+            ids.len(),
+        );
+        assert_matches(
+            &dir.display().to_string(),
+            &answer,
+            &ids,
+            reference["text"].as_str().unwrap(),
+            &f32_list(&reference["last_logits"]),
+        );
+    }
+}
+
+#[test]
+fn gpt2_config_variants_match_transformers() {
+    // Padded vocabulary (ids past the tokenizer are generated and decode to
+    // nothing), exact GELU, n_inner, per-layer scaling, unprefixed weights.
+    variants("gpt2_");
+}
+
+#[test]
+fn opt_config_variants_match_transformers() {
+    // opt-350m's layout (post-LayerNorm, word_embed_proj_dim < hidden_size,
+    // unprefixed weights) and projections without bias with an untied head.
+    variants("opt_");
+}
+
+fn gpt2_prompt() -> String {
+    reference("gpt2")["inputs"]["prompt"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn sample(home: &Path, extra: &[&str]) -> Vec<u32> {
+    let out = run(cli(home)
+        .args(["generate", "--json", "--max-new-tokens", "12", "--model"])
+        .arg(fixture_model("gpt2"))
+        .args(extra)
+        .arg(gpt2_prompt()));
+    id_list(&json_ok(&out)["token_ids"])
+}
+
+#[test]
+fn sampling_is_reproducible_by_seed() {
+    let home = tempfile::tempdir().unwrap();
+    let args = ["--temperature", "1.5", "--top-p", "0.95", "--seed"];
+    let a = sample(home.path(), &[&args[..], &["11"]].concat());
+    let b = sample(home.path(), &[&args[..], &["11"]].concat());
+    let c = sample(home.path(), &[&args[..], &["12"]].concat());
+    assert_eq!(a, b, "same seed, same tokens");
+    assert_ne!(a, c, "another seed, other tokens");
+    // top-k 1 leaves one candidate: sampling then equals greedy.
+    let greedy = id_list(&reference("gpt2")["prompt"]["token_ids"]);
+    assert_eq!(
+        sample(home.path(), &["--top-k", "1", "--seed", "5"]),
+        greedy
+    );
+}
+
+#[test]
+fn stop_strings_cut_the_text() {
+    let home = tempfile::tempdir().unwrap();
+    // The greedy text is "ong\u{fffd}ARgieciec thP\u{fffd} light".
+    let out = run(cli(home.path())
+        .args(["generate", "--greedy", "--json", "--max-new-tokens", "12"])
+        .args(["--stop", " th", "--model"])
+        .arg(fixture_model("gpt2"))
+        .arg(gpt2_prompt()));
+    let answer = json_ok(&out);
+    assert_eq!(answer["text"], "ong\u{fffd}ARgieciec");
+    assert_eq!(answer["stop_reason"], "stop_string");
+    let ids = id_list(&answer["token_ids"]);
+    let full = id_list(&reference("gpt2")["prompt"]["token_ids"]);
+    assert!(ids.len() < full.len() && full.starts_with(&ids), "{ids:?}");
+}
+
+#[test]
+fn streams_the_text_without_json() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(cli(home.path())
+        .args(["generate", "--greedy", "--max-new-tokens", "12", "--model"])
+        .arg(fixture_model("opt"))
+        .arg(reference("opt")["inputs"]["prompt"].as_str().unwrap()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = reference("opt")["prompt"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+        + "\n";
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let gpt2 = fixture_model("gpt2");
+    let generate = |model: &Path, extra: &[&str]| {
+        let out = run(cli(home.path())
+            .args(["generate", "--json", "--model"])
+            .arg(model)
+            .args(extra));
+        one_line_failure(&out)
+    };
+    let err = generate(&gpt2, &["--max-new-tokens", "4", ""]);
+    assert!(err.contains("empty"), "{err}");
+    let err = generate(&gpt2, &["--max-new-tokens", "0", "hello"]);
+    assert!(err.contains("at least 1"), "{err}");
+    // n_positions is 64: a prompt of ~200 tokens cannot fit.
+    let long = "a b c d ".repeat(50);
+    let err = generate(&gpt2, &["--max-new-tokens", "4", &long]);
+    assert!(
+        err.contains("positions") && err.contains("shorten"),
+        "{err}"
+    );
+    let err = generate(&fixture_model("t5"), &["--max-new-tokens", "4", "hello"]);
+    assert!(err.contains("not a causal language model"), "{err}");
+    let err = generate(&fixture_model("bert"), &["--max-new-tokens", "4", "hello"]);
+    assert!(err.contains("not a causal language model"), "{err}");
+    let unknown = fixture_copy("gpt2", home.path());
+    let config = unknown.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"gpt2\"", "\"mamba\"")
+            .replace("GPT2LMHeadModel", "MambaForCausalLM"),
+    )
+    .unwrap();
+    let err = generate(&unknown, &["--max-new-tokens", "4", "hello"]);
+    assert!(
+        err.contains("unsupported architecture") && err.contains("gpt2, opt, llama"),
+        "{err}"
+    );
+    let err = generate(
+        &gpt2,
+        &["--max-new-tokens", "4", "--temperature", "0", "hello"],
+    );
+    assert!(err.contains("temperature"), "{err}");
+}
