@@ -392,3 +392,82 @@ fn serve_fails_when_no_model_loads() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+#[test]
+fn completions_match_reference_whole_and_streamed() {
+    let gpt2 = fixture_model("gpt2").to_str().unwrap().to_owned();
+    let server = start(&["--model", &gpt2]);
+    let reference = reference("gpt2");
+    let prompt = reference["inputs"]["prompt"].as_str().unwrap();
+    let expected_ids = id_list(&reference["prompt"]["token_ids"]);
+    let expected_text = reference["prompt"]["text"].as_str().unwrap();
+    let request = serde_json::json!({
+        "model": gpt2, "prompt": prompt, "max_tokens": 12, "temperature": 0,
+    });
+    let (s, b) = post(&server, "/v1/completions", &request.to_string());
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["object"], "text_completion");
+    assert_eq!(b["backend"], "cpu");
+    assert_eq!(id_list(&b["choices"][0]["token_ids"]), expected_ids);
+    assert_eq!(b["choices"][0]["text"], expected_text);
+    assert_eq!(b["choices"][0]["finish_reason"], "length");
+    assert_eq!(b["usage"]["completion_tokens"], 12);
+    assert_eq!(b["usage"]["prompt_tokens"], 13);
+
+    // Streamed: the pieces add up to the same text, then [DONE].
+    let mut streamed = request.clone();
+    streamed["stream"] = serde_json::json!(true);
+    let mut resp = agent()
+        .post(&format!("{}/v1/completions", server.base))
+        .header("Content-Type", "application/json")
+        .send(streamed.to_string())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.body_mut().read_to_string().unwrap();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{body}");
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .map(|c| c["choices"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, expected_text);
+    assert!(chunks.len() > 2, "streamed in pieces: {body}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "length"
+    );
+
+    // Each model answers its own task only.
+    let bert = fixture_model("bert").to_str().unwrap().to_owned();
+    let (s, b) = post(
+        &server,
+        "/v1/embeddings",
+        &serde_json::json!({"model": gpt2, "input": "hi"}).to_string(),
+    );
+    assert_json_error(s, &b, 400);
+    let (s, b) = post(
+        &server,
+        "/v1/completions",
+        &serde_json::json!({"model": bert, "prompt": "hi"}).to_string(),
+    );
+    assert_json_error(s, &b, 400);
+    let (s, b) = post(
+        &server,
+        "/v1/completions",
+        &serde_json::json!({"model": gpt2, "prompt": "hi", "max_tokens": 0}).to_string(),
+    );
+    assert_json_error(s, &b, 400);
+    let (s, b) = post(
+        &server,
+        "/v1/completions",
+        &serde_json::json!({"model": gpt2, "prompt": ""}).to_string(),
+    );
+    assert_json_error(s, &b, 400);
+}

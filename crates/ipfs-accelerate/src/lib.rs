@@ -26,7 +26,7 @@ pub use ipfs_accelerate_storage as storage;
 
 pub use accelerator::{
     Accelerator, AcceleratorError, EndpointOptions, EndpointStatus, Histogram, HistogramSnapshot,
-    InferRequest, InferResponse,
+    InferRequest, InferResponse, TextStream,
 };
 pub use ipfs_accelerate_backends::{BackendInfo, BackendKind};
 pub use ipfs_accelerate_gating::Gate;

@@ -54,7 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/embeddings", post(routes::embeddings::openai))
         .route("/embed", post(routes::embeddings::tei))
-        .route("/v1/completions", post(routes::generation::completions))
+        .route("/v1/completions", post(routes::completions::completions))
         .route(
             "/v1/chat/completions",
             post(routes::generation::chat_completions),

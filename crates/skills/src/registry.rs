@@ -1,6 +1,7 @@
 //! `config.json` -> skill.
 
 use crate::SkillError;
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
 use serde_json::Value;
 
 /// The skills this build has.
@@ -32,6 +33,17 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("T5", SkillKind::Text2Text),
 ];
 
+impl SkillKind {
+    /// The name endpoints report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TextEmbedding => "text_embedding",
+            Self::TextGeneration => "text_generation",
+            Self::Text2Text => "text2text",
+        }
+    }
+}
+
 /// The model types one skill runs.
 pub fn supported_for(skill: SkillKind) -> Vec<&'static str> {
     MODEL_TYPES
@@ -39,6 +51,13 @@ pub fn supported_for(skill: SkillKind) -> Vec<&'static str> {
         .filter(|(_, k)| *k == skill)
         .map(|(name, _)| *name)
         .collect()
+}
+
+/// Reads `model`'s `config.json` through `loader` and picks its skill.
+pub fn skill_for_model(loader: &Loader, model: &ModelRef) -> Result<SkillKind, SkillError> {
+    let files = loader.from_pretrained(model, FileKind::Config)?;
+    let config: Value = loader.read_json(model, &files[0])?;
+    skill_for_config(&model.to_string(), &config)
 }
 
 /// Picks the skill for a parsed `config.json`, by `model_type` and then by

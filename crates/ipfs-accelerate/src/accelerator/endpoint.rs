@@ -1,11 +1,13 @@
 //! One endpoint: a loaded model, its batching queue and its statistics.
 
 use super::batcher::{self, Job};
+use super::generation_worker::{self, GenerationJob};
 use super::latency::{Histogram, HistogramSnapshot};
-use super::{AcceleratorError, InferRequest, InferResponse};
+use super::{AcceleratorError, InferRequest, InferResponse, TextStream};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
-use ipfs_accelerate_skills::TextEmbedder;
+use ipfs_accelerate_skills::registry::skill_for_model;
+use ipfs_accelerate_skills::{SkillKind, TextEmbedder, TextGenerator};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -93,13 +95,23 @@ pub(crate) struct EndpointStats {
     pub batch_sizes: Histogram,
 }
 
-/// A loaded model serving requests through its batcher.
+/// The queue in front of an endpoint's skill.
+#[derive(Debug)]
+enum Queue {
+    /// Dynamic batches of texts to embed.
+    Embedding(mpsc::Sender<Job>),
+    /// One generation at a time.
+    Generation(mpsc::Sender<GenerationJob>),
+}
+
+/// A loaded model serving requests through its queue.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     model: String,
+    skill: SkillKind,
     backend: BackendKind,
     load_time: Duration,
-    queue: mpsc::Sender<Job>,
+    queue: Queue,
     stats: Arc<EndpointStats>,
 }
 
@@ -114,7 +126,7 @@ impl Endpoint {
     ) -> Result<Self, AcceleratorError> {
         let started = Instant::now();
         let reference = ModelRef::parse(model)?;
-        let embedder = Arc::new(TextEmbedder::load(loader, &reference, backend)?);
+        let skill = skill_for_model(loader, &reference)?;
         let stats = Arc::new(EndpointStats {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -123,11 +135,31 @@ impl Endpoint {
             latency: Histogram::latency_seconds(),
             batch_sizes: Histogram::batch_sizes(),
         });
-        let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
-        let backend = embedder.backend();
-        batcher::spawn(model.to_owned(), embedder, jobs, options, stats.clone());
+        let (queue, backend) = match skill {
+            SkillKind::TextEmbedding => {
+                let embedder = Arc::new(TextEmbedder::load(loader, &reference, backend)?);
+                let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
+                let backend = embedder.backend();
+                batcher::spawn(model.to_owned(), embedder, jobs, options, stats.clone());
+                (Queue::Embedding(queue), backend)
+            }
+            SkillKind::TextGeneration => {
+                let generator = Arc::new(TextGenerator::load(loader, &reference, backend)?);
+                let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
+                let backend = generator.backend();
+                generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
+                (Queue::Generation(queue), backend)
+            }
+            other => {
+                return Err(AcceleratorError::InvalidRequest(format!(
+                    "model '{model}' is a {} model, which endpoints do not serve yet",
+                    other.name()
+                )))
+            }
+        };
         Ok(Self {
             model: model.to_owned(),
+            skill,
             backend,
             load_time: started.elapsed(),
             queue,
@@ -150,34 +182,29 @@ impl Endpoint {
     /// Queues `request` and waits for its answer; a full queue is `Busy`.
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, AcceleratorError> {
         let started = Instant::now();
-        let InferRequest::Embed { texts } = request;
-        if texts.is_empty() {
-            return Err(AcceleratorError::InvalidRequest(
-                "input is empty".to_owned(),
-            ));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = self.queue.try_send(Job { texts, reply }) {
-            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            return Err(match err {
-                mpsc::error::TrySendError::Full(_) => {
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    AcceleratorError::Busy(self.model.clone())
-                }
-                mpsc::error::TrySendError::Closed(_) => AcceleratorError::Gone(self.model.clone()),
-            });
-        }
-        let result = match answer.await {
-            Ok(Ok((embeddings, tokens))) => Ok(InferResponse::Embeddings {
-                model: self.model.clone(),
-                backend: self.backend,
-                embeddings,
-                tokens,
-            }),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(AcceleratorError::Gone(self.model.clone())),
+        let result = match (request, &self.queue) {
+            (InferRequest::Embed { texts }, Queue::Embedding(queue)) => {
+                self.embed(queue, texts).await
+            }
+            (
+                InferRequest::Generate {
+                    prompt,
+                    options,
+                    stream,
+                },
+                Queue::Generation(queue),
+            ) => self.generate(queue, prompt, options, stream).await,
+            (request, _) => {
+                return Err(AcceleratorError::WrongTask {
+                    model: self.model.clone(),
+                    task: request.task(),
+                    serves: self.serves(),
+                })
+            }
         };
+        if matches!(result, Err(AcceleratorError::Busy(_))) {
+            return result;
+        }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -186,11 +213,87 @@ impl Endpoint {
         result
     }
 
+    /// What requests this endpoint answers, for errors.
+    pub fn serves(&self) -> &'static str {
+        match self.skill {
+            SkillKind::TextEmbedding => "embeddings",
+            SkillKind::TextGeneration => "completions",
+            SkillKind::Text2Text => "text2text",
+        }
+    }
+
+    async fn embed(
+        &self,
+        queue: &mpsc::Sender<Job>,
+        texts: Vec<String>,
+    ) -> Result<InferResponse, AcceleratorError> {
+        if texts.is_empty() {
+            return Err(AcceleratorError::InvalidRequest(
+                "input is empty".to_owned(),
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(queue, Job { texts, reply })?;
+        match answer.await {
+            Ok(Ok((embeddings, tokens))) => Ok(InferResponse::Embeddings {
+                model: self.model.clone(),
+                backend: self.backend,
+                embeddings,
+                tokens,
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(AcceleratorError::Gone(self.model.clone())),
+        }
+    }
+
+    async fn generate(
+        &self,
+        queue: &mpsc::Sender<GenerationJob>,
+        prompt: String,
+        options: ipfs_accelerate_skills::GenerateOptions,
+        stream: Option<TextStream>,
+    ) -> Result<InferResponse, AcceleratorError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(
+            queue,
+            GenerationJob {
+                prompt,
+                options,
+                stream,
+                reply,
+            },
+        )?;
+        match answer.await {
+            Ok(Ok(generation)) => Ok(InferResponse::Generation {
+                model: self.model.clone(),
+                backend: self.backend,
+                generation,
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(AcceleratorError::Gone(self.model.clone())),
+        }
+    }
+
+    /// Puts a job in the bounded queue; full means busy (counted as rejected).
+    fn enqueue<T>(&self, queue: &mpsc::Sender<T>, job: T) -> Result<(), AcceleratorError> {
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        queue.try_send(job).map_err(|err| {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            match err {
+                mpsc::error::TrySendError::Full(_) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    AcceleratorError::Busy(self.model.clone())
+                }
+                mpsc::error::TrySendError::Closed(_) => AcceleratorError::Gone(self.model.clone()),
+            }
+        })
+    }
+
     pub fn status(&self) -> EndpointStatus {
         let ms = |q| self.stats.latency.quantile(q).map(|s| s * 1e3);
         EndpointStatus {
             model: self.model.clone(),
-            skill: "text_embedding",
+            skill: self.skill.name(),
             backend: self.backend,
             load_ms: self.load_time.as_secs_f64() * 1e3,
             requests: self.stats.requests.load(Ordering::Relaxed),

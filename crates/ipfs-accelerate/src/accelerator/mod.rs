@@ -16,13 +16,14 @@
 mod batcher;
 mod endpoint;
 mod error;
+mod generation_worker;
 mod latency;
 mod request;
 
 pub use endpoint::{EndpointOptions, EndpointStatus};
 pub use error::AcceleratorError;
 pub use latency::{Histogram, HistogramSnapshot};
-pub use request::{InferRequest, InferResponse};
+pub use request::{InferRequest, InferResponse, TextStream};
 
 use endpoint::Endpoint;
 use ipfs_accelerate_backends::BackendKind;

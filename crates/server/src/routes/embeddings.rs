@@ -81,7 +81,10 @@ pub async fn openai(
     } = state
         .accelerator
         .infer_on(&request.model, chosen, InferRequest::Embed { texts })
-        .await?;
+        .await?
+    else {
+        return Err(ApiError::internal("the endpoint answered another task"));
+    };
     if let Some(d) = request.dimensions {
         if embeddings.first().is_some_and(|e| e.len() != d) {
             return Err(ApiError::bad_request(format!(
@@ -157,6 +160,9 @@ pub async fn tei(State(state): State<Arc<AppState>>, body: Body) -> Result<Json<
     let InferResponse::Embeddings { embeddings, .. } = state
         .accelerator
         .infer(&model, InferRequest::Embed { texts })
-        .await?;
+        .await?
+    else {
+        return Err(ApiError::internal("the endpoint answered another task"));
+    };
     Ok(Json(json!(embeddings)))
 }

@@ -1,7 +1,7 @@
-//! Completions, chat completions and transcriptions. The routes exist so
-//! clients get a precise answer; they serve a model once a generation or
-//! speech skill is loaded on it (this build has none, so a served model is
-//! the wrong task and anything else is unknown).
+//! Chat completions and transcriptions. The routes exist so clients get a
+//! precise answer; they serve a model once a chat template or a speech
+//! skill is loaded on it (this build has neither, so a served model is the
+//! wrong task and anything else is unknown).
 
 use super::ensure_ready;
 use crate::body::{parse_json, read_limited};
@@ -28,27 +28,30 @@ async fn answer(state: &AppState, body: Body, task: &'static str) -> Result<Json
 }
 
 fn refuse(state: &AppState, model: &str, task: &'static str) -> Result<Json<Value>, ApiError> {
-    let served = state.accelerator.models();
-    if served.iter().any(|m| m == model) {
+    if let Some(endpoint) = state
+        .accelerator
+        .endpoints()
+        .into_iter()
+        .find(|e| e.model == model)
+    {
+        let serves = match endpoint.skill {
+            "text_embedding" => "embeddings",
+            "text_generation" => "completions",
+            _ => "other tasks",
+        };
         return Err(AcceleratorError::WrongTask {
             model: model.to_owned(),
             task,
-            serves: "embeddings",
+            serves,
         }
         .into());
     }
+    let served = state.accelerator.models();
     Err(AcceleratorError::UnknownModel {
         model: model.to_owned(),
         served,
     }
     .into())
-}
-
-pub async fn completions(
-    State(state): State<Arc<AppState>>,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
-    answer(&state, body, "completion").await
 }
 
 pub async fn chat_completions(

@@ -1,5 +1,6 @@
 //! One file per group of routes.
 
+pub mod completions;
 pub mod embeddings;
 pub mod generation;
 pub mod status;

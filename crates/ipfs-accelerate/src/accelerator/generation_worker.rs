@@ -1,0 +1,63 @@
+//! Generation endpoints run one request at a time (the model holds one KV
+//! cache); requests wait in the endpoint's bounded queue, and a request whose
+//! caller went away is dropped before it runs.
+
+use super::endpoint::EndpointStats;
+use super::{AcceleratorError, TextStream};
+use ipfs_accelerate_skills::{GenerateOptions, Generation, TextGenerator};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// One queued generation.
+#[derive(Debug)]
+pub(crate) struct GenerationJob {
+    pub prompt: String,
+    pub options: GenerateOptions,
+    pub stream: Option<TextStream>,
+    pub reply: oneshot::Sender<Result<Generation, AcceleratorError>>,
+}
+
+/// Starts the worker; it ends when the endpoint (the last sender) is dropped.
+pub(crate) fn spawn(
+    model: String,
+    generator: Arc<TextGenerator>,
+    mut jobs: mpsc::Receiver<GenerationJob>,
+    stats: Arc<EndpointStats>,
+) {
+    tokio::spawn(async move {
+        while let Some(job) = jobs.recv().await {
+            stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            if job.reply.is_closed() {
+                continue;
+            }
+            stats.batch_sizes.observe(1.0);
+            let generator = generator.clone();
+            let GenerationJob {
+                prompt,
+                options,
+                stream,
+                reply,
+            } = job;
+            let result = tokio::task::spawn_blocking(move || {
+                let mut on_text = |piece: &str| {
+                    if let Some(stream) = &stream {
+                        stream.send(piece);
+                    }
+                };
+                generator.generate(&prompt, &options, &mut on_text)
+            })
+            .await;
+            let answer = match result {
+                Ok(Ok(generation)) => Ok(generation),
+                Ok(Err(err)) => Err(AcceleratorError::Skill(err)),
+                Err(join) => {
+                    tracing::warn!(model, "generation task failed: {join}");
+                    Err(AcceleratorError::Internal(join.to_string()))
+                }
+            };
+            let _ = reply.send(answer);
+        }
+        tracing::debug!(model, "endpoint removed; generation worker stops");
+    });
+}
