@@ -22,7 +22,9 @@ fn accelerator(home: &std::path::Path, options: EndpointOptions) -> Accelerator 
 }
 
 fn embeddings(r: InferResponse) -> Vec<Vec<f32>> {
-    let InferResponse::Embeddings { embeddings, .. } = r;
+    let InferResponse::Embeddings { embeddings, .. } = r else {
+        panic!("an embedding endpoint answered another task: {r:?}")
+    };
     embeddings
 }
 
