@@ -8,7 +8,9 @@ mod causal_lm;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gpt2;
+pub mod llama;
 mod options;
+pub mod rope;
 mod stop_strings;
 
 pub use causal_lm::CausalLm;
@@ -228,6 +230,7 @@ fn build_causal_lm(
         "gpt2" => {
             Box::new(gpt2::Gpt2::load(vb, &parse_config(name, config)?).map_err(weights_error)?)
         }
+        "llama" => Box::new(llama::Llama::load(name, vb, &parse_config(name, config)?)?),
         other => {
             return Err(SkillError::Unsupported {
                 model: name.to_owned(),
