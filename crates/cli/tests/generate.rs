@@ -1,4 +1,5 @@
-//! `generate` reproduces transformers' greedy generation for GPT-2 and OPT
+//! `generate` reproduces transformers' greedy generation for GPT-2, OPT and
+//! LLaMA
 //! (the shared fixtures and our config-variant fixtures), samples
 //! reproducibly, honours stop strings, streams, and refuses bad input.
 
@@ -51,6 +52,12 @@ fn opt_fixture_matches_reference() {
     shared_fixture("opt");
 }
 
+#[test]
+fn llama_fixture_matches_reference() {
+    // Grouped-query attention, untied head, plain RoPE.
+    shared_fixture("llama");
+}
+
 fn variants(prefix: &str) {
     let home = tempfile::tempdir().unwrap();
     for dir in variant_dirs(prefix) {
@@ -85,6 +92,13 @@ fn opt_config_variants_match_transformers() {
     // opt-350m's layout (post-LayerNorm, word_embed_proj_dim < hidden_size,
     // unprefixed weights) and projections without bias with an untied head.
     variants("opt_");
+}
+
+#[test]
+fn llama_config_variants_match_transformers() {
+    // Every rope_scaling type (linear, dynamic past the context, yarn,
+    // longrope, llama3), tied head, biases, head_dim, padded vocabulary.
+    variants("llama_");
 }
 
 fn gpt2_prompt() -> String {

@@ -8,8 +8,10 @@ mod causal_lm;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gpt2;
+pub mod llama;
 pub mod opt;
 mod options;
+pub mod rope;
 mod stop_strings;
 
 pub use causal_lm::CausalLm;
@@ -229,6 +231,7 @@ fn build_causal_lm(
         "gpt2" => {
             Box::new(gpt2::Gpt2::load(vb, &parse_config(name, config)?).map_err(weights_error)?)
         }
+        "llama" => Box::new(llama::Llama::load(name, vb, &parse_config(name, config)?)?),
         "opt" => Box::new(opt::Opt::load(vb, &parse_config(name, config)?).map_err(weights_error)?),
         other => {
             return Err(SkillError::Unsupported {
