@@ -5,13 +5,16 @@
 pub mod activation;
 pub mod attention;
 mod causal_lm;
+pub mod chat_template;
 pub mod decode_loop;
 pub mod generation_config;
+pub mod gguf;
 pub mod gpt2;
 mod options;
 mod stop_strings;
 
 pub use causal_lm::CausalLm;
+pub use chat_template::ChatTemplate;
 pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
 use crate::backend_chain::load_on_chain;
@@ -35,6 +38,7 @@ pub struct TextGenerator {
     eos_ids: Vec<u32>,
     backend: BackendKind,
     files: Vec<ResolvedFile>,
+    chat_template: Option<ChatTemplate>,
 }
 
 impl std::fmt::Debug for TextGenerator {
@@ -79,6 +83,7 @@ impl TextGenerator {
             };
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
+        let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
         files.extend(tokenizer_files);
         let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
         files.extend(weight_files.iter().cloned());
@@ -94,6 +99,7 @@ impl TextGenerator {
             tokenizer,
             backend: kind,
             files,
+            chat_template,
         })
     }
 
