@@ -2,6 +2,7 @@
 
 use super::Context;
 use crate::output::print_json;
+use ipfs_accelerate::skills::text_generation::gguf;
 use ipfs_accelerate::{
     BackendKind, GenerateOptions, Generation, ModelRef, ResolvedFile, SamplingParams, TextGenerator,
 };
@@ -68,9 +69,17 @@ impl DecodingArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    /// A local folder, a Hub id (org/name[@revision]), ipfs://<cid>, or a
+    /// local .gguf file.
     #[arg(long)]
     model: String,
+    /// The GGUF file inside the model (folder, Hub repository or CID).
+    #[arg(long, value_name = "FILE")]
+    gguf: Option<String>,
+    /// Render the prompt as one user message through the model's chat
+    /// template (with the assistant's generation prompt).
+    #[arg(long)]
+    chat: bool,
     /// auto, cpu, cuda, ort or openvino.
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -121,10 +130,17 @@ pub fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     if args.prompt.is_empty() {
         anyhow::bail!("the prompt is empty: pass the text to continue as PROMPT");
     }
-    let model = ModelRef::parse(&args.model)?;
     let loader = ctx.loader()?;
-    let generator = TextGenerator::load(&loader, &model, backend)?;
-    let generation = generator.generate(&args.prompt, &options, &mut streamer(ctx.json))?;
+    let generator = match gguf::locate(&args.model, args.gguf.as_deref())? {
+        Some(gguf) => TextGenerator::load_gguf(&loader, &gguf, backend)?,
+        None => TextGenerator::load(&loader, &ModelRef::parse(&args.model)?, backend)?,
+    };
+    let mut on_text = streamer(ctx.json);
+    let generation = if args.chat {
+        generator.generate_chat(&args.prompt, &options, &mut on_text)?
+    } else {
+        generator.generate(&args.prompt, &options, &mut on_text)?
+    };
     finish(
         ctx,
         &GenerationAnswer {

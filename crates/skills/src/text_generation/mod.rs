@@ -5,8 +5,10 @@
 pub mod activation;
 pub mod attention;
 mod causal_lm;
+pub mod chat_template;
 pub mod decode_loop;
 pub mod generation_config;
+pub mod gguf;
 pub mod gpt2;
 pub mod llama;
 pub mod opt;
@@ -15,6 +17,7 @@ pub mod rope;
 mod stop_strings;
 
 pub use causal_lm::CausalLm;
+pub use chat_template::ChatTemplate;
 pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
 use crate::backend_chain::load_on_chain;
@@ -38,6 +41,7 @@ pub struct TextGenerator {
     eos_ids: Vec<u32>,
     backend: BackendKind,
     files: Vec<ResolvedFile>,
+    chat_template: Option<ChatTemplate>,
 }
 
 impl std::fmt::Debug for TextGenerator {
@@ -82,6 +86,7 @@ impl TextGenerator {
             };
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
+        let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
         files.extend(tokenizer_files);
         let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
         files.extend(weight_files.iter().cloned());
@@ -97,6 +102,7 @@ impl TextGenerator {
             tokenizer,
             backend: kind,
             files,
+            chat_template,
         })
     }
 

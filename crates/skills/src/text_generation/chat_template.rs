@@ -1,0 +1,192 @@
+//! Chat templates: a prompt rendered as one user message through the
+//! model's Jinja template (`tokenizer_config.json`'s `chat_template`, or a
+//! GGUF file's `tokenizer.chat_template`), as `transformers`'
+//! `apply_chat_template(..., add_generation_prompt=True)` renders it.
+
+use super::{GenerateOptions, Generation, TextGenerator};
+use crate::weights::one_line;
+use crate::SkillError;
+use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{context, Environment, Error, ErrorKind};
+use serde_json::Value;
+
+/// A model's chat template with the special tokens it may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTemplate {
+    source: String,
+    bos_token: Option<String>,
+    eos_token: Option<String>,
+}
+
+impl ChatTemplate {
+    /// A template from its Jinja source and the model's BOS/EOS texts.
+    pub fn new(source: &str, bos_token: Option<String>, eos_token: Option<String>) -> Self {
+        Self {
+            source: source.to_owned(),
+            bos_token,
+            eos_token,
+        }
+    }
+
+    /// The template of a `tokenizer_config.json`: its `chat_template`
+    /// string, or the one named `default` in a list of named templates.
+    pub fn from_tokenizer_config(config: &Value) -> Option<Self> {
+        let source = match config.get("chat_template")? {
+            Value::String(source) => source.as_str(),
+            Value::Array(named) => named.iter().find_map(|t| {
+                (t.get("name")?.as_str()? == "default")
+                    .then(|| t.get("template")?.as_str())
+                    .flatten()
+            })?,
+            _ => return None,
+        };
+        // `bos_token` is a string or an AddedToken object with `content`.
+        let token = |key: &str| -> Option<String> {
+            match config.get(key)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o.get("content")?.as_str().map(str::to_owned),
+                _ => None,
+            }
+        };
+        Some(Self::new(source, token("bos_token"), token("eos_token")))
+    }
+
+    /// `content` as the single user message, followed by the generation
+    /// prompt (the start of the assistant's turn).
+    pub fn render_user_message(&self, content: &str) -> Result<String, Error> {
+        let env = environment()?;
+        let template = env.template_from_str(&self.source)?;
+        template.render(context! {
+            messages => vec![context! { role => "user", content => content }],
+            add_generation_prompt => true,
+            bos_token => self.bos_token.as_deref().unwrap_or_default(),
+            eos_token => self.eos_token.as_deref().unwrap_or_default(),
+        })
+    }
+}
+
+/// The template of `tokenizer_config.json` among a model's tokenizer files;
+/// an unreadable one only means no template (logged).
+pub(crate) fn from_files(
+    loader: &Loader,
+    model: &ModelRef,
+    files: &[ResolvedFile],
+) -> Option<ChatTemplate> {
+    let file = files.iter().find(|f| f.file == "tokenizer_config.json")?;
+    match loader.read_json::<Value>(model, file) {
+        Ok(config) => ChatTemplate::from_tokenizer_config(&config),
+        Err(e) => {
+            tracing::warn!("no chat template: {e}");
+            None
+        }
+    }
+}
+
+/// Jinja as `transformers` sets it up: `trim_blocks`, `lstrip_blocks`,
+/// loop controls, Python string methods, `raise_exception`.
+fn environment() -> Result<Environment<'static>, Error> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()?,
+    );
+    minijinja_contrib::add_to_environment(&mut env);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", |message: String| -> Result<String, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, message))
+    });
+    Ok(env)
+}
+
+impl TextGenerator {
+    /// The model's chat template, if it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+
+    /// `message` rendered as a single user message through the model's chat
+    /// template, with the generation prompt.
+    pub fn chat_prompt(&self, message: &str) -> Result<String, SkillError> {
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            SkillError::InvalidInput(format!(
+                "model '{}' has no chat template (tokenizer.chat_template in GGUF, chat_template in tokenizer_config.json); drop --chat and pass the prompt as the model expects it",
+                self.model_name
+            ))
+        })?;
+        template.render_user_message(message).map_err(|e| {
+            SkillError::InvalidInput(format!(
+                "model '{}': the chat template failed: {}",
+                self.model_name,
+                one_line(&format!("{e:#}"))
+            ))
+        })
+    }
+
+    /// Generates the answer to `message` as a chat: the rendered template is
+    /// tokenized without adding special tokens (the template holds them),
+    /// as `apply_chat_template(tokenize=True)`.
+    pub fn generate_chat(
+        &self,
+        message: &str,
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SkillError> {
+        if message.is_empty() {
+            return Err(SkillError::InvalidInput("the prompt is empty".to_owned()));
+        }
+        let prompt = self.chat_prompt(message)?;
+        let encoding =
+            self.tokenizer
+                .encode(prompt, false)
+                .map_err(|e| SkillError::Tokenizer {
+                    model: self.model_name.clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
+        self.generate_from_ids(encoding.get_ids(), options, on_text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // SmolLM2-135M-Instruct's template (its GGUF and tokenizer_config.json).
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn renders_as_transformers() {
+        let template = ChatTemplate::new(SMOLLM2, None, None);
+        // transformers 4.57.6 apply_chat_template(add_generation_prompt=True).
+        assert_eq!(
+            template.render_user_message("What is the capital of France?").unwrap(),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn python_methods_blocks_and_exceptions() {
+        let source = "{{ bos_token }}\n{% for m in messages %}\n  {% if m.role == 'system' %}{{ raise_exception('no system') }}{% endif %}\n[{{ m.content.strip() | upper }}]{% if loop.last %}{% break %}{% endif %}\n{% endfor %}";
+        let template = ChatTemplate::new(source, Some("<s>".to_owned()), None);
+        assert_eq!(template.render_user_message("  hi  ").unwrap(), "<s>[HI]");
+        let failing = ChatTemplate::new("{{ raise_exception('nope') }}", None, None);
+        assert!(failing.render_user_message("x").is_err());
+    }
+
+    #[test]
+    fn tokenizer_config_forms() {
+        let config = json!({"chat_template": "{{ eos_token }}", "eos_token": {"content": "</s>"}});
+        let template = ChatTemplate::from_tokenizer_config(&config).unwrap();
+        assert_eq!(template.render_user_message("x").unwrap(), "</s>");
+        let named = json!({"chat_template": [{"name": "tool_use", "template": "t"}, {"name": "default", "template": "d"}]});
+        assert_eq!(
+            ChatTemplate::from_tokenizer_config(&named).unwrap().render_user_message("x").unwrap(),
+            "d"
+        );
+        assert!(ChatTemplate::from_tokenizer_config(&json!({})).is_none());
+    }
+}

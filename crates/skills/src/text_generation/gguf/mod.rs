@@ -1,0 +1,167 @@
+//! LLaMA-family models from a single GGUF file (llama.cpp's format):
+//! quantized weights through candle-transformers' `quantized_llama`, the
+//! tokenizer from `tokenizer.json` beside the file or else built from the
+//! GGUF metadata, EOS ids and the chat template from the metadata.
+
+mod locate;
+mod metadata;
+mod model;
+mod sentencepiece;
+mod tokenizer;
+
+pub use locate::{locate, GgufModel};
+
+use super::chat_template::ChatTemplate;
+use super::{load_tokenizer, TextGenerator};
+use crate::backend_chain::load_on_chain;
+use crate::weights::one_line;
+use crate::SkillError;
+use candle_core::quantized::gguf_file::Content;
+use candle_transformers::models::quantized_llama::ModelWeights;
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_loader::{Loader, ResolvedFile};
+use metadata::Metadata;
+use model::GgufLlama;
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Mutex;
+
+/// The GGUF architectures `quantized_llama` reads (it takes `llama.*` keys).
+const ARCHITECTURES: &[&str] = &["llama"];
+
+impl TextGenerator {
+    /// Loads the GGUF model `gguf` (see [`locate`]) through `loader` on the
+    /// first backend of the chain for `backend` that can hold it.
+    pub fn load_gguf(
+        loader: &Loader,
+        gguf: &GgufModel,
+        backend: BackendKind,
+    ) -> Result<Self, SkillError> {
+        let name = format!("{}/{}", gguf.model, gguf.file);
+        let weights_file = loader.file(&gguf.model, &gguf.file)?;
+        let content = read_content(&name, &weights_file)?;
+        let meta = Metadata {
+            model: &name,
+            file: &weights_file.file,
+            content: &content,
+        };
+        let architecture = meta.architecture()?;
+        if !ARCHITECTURES.contains(&architecture) {
+            return Err(SkillError::Unsupported {
+                model: name.clone(),
+                found: format!("GGUF architecture '{architecture}'"),
+                supported: ARCHITECTURES.to_vec(),
+            });
+        }
+        check_tensor_extents(&meta, &weights_file)?;
+        let context = meta
+            .u32(&format!("{architecture}.context_length"))?
+            .map(|c| c as usize);
+        let eos_ids = tokenizer::eos_ids(&meta)?;
+        let chat_template = chat_template(&meta)?;
+
+        let mut files = vec![weights_file.clone()];
+        let tokenizer = match loader.optional_file(&gguf.model, "tokenizer.json")? {
+            Some(file) => {
+                let tokenizer = load_tokenizer(&name, &file.path)?;
+                files.push(file);
+                tokenizer
+            }
+            None => tokenizer::from_metadata(&meta)?,
+        };
+
+        // The first backend tried reuses the content already read.
+        let mut first = Some(content);
+        let (lm, _device, kind) = load_on_chain(backend, |device| {
+            let content = match first.take() {
+                Some(content) => content,
+                None => read_content(&name, &weights_file)?,
+            };
+            let mut reader = open(&name, &weights_file)?;
+            let weights = ModelWeights::from_gguf(content, &mut reader, device).map_err(|e| {
+                SkillError::Weights {
+                    model: name.clone(),
+                    reason: format!("{}: {}", weights_file.file, one_line(&e.to_string())),
+                }
+            })?;
+            Ok(GgufLlama::new(weights, device.clone(), context))
+        })?;
+        tracing::debug!(model = %name, backend = %kind, "GGUF model loaded");
+        Ok(Self {
+            model_name: name,
+            model: Mutex::new(Box::new(lm)),
+            tokenizer,
+            eos_ids,
+            backend: kind,
+            files,
+            chat_template,
+        })
+    }
+}
+
+fn open(name: &str, file: &ResolvedFile) -> Result<BufReader<File>, SkillError> {
+    File::open(&file.path)
+        .map(BufReader::new)
+        .map_err(|e| SkillError::Weights {
+            model: name.to_owned(),
+            reason: format!("{}: {e}", file.file),
+        })
+}
+
+/// The header: metadata and tensor table.
+fn read_content(name: &str, file: &ResolvedFile) -> Result<Content, SkillError> {
+    let mut reader = open(name, file)?;
+    Content::read(&mut reader).map_err(|e| SkillError::Weights {
+        model: name.to_owned(),
+        reason: format!(
+            "{} is not a readable GGUF file: {}",
+            file.file,
+            one_line(&e.to_string())
+        ),
+    })
+}
+
+/// A truncated download fails here, naming the first tensor past the end,
+/// before any weights are read.
+fn check_tensor_extents(meta: &Metadata<'_>, file: &ResolvedFile) -> Result<(), SkillError> {
+    let size = std::fs::metadata(&file.path)
+        .map_err(|e| meta.malformed(e.to_string()))?
+        .len();
+    let content = meta.content;
+    for (tensor, info) in &content.tensor_infos {
+        let dtype = info.ggml_dtype;
+        let bytes = (info.shape.elem_count() / dtype.block_size() * dtype.type_size()) as u64;
+        let end = content
+            .tensor_data_offset
+            .saturating_add(info.offset)
+            .saturating_add(bytes);
+        if end > size {
+            return Err(SkillError::Weights {
+                model: meta.model.to_owned(),
+                reason: format!(
+                    "{} is truncated: tensor '{tensor}' ends at byte {end} but the file has {size} bytes",
+                    file.file
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn chat_template(meta: &Metadata<'_>) -> Result<Option<ChatTemplate>, SkillError> {
+    let Some(source) = meta.string("tokenizer.chat_template")? else {
+        return Ok(None);
+    };
+    let tokens = meta.strings("tokenizer.ggml.tokens")?.unwrap_or_default();
+    let token = |key: &str| -> Result<Option<String>, SkillError> {
+        Ok(meta
+            .u32(key)?
+            .and_then(|id| tokens.get(id as usize))
+            .map(|t| (*t).to_owned()))
+    };
+    Ok(Some(ChatTemplate::new(
+        source,
+        token("tokenizer.ggml.bos_token_id")?,
+        token("tokenizer.ggml.eos_token_id")?,
+    )))
+}
