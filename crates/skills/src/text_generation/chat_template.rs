@@ -95,9 +95,12 @@ fn environment() -> Result<Environment<'static>, Error> {
     );
     minijinja_contrib::add_to_environment(&mut env);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function("raise_exception", |message: String| -> Result<String, Error> {
-        Err(Error::new(ErrorKind::InvalidOperation, message))
-    });
+    env.add_function(
+        "raise_exception",
+        |message: String| -> Result<String, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, message))
+        },
+    );
     Ok(env)
 }
 
@@ -138,13 +141,13 @@ impl TextGenerator {
             return Err(SkillError::InvalidInput("the prompt is empty".to_owned()));
         }
         let prompt = self.chat_prompt(message)?;
-        let encoding =
-            self.tokenizer
-                .encode(prompt, false)
-                .map_err(|e| SkillError::Tokenizer {
-                    model: self.model_name.clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
+        let encoding = self
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(|e| SkillError::Tokenizer {
+                model: self.model_name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
         self.generate_from_ids(encoding.get_ids(), options, on_text)
     }
 }
@@ -184,7 +187,10 @@ mod tests {
         assert_eq!(template.render_user_message("x").unwrap(), "</s>");
         let named = json!({"chat_template": [{"name": "tool_use", "template": "t"}, {"name": "default", "template": "d"}]});
         assert_eq!(
-            ChatTemplate::from_tokenizer_config(&named).unwrap().render_user_message("x").unwrap(),
+            ChatTemplate::from_tokenizer_config(&named)
+                .unwrap()
+                .render_user_message("x")
+                .unwrap(),
             "d"
         );
         assert!(ChatTemplate::from_tokenizer_config(&json!({})).is_none());

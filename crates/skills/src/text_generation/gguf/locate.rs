@@ -93,7 +93,10 @@ mod tests {
             model: ModelRef::LocalDir(dir.path().to_path_buf()),
             file: "m.Q4_1.gguf".to_owned(),
         };
-        assert_eq!(locate(file.to_str().unwrap(), None).unwrap(), Some(expected.clone()));
+        assert_eq!(
+            locate(file.to_str().unwrap(), None).unwrap(),
+            Some(expected.clone())
+        );
         let folder = dir.path().to_str().unwrap();
         assert_eq!(locate(folder, None).unwrap(), Some(expected));
         assert_eq!(

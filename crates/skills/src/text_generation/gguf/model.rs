@@ -18,7 +18,11 @@ impl GgufLlama {
     /// Wraps loaded weights. `metadata_context` is `{arch}.context_length`;
     /// candle precomputes RoPE for [`MAX_SEQ_LEN`] positions only, so the
     /// usable context is the smaller of the two.
-    pub(crate) fn new(weights: ModelWeights, device: Device, metadata_context: Option<usize>) -> Self {
+    pub(crate) fn new(
+        weights: ModelWeights,
+        device: Device,
+        metadata_context: Option<usize>,
+    ) -> Self {
         let context_length = metadata_context.map_or(MAX_SEQ_LEN, |c| c.min(MAX_SEQ_LEN));
         Self {
             weights,

@@ -132,7 +132,10 @@ pub(crate) fn vocab_object(vocabulary: &Vocabulary<'_>) -> Map<String, Value> {
         vocab.insert((*token).to_owned(), json!(id));
     }
     if duplicates > 0 {
-        tracing::warn!(duplicates, "GGUF vocabulary repeats token texts; the first id of each is kept");
+        tracing::warn!(
+            duplicates,
+            "GGUF vocabulary repeats token texts; the first id of each is kept"
+        );
     }
     vocab
 }
@@ -171,7 +174,9 @@ pub(crate) fn post_processor(
     vocabulary: &Vocabulary<'_>,
     add_bos_default: bool,
 ) -> Result<Value, SkillError> {
-    let add_bos = meta.bool("tokenizer.ggml.add_bos_token")?.unwrap_or(add_bos_default);
+    let add_bos = meta
+        .bool("tokenizer.ggml.add_bos_token")?
+        .unwrap_or(add_bos_default);
     let add_eos = meta.bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
     let bos = vocabulary.token(vocabulary.bos).filter(|_| add_bos);
     let eos = vocabulary.token(vocabulary.eos).filter(|_| add_eos);
@@ -181,18 +186,25 @@ pub(crate) fn post_processor(
     let mut single = Vec::new();
     let mut pair = Vec::new();
     let mut special_tokens = Map::new();
-    let special = |token: &str, type_id: u32| json!({"SpecialToken": {"id": token, "type_id": type_id}});
+    let special =
+        |token: &str, type_id: u32| json!({"SpecialToken": {"id": token, "type_id": type_id}});
     let sequence = |id: &str, type_id: u32| json!({"Sequence": {"id": id, "type_id": type_id}});
     for (part, type_id) in [("A", 0), ("B", 1)] {
         let target = if part == "A" { &mut single } else { &mut pair };
         if let (Some(token), Some(id)) = (bos, vocabulary.bos) {
             target.push(special(token, type_id));
-            special_tokens.insert(token.to_owned(), json!({"id": token, "ids": [id], "tokens": [token]}));
+            special_tokens.insert(
+                token.to_owned(),
+                json!({"id": token, "ids": [id], "tokens": [token]}),
+            );
         }
         target.push(sequence(part, type_id));
         if let (Some(token), Some(id)) = (eos, vocabulary.eos) {
             target.push(special(token, type_id));
-            special_tokens.insert(token.to_owned(), json!({"id": token, "ids": [id], "tokens": [token]}));
+            special_tokens.insert(
+                token.to_owned(),
+                json!({"id": token, "ids": [id], "tokens": [token]}),
+            );
         }
     }
     let pair: Vec<Value> = single.iter().cloned().chain(pair).collect();
@@ -223,13 +235,11 @@ fn byte_level(meta: &Metadata<'_>, vocabulary: &Vocabulary<'_>) -> Result<Value,
                 .ok_or_else(|| meta.malformed(format!("merge '{merge}' is not two pieces")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let add_prefix_space = meta.bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(false);
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": true, "use_regex": use_regex})
-    };
-    let split = |pattern: &str| {
-        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-    };
+    let add_prefix_space = meta
+        .bool("tokenizer.ggml.add_space_prefix")?
+        .unwrap_or(false);
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": true, "use_regex": use_regex});
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
     let pre = meta.string("tokenizer.ggml.pre")?;
     // (normalizer, pre-tokenizer, ignore_merges) as the models' own
     // tokenizer.json files have them.
@@ -258,9 +268,21 @@ fn byte_level(meta: &Metadata<'_>, vocabulary: &Vocabulary<'_>) -> Result<Value,
                 model: meta.model.to_owned(),
                 found: format!("GGUF pre-tokenizer '{other}'"),
                 supported: vec![
-                    "default", "gpt-2", "smollm", "starcoder", "refact", "codeshell",
-                    "command-r", "exaone", "minerva", "llama3", "llama-bpe", "smaug-bpe",
-                    "dbrx", "qwen2", "deepseek-r1-qwen",
+                    "default",
+                    "gpt-2",
+                    "smollm",
+                    "starcoder",
+                    "refact",
+                    "codeshell",
+                    "command-r",
+                    "exaone",
+                    "minerva",
+                    "llama3",
+                    "llama-bpe",
+                    "smaug-bpe",
+                    "dbrx",
+                    "qwen2",
+                    "deepseek-r1-qwen",
                 ],
             })
         }
