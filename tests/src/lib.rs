@@ -53,6 +53,14 @@ pub fn minilm_dir() -> Option<PathBuf> {
     dir.join("model.safetensors").is_file().then_some(dir)
 }
 
+/// The real SmolLM2-135M-Instruct Q4_1 GGUF file (`cargo xtask
+/// fetch-models` fetches it; `cargo xtask ci` passes it as
+/// `IPFS_ACCELERATE_SMOLLM2_GGUF`).
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let file = PathBuf::from(std::env::var_os("IPFS_ACCELERATE_SMOLLM2_GGUF")?);
+    file.is_file().then_some(file)
+}
+
 /// `reference.json` of a fixture.
 pub fn reference(name: &str) -> Value {
     let path = fixture_model(name).join("reference.json");

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [embed]`: criterion benchmarks on the real model, then
+//! `cargo xtask bench [embed|serve|storage|generate]`: criterion benchmarks on the real models, then
 //! a summary with the ratios the issues ask for (all from the same run).
 
 use crate::models;
@@ -30,7 +30,26 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))
         }
         "storage" => crate::bench_storage::run(),
-        other => bail!("unknown benchmark '{other}' (available: embed, serve, storage)"),
+        "generate" => {
+            let gguf = models::smollm2_gguf()?;
+            sh(cargo()
+                .args([
+                    "bench",
+                    "-p",
+                    "ipfs-accelerate-skills",
+                    "--bench",
+                    "generate",
+                    "--",
+                ])
+                .args(args.get(1..).unwrap_or_default())
+                .env("IPFS_ACCELERATE_SMOLLM2_GGUF", &gguf)
+                // The issue's setting: 2 CPU threads.
+                .env("RAYON_NUM_THREADS", "2"))?;
+            summarize_generate()
+        }
+        other => {
+            bail!("unknown benchmark '{other}' (available: embed, serve, storage, generate)")
+        }
     }
 }
 
@@ -69,5 +88,43 @@ fn summarize_embed() -> anyhow::Result<()> {
         256.0 / sorted
     );
     eprintln!("  sorted / unsorted:          {:7.2}x", unsorted / sorted);
+    Ok(())
+}
+
+fn summarize_generate() -> anyhow::Result<()> {
+    let prefill = mean_seconds("generate_smollm2", "prefill_128")?;
+    let one = mean_seconds("generate_smollm2", "decode_1")?;
+    let many = mean_seconds("generate_smollm2", "decode_64")?;
+    let path = root().join("target/criterion/generate_smollm2/run.json");
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .with_context(|| format!("the bench wrote no {}", path.display()))?,
+    )?;
+    let count = |key: &str| run[key].as_f64().context("run.json lacks token counts");
+    let prefill_tokens = count("prefill_tokens")?;
+    let decode_tokens = count("decode_tokens")?;
+    let decode_rate = (decode_tokens - 1.0) / (many - one);
+    eprintln!("\nSmolLM2-135M-Instruct Q4_1 (GGUF), candle CPU, 2 threads (same run):");
+    eprintln!(
+        "  prompt processing ({prefill_tokens} tokens): {:8.1} tokens/s  ({:.1} ms)",
+        prefill_tokens / prefill,
+        prefill * 1e3
+    );
+    eprintln!(
+        "  decode ({decode_tokens} tokens after a {}-token chat prompt): {:6.1} tokens/s",
+        run["chat_prompt_tokens"], decode_rate
+    );
+    eprintln!(
+        "  prompt / decode speed:       {:8.1}x",
+        (prefill_tokens / prefill) / decode_rate
+    );
+    if let (Some(peak), Some(file)) = (run["peak_rss_bytes"].as_f64(), run["gguf_bytes"].as_f64()) {
+        eprintln!(
+            "  peak resident memory:        {:8.1} MiB ({:.2}x the {:.1} MiB GGUF file)",
+            peak / 1048576.0,
+            peak / file,
+            file / 1048576.0
+        );
+    }
     Ok(())
 }

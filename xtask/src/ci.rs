@@ -17,12 +17,13 @@ pub fn run() -> anyhow::Result<()> {
 
     // Runtime components the tests need: fetched here, never by hand.
     let minilm = models::minilm()?;
+    let smollm2 = models::smollm2_gguf()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(&minilm, &api);
+    let result = run_tests(&minilm, &smollm2, &api);
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -31,7 +32,7 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_tests(minilm: &std::path::Path, api: &str) -> anyhow::Result<()> {
+fn run_tests(minilm: &std::path::Path, smollm2: &std::path::Path, api: &str) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -42,6 +43,7 @@ fn run_tests(minilm: &std::path::Path, api: &str) -> anyhow::Result<()> {
     tests
         .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
         .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
+        .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
         .env("IPFS_API_URL", api);
     sh(&mut tests)?;
     sh(cargo()

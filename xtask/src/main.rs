@@ -3,10 +3,11 @@
 //! * `ci`: fmt check, clippy -D warnings, every test (nextest) and doc test,
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
-//! * `bench`: benchmarks (`bench embed`, `bench serve`).
+//! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench storage`, `bench generate`).
 //! * `ipfs-node start|stop|status|patch`: the real IPFS node (js-ipfs) the
 //!   tests run against.
-//! * `fetch-models`: download the real models the tests and demo use.
+//! * `fetch-models`: download the real models the tests and demo use
+//!   (all-MiniLM-L6-v2, the SmolLM2-135M-Instruct GGUF).
 
 mod bench;
 mod bench_storage;
@@ -33,10 +34,12 @@ fn main() -> anyhow::Result<()> {
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
+            let gguf = models::smollm2_gguf()?;
+            eprintln!("SmolLM2-135M-Instruct Q4_1: {}", gguf.display());
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage] | ipfs-node start|stop|status|patch | fetch-models>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate] | ipfs-node start|stop|status|patch | fetch-models>");
             Ok(())
         }
         other => bail!("unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models)"),

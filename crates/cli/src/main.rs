@@ -36,6 +36,8 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// Continue PROMPT with a causal language model (GPT-2, OPT, LLaMA).
     Generate(commands::generate::GenerateArgs),
+    /// Output text for TEXT with an encoder-decoder model (T5).
+    Text2text(commands::text2text::Text2TextArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Status => commands::status::run(&ctx),
         Command::Embed(args) => commands::embed::run(&ctx, args),
         Command::Generate(args) => commands::generate::run(&ctx, args),
+        Command::Text2text(args) => commands::text2text::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

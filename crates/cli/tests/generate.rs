@@ -216,4 +216,6 @@ fn bad_input_gets_one_line_errors() {
         &["--max-new-tokens", "4", "--temperature", "0", "hello"],
     );
     assert!(err.contains("temperature"), "{err}");
+    let err = generate(&gpt2, &["--max-new-tokens", "4", "--dequantize", "hello"]);
+    assert!(err.contains("GGUF models only"), "{err}");
 }

@@ -7,11 +7,13 @@
 mod backend_chain;
 mod error;
 pub mod registry;
+pub mod text2text;
 pub mod text_embeddings;
 pub mod text_generation;
 mod weights;
 
 pub use error::SkillError;
 pub use registry::{skill_for_config, SkillKind};
+pub use text2text::Text2TextGenerator;
 pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};
 pub use text_generation::{GenerateOptions, Generation, SamplingParams, StopReason, TextGenerator};

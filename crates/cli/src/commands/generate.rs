@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::output::print_json;
-use ipfs_accelerate::skills::text_generation::gguf;
+use ipfs_accelerate::skills::text_generation::gguf::{self, GgufCompute};
 use ipfs_accelerate::{
     BackendKind, GenerateOptions, Generation, ModelRef, ResolvedFile, SamplingParams, TextGenerator,
 };
@@ -76,6 +76,12 @@ pub struct GenerateArgs {
     /// The GGUF file inside the model (folder, Hub repository or CID).
     #[arg(long, value_name = "FILE")]
     gguf: Option<String>,
+    /// GGUF only: dequantize the weights to f32 at load and compute in f32
+    /// (as transformers does with GGUF files) instead of llama.cpp-style
+    /// quantized products; several times the memory, no activation
+    /// quantization.
+    #[arg(long)]
+    dequantize: bool,
     /// Render the prompt as one user message through the model's chat
     /// template (with the assistant's generation prompt).
     #[arg(long)]
@@ -132,7 +138,20 @@ pub fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     }
     let loader = ctx.loader()?;
     let generator = match gguf::locate(&args.model, args.gguf.as_deref())? {
-        Some(gguf) => TextGenerator::load_gguf(&loader, &gguf, backend)?,
+        Some(gguf) => {
+            let compute = if args.dequantize {
+                GgufCompute::DequantizedF32
+            } else {
+                GgufCompute::Quantized
+            };
+            TextGenerator::load_gguf(&loader, &gguf, backend, compute)?
+        }
+        None if args.dequantize => {
+            anyhow::bail!(
+                "--dequantize applies to GGUF models only; '{}' is not one",
+                args.model
+            )
+        }
         None => TextGenerator::load(&loader, &ModelRef::parse(&args.model)?, backend)?,
     };
     let mut on_text = streamer(ctx.json);

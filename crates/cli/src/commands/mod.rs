@@ -5,6 +5,7 @@ pub mod embed;
 pub mod generate;
 pub mod serve;
 pub mod status;
+pub mod text2text;
 pub mod warm;
 
 use ipfs_accelerate::Loader;

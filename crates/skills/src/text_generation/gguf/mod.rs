@@ -3,6 +3,7 @@
 //! tokenizer from `tokenizer.json` beside the file or else built from the
 //! GGUF metadata, EOS ids and the chat template from the metadata.
 
+mod dequantize;
 mod locate;
 mod metadata;
 mod model;
@@ -29,13 +30,28 @@ use std::sync::Mutex;
 /// The GGUF architectures `quantized_llama` reads (it takes `llama.*` keys).
 const ARCHITECTURES: &[&str] = &["llama"];
 
+/// How a GGUF model computes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GgufCompute {
+    /// Quantized weights times activations quantized to 8 bits, as
+    /// llama.cpp does: the least memory, the fastest on CPU.
+    #[default]
+    Quantized,
+    /// Weights dequantized to f32 at load, plain f32 matrix products: what
+    /// `transformers` computes from the same file, at several times the
+    /// memory.
+    DequantizedF32,
+}
+
 impl TextGenerator {
     /// Loads the GGUF model `gguf` (see [`locate`]) through `loader` on the
-    /// first backend of the chain for `backend` that can hold it.
+    /// first backend of the chain for `backend` that can hold it, computing
+    /// as `compute` says.
     pub fn load_gguf(
         loader: &Loader,
         gguf: &GgufModel,
         backend: BackendKind,
+        compute: GgufCompute,
     ) -> Result<Self, SkillError> {
         let name = format!("{}/{}", gguf.model, gguf.file);
         let weights_file = loader.file(&gguf.model, &gguf.file)?;
@@ -78,15 +94,20 @@ impl TextGenerator {
                 None => read_content(&name, &weights_file)?,
             };
             let mut reader = open(&name, &weights_file)?;
-            let weights = ModelWeights::from_gguf(content, &mut reader, device).map_err(|e| {
-                SkillError::Weights {
-                    model: name.clone(),
-                    reason: format!("{}: {}", weights_file.file, one_line(&e.to_string())),
+            let weights = match compute {
+                GgufCompute::Quantized => ModelWeights::from_gguf(content, &mut reader, device),
+                GgufCompute::DequantizedF32 => {
+                    let (content, mut data) = dequantize::dequantized(&name, content, &mut reader)?;
+                    ModelWeights::from_gguf(content, &mut data, device)
                 }
+            }
+            .map_err(|e| SkillError::Weights {
+                model: name.clone(),
+                reason: format!("{}: {}", weights_file.file, one_line(&e.to_string())),
             })?;
             Ok(GgufLlama::new(weights, device.clone(), context))
         })?;
-        tracing::debug!(model = %name, backend = %kind, "GGUF model loaded");
+        tracing::debug!(model = %name, backend = %kind, ?compute, "GGUF model loaded");
         Ok(Self {
             model_name: name,
             model: Mutex::new(Box::new(lm)),

@@ -1,0 +1,44 @@
+//! `text2text`: output text from an encoder-decoder model (T5).
+
+use super::generate::{finish, streamer, DecodingArgs, GenerationAnswer};
+use super::Context;
+use ipfs_accelerate::skills::Text2TextGenerator;
+use ipfs_accelerate::{BackendKind, ModelRef};
+
+#[derive(Debug, clap::Args)]
+pub struct Text2TextArgs {
+    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    #[arg(long)]
+    model: String,
+    /// auto, cpu, cuda, ort or openvino.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    #[command(flatten)]
+    decoding: DecodingArgs,
+    /// The input text, used exactly as given.
+    text: String,
+}
+
+pub fn run(ctx: &Context, args: Text2TextArgs) -> anyhow::Result<()> {
+    let backend: BackendKind = args.backend.parse()?;
+    let options = args.decoding.options();
+    if options.max_new_tokens == 0 {
+        anyhow::bail!("--max-new-tokens must be at least 1");
+    }
+    if args.text.is_empty() {
+        anyhow::bail!("the text is empty: pass the input as TEXT");
+    }
+    let model = ModelRef::parse(&args.model)?;
+    let loader = ctx.loader()?;
+    let generator = Text2TextGenerator::load(&loader, &model, backend)?;
+    let generation = generator.generate(&args.text, &options, &mut streamer(ctx.json))?;
+    finish(
+        ctx,
+        &GenerationAnswer {
+            model: args.model,
+            backend: generator.backend(),
+            generation,
+            files: generator.files(),
+        },
+    )
+}

