@@ -1,5 +1,6 @@
-//! `cargo xtask bench [embed|serve|storage|generate]`: criterion benchmarks on the real models, then
-//! a summary with the ratios the issues ask for (all from the same run).
+//! `cargo xtask bench [embed|serve|storage|generate]`: criterion benchmarks
+//! on the real models, then a summary with the ratios the issues ask for
+//! (all from the same run).
 
 use crate::models;
 use crate::process::{cargo, root, sh};
@@ -7,20 +8,11 @@ use anyhow::{bail, Context};
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let which = args.first().map_or("embed", String::as_str);
+    let extra = args.get(1..).unwrap_or_default();
     match which {
         "embed" => {
             let minilm = models::minilm()?;
-            sh(cargo()
-                .args([
-                    "bench",
-                    "-p",
-                    "ipfs-accelerate-skills",
-                    "--bench",
-                    "embed",
-                    "--",
-                ])
-                .args(args.get(1..).unwrap_or_default())
-                .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))?;
+            sh(skills_bench("embed", extra).env("IPFS_ACCELERATE_MINILM_DIR", &minilm))?;
             summarize_embed()
         }
         "serve" => {
@@ -32,16 +24,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "storage" => crate::bench_storage::run(),
         "generate" => {
             let gguf = models::smollm2_gguf()?;
-            sh(cargo()
-                .args([
-                    "bench",
-                    "-p",
-                    "ipfs-accelerate-skills",
-                    "--bench",
-                    "generate",
-                    "--",
-                ])
-                .args(args.get(1..).unwrap_or_default())
+            sh(skills_bench("generate", extra)
                 .env("IPFS_ACCELERATE_SMOLLM2_GGUF", &gguf)
                 // The issue's setting: 2 CPU threads.
                 .env("RAYON_NUM_THREADS", "2"))?;
@@ -51,6 +34,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("unknown benchmark '{other}' (available: embed, serve, storage, generate)")
         }
     }
+}
+
+/// `cargo bench` of one criterion bench of the skills crate, passing `extra`
+/// to criterion.
+fn skills_bench(bench: &str, extra: &[String]) -> std::process::Command {
+    let mut command = cargo();
+    command
+        .args([
+            "bench",
+            "-p",
+            "ipfs-accelerate-skills",
+            "--bench",
+            bench,
+            "--",
+        ])
+        .args(extra);
+    command
 }
 
 /// Mean time per iteration in seconds, from criterion's estimates.
@@ -92,9 +92,6 @@ fn summarize_embed() -> anyhow::Result<()> {
 }
 
 fn summarize_generate() -> anyhow::Result<()> {
-    let prefill = mean_seconds("generate_smollm2", "prefill_128")?;
-    let one = mean_seconds("generate_smollm2", "decode_1")?;
-    let many = mean_seconds("generate_smollm2", "decode_64")?;
     let path = root().join("target/criterion/generate_smollm2/run.json");
     let run: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&path)
@@ -103,28 +100,43 @@ fn summarize_generate() -> anyhow::Result<()> {
     let count = |key: &str| run[key].as_f64().context("run.json lacks token counts");
     let prefill_tokens = count("prefill_tokens")?;
     let decode_tokens = count("decode_tokens")?;
-    let decode_rate = (decode_tokens - 1.0) / (many - one);
-    eprintln!("\nSmolLM2-135M-Instruct Q4_1 (GGUF), candle CPU, 2 threads (same run):");
+    // (prompt tokens/s, decode tokens/s) of one variant.
+    let rates = |variant: &str| -> anyhow::Result<(f64, f64)> {
+        let group = "generate_smollm2";
+        let prefill = mean_seconds(group, &format!("{variant}_prefill_128"))?;
+        let one = mean_seconds(group, &format!("{variant}_decode_1"))?;
+        let many = mean_seconds(group, &format!("{variant}_decode_64"))?;
+        Ok((
+            prefill_tokens / prefill,
+            (decode_tokens - 1.0) / (many - one),
+        ))
+    };
+    let (q_prefill, q_decode) = rates("q4_1")?;
+    let (f_prefill, f_decode) = rates("f32")?;
+    eprintln!("\nSmolLM2-135M-Instruct GGUF, candle CPU, 2 threads (same run):");
+    eprintln!("  tokens/s              Q4_1 (default)   f32 (--dequantize)   Q4_1 / f32");
     eprintln!(
-        "  prompt processing ({prefill_tokens} tokens): {:8.1} tokens/s  ({:.1} ms)",
-        prefill_tokens / prefill,
-        prefill * 1e3
+        "  prompt ({prefill_tokens} tokens)   {q_prefill:10.1}   {f_prefill:18.1}   {:10.2}x",
+        q_prefill / f_prefill
     );
     eprintln!(
-        "  decode ({decode_tokens} tokens after a {}-token chat prompt): {:6.1} tokens/s",
-        run["chat_prompt_tokens"], decode_rate
+        "  decode ({decode_tokens} tokens)    {q_decode:10.1}   {f_decode:18.1}   {:10.2}x",
+        q_decode / f_decode
     );
     eprintln!(
-        "  prompt / decode speed:       {:8.1}x",
-        (prefill_tokens / prefill) / decode_rate
+        "  (decode after a {}-token chat prompt; rate = {} / (t({decode_tokens}) - t(1)))",
+        run["chat_prompt_tokens"],
+        decode_tokens - 1.0
     );
-    if let (Some(peak), Some(file)) = (run["peak_rss_bytes"].as_f64(), run["gguf_bytes"].as_f64()) {
+    let mib = |key: &str| run[key].as_f64().map(|b| b / 1048576.0);
+    if let (Some(quantized), Some(file)) = (mib("quantized_peak_rss_bytes"), mib("gguf_bytes")) {
         eprintln!(
-            "  peak resident memory:        {:8.1} MiB ({:.2}x the {:.1} MiB GGUF file)",
-            peak / 1048576.0,
-            peak / file,
-            file / 1048576.0
+            "  peak resident memory, Q4_1: {quantized:.1} MiB ({:.2}x the {file:.1} MiB file)",
+            quantized / file
         );
+    }
+    if let Some(all) = mib("process_peak_rss_bytes") {
+        eprintln!("  peak resident memory, whole run (f32 load included): {all:.1} MiB");
     }
     Ok(())
 }

@@ -175,13 +175,7 @@ fn streams_the_text_without_json() {
 fn bad_input_gets_one_line_errors() {
     let home = tempfile::tempdir().unwrap();
     let gpt2 = fixture_model("gpt2");
-    let generate = |model: &Path, extra: &[&str]| {
-        let out = run(cli(home.path())
-            .args(["generate", "--json", "--model"])
-            .arg(model)
-            .args(extra));
-        one_line_failure(&out)
-    };
+    let generate = |model: &Path, extra: &[&str]| failure_of(home.path(), "generate", model, extra);
     let err = generate(&gpt2, &["--max-new-tokens", "4", ""]);
     assert!(err.contains("empty"), "{err}");
     let err = generate(&gpt2, &["--max-new-tokens", "0", "hello"]);

@@ -471,3 +471,64 @@ fn completions_match_reference_whole_and_streamed() {
     );
     assert_json_error(s, &b, 400);
 }
+
+#[test]
+fn t5_serves_completions_matching_reference() {
+    let t5 = fixture_model("t5").to_str().unwrap().to_owned();
+    let server = start(&["--model", &t5]);
+    let reference = reference("t5");
+    for (i, text) in reference["inputs"]["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let request = serde_json::json!({
+            "model": t5, "prompt": text, "max_tokens": 12, "temperature": 0,
+        });
+        let (s, b) = post(&server, "/v1/completions", &request.to_string());
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            id_list(&b["choices"][0]["token_ids"]),
+            id_list(&reference["generation"]["token_ids"][i])
+        );
+        assert_eq!(b["choices"][0]["text"], reference["generation"]["texts"][i]);
+    }
+    let (s, b) = post(
+        &server,
+        "/v1/embeddings",
+        &serde_json::json!({"model": t5, "input": "hi"}).to_string(),
+    );
+    assert_json_error(s, &b, 400);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("completions"),
+        "{b}"
+    );
+}
+
+#[test]
+fn gguf_file_serves_completions() {
+    let Some(file) = smollm2_gguf() else {
+        return skip(
+            "gguf_file_serves_completions",
+            "IPFS_ACCELERATE_SMOLLM2_GGUF is not set (run `cargo xtask fetch-models`)",
+        );
+    };
+    let gguf = file.to_str().unwrap().to_owned();
+    let server = start(&["--model", &gguf]);
+    let request = serde_json::json!({
+        "model": gguf, "prompt": "The capital of Germany is", "max_tokens": 8, "temperature": 0,
+    });
+    let (s, first) = post(&server, "/v1/completions", &request.to_string());
+    assert_eq!(s, 200, "{first}");
+    let (_, second) = post(&server, "/v1/completions", &request.to_string());
+    assert_eq!(
+        first["choices"][0]["token_ids"],
+        second["choices"][0]["token_ids"]
+    );
+    let text = first["choices"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Berlin"), "{text}");
+}

@@ -95,13 +95,8 @@ fn t5_streams_the_text_without_json() {
 fn text2text_bad_input_gets_one_line_errors() {
     let home = tempfile::tempdir().unwrap();
     let t5 = fixture_model("t5");
-    let text2text = |model: &Path, extra: &[&str]| {
-        let out = run(cli(home.path())
-            .args(["text2text", "--json", "--model"])
-            .arg(model)
-            .args(extra));
-        one_line_failure(&out)
-    };
+    let text2text =
+        |model: &Path, extra: &[&str]| failure_of(home.path(), "text2text", model, extra);
     let err = text2text(&t5, &["--max-new-tokens", "4", ""]);
     assert!(err.contains("empty"), "{err}");
     let err = text2text(&t5, &["--max-new-tokens", "0", "hello"]);

@@ -1,7 +1,7 @@
 //! `config.json` -> skill.
 
 use crate::SkillError;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use serde_json::Value;
 
 /// The skills this build has.
@@ -58,6 +58,26 @@ pub fn skill_for_model(loader: &Loader, model: &ModelRef) -> Result<SkillKind, S
     let files = loader.from_pretrained(model, FileKind::Config)?;
     let config: Value = loader.read_json(model, &files[0])?;
     skill_for_config(&model.to_string(), &config)
+}
+
+/// Reads `model`'s `config.json` and checks that `skill` runs it; otherwise
+/// the error says the model is not `what` (e.g. "a causal language model").
+/// Returns the config with the file read, first of the files a skill loads.
+pub(crate) fn config_for_skill(
+    loader: &Loader,
+    model: &ModelRef,
+    skill: SkillKind,
+    what: &str,
+) -> Result<(Value, Vec<ResolvedFile>), SkillError> {
+    let files = loader.from_pretrained(model, FileKind::Config)?;
+    let config: Value = loader.read_json(model, &files[0])?;
+    let name = model.to_string();
+    if skill_for_config(&name, &config)? != skill {
+        return Err(SkillError::InvalidInput(format!(
+            "model '{name}' is not {what} (use the command for its task)"
+        )));
+    }
+    Ok((config, files))
 }
 
 /// Picks the skill for a parsed `config.json`, by `model_type` and then by

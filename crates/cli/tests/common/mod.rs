@@ -57,6 +57,15 @@ pub fn one_line_failure(out: &Output) -> String {
     lines[0].to_owned()
 }
 
+/// Runs `COMMAND --json --model MODEL EXTRA...`, expecting a clean failure,
+/// and returns its one error line.
+pub fn failure_of(home: &Path, command: &str, model: &Path, extra: &[&str]) -> String {
+    one_line_failure(&run(cli(home)
+        .args([command, "--json", "--model"])
+        .arg(model)
+        .args(extra)))
+}
+
 /// A `tracing` line: `2026-01-01T00:00:00.000000Z  WARN ...`.
 fn is_log_line(line: &str) -> bool {
     let mut parts = line.split_whitespace();

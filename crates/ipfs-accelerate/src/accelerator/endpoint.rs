@@ -1,13 +1,14 @@
 //! One endpoint: a loaded model, its batching queue and its statistics.
 
 use super::batcher::{self, Job};
-use super::generation_worker::{self, GenerationJob};
+use super::generation_worker::{self, GenerationJob, Generator};
 use super::latency::{Histogram, HistogramSnapshot};
 use super::{AcceleratorError, InferRequest, InferResponse, TextStream};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
 use ipfs_accelerate_skills::registry::skill_for_model;
-use ipfs_accelerate_skills::{SkillKind, TextEmbedder, TextGenerator};
+use ipfs_accelerate_skills::text_generation::gguf::{self, GgufCompute};
+use ipfs_accelerate_skills::{SkillKind, Text2TextGenerator, TextEmbedder, TextGenerator};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -125,8 +126,17 @@ impl Endpoint {
         options: EndpointOptions,
     ) -> Result<Self, AcceleratorError> {
         let started = Instant::now();
-        let reference = ModelRef::parse(model)?;
-        let skill = skill_for_model(loader, &reference)?;
+        // A GGUF file (or a folder holding one) has no config.json to pick
+        // the skill by: it is a causal LM.
+        let gguf = gguf::locate(model, None)?;
+        let reference = match &gguf {
+            Some(g) => g.model.clone(),
+            None => ModelRef::parse(model)?,
+        };
+        let skill = match gguf {
+            Some(_) => SkillKind::TextGeneration,
+            None => skill_for_model(loader, &reference)?,
+        };
         let stats = Arc::new(EndpointStats {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -143,18 +153,25 @@ impl Endpoint {
                 batcher::spawn(model.to_owned(), embedder, jobs, options, stats.clone());
                 (Queue::Embedding(queue), backend)
             }
-            SkillKind::TextGeneration => {
-                let generator = Arc::new(TextGenerator::load(loader, &reference, backend)?);
+            SkillKind::TextGeneration | SkillKind::Text2Text => {
+                let generator = Arc::new(match (&gguf, skill) {
+                    (Some(g), _) => Generator::Causal(TextGenerator::load_gguf(
+                        loader,
+                        g,
+                        backend,
+                        GgufCompute::Quantized,
+                    )?),
+                    (None, SkillKind::Text2Text) => {
+                        Generator::Text2Text(Text2TextGenerator::load(loader, &reference, backend)?)
+                    }
+                    (None, _) => {
+                        Generator::Causal(TextGenerator::load(loader, &reference, backend)?)
+                    }
+                });
                 let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
                 let backend = generator.backend();
                 generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
                 (Queue::Generation(queue), backend)
-            }
-            other => {
-                return Err(AcceleratorError::InvalidRequest(format!(
-                    "model '{model}' is a {} model, which endpoints do not serve yet",
-                    other.name()
-                )))
             }
         };
         Ok(Self {
@@ -217,8 +234,7 @@ impl Endpoint {
     pub fn serves(&self) -> &'static str {
         match self.skill {
             SkillKind::TextEmbedding => "embeddings",
-            SkillKind::TextGeneration => "completions",
-            SkillKind::Text2Text => "text2text",
+            SkillKind::TextGeneration | SkillKind::Text2Text => "completions",
         }
     }
 

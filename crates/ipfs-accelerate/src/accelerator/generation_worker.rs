@@ -4,7 +4,10 @@
 
 use super::endpoint::EndpointStats;
 use super::{AcceleratorError, TextStream};
-use ipfs_accelerate_skills::{GenerateOptions, Generation, TextGenerator};
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_skills::{
+    GenerateOptions, Generation, SkillError, Text2TextGenerator, TextGenerator,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -18,10 +21,40 @@ pub(crate) struct GenerationJob {
     pub reply: oneshot::Sender<Result<Generation, AcceleratorError>>,
 }
 
+/// The skills a generation endpoint can hold: both turn a prompt into text.
+#[derive(Debug)]
+pub(crate) enum Generator {
+    /// GPT-2, OPT, LLaMA (safetensors or GGUF): the prompt is continued.
+    Causal(TextGenerator),
+    /// T5: the prompt is the encoder's input; the answer is the decoder's.
+    Text2Text(Text2TextGenerator),
+}
+
+impl Generator {
+    pub(crate) fn backend(&self) -> BackendKind {
+        match self {
+            Self::Causal(g) => g.backend(),
+            Self::Text2Text(g) => g.backend(),
+        }
+    }
+
+    fn generate(
+        &self,
+        prompt: &str,
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SkillError> {
+        match self {
+            Self::Causal(g) => g.generate(prompt, options, on_text),
+            Self::Text2Text(g) => g.generate(prompt, options, on_text),
+        }
+    }
+}
+
 /// Starts the worker; it ends when the endpoint (the last sender) is dropped.
 pub(crate) fn spawn(
     model: String,
-    generator: Arc<TextGenerator>,
+    generator: Arc<Generator>,
     mut jobs: mpsc::Receiver<GenerationJob>,
     stats: Arc<EndpointStats>,
 ) {

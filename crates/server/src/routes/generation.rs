@@ -36,7 +36,7 @@ fn refuse(state: &AppState, model: &str, task: &'static str) -> Result<Json<Valu
     {
         let serves = match endpoint.skill {
             "text_embedding" => "embeddings",
-            "text_generation" => "completions",
+            "text_generation" | "text2text" => "completions",
             _ => "other tasks",
         };
         return Err(AcceleratorError::WrongTask {

@@ -47,21 +47,13 @@ impl Text2TextGenerator {
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
         let name = model.to_string();
-        let mut files = loader.from_pretrained(model, FileKind::Config)?;
-        let config: Value = loader.read_json(model, &files[0])?;
-        if registry::skill_for_config(&name, &config)? != SkillKind::Text2Text {
-            return Err(SkillError::InvalidInput(format!(
-                "model '{name}' is not an encoder-decoder text-to-text model (use the command for its task)"
-            )));
-        }
-        let generation = match loader.optional_file(model, "generation_config.json")? {
-            Some(file) => {
-                let value: Value = loader.read_json(model, &file)?;
-                files.push(file);
-                Some(value)
-            }
-            None => None,
-        };
+        let (config, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::Text2Text,
+            "an encoder-decoder text-to-text model",
+        )?;
+        let generation = generation_config::read(loader, model, &mut files)?;
         let decoder_start = generation_config::decoder_start_id(&config, generation.as_ref())
             .or_else(|| config.get("pad_token_id").and_then(Value::as_u64).map(|v| v as u32))
             .ok_or_else(|| {

@@ -70,13 +70,12 @@ impl TextEmbedder {
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
         let name = model.to_string();
-        let mut files = loader.from_pretrained(model, FileKind::Config)?;
-        let config_json: serde_json::Value = loader.read_json(model, &files[0])?;
-        if registry::skill_for_config(&name, &config_json)? != SkillKind::TextEmbedding {
-            return Err(SkillError::InvalidInput(format!(
-                "model '{name}' is not a text-embedding model"
-            )));
-        }
+        let (config_json, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::TextEmbedding,
+            "a text-embedding model",
+        )?;
         let config: BertConfig = serde_json::from_value(config_json).map_err(|e| {
             ipfs_accelerate_loader::LoadError::Malformed {
                 model: name.clone(),

@@ -63,27 +63,18 @@ impl TextGenerator {
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
         let name = model.to_string();
-        let mut files = loader.from_pretrained(model, FileKind::Config)?;
-        let config: Value = loader.read_json(model, &files[0])?;
-        if registry::skill_for_config(&name, &config)? != SkillKind::TextGeneration {
-            return Err(SkillError::InvalidInput(format!(
-                "model '{name}' is not a causal language model (use the command for its task)"
-            )));
-        }
+        let (config, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::TextGeneration,
+            "a causal language model",
+        )?;
         let model_type = config
             .get("model_type")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let generation_config: Option<Value> =
-            match loader.optional_file(model, "generation_config.json")? {
-                Some(file) => {
-                    let value = loader.read_json(model, &file)?;
-                    files.push(file);
-                    Some(value)
-                }
-                None => None,
-            };
+        let generation_config = generation_config::read(loader, model, &mut files)?;
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
