@@ -175,7 +175,9 @@ mod tests {
     fn python_methods_blocks_and_exceptions() {
         let source = "{{ bos_token }}\n{% for m in messages %}\n  {% if m.role == 'system' %}{{ raise_exception('no system') }}{% endif %}\n[{{ m.content.strip() | upper }}]{% if loop.last %}{% break %}{% endif %}\n{% endfor %}";
         let template = ChatTemplate::new(source, Some("<s>".to_owned()), None);
-        assert_eq!(template.render_user_message("  hi  ").unwrap(), "<s>[HI]");
+        // What transformers 4.57.6 renders (trim_blocks and lstrip_blocks
+        // drop the newlines after block tags, not the one after `{{ bos_token }}`).
+        assert_eq!(template.render_user_message("  hi  ").unwrap(), "<s>\n[HI]");
         let failing = ChatTemplate::new("{{ raise_exception('nope') }}", None, None);
         assert!(failing.render_user_message("x").is_err());
     }
