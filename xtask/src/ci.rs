@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: what `.ci/run` runs on a clean clone.
 
+use crate::cuda_toolkit;
 use crate::ipfs_node;
 use crate::models;
 use crate::process::{cargo, sh};
@@ -28,6 +29,20 @@ pub fn run() -> anyhow::Result<()> {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
     result?;
+    // The CUDA code cannot rot: it is compiled and linted here too, with a
+    // compiler from PyPI (running it needs a GPU, which CI has not).
+    let cuda = cuda_toolkit::install()?;
+    sh(cuda.apply(cargo().args([
+        "clippy",
+        "-p",
+        "ipfs-accelerate-cli",
+        "--all-targets",
+        "--features",
+        "cuda",
+        "--",
+        "-D",
+        "warnings",
+    ])))?;
     eprintln!("ci: all checks passed");
     Ok(())
 }

@@ -8,10 +8,13 @@
 //!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use
 //!   (all-MiniLM-L6-v2, the SmolLM2-135M-Instruct GGUF).
+//! * `setup-cuda`: a CUDA compiler from PyPI wheels for `--features cuda`;
+//!   prints the environment lines.
 
 mod bench;
 mod bench_storage;
 mod ci;
+mod cuda_toolkit;
 mod demo;
 mod file_patch;
 mod ipfs_node;
@@ -31,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo::run(),
         "bench" => bench::run(rest),
         "ipfs-node" => ipfs_node::run(rest),
+        "setup-cuda" => cuda_toolkit::run(),
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
@@ -39,9 +43,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate] | ipfs-node start|stop|status|patch | fetch-models>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate] | ipfs-node start|stop|status|patch | fetch-models | setup-cuda>");
             Ok(())
         }
-        other => bail!("unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models)"),
+        other => bail!(
+            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, setup-cuda)"
+        ),
     }
 }

@@ -10,9 +10,32 @@ pub struct CandleCuda {
     pub ordinal: usize,
 }
 
+/// Which GPU the CUDA backend uses (default 0).
+pub const DEVICE_ENV: &str = "IPFS_ACCELERATE_CUDA_DEVICE";
+
 impl CandleCuda {
+    /// The GPU `IPFS_ACCELERATE_CUDA_DEVICE` names (an ordinal), else 0. A
+    /// value that is not a number is reported by `probe`, not ignored.
+    pub fn from_env() -> Self {
+        Self::from_value(std::env::var(DEVICE_ENV).ok().as_deref())
+    }
+
+    fn from_value(value: Option<&str>) -> Self {
+        let ordinal = match value.map(str::trim) {
+            None | Some("") => 0,
+            Some(v) => v.parse().unwrap_or(usize::MAX),
+        };
+        Self { ordinal }
+    }
+
     #[cfg(feature = "cuda")]
     fn device(&self) -> Result<candle_core::Device, BackendError> {
+        if self.ordinal == usize::MAX {
+            return Err(BackendError::Unavailable {
+                kind: BackendKind::Cuda,
+                detail: format!("{DEVICE_ENV} must be a GPU ordinal (0, 1, ...)"),
+            });
+        }
         Ok(candle_core::Device::new_cuda(self.ordinal)?)
     }
 
@@ -45,5 +68,17 @@ impl Backend for CandleCuda {
 
     fn executor(&self) -> Result<Executor, BackendError> {
         Ok(Executor::Candle(self.device()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CandleCuda;
+
+    #[test]
+    fn device_ordinal_from_the_environment_value() {
+        assert_eq!(CandleCuda::from_value(None).ordinal, 0);
+        assert_eq!(CandleCuda::from_value(Some(" 2 ")).ordinal, 2);
+        assert_eq!(CandleCuda::from_value(Some("first")).ordinal, usize::MAX);
     }
 }

@@ -13,6 +13,7 @@ mod kind;
 mod not_built;
 mod onnx_runtime;
 mod openvino;
+mod out_of_memory;
 mod selection;
 
 pub use candle_cpu::CandleCpu;
@@ -21,6 +22,7 @@ pub use error::BackendError;
 pub use kind::BackendKind;
 pub use onnx_runtime::OnnxRuntimeCpu;
 pub use openvino::OnnxRuntimeOpenVino;
+pub use out_of_memory::is_out_of_memory;
 pub use selection::{select, Selection};
 
 use serde::Serialize;
@@ -58,7 +60,7 @@ pub fn registry() -> Vec<Box<dyn Backend>> {
     vec![
         Box::new(OnnxRuntimeOpenVino),
         Box::new(OnnxRuntimeCpu),
-        Box::new(CandleCuda::default()),
+        Box::new(CandleCuda::from_env()),
         Box::new(CandleCpu),
     ]
 }

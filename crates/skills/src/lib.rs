@@ -12,6 +12,7 @@ pub mod text_embeddings;
 pub mod text_generation;
 mod weights;
 
+pub use backend_chain::retry_on_cpu_after_oom;
 pub use error::SkillError;
 pub use registry::{skill_for_config, SkillKind};
 pub use text2text::Text2TextGenerator;

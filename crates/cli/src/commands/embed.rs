@@ -2,6 +2,7 @@
 
 use super::Context;
 use crate::output::{print_json, print_text};
+use ipfs_accelerate::skills::retry_on_cpu_after_oom;
 use ipfs_accelerate::{BackendKind, EmbedOptions, ModelRef, ResolvedFile, TextEmbedder};
 use serde::Serialize;
 
@@ -39,12 +40,16 @@ pub fn run(ctx: &Context, args: EmbedArgs) -> anyhow::Result<()> {
     // Load errors already name the model, the file and the places tried.
     let embedder = TextEmbedder::load(&loader, &model, backend)?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
-    let embeddings = embedder.embed_with(
-        &texts,
-        EmbedOptions {
-            batch_size: args.batch_size.max(1),
-            ..EmbedOptions::default()
-        },
+    let options = EmbedOptions {
+        batch_size: args.batch_size.max(1),
+        ..EmbedOptions::default()
+    };
+    let loaded_on = embedder.backend();
+    let (embedder, embeddings) = retry_on_cpu_after_oom(
+        embedder,
+        loaded_on,
+        |e| e.embed_with(&texts, options),
+        || TextEmbedder::load(&loader, &model, BackendKind::Cpu),
     )?;
     let dim = embeddings.first().map_or(0, Vec::len);
     if ctx.json {

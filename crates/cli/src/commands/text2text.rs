@@ -2,7 +2,7 @@
 
 use super::generate::{finish, streamer, DecodingArgs, GenerationAnswer};
 use super::Context;
-use ipfs_accelerate::skills::Text2TextGenerator;
+use ipfs_accelerate::skills::{retry_on_cpu_after_oom, Text2TextGenerator};
 use ipfs_accelerate::{BackendKind, ModelRef};
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +31,14 @@ pub fn run(ctx: &Context, args: Text2TextArgs) -> anyhow::Result<()> {
     let model = ModelRef::parse(&args.model)?;
     let loader = ctx.loader()?;
     let generator = Text2TextGenerator::load(&loader, &model, backend)?;
-    let generation = generator.generate(&args.text, &options, &mut streamer(ctx.json))?;
+    let loaded_on = generator.backend();
+    let mut on_text = streamer(ctx.json);
+    let (generator, generation) = retry_on_cpu_after_oom(
+        generator,
+        loaded_on,
+        |g| g.generate(&args.text, &options, &mut on_text),
+        || Text2TextGenerator::load(&loader, &model, BackendKind::Cpu),
+    )?;
     finish(
         ctx,
         &GenerationAnswer {
