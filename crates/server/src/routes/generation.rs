@@ -1,7 +1,7 @@
 //! Chat completions and transcriptions. The routes exist so clients get a
-//! precise answer; they serve a model once a chat template or a speech
-//! skill is loaded on it (this build has neither, so a served model is the
-//! wrong task and anything else is unknown).
+//! precise answer; they are not wired to a skill yet (chat templates run
+//! through `generate --chat`, not this route; there is no speech skill), so
+//! a served model is the wrong task and anything else is unknown.
 
 use super::ensure_ready;
 use crate::body::{parse_json, read_limited};
