@@ -38,6 +38,8 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Output text for TEXT with an encoder-decoder model (T5).
     Text2text(commands::text2text::Text2TextArgs),
+    /// Text from a WAV recording (Whisper, wav2vec2).
+    Transcribe(commands::transcribe::TranscribeArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(&ctx, args),
         Command::Generate(args) => commands::generate::run(&ctx, args),
         Command::Text2text(args) => commands::text2text::run(&ctx, args),
+        Command::Transcribe(args) => commands::transcribe::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

@@ -38,6 +38,9 @@ pub enum SkillError {
         /// Why.
         reason: String,
     },
+    /// A media file (audio, image) is unusable.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
     /// The request itself is wrong (empty input, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -13,6 +13,8 @@ pub enum SkillKind {
     TextGeneration,
     /// Text-to-text generation with an encoder-decoder model.
     Text2Text,
+    /// Speech to text (Whisper, wav2vec2 CTC).
+    SpeechRecognition,
 }
 
 /// `(model_type, skill)`: every model type this build runs.
@@ -22,6 +24,8 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("opt", SkillKind::TextGeneration),
     ("llama", SkillKind::TextGeneration),
     ("t5", SkillKind::Text2Text),
+    ("whisper", SkillKind::SpeechRecognition),
+    ("wav2vec2", SkillKind::SpeechRecognition),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -31,6 +35,8 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("OPT", SkillKind::TextGeneration),
     ("Llama", SkillKind::TextGeneration),
     ("T5", SkillKind::Text2Text),
+    ("Whisper", SkillKind::SpeechRecognition),
+    ("Wav2Vec2", SkillKind::SpeechRecognition),
 ];
 
 impl SkillKind {
@@ -40,6 +46,7 @@ impl SkillKind {
             Self::TextEmbedding => "text_embedding",
             Self::TextGeneration => "text_generation",
             Self::Text2Text => "text2text",
+            Self::SpeechRecognition => "speech_recognition",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod serve;
 pub mod status;
 pub mod text2text;
+pub mod transcribe;
 pub mod warm;
 
 use ipfs_accelerate::Loader;

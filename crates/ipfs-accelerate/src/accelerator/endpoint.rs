@@ -173,6 +173,13 @@ impl Endpoint {
                 generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
                 (Queue::Generation(queue), backend)
             }
+            SkillKind::SpeechRecognition => {
+                return Err(AcceleratorError::InvalidRequest(format!(
+                    "model '{model}' is a {} model; endpoints serve embeddings and \
+                     completions only (use the `transcribe` command)",
+                    skill.name()
+                )))
+            }
         };
         Ok(Self {
             model: model.to_owned(),
@@ -235,6 +242,7 @@ impl Endpoint {
         match self.skill {
             SkillKind::TextEmbedding => "embeddings",
             SkillKind::TextGeneration | SkillKind::Text2Text => "completions",
+            SkillKind::SpeechRecognition => "nothing",
         }
     }
 

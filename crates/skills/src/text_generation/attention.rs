@@ -20,6 +20,11 @@ impl KvCache {
         Ok((k, v))
     }
 
+    /// All keys and values cached, if any.
+    pub fn get(&self) -> Option<(Tensor, Tensor)> {
+        self.kv.clone()
+    }
+
     /// Positions cached.
     pub fn len(&self) -> usize {
         self.kv.as_ref().map_or(0, |(k, _)| k.dim(2).unwrap_or(0))

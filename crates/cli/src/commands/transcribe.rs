@@ -1,0 +1,83 @@
+//! `transcribe`: text from a WAV file with a speech-recognition model
+//! (Whisper, wav2vec2 CTC).
+
+use super::Context;
+use crate::output::{print_json, print_text};
+use ipfs_accelerate::skills::media::read_wav;
+use ipfs_accelerate::skills::{
+    retry_on_cpu_after_oom, SpeechRecognizer, TranscribeOptions, Transcription,
+};
+use ipfs_accelerate::{BackendKind, ModelRef, ResolvedFile};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct TranscribeArgs {
+    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    #[arg(long)]
+    model: String,
+    /// auto, cpu, cuda, ort or openvino.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// Whisper: new tokens at most after the forced prefix (wav2vec2
+    /// ignores it: CTC emits one label per frame).
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Greedy decoding (the only decoding transcribe does; accepted for
+    /// symmetry with generate).
+    #[arg(long)]
+    greedy: bool,
+    /// Add `preprocessed`: the model input (`input_features` or
+    /// `input_values`) as `{shape, data}`.
+    #[arg(long)]
+    return_inputs: bool,
+    /// Add `outputs`: the raw logits (Whisper: at the last prefix position,
+    /// before token suppression; wav2vec2: every frame).
+    #[arg(long)]
+    return_logits: bool,
+    /// The recording: WAV, PCM 8/16/24/32-bit or float, any rate, any
+    /// number of channels (mixed down to mono, resampled to the model's rate).
+    audio: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    model: String,
+    backend: BackendKind,
+    #[serde(flatten)]
+    transcription: Transcription,
+    files: &'a [ResolvedFile],
+}
+
+pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
+    let backend: BackendKind = args.backend.parse()?;
+    if args.max_new_tokens == 0 {
+        anyhow::bail!("--max-new-tokens must be at least 1");
+    }
+    // Read the audio first: a bad file should not wait for a model load.
+    let audio = read_wav(&args.audio)?;
+    let model = ModelRef::parse(&args.model)?;
+    let loader = ctx.loader()?;
+    let recognizer = SpeechRecognizer::load(&loader, &model, backend)?;
+    let options = TranscribeOptions {
+        max_new_tokens: args.max_new_tokens,
+        return_inputs: args.return_inputs,
+        return_logits: args.return_logits,
+    };
+    let loaded_on = recognizer.backend();
+    let (recognizer, transcription) = retry_on_cpu_after_oom(
+        recognizer,
+        loaded_on,
+        |r| r.transcribe(&audio, &options),
+        || SpeechRecognizer::load(&loader, &model, BackendKind::Cpu),
+    )?;
+    if !ctx.json {
+        return print_text(&transcription.text);
+    }
+    print_json(&Answer {
+        model: args.model,
+        backend: recognizer.backend(),
+        transcription,
+        files: recognizer.files(),
+    })
+}

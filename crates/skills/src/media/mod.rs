@@ -1,0 +1,31 @@
+//! Decoding user media (WAV audio, PNG/JPEG images, folders of video
+//! frames) into samples and pixels, with limits that turn hostile or
+//! mistaken files into one-line errors instead of crashes or huge
+//! allocations.
+
+mod audio;
+mod image;
+
+pub use self::audio::{read_wav, resample, Audio, MAX_AUDIO_SECONDS};
+pub use self::image::{read_image, MAX_IMAGE_PIXELS};
+
+use std::path::Path;
+
+/// Why a media file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct MediaError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+impl MediaError {
+    pub(crate) fn new(path: &Path, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.to_owned(),
+            reason: crate::weights::one_line(&reason.into()),
+        }
+    }
+}

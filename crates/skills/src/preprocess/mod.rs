@@ -1,0 +1,6 @@
+//! Turning decoded media into model inputs exactly as `transformers`'
+//! feature extractors and image processors do, driven by the model's
+//! `preprocessor_config.json`.
+
+pub mod log_mel;
+pub mod waveform;

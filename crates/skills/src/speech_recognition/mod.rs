@@ -1,0 +1,497 @@
+//! Speech recognition: Whisper (log-mel front end, forced decoder prefix,
+//! greedy decoding through the shared token loop) and wav2vec2 (normalised
+//! waveform, CTC greedy decoding).
+
+mod ctc;
+mod wav2vec2;
+mod whisper;
+
+use crate::array::Array;
+use crate::backend_chain::load_on_chain;
+use crate::media::{resample, Audio};
+use crate::preprocess::log_mel::{LogMel, LogMelConfig};
+use crate::preprocess::waveform::{self, WaveformConfig};
+use crate::text_generation::decode_loop::{self, LoopInputs};
+use crate::text_generation::{generation_config, load_tokenizer, parse_config, GenerateOptions};
+use crate::weights::{one_line, var_builder};
+use crate::{registry, SkillError, SkillKind};
+use candle_core::{DType, Device, Tensor};
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tokenizers::Tokenizer;
+
+/// What a transcription request asks for.
+#[derive(Debug, Clone)]
+pub struct TranscribeOptions {
+    /// Whisper: new tokens at most after the forced prefix.
+    pub max_new_tokens: usize,
+    /// Add the preprocessed model input (`input_features` / `input_values`).
+    pub return_inputs: bool,
+    /// Add the raw logits (Whisper: at the last prefix position, before
+    /// suppression; wav2vec2: every frame).
+    pub return_logits: bool,
+}
+
+/// A transcription.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcription {
+    /// The text (Whisper: special tokens skipped; wav2vec2: as the ASR
+    /// pipeline decodes CTC output, special tokens other than the blank kept).
+    pub text: String,
+    /// Whisper: generated ids after the forced prefix (EOS included when
+    /// produced); wav2vec2: empty (CTC has no generated ids).
+    pub token_ids: Vec<u32>,
+    /// Whisper: the forced decoder prefix used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decoder_prefix: Vec<u32>,
+    /// wav2vec2: the per-frame argmax ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub frame_ids: Vec<u32>,
+    /// Preprocessed inputs, when asked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub preprocessed: BTreeMap<String, Array>,
+    /// Raw outputs, when asked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Array>,
+}
+
+struct WhisperRunner {
+    model: whisper::Whisper,
+    front: LogMel,
+    tokenizer: Tokenizer,
+    generation: Value,
+    decoder_start: u32,
+    suppress: Vec<u32>,
+    begin_suppress: Vec<u32>,
+    eos_ids: Vec<u32>,
+}
+
+struct Wav2Vec2Runner {
+    model: wav2vec2::Wav2Vec2ForCtc,
+    config: wav2vec2::Wav2Vec2Config,
+    front: WaveformConfig,
+    vocab: ctc::CtcVocab,
+}
+
+enum Runner {
+    Whisper(Box<WhisperRunner>),
+    Wav2Vec2(Box<Wav2Vec2Runner>),
+}
+
+/// A loaded speech-recognition model.
+pub struct SpeechRecognizer {
+    model_name: String,
+    runner: Mutex<Runner>,
+    device: Device,
+    sampling_rate: u32,
+    backend: BackendKind,
+    files: Vec<ResolvedFile>,
+}
+
+impl std::fmt::Debug for SpeechRecognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpeechRecognizer")
+            .field("model", &self.model_name)
+            .field("backend", &self.backend)
+            .field("sampling_rate", &self.sampling_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(model: &str, file: &str, reason: impl std::fmt::Display) -> SkillError {
+    SkillError::Load(LoadError::Malformed {
+        model: model.to_owned(),
+        file: file.to_owned(),
+        reason: one_line(&reason.to_string()),
+    })
+}
+
+fn weights_error(model: &str, e: candle_core::Error) -> SkillError {
+    SkillError::Weights {
+        model: model.to_owned(),
+        reason: one_line(&e.to_string()),
+    }
+}
+
+fn id_list(value: Option<&Value>) -> Vec<u32> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|v| v as u32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl SpeechRecognizer {
+    /// Loads `model` (Whisper or wav2vec2 CTC) through `loader` on the first
+    /// backend of the chain for `backend` that can hold it.
+    pub fn load(
+        loader: &Loader,
+        model: &ModelRef,
+        backend: BackendKind,
+    ) -> Result<Self, SkillError> {
+        let name = model.to_string();
+        let (config, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::SpeechRecognition,
+            "a speech-recognition model",
+        )?;
+        let front_files = loader.from_pretrained(model, FileKind::FeatureExtractor)?;
+        let front_config: Value = loader.read_json(model, &front_files[0])?;
+        files.extend(front_files);
+        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+        files.extend(weight_files.iter().cloned());
+        let model_type = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (runner, device, kind, sampling_rate) = if model_type == "whisper"
+            || config
+                .get("architectures")
+                .and_then(Value::as_array)
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|v| v.as_str().is_some_and(|s| s.starts_with("Whisper")))
+                }) {
+            let cfg: whisper::WhisperConfig = parse_config(&name, &config)?;
+            let front_cfg: LogMelConfig = serde_json::from_value(front_config)
+                .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+            if front_cfg.feature_size != cfg.num_mel_bins {
+                return Err(malformed(
+                    &name,
+                    "preprocessor_config.json",
+                    format!(
+                        "feature_size {} differs from the model's num_mel_bins {}",
+                        front_cfg.feature_size, cfg.num_mel_bins
+                    ),
+                ));
+            }
+            let rate = front_cfg.sampling_rate;
+            let front = LogMel::new(front_cfg)
+                .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+            let generation =
+                generation_config::read(loader, model, &mut files)?.unwrap_or(Value::Null);
+            let decoder_start = generation_config::decoder_start_id(&config, Some(&generation))
+                .ok_or_else(|| malformed(&name, "config.json", "no decoder_start_token_id"))?;
+            let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
+            let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
+            files.extend(tokenizer_files);
+            let pick = |key: &str| {
+                generation
+                    .get(key)
+                    .filter(|v| !v.is_null())
+                    .or_else(|| config.get(key))
+                    .cloned()
+            };
+            let suppress = id_list(pick("suppress_tokens").as_ref());
+            let begin_suppress = id_list(pick("begin_suppress_tokens").as_ref());
+            let eos_ids = generation_config::eos_ids(&config, Some(&generation));
+            let (model, device, kind) = load_on_chain(backend, |device| {
+                let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+                whisper::Whisper::load(vb, &cfg).map_err(|e| weights_error(&name, e))
+            })?;
+            let runner = Runner::Whisper(Box::new(WhisperRunner {
+                model,
+                front,
+                tokenizer,
+                generation,
+                decoder_start,
+                suppress,
+                begin_suppress,
+                eos_ids,
+            }));
+            (runner, device, kind, rate)
+        } else {
+            let cfg: wav2vec2::Wav2Vec2Config = parse_config(&name, &config)?;
+            cfg.check()
+                .map_err(|e| malformed(&name, "config.json", e))?;
+            let front: WaveformConfig = serde_json::from_value(front_config)
+                .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+            let vocab_file = loader.file(model, "vocab.json")?;
+            let vocab_json: Value = loader.read_json(model, &vocab_file)?;
+            files.push(vocab_file);
+            let tokenizer_config = match loader.optional_file(model, "tokenizer_config.json")? {
+                Some(file) => {
+                    let value: Value = loader.read_json(model, &file)?;
+                    files.push(file);
+                    Some(value)
+                }
+                None => None,
+            };
+            let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
+                .map_err(|e| malformed(&name, "vocab.json", e))?;
+            let (model, device, kind) = load_on_chain(backend, |device| {
+                let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+                wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg).map_err(|e| weights_error(&name, e))
+            })?;
+            let rate = front.sampling_rate;
+            let runner = Runner::Wav2Vec2(Box::new(Wav2Vec2Runner {
+                model,
+                config: cfg,
+                front,
+                vocab,
+            }));
+            (runner, device, kind, rate)
+        };
+        Ok(Self {
+            model_name: name,
+            runner: Mutex::new(runner),
+            device,
+            sampling_rate,
+            backend: kind,
+            files,
+        })
+    }
+
+    /// The backend that really runs this model.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Every file loaded, with the layer that served it.
+    pub fn files(&self) -> &[ResolvedFile] {
+        &self.files
+    }
+
+    /// The sample rate the model expects (audio is resampled to it).
+    pub fn sampling_rate(&self) -> u32 {
+        self.sampling_rate
+    }
+
+    /// Transcribes `audio` (any rate: resampled to the model's).
+    pub fn transcribe(
+        &self,
+        audio: &Audio,
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
+        if audio.samples.is_empty() {
+            return Err(SkillError::InvalidInput(
+                "the audio holds no samples".to_owned(),
+            ));
+        }
+        let audio = resample(audio, self.sampling_rate)
+            .map_err(|e| SkillError::InvalidInput(format!("cannot resample the audio: {e}")))?;
+        let mut runner = self.runner.lock().map_err(|_| {
+            SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
+        })?;
+        match &mut *runner {
+            Runner::Whisper(w) => {
+                w.transcribe(&self.model_name, &self.device, &audio.samples, options)
+            }
+            Runner::Wav2Vec2(w) => w.transcribe(&self.device, &audio.samples, options),
+        }
+    }
+}
+
+impl WhisperRunner {
+    /// `transformers`' init tokens: the decoder start, the forced ids of the
+    /// generation config in position order, the detected language when the
+    /// model is multilingual and none is forced, then `<|notimestamps|>`.
+    fn decoder_prefix(&mut self, model: &str, encoded: &Tensor) -> Result<Vec<u32>, SkillError> {
+        let mut prefix: Vec<Option<u32>> = vec![Some(self.decoder_start)];
+        if let Some(forced) = self
+            .generation
+            .get("forced_decoder_ids")
+            .and_then(Value::as_array)
+        {
+            for (i, pair) in forced.iter().enumerate() {
+                let position = pair.get(0).and_then(Value::as_u64);
+                if position != Some(i as u64 + 1) {
+                    return Err(malformed(
+                        model,
+                        "generation_config.json",
+                        "forced_decoder_ids must name positions 1, 2, ... in order",
+                    ));
+                }
+                prefix.push(pair.get(1).and_then(Value::as_u64).map(|v| v as u32));
+            }
+        }
+        let language_undefined = prefix.len() <= 1 || prefix[1].is_none();
+        let languages: Vec<u32> = self
+            .generation
+            .get("lang_to_id")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_u64)
+                    .map(|v| v as u32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if language_undefined && !languages.is_empty() {
+            let logits = self
+                .model
+                .decode(&[self.decoder_start], encoded)?
+                .to_vec1::<f32>()?;
+            self.model.reset();
+            let language = languages
+                .iter()
+                .copied()
+                .filter(|&id| (id as usize) < logits.len())
+                .max_by(|&a, &b| logits[a as usize].total_cmp(&logits[b as usize]))
+                .ok_or_else(|| {
+                    malformed(
+                        model,
+                        "generation_config.json",
+                        "lang_to_id ids are beyond the vocabulary",
+                    )
+                })?;
+            tracing::debug!(language, "detected language");
+            if prefix.len() > 1 {
+                prefix[1] = Some(language);
+            } else {
+                prefix.push(Some(language));
+            }
+        }
+        let mut prefix: Vec<u32> = prefix.into_iter().flatten().collect();
+        let return_timestamps = self
+            .generation
+            .get("return_timestamps")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let Some(no_timestamps) = self
+            .generation
+            .get("no_timestamps_token_id")
+            .and_then(Value::as_u64)
+        {
+            let no_timestamps = no_timestamps as u32;
+            if !return_timestamps && prefix.last() != Some(&no_timestamps) {
+                prefix.push(no_timestamps);
+            }
+        }
+        Ok(prefix)
+    }
+
+    fn transcribe(
+        &mut self,
+        model: &str,
+        device: &Device,
+        samples: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
+        if options.max_new_tokens == 0 {
+            return Err(SkillError::InvalidInput(
+                "max_new_tokens must be at least 1".to_owned(),
+            ));
+        }
+        let features = self
+            .front
+            .features(samples)
+            .map_err(SkillError::InvalidInput)?;
+        let mels = self.front.config().feature_size;
+        let frames = features.len() / mels;
+        let input = Tensor::from_vec(features, (1, mels, frames), device)?;
+        self.model.reset();
+        let result = self.run(model, &input, options);
+        self.model.reset();
+        result
+    }
+
+    fn run(
+        &mut self,
+        model: &str,
+        input: &Tensor,
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
+        let encoded = self.model.encode(input)?;
+        let prefix = self.decoder_prefix(model, &encoded)?;
+        let raw = self.model.decode(&prefix, &encoded)?;
+        let mut first_suppressed = self.suppress.clone();
+        first_suppressed.extend_from_slice(&self.begin_suppress);
+        let first = whisper::suppress(&raw, &first_suppressed)?;
+        let loop_options = GenerateOptions {
+            max_new_tokens: options.max_new_tokens,
+            ..GenerateOptions::default()
+        };
+        let inputs = LoopInputs {
+            tokenizer: &self.tokenizer,
+            eos_ids: &self.eos_ids,
+            options: &loop_options,
+            context: prefix.clone(),
+            room: self.model.room(),
+            model,
+        };
+        let suppress = self.suppress.clone();
+        let model_ref = &mut self.model;
+        let generation = decode_loop::run(
+            inputs,
+            first,
+            &mut |token| {
+                Ok(whisper::suppress(
+                    &model_ref.decode(&[token], &encoded)?,
+                    &suppress,
+                )?)
+            },
+            &mut |_| {},
+        )?;
+        let mut preprocessed = BTreeMap::new();
+        if options.return_inputs {
+            preprocessed.insert("input_features".to_owned(), Array::from_tensor(input)?);
+        }
+        let mut outputs = BTreeMap::new();
+        if options.return_logits {
+            outputs.insert(
+                "prefix_logits".to_owned(),
+                Array::from_tensor(&raw.unsqueeze(0)?)?,
+            );
+        }
+        Ok(Transcription {
+            text: generation.text,
+            token_ids: generation.token_ids,
+            decoder_prefix: prefix,
+            frame_ids: Vec::new(),
+            preprocessed,
+            outputs,
+        })
+    }
+}
+
+impl Wav2Vec2Runner {
+    fn transcribe(
+        &mut self,
+        device: &Device,
+        samples: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
+        if self.config.frames_for(samples.len()) == 0 {
+            return Err(SkillError::InvalidInput(format!(
+                "the audio is too short: {} samples give no output frame",
+                samples.len()
+            )));
+        }
+        let values = waveform::input_values(&self.front, samples);
+        let input = Tensor::new(values.as_slice(), device)?;
+        let logits = self.model.forward(&input)?;
+        let frame_ids: Vec<u32> = logits.argmax(candle_core::D::Minus1)?.to_vec1()?;
+        let mut preprocessed = BTreeMap::new();
+        if options.return_inputs {
+            preprocessed.insert(
+                "input_values".to_owned(),
+                Array::from_tensor(&input.unsqueeze(0)?)?,
+            );
+        }
+        let mut outputs = BTreeMap::new();
+        if options.return_logits {
+            outputs.insert(
+                "logits".to_owned(),
+                Array::from_tensor(&logits.unsqueeze(0)?)?,
+            );
+        }
+        Ok(Transcription {
+            text: self.vocab.decode(&frame_ids, false),
+            token_ids: Vec::new(),
+            decoder_prefix: Vec::new(),
+            frame_ids,
+            preprocessed,
+            outputs,
+        })
+    }
+}
