@@ -87,6 +87,33 @@ pub fn reference_rows(array: &Value) -> Vec<Vec<f32>> {
     data.chunks(width).map(<[f32]>::to_vec).collect()
 }
 
+/// A reference array (`{shape, dtype, key}`) of fixture `name`, read from
+/// `reference.safetensors` (large arrays are only there): shape and f32
+/// values, row-major.
+pub fn reference_array(name: &str, array: &Value) -> (Vec<usize>, Vec<f32>) {
+    let key = array["key"].as_str().expect("array has a key");
+    let path = fixture_model(name).join("reference.safetensors");
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let tensors = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap_or_else(|e| panic!("{} is malformed: {e}", path.display()));
+    let view = tensors.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+    let data = match view.dtype() {
+        safetensors::Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        safetensors::Dtype::I64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        other => panic!("{key}: unexpected dtype {other:?}"),
+    };
+    (view.shape().to_vec(), data)
+}
+
 /// Cosine similarity.
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a

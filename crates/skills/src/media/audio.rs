@@ -2,7 +2,6 @@
 //! channel count) to mono f32 samples, and resampling to a model's rate.
 
 use super::MediaError;
-use rubato::{FftFixedInOut, Resampler};
 use std::path::Path;
 
 /// Longer recordings are refused: no skill here streams audio, and an hour
@@ -87,40 +86,74 @@ pub fn read_wav(path: &Path) -> Result<Audio, MediaError> {
     })
 }
 
-/// Resamples `audio` to `rate` with a band-limited FFT resampler; the
-/// result has `ceil(len * rate / audio.rate)` samples, aligned with the
-/// input (the resampler's delay removed).
+/// Zero crossings of the interpolation filter on each side: long enough
+/// that the pass band is flat and the stop band below -80 dB.
+const FILTER_ZEROS: f64 = 32.0;
+/// Cut-off relative to the lower Nyquist frequency (room for the
+/// transition band).
+const ROLLOFF: f64 = 0.945;
+/// Kaiser window shape.
+const KAISER_BETA: f64 = 12.0;
+
+/// Resamples `audio` to `rate` by band-limited (Kaiser-windowed sinc)
+/// interpolation: output sample `k` is the input signal at time
+/// `k / rate`, so the result has `ceil(len * rate / audio.rate)` samples and
+/// no delay. Beyond the ends the signal is taken as silence.
 pub fn resample(audio: &Audio, rate: u32) -> Result<Audio, String> {
+    if rate == 0 {
+        return Err("the target sample rate is zero".to_owned());
+    }
     if audio.sample_rate == rate {
         return Ok(audio.clone());
     }
-    let (from, to) = (audio.sample_rate as usize, rate as usize);
-    let wanted = (audio.samples.len() * to).div_ceil(from);
-    let mut resampler = FftFixedInOut::<f32>::new(from, to, 1024, 1).map_err(|e| e.to_string())?;
-    let delay = resampler.output_delay();
-    let mut out: Vec<f32> = Vec::with_capacity(wanted + delay + 2048);
-    let mut rest: &[f32] = &audio.samples;
-    while out.len() < wanted + delay {
-        let need = resampler.input_frames_next();
-        let chunk = if rest.len() >= need {
-            let (head, tail) = rest.split_at(need);
-            rest = tail;
-            resampler.process(&[head], None)
-        } else {
-            // The last partial chunk, then zeros to flush the delay line.
-            let head = rest;
-            rest = &[];
-            resampler.process_partial(Some(&[head]), None)
-        }
-        .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&chunk[0]);
-    }
-    out.drain(..delay);
-    out.truncate(wanted);
+    let (from, to) = (f64::from(audio.sample_rate), f64::from(rate));
+    let input = &audio.samples;
+    let wanted =
+        (input.len() as u64 * u64::from(rate)).div_ceil(u64::from(audio.sample_rate)) as usize;
+    // Below the lower of the two Nyquist frequencies, in cycles per input sample.
+    let cutoff = ROLLOFF * (to / from).min(1.0);
+    let half_width = FILTER_ZEROS / cutoff;
+    let norm = bessel_i0(KAISER_BETA);
+    let samples = (0..wanted)
+        .map(|k| {
+            let center = k as f64 * from / to;
+            let first = (center - half_width).ceil().max(0.0) as usize;
+            let last = ((center + half_width).floor() as usize).min(input.len() - 1);
+            let mut acc = 0f64;
+            for (n, &x) in input.iter().enumerate().take(last + 1).skip(first) {
+                let t = n as f64 - center;
+                let r = t / half_width;
+                let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / norm;
+                let arg = std::f64::consts::PI * cutoff * t;
+                let sinc = if arg.abs() < 1e-12 {
+                    1.0
+                } else {
+                    arg.sin() / arg
+                };
+                acc += f64::from(x) * cutoff * sinc * window;
+            }
+            acc as f32
+        })
+        .collect();
     Ok(Audio {
-        samples: out,
+        samples,
         sample_rate: rate,
     })
+}
+
+/// The modified Bessel function of the first kind, order 0 (power series;
+/// converges quickly for the arguments a Kaiser window uses).
+fn bessel_i0(x: f64) -> f64 {
+    let (mut sum, mut term, half) = (1.0, 1.0, x / 2.0);
+    for k in 1..64 {
+        term *= half / k as f64;
+        let add = term * term;
+        sum += add;
+        if add < sum * 1e-17 {
+            break;
+        }
+    }
+    sum
 }
 
 #[cfg(test)]
@@ -136,7 +169,12 @@ mod tests {
 
     #[test]
     fn resampling_a_sine_gives_the_sine_at_the_new_rate() {
-        for (from, to) in [(44_100, 16_000), (8_000, 16_000), (48_000, 16_000)] {
+        for (from, to) in [
+            (44_100, 16_000),
+            (8_000, 16_000),
+            (48_000, 16_000),
+            (22_050, 16_000),
+        ] {
             let audio = Audio {
                 samples: sine(from, 0.5, 440.0),
                 sample_rate: from,

@@ -63,11 +63,12 @@ impl CtcVocab {
                 "the blank token '{pad}' (pad_token) is not in vocab.json"
             ));
         }
-        let specials = ["bos_token", "eos_token", "unk_token", "pad_token"]
+        let mut specials: Vec<String> = ["bos_token", "eos_token", "unk_token"]
             .iter()
             .map(|k| text(k, ""))
             .filter(|t| !t.is_empty())
             .collect();
+        specials.push(pad.clone());
         Ok(Self {
             tokens,
             word_delimiter: text("word_delimiter_token", "|"),
