@@ -40,6 +40,8 @@ enum Command {
     Text2text(commands::text2text::Text2TextArgs),
     /// Text from a WAV recording (Whisper, wav2vec2).
     Transcribe(commands::transcribe::TranscribeArgs),
+    /// Score each TEXT against an image (CLIP).
+    Similarity(commands::similarity::SimilarityArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(&ctx, args),
         Command::Text2text(args) => commands::text2text::run(&ctx, args),
         Command::Transcribe(args) => commands::transcribe::run(&ctx, args),
+        Command::Similarity(args) => commands::similarity::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

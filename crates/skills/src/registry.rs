@@ -15,6 +15,8 @@ pub enum SkillKind {
     Text2Text,
     /// Speech to text (Whisper, wav2vec2 CTC).
     SpeechRecognition,
+    /// Text–media similarity with a dual encoder (CLIP).
+    Similarity,
 }
 
 /// `(model_type, skill)`: every model type this build runs.
@@ -26,6 +28,7 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("t5", SkillKind::Text2Text),
     ("whisper", SkillKind::SpeechRecognition),
     ("wav2vec2", SkillKind::SpeechRecognition),
+    ("clip", SkillKind::Similarity),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -37,6 +40,7 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("T5", SkillKind::Text2Text),
     ("Whisper", SkillKind::SpeechRecognition),
     ("Wav2Vec2", SkillKind::SpeechRecognition),
+    ("CLIPModel", SkillKind::Similarity),
 ];
 
 impl SkillKind {
@@ -47,6 +51,7 @@ impl SkillKind {
             Self::TextGeneration => "text_generation",
             Self::Text2Text => "text2text",
             Self::SpeechRecognition => "speech_recognition",
+            Self::Similarity => "similarity",
         }
     }
 }

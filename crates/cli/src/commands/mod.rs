@@ -4,6 +4,7 @@ pub mod cache;
 pub mod embed;
 pub mod generate;
 pub mod serve;
+pub mod similarity;
 pub mod status;
 pub mod text2text;
 pub mod transcribe;

@@ -173,10 +173,10 @@ impl Endpoint {
                 generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
                 (Queue::Generation(queue), backend)
             }
-            SkillKind::SpeechRecognition => {
+            SkillKind::SpeechRecognition | SkillKind::Similarity => {
                 return Err(AcceleratorError::InvalidRequest(format!(
                     "model '{model}' is a {} model; endpoints serve embeddings and \
-                     completions only (use the `transcribe` command)",
+                     completions only (use the `transcribe` or `similarity` command)",
                     skill.name()
                 )))
             }
@@ -242,7 +242,7 @@ impl Endpoint {
         match self.skill {
             SkillKind::TextEmbedding => "embeddings",
             SkillKind::TextGeneration | SkillKind::Text2Text => "completions",
-            SkillKind::SpeechRecognition => "nothing",
+            SkillKind::SpeechRecognition | SkillKind::Similarity => "nothing",
         }
     }
 

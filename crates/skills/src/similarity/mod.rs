@@ -1,0 +1,261 @@
+//! Text–media similarity with dual encoders: CLIP (images). The answer is
+//! transformers' `logits_per_image` row (one logit per text) and its
+//! softmax.
+
+mod clip;
+
+use crate::array::Array;
+use crate::backend_chain::load_on_chain;
+use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
+use crate::text_generation::{load_tokenizer, parse_config};
+use crate::weights::{one_line, var_builder};
+use crate::{registry, SkillError, SkillKind};
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tokenizers::Tokenizer;
+
+/// What the texts are compared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Media<'a> {
+    /// One RGB image.
+    Image(&'a RgbImage),
+}
+
+impl Media<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Image(_) => "an image",
+        }
+    }
+}
+
+/// What a request asks for besides the logits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimilarityOptions {
+    /// Add the preprocessed media (`pixel_values`).
+    pub return_inputs: bool,
+    /// Add the normalised embeddings (`text_embeds`, `image_embeds`).
+    pub return_embeddings: bool,
+}
+
+/// Scores of texts against one media input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Similarity {
+    /// One logit per text (`logits_per_image` row).
+    pub logits: Vec<f32>,
+    /// Their softmax.
+    pub probs: Vec<f32>,
+    /// Preprocessed inputs, when asked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub preprocessed: BTreeMap<String, Array>,
+    /// Embeddings, when asked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Array>,
+}
+
+enum Model {
+    Clip {
+        model: Box<clip::Clip>,
+        processor: ImageProcessor,
+    },
+}
+
+/// A loaded dual encoder with its tokenizer and media processor.
+pub struct SimilarityModel {
+    model_name: String,
+    model: Model,
+    tokenizer: Tokenizer,
+    device: Device,
+    backend: BackendKind,
+    files: Vec<ResolvedFile>,
+}
+
+impl std::fmt::Debug for SimilarityModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimilarityModel")
+            .field("model", &self.model_name)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn malformed(model: &str, file: &str, reason: impl std::fmt::Display) -> SkillError {
+    SkillError::Load(LoadError::Malformed {
+        model: model.to_owned(),
+        file: file.to_owned(),
+        reason: one_line(&reason.to_string()),
+    })
+}
+
+/// Reads `preprocessor_config.json` as an image processor.
+pub(crate) fn load_image_processor(
+    loader: &Loader,
+    model: &ModelRef,
+    files: &mut Vec<ResolvedFile>,
+) -> Result<ImageProcessor, SkillError> {
+    let name = model.to_string();
+    let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
+    let config: ImageProcessorConfig = loader.read_json(model, &processor_files[0])?;
+    files.extend(processor_files);
+    ImageProcessor::new(&config).map_err(|e| malformed(&name, "preprocessor_config.json", e))
+}
+
+impl SimilarityModel {
+    /// Loads `model` (CLIP) through `loader` on the first backend of the
+    /// chain for `backend` that can hold it.
+    pub fn load(
+        loader: &Loader,
+        model: &ModelRef,
+        backend: BackendKind,
+    ) -> Result<Self, SkillError> {
+        let name = model.to_string();
+        let (config, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::Similarity,
+            "a text-media similarity model",
+        )?;
+        let processor = load_image_processor(loader, model, &mut files)?;
+        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
+        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
+        files.extend(tokenizer_files);
+        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+        files.extend(weight_files.iter().cloned());
+        let cfg: clip::ClipConfig = parse_config(&name, &config)?;
+        let (clip, device, kind) = load_on_chain(backend, |device| {
+            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
+                model: name.clone(),
+                reason: one_line(&e.to_string()),
+            })
+        })?;
+        let side = clip.vision.image_size() as u32;
+        let (w, h) = processor.output_size(side, side);
+        if (w, h) != (side, side) {
+            return Err(malformed(
+                &name,
+                "preprocessor_config.json",
+                format!("it produces {w}x{h} images; the vision tower takes {side}x{side}"),
+            ));
+        }
+        Ok(Self {
+            model_name: name,
+            model: Model::Clip {
+                model: Box::new(clip),
+                processor,
+            },
+            tokenizer,
+            device,
+            backend: kind,
+            files,
+        })
+    }
+
+    /// The backend that really runs this model.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Every file loaded, with the layer that served it.
+    pub fn files(&self) -> &[ResolvedFile] {
+        &self.files
+    }
+
+    /// Scores each of `texts` against `media`.
+    pub fn score(
+        &self,
+        media: Media<'_>,
+        texts: &[String],
+        options: SimilarityOptions,
+    ) -> Result<Similarity, SkillError> {
+        if texts.is_empty() {
+            return Err(SkillError::InvalidInput(
+                "no texts to compare with".to_owned(),
+            ));
+        }
+        match (&self.model, media) {
+            (Model::Clip { model, processor }, Media::Image(image)) => {
+                let (values, w, h) = processor.pixel_values(image);
+                let pixels =
+                    Tensor::from_vec(values, (1, 3, h as usize, w as usize), &self.device)?;
+                let image_embeds = model.image_embeds(&pixels)?;
+                let text_embeds = self.text_embeds(texts, model.text.max_positions(), |ids| {
+                    model.text_embeds(ids)
+                })?;
+                let logits: Vec<f32> = (text_embeds.matmul(&image_embeds.t()?)?
+                    * f64::from(model.scale()))?
+                .squeeze(1)?
+                .to_vec1()?;
+                let mut result = Similarity {
+                    probs: softmax(&logits),
+                    logits,
+                    preprocessed: BTreeMap::new(),
+                    outputs: BTreeMap::new(),
+                };
+                if options.return_inputs {
+                    result
+                        .preprocessed
+                        .insert("pixel_values".to_owned(), Array::from_tensor(&pixels)?);
+                }
+                if options.return_embeddings {
+                    result
+                        .outputs
+                        .insert("text_embeds".to_owned(), Array::from_tensor(&text_embeds)?);
+                    result.outputs.insert(
+                        "image_embeds".to_owned(),
+                        Array::from_tensor(&image_embeds)?,
+                    );
+                }
+                Ok(result)
+            }
+            #[allow(unreachable_patterns)]
+            (_, media) => Err(SkillError::InvalidInput(format!(
+                "model '{}' does not take {}",
+                self.model_name,
+                media.name()
+            ))),
+        }
+    }
+
+    /// Tokenizes each text (with the tokenizer's special tokens) and stacks
+    /// their embeddings `[texts, dim]`.
+    fn text_embeds(
+        &self,
+        texts: &[String],
+        max_tokens: usize,
+        embed: impl Fn(&[u32]) -> candle_core::Result<Tensor>,
+    ) -> Result<Tensor, SkillError> {
+        let mut rows = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let encoding =
+                self.tokenizer
+                    .encode(text.as_str(), true)
+                    .map_err(|e| SkillError::Tokenizer {
+                        model: self.model_name.clone(),
+                        reason: one_line(&e.to_string()),
+                    })?;
+            let ids = encoding.get_ids();
+            if ids.len() > max_tokens {
+                return Err(SkillError::InvalidInput(format!(
+                    "text {} has {} tokens; the model takes at most {max_tokens}",
+                    i + 1,
+                    ids.len()
+                )));
+            }
+            rows.push(embed(ids)?);
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+}
+
+/// Softmax in f64 (stable for large logits).
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / total) as f32).collect()
+}
