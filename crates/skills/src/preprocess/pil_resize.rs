@@ -135,7 +135,6 @@ pub fn resize(image: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbI
         }
         if out_h != h {
             pixels = vertical_pass(&pixels, w, out_h, &coefficients(h, out_h, filter));
-            h = out_h;
         }
     } else {
         if out_h != h {

@@ -86,7 +86,7 @@ impl Wav2Vec2Config {
                 "add_adapter = true (an adapter after the encoder) is not supported".to_owned(),
             );
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads".to_owned());
         }
         Ok(())
@@ -254,7 +254,7 @@ impl Wav2Vec2ForCtc {
         let enc = base.pp("encoder");
         let groups = cfg.num_conv_pos_embedding_groups;
         let k = cfg.num_conv_pos_embeddings;
-        if groups == 0 || d % groups != 0 {
+        if groups == 0 || !d.is_multiple_of(groups) {
             candle_core::bail!(
                 "hidden_size {d} is not a multiple of num_conv_pos_embedding_groups {groups}"
             );
@@ -297,7 +297,7 @@ impl Wav2Vec2ForCtc {
             .projection
             .forward(&self.projection_norm.forward(&x)?)?;
         let mut pos = self.pos_conv.forward(&x.transpose(1, 2)?.contiguous()?)?;
-        if self.pos_kernel % 2 == 0 {
+        if self.pos_kernel.is_multiple_of(2) {
             // Even kernels give one extra frame (Wav2Vec2SamePadLayer).
             let frames = pos.dim(2)?;
             pos = pos.narrow(2, 0, frames - 1)?;
