@@ -31,3 +31,12 @@ pub(crate) fn var_builder(
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// A malformed model file, as a load error naming the file.
+pub(crate) fn malformed(model: &str, file: &str, reason: impl std::fmt::Display) -> SkillError {
+    SkillError::Load(ipfs_accelerate_loader::LoadError::Malformed {
+        model: model.to_owned(),
+        file: file.to_owned(),
+        reason: one_line(&reason.to_string()),
+    })
+}

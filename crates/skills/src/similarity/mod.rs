@@ -8,12 +8,12 @@ use crate::array::Array;
 use crate::backend_chain::load_on_chain;
 use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use crate::text_generation::{load_tokenizer, parse_config};
-use crate::weights::{one_line, var_builder};
+use crate::weights::{malformed, one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tokenizers::Tokenizer;
@@ -81,14 +81,6 @@ impl std::fmt::Debug for SimilarityModel {
             .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn malformed(model: &str, file: &str, reason: impl std::fmt::Display) -> SkillError {
-    SkillError::Load(LoadError::Malformed {
-        model: model.to_owned(),
-        file: file.to_owned(),
-        reason: one_line(&reason.to_string()),
-    })
 }
 
 /// Reads `preprocessor_config.json` as an image processor.

@@ -13,11 +13,11 @@ use crate::preprocess::log_mel::{LogMel, LogMelConfig};
 use crate::preprocess::waveform::{self, WaveformConfig};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, load_tokenizer, parse_config, GenerateOptions};
-use crate::weights::{one_line, var_builder};
+use crate::weights::{malformed, one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -100,14 +100,6 @@ impl std::fmt::Debug for SpeechRecognizer {
             .field("sampling_rate", &self.sampling_rate)
             .finish_non_exhaustive()
     }
-}
-
-fn malformed(model: &str, file: &str, reason: impl std::fmt::Display) -> SkillError {
-    SkillError::Load(LoadError::Malformed {
-        model: model.to_owned(),
-        file: file.to_owned(),
-        reason: one_line(&reason.to_string()),
-    })
 }
 
 fn weights_error(model: &str, e: candle_core::Error) -> SkillError {

@@ -86,7 +86,9 @@ impl Wav2Vec2Config {
                 "add_adapter = true (an adapter after the encoder) is not supported".to_owned(),
             );
         }
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err("hidden_size must be a multiple of num_attention_heads".to_owned());
         }
         Ok(())
