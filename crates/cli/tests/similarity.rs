@@ -141,13 +141,22 @@ fn bad_images_fail_with_one_line() {
         long,
     ]);
     assert!(err.contains("the model takes at most 77"), "{err}");
-    // Audio and video need models this build does not run yet.
+    // CLIP takes images, not audio.
     let err = fail(vec![
         "--audio".into(),
         wav.to_str().unwrap().into(),
         "a dog".into(),
     ]);
-    assert!(err.contains("CLAP"), "{err}");
+    assert!(err.contains("takes an image (--image), not audio"), "{err}");
+    // An empty frames folder is refused before any model loads.
+    let empty = home.path().join("no_frames");
+    std::fs::create_dir(&empty).unwrap();
+    let err = fail(vec![
+        "--video".into(),
+        empty.to_str().unwrap().into(),
+        "a dog".into(),
+    ]);
+    assert!(err.contains("holds no video frames"), "{err}");
     // A speech model is not a similarity model.
     let err = failure_of(
         home.path(),

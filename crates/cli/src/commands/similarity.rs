@@ -1,8 +1,9 @@
-//! `similarity`: how well each text matches an image (CLIP).
+//! `similarity`: how well each text matches an image (CLIP), a recording
+//! (CLAP) or a video given as a folder of frames (X-CLIP).
 
 use super::Context;
 use crate::output::{print_json, print_text};
-use ipfs_accelerate::skills::media::read_image;
+use ipfs_accelerate::skills::media::{read_frames, read_image, read_wav};
 use ipfs_accelerate::skills::{Media, Similarity, SimilarityModel, SimilarityOptions};
 use ipfs_accelerate::{BackendKind, ModelRef, ResolvedFile};
 use serde::Serialize;
@@ -20,16 +21,18 @@ pub struct SimilarityArgs {
     /// A PNG or JPEG image (CLIP).
     #[arg(long)]
     image: Option<PathBuf>,
-    /// A WAV recording (CLAP; not in this build yet).
+    /// A WAV recording (CLAP).
     #[arg(long)]
     audio: Option<PathBuf>,
-    /// A folder of video frames (X-CLIP; not in this build yet).
+    /// A folder of video frames, PNG or JPEG, in file-name order (X-CLIP).
     #[arg(long)]
     video: Option<PathBuf>,
-    /// Add `preprocessed`: the model input (`pixel_values`) as `{shape, data}`.
+    /// Add `preprocessed`: the model input (`pixel_values` or
+    /// `input_features`) as `{shape, data}`.
     #[arg(long)]
     return_inputs: bool,
-    /// Add `outputs`: the normalised `text_embeds` and `image_embeds`.
+    /// Add `outputs`: the normalised `text_embeds` and `image_embeds` /
+    /// `audio_embeds` / `video_embeds`.
     #[arg(long)]
     return_embeddings: bool,
     /// The texts to score, each used exactly as given.
@@ -48,14 +51,22 @@ struct Answer<'a> {
 
 pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
-    let image = match (&args.image, &args.audio, &args.video) {
-        (Some(path), _, _) => read_image(path)?,
-        (None, Some(_), _) => anyhow::bail!(
-            "--audio needs a CLAP model, which this build does not run yet; use --image with a CLIP model"
-        ),
-        _ => anyhow::bail!(
-            "--video needs an X-CLIP model, which this build does not run yet; use --image with a CLIP model"
-        ),
+    // Media first: a bad file is reported before any model is loaded.
+    let (image, audio, frames);
+    let media = match (&args.image, &args.audio, &args.video) {
+        (Some(path), _, _) => {
+            image = read_image(path)?;
+            Media::Image(&image)
+        }
+        (None, Some(path), _) => {
+            audio = read_wav(path)?;
+            Media::Audio(&audio)
+        }
+        (None, None, Some(dir)) => {
+            frames = read_frames(dir)?;
+            Media::Video(&frames)
+        }
+        (None, None, None) => anyhow::bail!("give --image, --audio or --video"),
     };
     let model = ModelRef::parse(&args.model)?;
     let loader = ctx.loader()?;
@@ -64,7 +75,7 @@ pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
         return_inputs: args.return_inputs,
         return_embeddings: args.return_embeddings,
     };
-    let similarity = scorer.score(Media::Image(&image), &args.texts, options)?;
+    let similarity = scorer.score(media, &args.texts, options)?;
     if !ctx.json {
         let lines: Vec<String> = args
             .texts

@@ -5,9 +5,11 @@
 
 mod audio;
 mod image;
+mod video;
 
 pub use self::audio::{read_wav, resample, Audio, MAX_AUDIO_SECONDS};
 pub use self::image::{read_image, MAX_IMAGE_PIXELS};
+pub use self::video::{frame_paths, read_frames, MAX_VIDEO_FRAMES};
 
 use std::path::Path;
 

@@ -1,11 +1,16 @@
-//! Text–media similarity with dual encoders: CLIP (images). The answer is
-//! transformers' `logits_per_image` row (one logit per text) and its
+//! Text–media similarity with dual encoders: CLIP (images), CLAP (audio),
+//! X-CLIP (video). The answer is transformers' `logits_per_image` /
+//! `logits_per_audio` / `logits_per_video` row (one logit per text) and its
 //! softmax.
+//!
+//! Each model family is one file with a `load_*` function here and one arm
+//! in [`SimilarityModel::score`].
 
 mod clip;
 
 use crate::array::Array;
 use crate::backend_chain::load_on_chain;
+use crate::media::Audio;
 use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use crate::text_generation::{load_tokenizer, parse_config};
 use crate::weights::{malformed, one_line, var_builder};
@@ -23,12 +28,18 @@ use tokenizers::Tokenizer;
 pub enum Media<'a> {
     /// One RGB image.
     Image(&'a RgbImage),
+    /// One recording, mono, at any sample rate.
+    Audio(&'a Audio),
+    /// A video as its frames, in order.
+    Video(&'a [RgbImage]),
 }
 
 impl Media<'_> {
     fn name(&self) -> &'static str {
         match self {
-            Self::Image(_) => "an image",
+            Self::Image(_) => "an image (--image)",
+            Self::Audio(_) => "audio (--audio)",
+            Self::Video(_) => "a video (--video)",
         }
     }
 }
@@ -64,6 +75,15 @@ enum Model {
     },
 }
 
+impl Model {
+    /// The media this model compares texts with, as [`Media::name`] says it.
+    fn takes(&self) -> &'static str {
+        match self {
+            Self::Clip { .. } => "an image (--image)",
+        }
+    }
+}
+
 /// A loaded dual encoder with its tokenizer and media processor.
 pub struct SimilarityModel {
     model_name: String,
@@ -97,8 +117,9 @@ pub(crate) fn load_image_processor(
 }
 
 impl SimilarityModel {
-    /// Loads `model` (CLIP) through `loader` on the first backend of the
-    /// chain for `backend` that can hold it.
+    /// Loads `model` (CLIP, CLAP or X-CLIP, by its `model_type`) through
+    /// `loader` on the first backend of the chain for `backend` that can
+    /// hold it.
     pub fn load(
         loader: &Loader,
         model: &ModelRef,
@@ -111,35 +132,27 @@ impl SimilarityModel {
             SkillKind::Similarity,
             "a text-media similarity model",
         )?;
-        let processor = load_image_processor(loader, model, &mut files)?;
+        let model_type = config
+            .get("model_type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("clip")
+            .to_owned();
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
-        let cfg: clip::ClipConfig = parse_config(&name, &config)?;
-        let (clip, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
-            clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
-            })
-        })?;
-        let side = clip.vision.image_size() as u32;
-        let (w, h) = processor.output_size(side, side);
-        if (w, h) != (side, side) {
-            return Err(malformed(
-                &name,
-                "preprocessor_config.json",
-                format!("it produces {w}x{h} images; the vision tower takes {side}x{side}"),
-            ));
-        }
+        let (loaded, device, kind) = match model_type.as_str() {
+            "clip" => load_clip(loader, model, &config, &mut files, backend)?,
+            other => {
+                return Err(SkillError::Unsupported {
+                    model: name,
+                    found: format!("model_type '{other}'"),
+                    supported: registry::supported_for(SkillKind::Similarity),
+                })
+            }
+        };
         Ok(Self {
             model_name: name,
-            model: Model::Clip {
-                model: Box::new(clip),
-                processor,
-            },
+            model: loaded,
             tokenizer,
             device,
             backend: kind,
@@ -204,10 +217,10 @@ impl SimilarityModel {
                 }
                 Ok(result)
             }
-            #[allow(unreachable_patterns)]
-            (_, media) => Err(SkillError::InvalidInput(format!(
-                "model '{}' does not take {}",
+            (model, media) => Err(SkillError::InvalidInput(format!(
+                "model '{}' takes {}, not {}",
                 self.model_name,
+                model.takes(),
                 media.name()
             ))),
         }
@@ -242,6 +255,42 @@ impl SimilarityModel {
         }
         Ok(Tensor::stack(&rows, 0)?)
     }
+}
+
+/// Loads a CLIP model and its image processor.
+fn load_clip(
+    loader: &Loader,
+    model: &ModelRef,
+    config: &serde_json::Value,
+    files: &mut Vec<ResolvedFile>,
+    backend: BackendKind,
+) -> Result<(Model, Device, BackendKind), SkillError> {
+    let name = model.to_string();
+    let processor = load_image_processor(loader, model, files)?;
+    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+    files.extend(weight_files.iter().cloned());
+    let cfg: clip::ClipConfig = parse_config(&name, config)?;
+    let (clip, device, kind) = load_on_chain(backend, |device| {
+        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
+            model: name.clone(),
+            reason: one_line(&e.to_string()),
+        })
+    })?;
+    let side = clip.vision.image_size() as u32;
+    let (w, h) = processor.output_size(side, side);
+    if (w, h) != (side, side) {
+        return Err(malformed(
+            &name,
+            "preprocessor_config.json",
+            format!("it produces {w}x{h} images; the vision tower takes {side}x{side}"),
+        ));
+    }
+    let loaded = Model::Clip {
+        model: Box::new(clip),
+        processor,
+    };
+    Ok((loaded, device, kind))
 }
 
 /// Softmax in f64 (stable for large logits).
