@@ -40,8 +40,10 @@ enum Command {
     Text2text(commands::text2text::Text2TextArgs),
     /// Text from a WAV recording (Whisper, wav2vec2).
     Transcribe(commands::transcribe::TranscribeArgs),
-    /// Score each TEXT against an image (CLIP).
+    /// Score each TEXT against an image (CLIP), audio (CLAP) or video (X-CLIP).
     Similarity(commands::similarity::SimilarityArgs),
+    /// Answer PROMPT about an image (LLaVA, LLaVA-NeXT).
+    Caption(commands::caption::CaptionArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Text2text(args) => commands::text2text::run(&ctx, args),
         Command::Transcribe(args) => commands::transcribe::run(&ctx, args),
         Command::Similarity(args) => commands::similarity::run(&ctx, args),
+        Command::Caption(args) => commands::caption::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

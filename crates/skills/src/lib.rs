@@ -7,6 +7,7 @@
 pub mod array;
 mod backend_chain;
 mod error;
+pub mod image_to_text;
 pub mod media;
 pub mod preprocess;
 pub mod registry;
@@ -20,6 +21,7 @@ mod weights;
 pub use array::Array;
 pub use backend_chain::retry_on_cpu_after_oom;
 pub use error::SkillError;
+pub use image_to_text::{Caption, CaptionOptions, ImageCaptioner};
 pub use media::MediaError;
 pub use registry::{skill_for_config, SkillKind};
 pub use similarity::{Media, Similarity, SimilarityModel, SimilarityOptions};

@@ -17,6 +17,8 @@ pub enum SkillKind {
     SpeechRecognition,
     /// Text–media similarity with a dual encoder (CLIP).
     Similarity,
+    /// Text generation about an image (LLaVA, LLaVA-NeXT).
+    ImageToText,
 }
 
 /// `(model_type, skill)`: every model type this build runs.
@@ -29,6 +31,8 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("whisper", SkillKind::SpeechRecognition),
     ("wav2vec2", SkillKind::SpeechRecognition),
     ("clip", SkillKind::Similarity),
+    ("llava", SkillKind::ImageToText),
+    ("llava_next", SkillKind::ImageToText),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -41,6 +45,8 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("Whisper", SkillKind::SpeechRecognition),
     ("Wav2Vec2", SkillKind::SpeechRecognition),
     ("CLIPModel", SkillKind::Similarity),
+    ("LlavaNext", SkillKind::ImageToText),
+    ("Llava", SkillKind::ImageToText),
 ];
 
 impl SkillKind {
@@ -52,6 +58,7 @@ impl SkillKind {
             Self::Text2Text => "text2text",
             Self::SpeechRecognition => "speech_recognition",
             Self::Similarity => "similarity",
+            Self::ImageToText => "image_to_text",
         }
     }
 }

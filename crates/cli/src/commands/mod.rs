@@ -1,6 +1,7 @@
 //! One file per command.
 
 pub mod cache;
+pub mod caption;
 pub mod embed;
 pub mod generate;
 pub mod serve;

@@ -173,10 +173,10 @@ impl Endpoint {
                 generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
                 (Queue::Generation(queue), backend)
             }
-            SkillKind::SpeechRecognition | SkillKind::Similarity => {
+            SkillKind::SpeechRecognition | SkillKind::Similarity | SkillKind::ImageToText => {
                 return Err(AcceleratorError::InvalidRequest(format!(
                     "model '{model}' is a {} model; endpoints serve embeddings and \
-                     completions only (use the `transcribe` or `similarity` command)",
+                     completions only (use the `transcribe`, `similarity` or `caption` command)",
                     skill.name()
                 )))
             }
@@ -242,7 +242,9 @@ impl Endpoint {
         match self.skill {
             SkillKind::TextEmbedding => "embeddings",
             SkillKind::TextGeneration | SkillKind::Text2Text => "completions",
-            SkillKind::SpeechRecognition | SkillKind::Similarity => "nothing",
+            SkillKind::SpeechRecognition | SkillKind::Similarity | SkillKind::ImageToText => {
+                "nothing"
+            }
         }
     }
 

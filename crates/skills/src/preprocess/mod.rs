@@ -2,6 +2,7 @@
 //! feature extractors and image processors do, driven by the model's
 //! `preprocessor_config.json`.
 
+pub mod anyres;
 pub mod image_processor;
 pub mod log_mel;
 pub mod pil_resize;

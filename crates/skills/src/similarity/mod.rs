@@ -6,7 +6,7 @@
 //! Each model family is one file with a `load_*` function here and one arm
 //! in [`SimilarityModel::score`].
 
-mod clip;
+pub(crate) mod clip;
 
 use crate::array::Array;
 use crate::backend_chain::load_on_chain;

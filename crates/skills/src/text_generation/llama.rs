@@ -257,6 +257,18 @@ impl Llama {
         vb: VarBuilder,
         cfg: &LlamaConfig,
     ) -> std::result::Result<Self, SkillError> {
+        Self::load_parts(model, vb.pp("model"), vb, cfg)
+    }
+
+    /// Like [`Self::load`] with the decoder's tensors under `body` and
+    /// `lm_head.weight` under `head` (vision-language checkpoints nest the
+    /// language model under other prefixes).
+    pub fn load_parts(
+        model: &str,
+        body: VarBuilder,
+        head: VarBuilder,
+        cfg: &LlamaConfig,
+    ) -> std::result::Result<Self, SkillError> {
         let rotary = cfg.rotary().map_err(|reason| {
             SkillError::Load(LoadError::Malformed {
                 model: model.to_owned(),
@@ -268,7 +280,6 @@ impl Llama {
             model: model.to_owned(),
             reason: one_line(&e.to_string()),
         };
-        let body = vb.pp("model");
         let embed_tokens = embedding(cfg.vocab_size, cfg.hidden_size, body.pp("embed_tokens"))
             .map_err(weights_error)?;
         let layers = (0..cfg.num_hidden_layers)
@@ -281,7 +292,7 @@ impl Llama {
         let lm_head = if cfg.tie_word_embeddings {
             Linear::new(embed_tokens.embeddings().clone(), None)
         } else {
-            let weight = vb
+            let weight = head
                 .get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")
                 .map_err(|e| SkillError::Weights {
                     model: model.to_owned(),
@@ -307,19 +318,35 @@ impl Llama {
     }
 }
 
-impl CausalLm for Llama {
-    fn forward(&mut self, ids: &[u32]) -> Result<Tensor> {
-        let device = self.embed_tokens.embeddings().device().clone();
+impl Llama {
+    /// The token embeddings `[1, ids, hidden]`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let device = self.embed_tokens.embeddings().device();
+        let ids = Tensor::new(ids, device)?.unsqueeze(0)?;
+        self.embed_tokens.forward(&ids)
+    }
+
+    /// Runs input embeddings `[1, positions, hidden]` after everything
+    /// cached (as `inputs_embeds` in transformers) and returns the logits
+    /// of the last position `[vocab]`.
+    pub fn forward_embeds(&mut self, embeds: &Tensor) -> Result<Tensor> {
+        let device = embeds.device().clone();
         let offset = self.layers.first().map_or(0, |l| l.self_attn.cache.len());
-        let (cos, sin) = self.rotary.cos_sin(offset, ids.len(), &device)?;
-        let ids = Tensor::new(ids, &device)?.unsqueeze(0)?;
-        let mut x = self.embed_tokens.forward(&ids)?;
+        let (cos, sin) = self.rotary.cos_sin(offset, embeds.dim(1)?, &device)?;
+        let mut x = embeds.clone();
         for layer in &mut self.layers {
             x = layer.forward(&x, &cos, &sin)?;
         }
         let s = x.dim(1)?;
         let x = self.norm.forward(&x.narrow(1, s - 1, 1)?)?;
         last_position(&self.lm_head.forward(&x)?)
+    }
+}
+
+impl CausalLm for Llama {
+    fn forward(&mut self, ids: &[u32]) -> Result<Tensor> {
+        let embeds = self.embed(ids)?;
+        self.forward_embeds(&embeds)
     }
 
     fn reset(&mut self) {

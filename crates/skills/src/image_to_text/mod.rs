@@ -1,0 +1,359 @@
+//! Image-conditioned text generation (LLaVA, LLaVA-NeXT): the prompt's image
+//! token is expanded into one token per image feature, as the transformers
+//! processors expand it, and generation runs through the shared token loop.
+
+pub(crate) mod llava;
+
+use crate::array::Array;
+use crate::backend_chain::load_on_chain;
+use crate::preprocess::anyres::{AnyResConfig, AnyResProcessor};
+use crate::preprocess::image_processor::ImageProcessor;
+use crate::similarity::load_image_processor;
+use crate::text_generation::decode_loop::{self, LoopInputs};
+use crate::text_generation::{generation_config, load_tokenizer, CausalLm};
+use crate::text_generation::{GenerateOptions, Generation};
+use crate::weights::{malformed, one_line, var_builder};
+use crate::{registry, SkillError, SkillKind};
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tokenizers::Tokenizer;
+
+/// The image token a prompt holds when `processor_config.json` names none.
+const DEFAULT_IMAGE_TOKEN: &str = "<image>";
+
+/// What a request asks for besides the generation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptionOptions {
+    /// Add the model inputs (`input_ids`, `pixel_values`).
+    pub return_inputs: bool,
+}
+
+/// A generated answer about an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Caption {
+    /// The generation (ids, text, stop reason, optional first logits).
+    #[serde(flatten)]
+    pub generation: Generation,
+    /// How many tokens the image became.
+    pub image_tokens: usize,
+    /// The prompt's ids with the image token expanded, when asked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub input_ids: Vec<u32>,
+    /// Preprocessed inputs, when asked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub preprocessed: BTreeMap<String, Array>,
+}
+
+enum Processor {
+    /// LLaVA: one CLIP-processed view.
+    Single(ImageProcessor),
+    /// LLaVA-NeXT: base view plus grid tiles.
+    Tiled(AnyResProcessor),
+}
+
+/// A loaded LLaVA / LLaVA-NeXT model with its tokenizer and image processor.
+pub struct ImageCaptioner {
+    model_name: String,
+    // One sequence at a time: the language model holds its own KV cache.
+    model: Mutex<llava::Llava>,
+    processor: Processor,
+    tokenizer: Tokenizer,
+    image_token: String,
+    image_token_id: u32,
+    eos_ids: Vec<u32>,
+    device: Device,
+    backend: BackendKind,
+    files: Vec<ResolvedFile>,
+}
+
+impl std::fmt::Debug for ImageCaptioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageCaptioner")
+            .field("model", &self.model_name)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImageCaptioner {
+    /// Loads `model` (LLaVA or LLaVA-NeXT) through `loader` on the first
+    /// backend of the chain for `backend` that can hold it.
+    pub fn load(
+        loader: &Loader,
+        model: &ModelRef,
+        backend: BackendKind,
+    ) -> Result<Self, SkillError> {
+        let name = model.to_string();
+        let (config, mut files) = registry::config_for_skill(
+            loader,
+            model,
+            SkillKind::ImageToText,
+            "an image-to-text model (LLaVA)",
+        )?;
+        let cfg = llava::LlavaConfig::parse(&name, &config)?;
+        let generation = generation_config::read(loader, model, &mut files)?;
+        let mut eos_ids = generation_config::eos_ids(&config, generation.as_ref());
+        if eos_ids.is_empty() {
+            eos_ids = generation_config::eos_ids(&config["text_config"], None);
+        }
+        let processor = if cfg.model_type == "llava_next" {
+            let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
+            let any: AnyResConfig = loader.read_json(model, &processor_files[0])?;
+            files.extend(processor_files);
+            Processor::Tiled(
+                AnyResProcessor::new(&any)
+                    .map_err(|e| malformed(&name, "preprocessor_config.json", e))?,
+            )
+        } else {
+            Processor::Single(load_image_processor(loader, model, &mut files)?)
+        };
+        let image_token = match loader.optional_file(model, "processor_config.json")? {
+            Some(file) => {
+                let value: serde_json::Value = loader.read_json(model, &file)?;
+                files.push(file);
+                value
+                    .get("image_token")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(DEFAULT_IMAGE_TOKEN)
+                    .to_owned()
+            }
+            None => DEFAULT_IMAGE_TOKEN.to_owned(),
+        };
+        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
+        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
+        files.extend(tokenizer_files);
+        let image_token_id = tokenizer.token_to_id(&image_token).ok_or_else(|| {
+            SkillError::Tokenizer {
+                model: name.clone(),
+                reason: format!("it has no '{image_token}' token for the image"),
+            }
+        })?;
+        if image_token_id != cfg.image_token_index {
+            return Err(malformed(
+                &name,
+                "config.json",
+                format!(
+                    "image_token_index is {} but the tokenizer's '{image_token}' is {image_token_id}",
+                    cfg.image_token_index
+                ),
+            ));
+        }
+        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+        files.extend(weight_files.iter().cloned());
+        let (llava, device, kind) = load_on_chain(backend, |device| {
+            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            llava::Llava::load(&name, &cfg, vb)
+        })?;
+        let side = llava.image_size() as u32;
+        let produced = match &processor {
+            Processor::Single(p) => p.output_size(side, side),
+            Processor::Tiled(p) => {
+                if p.pinpoints() != llava.pinpoints() {
+                    return Err(malformed(
+                        &name,
+                        "preprocessor_config.json",
+                        "its image_grid_pinpoints differ from config.json's",
+                    ));
+                }
+                // Tiles come out at the CLIP processor's output size.
+                let probe = RgbImage::new(side, side);
+                let tiles = p.tiles(&probe);
+                (tiles.side, tiles.side)
+            }
+        };
+        if produced != (side, side) {
+            return Err(malformed(
+                &name,
+                "preprocessor_config.json",
+                format!(
+                    "it produces {}x{} images; the vision tower takes {side}x{side}",
+                    produced.0, produced.1
+                ),
+            ));
+        }
+        Ok(Self {
+            model_name: name,
+            model: Mutex::new(llava),
+            processor,
+            tokenizer,
+            image_token,
+            image_token_id,
+            eos_ids,
+            device,
+            backend: kind,
+            files,
+        })
+    }
+
+    /// The backend that really runs this model.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Every file loaded, with the layer that served it.
+    pub fn files(&self) -> &[ResolvedFile] {
+        &self.files
+    }
+
+    /// The token that marks where the image goes in a prompt.
+    pub fn image_token(&self) -> &str {
+        &self.image_token
+    }
+
+    /// Generates an answer to `prompt` about `image`. The prompt must hold
+    /// the image token exactly once; one is put in front (followed by a
+    /// newline) when it holds none.
+    pub fn caption(
+        &self,
+        image: &RgbImage,
+        prompt: &str,
+        options: &GenerateOptions,
+        caption_options: CaptionOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Caption, SkillError> {
+        if prompt.trim().is_empty() {
+            return Err(SkillError::InvalidInput("the prompt is empty".to_owned()));
+        }
+        if options.max_new_tokens == 0 {
+            return Err(SkillError::InvalidInput(
+                "max_new_tokens must be at least 1".to_owned(),
+            ));
+        }
+        let prompt = match prompt.matches(self.image_token.as_str()).count() {
+            0 => format!("{}\n{prompt}", self.image_token),
+            1 => prompt.to_owned(),
+            n => {
+                return Err(SkillError::InvalidInput(format!(
+                    "the prompt holds {n} '{}' tokens; caption takes one image",
+                    self.image_token
+                )))
+            }
+        };
+        let (width, height) = image.dimensions();
+        let (pixels, shape) = match &self.processor {
+            Processor::Single(p) => {
+                let (values, w, h) = p.pixel_values(image);
+                (values, vec![1, 3, h as usize, w as usize])
+            }
+            Processor::Tiled(p) => {
+                let tiles = p.tiles(image);
+                let s = tiles.side as usize;
+                (tiles.values, vec![tiles.count, 3, s, s])
+            }
+        };
+        let pixel_values = Tensor::from_vec(pixels, shape.as_slice(), &self.device)?;
+        let mut model = self.model.lock().map_err(|_| {
+            SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
+        })?;
+        let features = model.image_features(&pixel_values, (height, width))?;
+        let image_tokens = features.dim(0)?;
+        // Expand the image token in the text, as the processors do, so the
+        // tokenizer sees exactly what it sees in transformers.
+        let expanded = prompt.replacen(
+            self.image_token.as_str(),
+            &self.image_token.repeat(image_tokens),
+            1,
+        );
+        let encoding = self
+            .tokenizer
+            .encode(expanded.as_str(), true)
+            .map_err(|e| SkillError::Tokenizer {
+                model: self.model_name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
+        let ids = encoding.get_ids().to_vec();
+        let positions: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, &id)| id == self.image_token_id)
+            .map(|(i, _)| i)
+            .collect();
+        if positions.len() != image_tokens {
+            return Err(SkillError::Tokenizer {
+                model: self.model_name.clone(),
+                reason: format!(
+                    "the expanded prompt has {} image tokens instead of {image_tokens}",
+                    positions.len()
+                ),
+            });
+        }
+        let room = match model.language.context_length() {
+            Some(context) if ids.len() >= context => {
+                return Err(SkillError::InvalidInput(format!(
+                    "the prompt with its {image_tokens} image tokens is {} tokens but model '{}' holds {context} positions; shorten it",
+                    ids.len(),
+                    self.model_name
+                )));
+            }
+            Some(context) => context - ids.len(),
+            None => usize::MAX,
+        };
+        let embeds = merge_image_features(&model.language.embed(&ids)?, &positions, &features)?;
+        model.language.reset();
+        let first = model.language.forward_embeds(&embeds)?;
+        let inputs = LoopInputs {
+            tokenizer: &self.tokenizer,
+            eos_ids: &self.eos_ids,
+            options,
+            context: ids.clone(),
+            room,
+            model: &self.model_name,
+        };
+        let result = decode_loop::run(
+            inputs,
+            first,
+            &mut |token| Ok(model.language.forward(&[token])?),
+            on_text,
+        );
+        model.language.reset();
+        let mut preprocessed = BTreeMap::new();
+        if caption_options.return_inputs {
+            preprocessed.insert(
+                "pixel_values".to_owned(),
+                Array::from_tensor(&pixel_values)?,
+            );
+        }
+        Ok(Caption {
+            generation: result?,
+            image_tokens,
+            input_ids: if caption_options.return_inputs { ids } else { Vec::new() },
+            preprocessed,
+        })
+    }
+}
+
+/// Puts `features` rows at the image-token `positions` of `embeds`
+/// `[1, seq, hidden]` (transformers' `masked_scatter`).
+fn merge_image_features(
+    embeds: &Tensor,
+    positions: &[usize],
+    features: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let seq = embeds.dim(1)?;
+    let text = embeds.squeeze(0)?;
+    let mut pieces = Vec::new();
+    let mut next = 0;
+    let mut feature = 0;
+    // Image tokens come in runs; copy text spans and feature spans in order.
+    while next < seq {
+        if feature < positions.len() && positions[feature] == next {
+            let mut run = 1;
+            while feature + run < positions.len() && positions[feature + run] == next + run {
+                run += 1;
+            }
+            pieces.push(features.narrow(0, feature, run)?);
+            feature += run;
+            next += run;
+        } else {
+            let end = positions.get(feature).copied().unwrap_or(seq);
+            pieces.push(text.narrow(0, next, end - next)?);
+            next = end;
+        }
+    }
+    Tensor::cat(&pieces, 0)?.unsqueeze(0)
+}
