@@ -183,7 +183,11 @@ impl Llava {
     /// (`language_model.model.*`, `vision_tower.*`, `multi_modal_projector.*`)
     /// and the one transformers 4.52+ uses in memory (`model.language_model.*`,
     /// `model.vision_tower.*`, `lm_head.*`).
-    pub fn load(model: &str, cfg: &LlavaConfig, vb: VarBuilder) -> std::result::Result<Self, SkillError> {
+    pub fn load(
+        model: &str,
+        cfg: &LlavaConfig,
+        vb: VarBuilder,
+    ) -> std::result::Result<Self, SkillError> {
         let weights_error = |e: candle_core::Error| SkillError::Weights {
             model: model.to_owned(),
             reason: one_line(&e.to_string()),
@@ -192,10 +196,14 @@ impl Llava {
         let (root, body, head) = if nested {
             (vb.pp("model"), vb.pp("model.language_model"), vb.clone())
         } else {
-            (vb.clone(), vb.pp("language_model.model"), vb.pp("language_model"))
+            (
+                vb.clone(),
+                vb.pp("language_model.model"),
+                vb.pp("language_model"),
+            )
         };
-        let vision =
-            ClipVision::load(&cfg.vision_config, root.pp("vision_tower.vision_model")).map_err(weights_error)?;
+        let vision = ClipVision::load(&cfg.vision_config, root.pp("vision_tower.vision_model"))
+            .map_err(weights_error)?;
         let states = cfg.vision_config.num_hidden_layers as i64 + 1;
         let layers = cfg
             .vision_feature_layer
@@ -213,19 +221,26 @@ impl Llava {
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         if layers.is_empty() {
-            return Err(malformed(model, "config.json", "vision_feature_layer is an empty list"));
+            return Err(malformed(
+                model,
+                "config.json",
+                "vision_feature_layer is an empty list",
+            ));
         }
         let text_hidden = cfg.text_config.hidden_size;
         let vision_width = cfg.vision_config.hidden_size * layers.len();
         let projector = root.pp("multi_modal_projector");
         let bias = cfg.multimodal_projector_bias;
-        let linear_1 =
-            linear_b(vision_width, text_hidden, bias, projector.pp("linear_1")).map_err(weights_error)?;
-        let linear_2 =
-            linear_b(text_hidden, text_hidden, bias, projector.pp("linear_2")).map_err(weights_error)?;
+        let linear_1 = linear_b(vision_width, text_hidden, bias, projector.pp("linear_1"))
+            .map_err(weights_error)?;
+        let linear_2 = linear_b(text_hidden, text_hidden, bias, projector.pp("linear_2"))
+            .map_err(weights_error)?;
         let next = cfg.model_type == "llava_next";
         let image_newline = if next {
-            Some(root.get(text_hidden, "image_newline").map_err(weights_error)?)
+            Some(
+                root.get(text_hidden, "image_newline")
+                    .map_err(weights_error)?,
+            )
         } else {
             None
         };
@@ -248,7 +263,11 @@ impl Llava {
             language,
             layers,
             strategy: cfg.vision_feature_select_strategy,
-            pinpoints: cfg.image_grid_pinpoints.iter().map(|&[h, w]| (h, w)).collect(),
+            pinpoints: cfg
+                .image_grid_pinpoints
+                .iter()
+                .map(|&[h, w]| (h, w))
+                .collect(),
             tile,
             patches_per_side: tile / cfg.vision_config.patch_size,
         })
@@ -316,5 +335,66 @@ impl Llava {
             .reshape((hidden, height * (width + 1)))?
             .t()?;
         Tensor::cat(&[&base, &grid], 0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// llava-hf/llava-1.5-7b-hf's config.json leaves most of both towers to
+    /// the config classes' defaults.
+    #[test]
+    fn partial_published_configs_take_transformers_defaults() {
+        let config = json!({
+            "architectures": ["LlavaForConditionalGeneration"],
+            "ignore_index": -100, "image_token_index": 32000, "model_type": "llava",
+            "pad_token_id": 32001, "projector_hidden_act": "gelu",
+            "text_config": {
+                "_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+                "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05,
+                "torch_dtype": "float16", "vocab_size": 32064
+            },
+            "tie_word_embeddings": false, "vision_config": {
+                "hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
+                "model_type": "clip_vision_model", "num_attention_heads": 16,
+                "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000
+            },
+            "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+            "vocab_size": 32064
+        });
+        let cfg = LlavaConfig::parse("llava-1.5", &config).unwrap();
+        assert_eq!(cfg.text_config.hidden_size, 4096);
+        assert_eq!(cfg.text_config.num_hidden_layers, 32);
+        assert_eq!(cfg.text_config.intermediate_size, 11008);
+        assert_eq!(cfg.text_config.vocab_size, 32064);
+        assert_eq!(cfg.text_config.max_position_embeddings, 4096);
+        assert_eq!(cfg.vision_config.image_size, 336);
+        assert_eq!(cfg.vision_config.hidden_act, Activation::QuickGelu);
+        assert!(matches!(cfg.vision_feature_layer, FeatureLayer::One(-2)));
+
+        // llava-v1.6-mistral: a Mistral language model, a null sliding window.
+        let mistral = json!({
+            "model_type": "llava_next", "image_token_index": 32000,
+            "text_config": {
+                "intermediate_size": 14336, "max_position_embeddings": 32768,
+                "model_type": "mistral", "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+                "rope_theta": 1000000.0, "sliding_window": null, "vocab_size": 32064
+            },
+            "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+            "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
+                "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14}
+        });
+        let cfg = LlavaConfig::parse("llava-next-mistral", &mistral).unwrap();
+        assert_eq!(cfg.text_config.num_key_value_heads, Some(8));
+        assert_eq!(cfg.text_config.max_position_embeddings, 32768);
+        assert_eq!(cfg.image_grid_pinpoints.len(), 5);
+
+        // A language model this skill cannot run is named.
+        let other = json!({"model_type": "llava", "text_config": {"model_type": "qwen2"}});
+        let err = LlavaConfig::parse("x", &other).unwrap_err().to_string();
+        assert!(err.contains("qwen2"), "{err}");
     }
 }

@@ -127,12 +127,13 @@ impl ImageCaptioner {
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
-        let image_token_id = tokenizer.token_to_id(&image_token).ok_or_else(|| {
-            SkillError::Tokenizer {
-                model: name.clone(),
-                reason: format!("it has no '{image_token}' token for the image"),
-            }
-        })?;
+        let image_token_id =
+            tokenizer
+                .token_to_id(&image_token)
+                .ok_or_else(|| SkillError::Tokenizer {
+                    model: name.clone(),
+                    reason: format!("it has no '{image_token}' token for the image"),
+                })?;
         if image_token_id != cfg.image_token_index {
             return Err(malformed(
                 &name,
@@ -321,7 +322,11 @@ impl ImageCaptioner {
         Ok(Caption {
             generation: result?,
             image_tokens,
-            input_ids: if caption_options.return_inputs { ids } else { Vec::new() },
+            input_ids: if caption_options.return_inputs {
+                ids
+            } else {
+                Vec::new()
+            },
             preprocessed,
         })
     }

@@ -167,7 +167,10 @@ fn patch_output_size(original: (u32, u32), target: (u32, u32)) -> (u32, u32) {
 
 /// transformers' `unpad_image` on a `(height, width)` feature grid: the
 /// rows or columns `(start, len)` that hold the image rather than padding.
-pub fn unpadded_span(original: (u32, u32), current: (usize, usize)) -> ((usize, usize), (usize, usize)) {
+pub fn unpadded_span(
+    original: (u32, u32),
+    current: (usize, usize),
+) -> ((usize, usize), (usize, usize)) {
     let (oh, ow) = (f64::from(original.0), f64::from(original.1));
     let (ch, cw) = current;
     // Python's int(round(x, 7)).
