@@ -33,6 +33,7 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("clip", SkillKind::Similarity),
     ("llava", SkillKind::ImageToText),
     ("llava_next", SkillKind::ImageToText),
+    ("xclip", SkillKind::Similarity),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -47,6 +48,7 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("CLIPModel", SkillKind::Similarity),
     ("LlavaNext", SkillKind::ImageToText),
     ("Llava", SkillKind::ImageToText),
+    ("XCLIPModel", SkillKind::Similarity),
 ];
 
 impl SkillKind {

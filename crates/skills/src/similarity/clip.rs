@@ -203,6 +203,22 @@ impl ClipText {
 
     /// The pooled output `[hidden]` of one unpadded sequence.
     pub fn pooled(&self, ids: &[u32]) -> Result<Tensor> {
+        let x = self.last_hidden_state(ids)?;
+        // transformers: legacy configs (eos id 2) pool at the largest id,
+        // others at the first eos.
+        let position = if self.eos_token_id == 2 {
+            first_argmax(ids)
+        } else {
+            ids.iter()
+                .position(|&id| id == self.eos_token_id)
+                .unwrap_or(0)
+        };
+        x.get(position)
+    }
+
+    /// The final-normed hidden states `[seq, hidden]` of one unpadded
+    /// sequence (X-CLIP pools them its own way).
+    pub fn last_hidden_state(&self, ids: &[u32]) -> Result<Tensor> {
         let device = self.position_embedding.device();
         let n = ids.len();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
@@ -214,21 +230,16 @@ impl ClipText {
         for layer in &self.layers {
             x = layer.forward(&x, mask.as_ref())?;
         }
-        let x = self.final_norm.forward(&x)?;
-        // transformers: legacy configs (eos id 2) pool at the largest id,
-        // others at the first eos.
-        let position = if self.eos_token_id == 2 {
-            ids.iter()
-                .enumerate()
-                .max_by_key(|(i, &id)| (id, std::cmp::Reverse(*i)))
-                .map_or(0, |(i, _)| i)
-        } else {
-            ids.iter()
-                .position(|&id| id == self.eos_token_id)
-                .unwrap_or(0)
-        };
-        x.squeeze(0)?.get(position)
+        self.final_norm.forward(&x)?.squeeze(0)
     }
+}
+
+/// Where `ids` is largest, the first such position (torch's `argmax`).
+pub(crate) fn first_argmax(ids: &[u32]) -> usize {
+    ids.iter()
+        .enumerate()
+        .max_by_key(|(i, &id)| (id, std::cmp::Reverse(*i)))
+        .map_or(0, |(i, _)| i)
 }
 
 /// The vision transformer.

@@ -7,6 +7,7 @@
 //! in [`SimilarityModel::score`].
 
 pub(crate) mod clip;
+mod xclip;
 
 use crate::array::Array;
 use crate::backend_chain::load_on_chain;
@@ -73,6 +74,10 @@ enum Model {
         model: Box<clip::Clip>,
         processor: ImageProcessor,
     },
+    XClip {
+        model: Box<xclip::XClip>,
+        processor: ImageProcessor,
+    },
 }
 
 impl Model {
@@ -80,6 +85,7 @@ impl Model {
     fn takes(&self) -> &'static str {
         match self {
             Self::Clip { .. } => "an image (--image)",
+            Self::XClip { .. } => "a video (--video)",
         }
     }
 }
@@ -135,13 +141,18 @@ impl SimilarityModel {
         let model_type = config
             .get("model_type")
             .and_then(serde_json::Value::as_str)
-            .unwrap_or("clip")
+            .unwrap_or(if is_xclip_architecture(&config) {
+                "xclip"
+            } else {
+                "clip"
+            })
             .to_owned();
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
         let (loaded, device, kind) = match model_type.as_str() {
             "clip" => load_clip(loader, model, &config, &mut files, backend)?,
+            "xclip" => load_xclip(loader, model, &config, &mut files, backend)?,
             other => {
                 return Err(SkillError::Unsupported {
                     model: name,
@@ -217,6 +228,36 @@ impl SimilarityModel {
                 }
                 Ok(result)
             }
+            (Model::XClip { model, processor }, Media::Video(frames)) => {
+                let pixels = xclip::video_pixel_values(processor, frames, model, &self.device)?;
+                let text_features = self.text_embeds(texts, model.text.max_positions(), |ids| {
+                    model.text_features(ids)
+                })?;
+                let output = model.forward(&pixels, &text_features)?;
+                let logits: Vec<f32> = output.logits_per_video.squeeze(0)?.to_vec1()?;
+                let mut result = Similarity {
+                    probs: softmax(&logits),
+                    logits,
+                    preprocessed: BTreeMap::new(),
+                    outputs: BTreeMap::new(),
+                };
+                if options.return_inputs {
+                    result
+                        .preprocessed
+                        .insert("pixel_values".to_owned(), Array::from_tensor(&pixels)?);
+                }
+                if options.return_embeddings {
+                    result.outputs.insert(
+                        "text_embeds".to_owned(),
+                        Array::from_tensor(&output.text_embeds)?,
+                    );
+                    result.outputs.insert(
+                        "video_embeds".to_owned(),
+                        Array::from_tensor(&output.video_embeds)?,
+                    );
+                }
+                Ok(result)
+            }
             (model, media) => Err(SkillError::InvalidInput(format!(
                 "model '{}' takes {}, not {}",
                 self.model_name,
@@ -288,6 +329,47 @@ fn load_clip(
     }
     let loaded = Model::Clip {
         model: Box::new(clip),
+        processor,
+    };
+    Ok((loaded, device, kind))
+}
+
+/// A config without `model_type` that names `XCLIPModel`.
+fn is_xclip_architecture(config: &serde_json::Value) -> bool {
+    config
+        .get("architectures")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("XCLIPModel")))
+}
+
+/// Loads an X-CLIP model and its frame processor (VideoMAE's).
+fn load_xclip(
+    loader: &Loader,
+    model: &ModelRef,
+    config: &serde_json::Value,
+    files: &mut Vec<ResolvedFile>,
+    backend: BackendKind,
+) -> Result<(Model, Device, BackendKind), SkillError> {
+    let name = model.to_string();
+    let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
+    let processor_config: serde_json::Value = loader.read_json(model, &processor_files[0])?;
+    files.extend(processor_files);
+    let processor = xclip::frame_processor(&processor_config)
+        .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+    let cfg: xclip::XClipConfig = parse_config(&name, config)?;
+    cfg.check()
+        .map_err(|e| malformed(&name, "config.json", e))?;
+    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+    files.extend(weight_files.iter().cloned());
+    let (xclip, device, kind) = load_on_chain(backend, |device| {
+        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        xclip::XClip::load(&cfg, vb).map_err(|e| SkillError::Weights {
+            model: name.clone(),
+            reason: one_line(&e.to_string()),
+        })
+    })?;
+    let loaded = Model::XClip {
+        model: Box::new(xclip),
         processor,
     };
     Ok((loaded, device, kind))
