@@ -245,3 +245,114 @@ fn bad_audio_fails_with_one_line() {
     );
     assert!(err.contains("not a speech-recognition model"), "{err}");
 }
+
+fn variant_reference(model: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(model.join("reference.json")).unwrap()).unwrap()
+}
+
+/// `fixtures/variants-src/make_speech_variants.py`: a multilingual
+/// generation config (language detected) and a 128-mel, n_fft 512, hop 200
+/// front end.
+#[test]
+fn whisper_variants_match_reference() {
+    let home = tempfile::tempdir().unwrap();
+    for model in variant_dirs("whisper") {
+        let reference = variant_reference(&model);
+        let name = reference["variant"].as_str().unwrap().to_owned();
+        let answer = transcribe(
+            home.path(),
+            &model,
+            &model.join("input.wav"),
+            &[
+                "--max-new-tokens",
+                "12",
+                "--return-inputs",
+                "--return-logits",
+            ],
+        );
+        let features = &answer["preprocessed"]["input_features"];
+        assert_eq!(
+            features["shape"], reference["input_features_shape"],
+            "{name}"
+        );
+        // The first 4 frames of every mel bin, and the sum of all.
+        let data = f32_list(&features["data"]);
+        let frames = reference["input_features_shape"][2].as_u64().unwrap() as usize;
+        let head: Vec<f32> = data
+            .chunks(frames)
+            .flat_map(|bin| bin[..4].to_vec())
+            .collect();
+        let diff = max_abs_diff(&head, &f32_list(&reference["input_features_head"]));
+        assert!(diff <= 1e-4, "{name}: input_features max abs diff {diff}");
+        let sum: f64 = data.iter().map(|&v| f64::from(v)).sum();
+        let want = reference["input_features_sum"].as_f64().unwrap();
+        assert!(
+            (sum - want).abs() <= 1e-6 * data.len() as f64,
+            "{name}: input_features sum {sum} vs {want}"
+        );
+        let logits = f32_list(&answer["outputs"]["prefix_logits"]["data"]);
+        let diff = max_abs_diff(
+            &logits[..64],
+            &f32_list(&reference["prefix_logits_first64"]),
+        );
+        assert!(diff <= 1e-4, "{name}: prefix_logits max abs diff {diff}");
+        for pair in reference["prefix_logits_top32"].as_array().unwrap() {
+            let (i, v) = (
+                pair[0].as_u64().unwrap() as usize,
+                pair[1].as_f64().unwrap(),
+            );
+            assert!(
+                (f64::from(logits[i]) - v).abs() <= 1e-4,
+                "{name}: logit {i}"
+            );
+        }
+        assert_eq!(
+            answer["decoder_prefix"], reference["decoder_prefix"],
+            "{name}"
+        );
+        assert_eq!(
+            id_list(&answer["token_ids"]),
+            id_list(&reference["token_ids"]),
+            "{name}: token_ids"
+        );
+        assert_eq!(answer["text"], reference["text"], "{name}: text");
+    }
+}
+
+/// Large-checkpoint layout (layer-norm feature encoder, stable layer norm,
+/// conv biases, odd positional kernel, `weight_g`/`weight_v`) and a CTC
+/// blank that is the last id.
+#[test]
+fn wav2vec2_variants_match_reference() {
+    let home = tempfile::tempdir().unwrap();
+    for model in variant_dirs("wav2vec2") {
+        let reference = variant_reference(&model);
+        let name = reference["variant"].as_str().unwrap().to_owned();
+        let answer = transcribe(
+            home.path(),
+            &model,
+            &model.join("input.wav"),
+            &["--return-inputs", "--return-logits"],
+        );
+        let values = f32_list(&answer["preprocessed"]["input_values"]["data"]);
+        let diff = max_abs_diff(&values[..8], &f32_list(&reference["input_values_head"]));
+        assert!(diff <= 1e-4, "{name}: input_values max abs diff {diff}");
+        let logits = &answer["outputs"]["logits"];
+        let shape: Vec<usize> = serde_json::from_value(logits["shape"].clone()).unwrap();
+        let want_shape: Vec<usize> =
+            serde_json::from_value(reference["logits_shape"].clone()).unwrap();
+        assert_eq!(
+            shape[shape.len() - 2..],
+            want_shape[..],
+            "{name}: logits shape"
+        );
+        let diff = max_abs_diff(&f32_list(&logits["data"]), &f32_list(&reference["logits"]));
+        assert!(diff <= 1e-4, "{name}: logits max abs diff {diff}");
+        assert_eq!(
+            id_list(&answer["frame_ids"]),
+            id_list(&reference["argmax_ids"]),
+            "{name}: frame ids"
+        );
+        assert_eq!(answer["text"], reference["text"], "{name}: text");
+    }
+}

@@ -63,7 +63,10 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let rate = mel.config().sampling_rate;
     group.bench_function("whisper_preprocess", |b| {
-        b.iter(|| mel.features(&resample(&audio, rate).unwrap().samples).unwrap())
+        b.iter(|| {
+            mel.features(&resample(&audio, rate).unwrap().samples)
+                .unwrap()
+        })
     });
 
     // wav2vec2: normalisation is the whole front end.
@@ -108,7 +111,13 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}_request"), |b| {
             b.iter(|| {
                 captioner
-                    .caption(&image, &prompt, &generate, CaptionOptions::default(), &mut |_| {})
+                    .caption(
+                        &image,
+                        &prompt,
+                        &generate,
+                        CaptionOptions::default(),
+                        &mut |_| {},
+                    )
                     .unwrap()
             })
         });
