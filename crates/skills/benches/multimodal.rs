@@ -12,7 +12,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
-use ipfs_accelerate_skills::media::{read_image, read_wav, resample};
+use ipfs_accelerate_skills::media::{read_frames, read_image, read_wav, resample};
 use ipfs_accelerate_skills::preprocess::anyres::{AnyResConfig, AnyResProcessor};
 use ipfs_accelerate_skills::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use ipfs_accelerate_skills::preprocess::log_mel::{LogMel, LogMelConfig};
@@ -96,6 +96,31 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     group.bench_function("clip_preprocess", |b| {
         b.iter(|| processor.pixel_values(&image))
+    });
+
+    // X-CLIP: four frames through the per-frame image processor.
+    let xclip = SimilarityModel::load(&loader, &model("xclip"), BackendKind::Cpu).unwrap();
+    let frames = read_frames(&fixture("xclip").join("frames")).unwrap();
+    let texts = reference_texts("xclip");
+    group.bench_function("xclip_request", |b| {
+        b.iter(|| {
+            xclip
+                .score(Media::Video(&frames), &texts, SimilarityOptions::default())
+                .unwrap()
+        })
+    });
+    // The fixture's file names every key, so the plain processor is X-CLIP's.
+    let processor = ImageProcessor::new(&json::<ImageProcessorConfig>(
+        &fixture("xclip").join("preprocessor_config.json"),
+    ))
+    .unwrap();
+    group.bench_function("xclip_preprocess", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .map(|f| processor.pixel_values(f))
+                .collect::<Vec<_>>()
+        })
     });
 
     // LLaVA and LLaVA-NeXT: 12 greedy tokens about the fixture image.
