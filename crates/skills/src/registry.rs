@@ -29,6 +29,7 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("whisper", SkillKind::SpeechRecognition),
     ("wav2vec2", SkillKind::SpeechRecognition),
     ("clip", SkillKind::Similarity),
+    ("clap", SkillKind::Similarity),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -41,6 +42,7 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("Whisper", SkillKind::SpeechRecognition),
     ("Wav2Vec2", SkillKind::SpeechRecognition),
     ("CLIPModel", SkillKind::Similarity),
+    ("ClapModel", SkillKind::Similarity),
 ];
 
 impl SkillKind {
