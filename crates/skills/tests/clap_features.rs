@@ -42,7 +42,10 @@ fn clap_front_end_matches_transformers_for_every_config_variant() {
         if let Some(error) = case["error"].as_str() {
             // transformers fails (np.stack of mismatched shapes); we say why.
             let err = got.unwrap_err();
-            assert!(err.contains("needs feature_size 64"), "{name}: {err} ({error})");
+            assert!(
+                err.contains("needs feature_size 64"),
+                "{name}: {err} ({error})"
+            );
             continue;
         }
         let got = got.unwrap();

@@ -187,9 +187,7 @@ impl TextLayer {
         let x = self
             .attention_norm
             .forward(&(self.attention_out.forward(&attended)? + x)?)?;
-        let h = self
-            .activation
-            .forward(&self.intermediate.forward(&x)?)?;
+        let h = self.activation.forward(&self.intermediate.forward(&x)?)?;
         self.output_norm.forward(&(self.output.forward(&h)? + x)?)
     }
 }
@@ -460,24 +458,14 @@ impl SwinBlock {
         shifted: bool,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let (mut window, mut shift) = (cfg.window_size, if shifted { cfg.window_size / 2 } else { 0 });
+        let window = cfg.window_size;
         // set_shift_and_window_size: a stage no larger than a window is one
-        // window, unshifted.
-        let smallest = resolution.0.min(resolution.1);
-        if smallest <= window {
-            shift = 0;
-            window = smallest;
-        }
-        if window != cfg.window_size {
-            // transformers keeps the bias table of the configured window
-            // and fails to add it to the smaller attention scores.
-            candle_core::bail!(
-                "a stage of {}x{} patches is smaller than window_size {}; transformers cannot run this config",
-                resolution.0,
-                resolution.1,
-                cfg.window_size
-            );
-        }
+        // window, unshifted (smaller ones are refused in ClapAudio::load).
+        let shift = if shifted && resolution.0.min(resolution.1) > window {
+            window / 2
+        } else {
+            0
+        };
         let attention = vb.pp("attention");
         let table = attention.get(
             ((2 * window - 1) * (2 * window - 1), heads),
@@ -535,7 +523,9 @@ impl SwinBlock {
         let mut grid = self.norm_before.forward(x)?.reshape((b, h, w, c))?;
         let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
         if (hp, wp) != (h, w) {
-            grid = grid.pad_with_zeros(1, 0, hp - h)?.pad_with_zeros(2, 0, wp - w)?;
+            grid = grid
+                .pad_with_zeros(1, 0, hp - h)?
+                .pad_with_zeros(2, 0, wp - w)?;
         }
         let shift = self.shift as i32;
         if shift > 0 {
@@ -557,11 +547,9 @@ impl SwinBlock {
             grid = grid.narrow(1, 0, h)?.narrow(2, 0, w)?;
         }
         let x = (x + grid.contiguous()?.reshape((b, h * w, c))?)?;
-        let y = self.activation.forward(
-            &self
-                .intermediate
-                .forward(&self.norm_after.forward(&x)?)?,
-        )?;
+        let y = self
+            .activation
+            .forward(&self.intermediate.forward(&self.norm_after.forward(&x)?)?)?;
         x + self.output.forward(&y)?
     }
 
@@ -697,32 +685,91 @@ pub(crate) struct ClapAudio {
     grid: (usize, usize),
 }
 
+/// Refuses audio configs this file (or transformers) cannot run, before
+/// any weight is read.
+fn check_audio_config(cfg: &ClapAudioConfig) -> std::result::Result<(), String> {
+    let layers = cfg.depths.len();
+    if layers == 0 || layers != cfg.num_attention_heads.len() {
+        return Err("depths and num_attention_heads differ in length or are empty".to_owned());
+    }
+    if !cfg.flatten_patch_embeds || cfg.patch_embed_input_channels != 1 {
+        return Err("only flatten_patch_embeds=true with one input channel is supported (the feature extractor gives one mel image per channel)".to_owned());
+    }
+    if cfg.enable_fusion && cfg.fusion_type.as_deref() == Some("channel_map") {
+        return Err("fusion_type 'channel_map' is not runnable in transformers either".to_owned());
+    }
+    let (stride, window) = (cfg.patch_stride.pair(), cfg.window_size);
+    if cfg.num_mel_bins == 0
+        || cfg.spec_size < cfg.num_mel_bins
+        || window == 0
+        || stride.0 == 0
+        || stride.1 == 0
+    {
+        return Err(format!(
+            "spec_size {} / num_mel_bins {} / window_size {window} / patch_stride {stride:?} are unusable",
+            cfg.spec_size, cfg.num_mel_bins
+        ));
+    }
+    let grid = (cfg.spec_size / stride.0, cfg.spec_size / stride.1);
+    for (i, &heads) in cfg.num_attention_heads.iter().enumerate() {
+        let dim = cfg.patch_embeds_hidden_size << i;
+        if heads == 0 || dim % heads != 0 {
+            return Err(format!("stage {i} has {dim} channels for {heads} heads"));
+        }
+        let resolution = (grid.0 >> i, grid.1 >> i);
+        if resolution.0.min(resolution.1) < window {
+            // transformers shrinks the window to the stage but keeps the bias
+            // table of the configured one, and fails to add them.
+            return Err(format!(
+                "stage {i} has {}x{} patches, smaller than window_size {window}; transformers cannot run this config",
+                resolution.0, resolution.1
+            ));
+        }
+        // transformers reads each stage's size from the grid, not from the
+        // merge before it; they must agree.
+        if i + 1 < layers
+            && (grid.0 >> (i + 1), grid.1 >> (i + 1))
+                != (resolution.0.div_ceil(2), resolution.1.div_ceil(2))
+        {
+            return Err(format!(
+                "a {}x{} patch grid does not halve {layers} times; transformers cannot run this config",
+                grid.0, grid.1
+            ));
+        }
+    }
+    let num_features = cfg.patch_embeds_hidden_size << (layers - 1);
+    if cfg.hidden_size != num_features {
+        return Err(format!(
+            "hidden_size {} differs from the encoder's {num_features} output channels",
+            cfg.hidden_size
+        ));
+    }
+    // The final regrouping (`freq_shape`, `temporal_shape`, `c_freq_bin`) only
+    // permutes tokens before the average; check that it is possible.
+    let last = (grid.0 >> (layers - 1), grid.1 >> (layers - 1));
+    let side = cfg.spec_size >> (layers - 1);
+    let (freq_shape, temporal_shape) = (side / stride.0, side / stride.1);
+    let c_freq_bin = freq_shape / (cfg.spec_size / cfg.num_mel_bins);
+    if freq_shape * temporal_shape != last.0 * last.1
+        || c_freq_bin == 0
+        || freq_shape % c_freq_bin != 0
+    {
+        return Err(format!(
+            "the last stage's {}x{} patches do not regroup as transformers does ({freq_shape}x{temporal_shape}, {c_freq_bin} bins); transformers cannot run this config",
+            last.0, last.1
+        ));
+    }
+    Ok(())
+}
+
 impl ClapAudio {
     fn load(cfg: &ClapAudioConfig, vb: VarBuilder) -> Result<Self> {
-        if cfg.depths.is_empty() || cfg.depths.len() != cfg.num_attention_heads.len() {
-            candle_core::bail!("audio_config: depths and num_attention_heads differ in length");
-        }
-        if !cfg.flatten_patch_embeds || cfg.patch_embed_input_channels != 1 {
-            candle_core::bail!(
-                "audio_config: only flatten_patch_embeds=true with one input channel is supported (the feature extractor gives one mel image per channel)"
-            );
-        }
-        if cfg.enable_fusion && cfg.fusion_type.as_deref() == Some("channel_map") {
-            candle_core::bail!("audio_config: fusion_type 'channel_map' is not runnable in transformers either");
-        }
-        if cfg.num_mel_bins == 0 || cfg.spec_size < cfg.num_mel_bins || cfg.window_size == 0 {
-            candle_core::bail!(
-                "audio_config: spec_size {} / num_mel_bins {} / window_size {} are unusable",
-                cfg.spec_size,
-                cfg.num_mel_bins,
-                cfg.window_size
-            );
-        }
+        check_audio_config(cfg)
+            .map_err(|e| candle_core::Error::Msg(format!("audio_config: {e}")))?;
         let vb = vb.pp("audio_encoder");
         let (patch, stride) = (cfg.patch_size.pair(), cfg.patch_stride.pair());
-        if stride.0 == 0 || stride.1 == 0 {
-            candle_core::bail!("audio_config: patch_stride is 0");
-        }
+        let grid = (cfg.spec_size / stride.0, cfg.spec_size / stride.1);
+        let layers = cfg.depths.len();
         let padding = (
             patch.0.saturating_sub(stride.0) / 2,
             patch.1.saturating_sub(stride.1) / 2,
@@ -750,18 +797,10 @@ impl ClapAudio {
         } else {
             None
         };
-        let grid = (cfg.spec_size / stride.0, cfg.spec_size / stride.1);
-        let layers = cfg.depths.len();
         let mut stages = Vec::with_capacity(layers);
         for (i, (&depth, &heads)) in cfg.depths.iter().zip(&cfg.num_attention_heads).enumerate() {
             let dim = embed_dim << i;
-            if heads == 0 || dim % heads != 0 {
-                candle_core::bail!("audio_config: stage {i} has {dim} channels for {heads} heads");
-            }
             let resolution = (grid.0 >> i, grid.1 >> i);
-            if resolution.0 == 0 || resolution.1 == 0 {
-                candle_core::bail!("audio_config: stage {i} has no patches left");
-            }
             let stage_vb = vb.pp(format!("layers.{i}"));
             let blocks = (0..depth)
                 .map(|j| {
@@ -776,16 +815,6 @@ impl ClapAudio {
                 })
                 .collect::<Result<_>>()?;
             let downsample = if i + 1 < layers {
-                // transformers reads each stage's size from the grid, not
-                // from the merge; they must agree.
-                let next = (grid.0 >> (i + 1), grid.1 >> (i + 1));
-                if next != (resolution.0.div_ceil(2), resolution.1.div_ceil(2)) {
-                    candle_core::bail!(
-                        "audio_config: a {}x{} patch grid does not halve {layers} times; transformers cannot run this config",
-                        grid.0,
-                        grid.1
-                    );
-                }
                 Some(PatchMerging::load(dim, stage_vb.pp("downsample"))?)
             } else {
                 None
@@ -797,29 +826,7 @@ impl ClapAudio {
             });
         }
         let num_features = embed_dim << (layers - 1);
-        if cfg.hidden_size != num_features {
-            candle_core::bail!(
-                "audio_config: hidden_size {} differs from the encoder's {num_features} output channels",
-                cfg.hidden_size
-            );
-        }
-        // The final regrouping (`freq_shape`, `temporal_shape`, `c_freq_bin`)
-        // only permutes tokens before the average; check it is possible.
         let freq_ratio = cfg.spec_size / cfg.num_mel_bins;
-        let last = stages[layers - 1].resolution;
-        let side = cfg.spec_size / (1 << (layers - 1));
-        let (freq_shape, temporal_shape) = (side / stride.0, side / stride.1);
-        let c_freq_bin = freq_shape / freq_ratio;
-        if freq_shape * temporal_shape != last.0 * last.1
-            || c_freq_bin == 0
-            || freq_shape % c_freq_bin != 0
-        {
-            candle_core::bail!(
-                "audio_config: the last stage's {}x{} patches do not regroup as transformers does ({freq_shape}x{temporal_shape}, {c_freq_bin} bins); transformers cannot run this config",
-                last.0,
-                last.1
-            );
-        }
         Ok(Self {
             batch_norm: BatchNorm::load(cfg.num_mel_bins, vb.pp("batch_norm"))?,
             proj,
@@ -872,7 +879,9 @@ impl ClapAudio {
             plan.bins = height;
         }
         let r = self.freq_ratio;
-        if plan.frames % r != 0 || plan.bins * r != self.spec_size || plan.frames / r != self.spec_size
+        if plan.frames % r != 0
+            || plan.bins * r != self.spec_size
+            || plan.frames / r != self.spec_size
         {
             return Err(format!(
                 "{frames} frames x {bins} bins do not fold into the model's {0}x{0} input",
@@ -890,16 +899,19 @@ impl ClapAudio {
     /// The pooled output `[1, hidden]` of `input_features` `[1, c, t, f]`.
     pub fn pooled(&self, features: &Tensor, is_longer: bool) -> Result<Tensor> {
         let (b, c, frames, bins) = features.dims4()?;
-        let plan = self
-            .plan(frames, bins)
-            .map_err(candle_core::Error::Msg)?;
+        let plan = self.plan(frames, bins).map_err(candle_core::Error::Msg)?;
         let mut x = self.batch_norm.forward(features, 3)?;
         let device = x.device().clone();
         if let Some(to) = plan.time_to {
             x = resize_axis(&x, 2, to, &device)?;
         }
         if let Some((to_frames, to_bins)) = plan.freq_to {
-            x = resize_axis(&resize_axis(&x, 2, to_frames, &device)?, 3, to_bins, &device)?;
+            x = resize_axis(
+                &resize_axis(&x, 2, to_frames, &device)?,
+                3,
+                to_bins,
+                &device,
+            )?;
         }
         let r = self.freq_ratio;
         let (t, f) = (plan.frames, plan.bins);
@@ -931,10 +943,12 @@ impl ClapAudio {
                 if is_longer {
                     let (b, c, h, w) = image.dims4()?;
                     let local = mel_conv.forward(
-                        &image
-                            .narrow(1, 1, c - 1)?
-                            .contiguous()?
-                            .reshape((b * (c - 1), 1, h, w))?,
+                        &image.narrow(1, 1, c - 1)?.contiguous()?.reshape((
+                            b * (c - 1),
+                            1,
+                            h,
+                            w,
+                        ))?,
                     )?;
                     let (_, features, lh, lw) = local.dims4()?;
                     let local = local

@@ -234,9 +234,8 @@ impl SimilarityModel {
                 let shape = (1, features.channels, features.frames, features.mels);
                 let input = Tensor::from_vec(features.values, shape, &self.device)?;
                 let audio_embeds = model.audio_embeds(&input, features.is_longer)?;
-                let text_embeds = self.text_embeds(texts, model.text.max_tokens(), |ids| {
-                    model.text_embeds(ids)
-                })?;
+                let text_embeds =
+                    self.text_embeds(texts, model.text.max_tokens(), |ids| model.text_embeds(ids))?;
                 // logits_per_audio: scaled by logit_scale_a.
                 let logits: Vec<f32> = (audio_embeds.matmul(&text_embeds.t()?)?
                     * f64::from(model.audio_scale()))?
