@@ -64,7 +64,7 @@ fn clap_fixture_matches_reference() {
     assert!(probs_diff <= 1e-5, "probs: max abs diff {probs_diff}");
     assert_eq!(answer["backend"], "cpu");
     assert_eq!(answer["model"], model.to_str().unwrap());
-    println!(
+    eprintln!(
         "max abs diff: input_features {features:e}, text_embeds {text:e}, audio_embeds {audio:e}, logits {logits_diff:e}, probs {probs_diff:e}"
     );
 }

@@ -95,7 +95,7 @@ pub(crate) enum MelScale {
 }
 
 impl MelScale {
-    fn from_hertz(self, freq: f64) -> f64 {
+    fn mel_of(self, freq: f64) -> f64 {
         match self {
             Self::Htk => 2595.0 * (1.0 + freq / 700.0).log10(),
             Self::Slaney => {
@@ -109,7 +109,7 @@ impl MelScale {
         }
     }
 
-    fn to_hertz(self, mel: f64) -> f64 {
+    fn hertz_of(self, mel: f64) -> f64 {
         match self {
             Self::Htk => 700.0 * (10f64.powf(mel / 2595.0) - 1.0),
             Self::Slaney => {
@@ -136,9 +136,9 @@ pub(crate) fn mel_filters(
     scale: MelScale,
     slaney_norm: bool,
 ) -> Vec<Vec<f64>> {
-    let (mel_min, mel_max) = (scale.from_hertz(min_hz), scale.from_hertz(max_hz));
+    let (mel_min, mel_max) = (scale.mel_of(min_hz), scale.mel_of(max_hz));
     let filter_freqs: Vec<f64> = (0..mels + 2)
-        .map(|i| scale.to_hertz(mel_min + (mel_max - mel_min) * i as f64 / (mels + 1) as f64))
+        .map(|i| scale.hertz_of(mel_min + (mel_max - mel_min) * i as f64 / (mels + 1) as f64))
         .collect();
     // numpy's linspace(0, rate // 2, bins).
     let nyquist = (rate / 2.0).floor();

@@ -713,7 +713,7 @@ fn check_audio_config(cfg: &ClapAudioConfig) -> std::result::Result<(), String> 
     let grid = (cfg.spec_size / stride.0, cfg.spec_size / stride.1);
     for (i, &heads) in cfg.num_attention_heads.iter().enumerate() {
         let dim = cfg.patch_embeds_hidden_size << i;
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(format!("stage {i} has {dim} channels for {heads} heads"));
         }
         let resolution = (grid.0 >> i, grid.1 >> i);
@@ -752,7 +752,7 @@ fn check_audio_config(cfg: &ClapAudioConfig) -> std::result::Result<(), String> 
     let c_freq_bin = freq_shape / (cfg.spec_size / cfg.num_mel_bins);
     if freq_shape * temporal_shape != last.0 * last.1
         || c_freq_bin == 0
-        || freq_shape % c_freq_bin != 0
+        || !freq_shape.is_multiple_of(c_freq_bin)
     {
         return Err(format!(
             "the last stage's {}x{} patches do not regroup as transformers does ({freq_shape}x{temporal_shape}, {c_freq_bin} bins); transformers cannot run this config",
@@ -879,7 +879,7 @@ impl ClapAudio {
             plan.bins = height;
         }
         let r = self.freq_ratio;
-        if plan.frames % r != 0
+        if !plan.frames.is_multiple_of(r)
             || plan.bins * r != self.spec_size
             || plan.frames / r != self.spec_size
         {
@@ -1122,7 +1122,7 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-6, "{row:?}");
         }
         // Corners map onto corners exactly.
-        assert_eq!(&w[..5], &[0.0, 1.0, 0.0, 0.0, 0.0][..]);
+        assert_eq!(&w[..5], &[1.0, 0.0, 0.0, 0.0, 0.0][..]);
         assert_eq!(&w[40..], &[0.0, 0.0, 0.0, 0.0, 1.0][..]);
     }
 
