@@ -34,6 +34,7 @@ pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
     ("llava", SkillKind::ImageToText),
     ("llava_next", SkillKind::ImageToText),
     ("xclip", SkillKind::Similarity),
+    ("clap", SkillKind::Similarity),
 ];
 
 /// `(architectures prefix, skill)`: for configs without a known `model_type`.
@@ -49,6 +50,7 @@ const ARCHITECTURES: &[(&str, SkillKind)] = &[
     ("LlavaNext", SkillKind::ImageToText),
     ("Llava", SkillKind::ImageToText),
     ("XCLIPModel", SkillKind::Similarity),
+    ("ClapModel", SkillKind::Similarity),
 ];
 
 impl SkillKind {

@@ -3,7 +3,9 @@
 //! `preprocessor_config.json`.
 
 pub mod anyres;
+pub mod clap_features;
 pub mod image_processor;
 pub mod log_mel;
 pub mod pil_resize;
+pub(crate) mod stft;
 pub mod waveform;

@@ -6,12 +6,14 @@
 //! Each model family is one file with a `load_*` function here and one arm
 //! in [`SimilarityModel::score`].
 
+mod clap;
 pub(crate) mod clip;
 mod xclip;
 
 use crate::array::Array;
 use crate::backend_chain::load_on_chain;
-use crate::media::Audio;
+use crate::media::{resample, Audio};
+use crate::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
 use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use crate::text_generation::{load_tokenizer, parse_config};
 use crate::weights::{malformed, one_line, var_builder};
@@ -74,6 +76,10 @@ enum Model {
         model: Box<clip::Clip>,
         processor: ImageProcessor,
     },
+    Clap {
+        model: Box<clap::Clap>,
+        extractor: ClapFeatureExtractor,
+    },
     XClip {
         model: Box<xclip::XClip>,
         processor: ImageProcessor,
@@ -85,6 +91,7 @@ impl Model {
     fn takes(&self) -> &'static str {
         match self {
             Self::Clip { .. } => "an image (--image)",
+            Self::Clap { .. } => "audio (--audio)",
             Self::XClip { .. } => "a video (--video)",
         }
     }
@@ -141,17 +148,14 @@ impl SimilarityModel {
         let model_type = config
             .get("model_type")
             .and_then(serde_json::Value::as_str)
-            .unwrap_or(if is_xclip_architecture(&config) {
-                "xclip"
-            } else {
-                "clip"
-            })
+            .unwrap_or_else(|| architecture_model_type(&config))
             .to_owned();
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
         let (loaded, device, kind) = match model_type.as_str() {
             "clip" => load_clip(loader, model, &config, &mut files, backend)?,
+            "clap" => load_clap(loader, model, &config, &mut files, backend)?,
             "xclip" => load_xclip(loader, model, &config, &mut files, backend)?,
             other => {
                 return Err(SkillError::Unsupported {
@@ -224,6 +228,44 @@ impl SimilarityModel {
                     result.outputs.insert(
                         "image_embeds".to_owned(),
                         Array::from_tensor(&image_embeds)?,
+                    );
+                }
+                Ok(result)
+            }
+            (Model::Clap { model, extractor }, Media::Audio(audio)) => {
+                let audio = resample(audio, extractor.config().sampling_rate)
+                    .map_err(SkillError::InvalidInput)?;
+                let features = extractor
+                    .features(&audio.samples)
+                    .map_err(SkillError::InvalidInput)?;
+                let shape = (1, features.channels, features.frames, features.mels);
+                let input = Tensor::from_vec(features.values, shape, &self.device)?;
+                let audio_embeds = model.audio_embeds(&input, features.is_longer)?;
+                let text_embeds =
+                    self.text_embeds(texts, model.text.max_tokens(), |ids| model.text_embeds(ids))?;
+                // logits_per_audio: scaled by logit_scale_a.
+                let logits: Vec<f32> = (audio_embeds.matmul(&text_embeds.t()?)?
+                    * f64::from(model.audio_scale()))?
+                .squeeze(0)?
+                .to_vec1()?;
+                let mut result = Similarity {
+                    probs: softmax(&logits),
+                    logits,
+                    preprocessed: BTreeMap::new(),
+                    outputs: BTreeMap::new(),
+                };
+                if options.return_inputs {
+                    result
+                        .preprocessed
+                        .insert("input_features".to_owned(), Array::from_tensor(&input)?);
+                }
+                if options.return_embeddings {
+                    result
+                        .outputs
+                        .insert("text_embeds".to_owned(), Array::from_tensor(&text_embeds)?);
+                    result.outputs.insert(
+                        "audio_embeds".to_owned(),
+                        Array::from_tensor(&audio_embeds)?,
                     );
                 }
                 Ok(result)
@@ -334,12 +376,22 @@ fn load_clip(
     Ok((loaded, device, kind))
 }
 
-/// A config without `model_type` that names `XCLIPModel`.
-fn is_xclip_architecture(config: &serde_json::Value) -> bool {
-    config
-        .get("architectures")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("XCLIPModel")))
+/// The `model_type` of a config without one, from its `architectures`
+/// (`XCLIPModel`, `ClapModel`); CLIP otherwise.
+fn architecture_model_type(config: &serde_json::Value) -> &'static str {
+    let names = |name: &str| {
+        config
+            .get("architectures")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)))
+    };
+    if names("XCLIPModel") {
+        "xclip"
+    } else if names("ClapModel") {
+        "clap"
+    } else {
+        "clip"
+    }
 }
 
 /// Loads an X-CLIP model and its frame processor (VideoMAE's).
@@ -371,6 +423,56 @@ fn load_xclip(
     let loaded = Model::XClip {
         model: Box::new(xclip),
         processor,
+    };
+    Ok((loaded, device, kind))
+}
+
+/// Loads a CLAP model and its feature extractor, and checks that the
+/// extractor's output fits the audio tower.
+fn load_clap(
+    loader: &Loader,
+    model: &ModelRef,
+    config: &serde_json::Value,
+    files: &mut Vec<ResolvedFile>,
+    backend: BackendKind,
+) -> Result<(Model, Device, BackendKind), SkillError> {
+    let name = model.to_string();
+    let extractor_files = loader.from_pretrained(model, FileKind::FeatureExtractor)?;
+    let extractor_config: ClapFeatureConfig = loader.read_json(model, &extractor_files[0])?;
+    files.extend(extractor_files);
+    let extractor = ClapFeatureExtractor::new(extractor_config)
+        .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+    files.extend(weight_files.iter().cloned());
+    let cfg: clap::ClapConfig = parse_config(&name, config)?;
+    let (clap, device, kind) = load_on_chain(backend, |device| {
+        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        clap::Clap::load(&cfg, vb).map_err(|e| SkillError::Weights {
+            model: name.clone(),
+            reason: one_line(&e.to_string()),
+        })
+    })?;
+    if clap.audio.fused() != (extractor.channels() == 4) {
+        return Err(malformed(
+            &name,
+            "preprocessor_config.json",
+            format!(
+                "truncation '{}' gives {}-channel features; the model (enable_fusion={}) takes {}",
+                extractor.config().truncation.name(),
+                extractor.channels(),
+                clap.audio.fused(),
+                if clap.audio.fused() { 4 } else { 1 }
+            ),
+        ));
+    }
+    for frames in extractor.frame_counts() {
+        clap.audio
+            .check_input(frames, extractor.config().feature_size)
+            .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+    }
+    let loaded = Model::Clap {
+        model: Box::new(clap),
+        extractor,
     };
     Ok((loaded, device, kind))
 }
