@@ -14,6 +14,7 @@ use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
 use ipfs_accelerate_skills::media::{read_frames, read_image, read_wav, resample};
 use ipfs_accelerate_skills::preprocess::anyres::{AnyResConfig, AnyResProcessor};
+use ipfs_accelerate_skills::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
 use ipfs_accelerate_skills::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use ipfs_accelerate_skills::preprocess::log_mel::{LogMel, LogMelConfig};
 use ipfs_accelerate_skills::preprocess::waveform::{input_values, WaveformConfig};
@@ -96,6 +97,29 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     group.bench_function("clip_preprocess", |b| {
         b.iter(|| processor.pixel_values(&image))
+    });
+
+    // CLAP: resample + its log-mel front end, then both towers.
+    let clap = SimilarityModel::load(&loader, &model("clap"), BackendKind::Cpu).unwrap();
+    let audio = read_wav(&fixture("clap").join("input.wav")).unwrap();
+    let texts = reference_texts("clap");
+    group.bench_function("clap_request", |b| {
+        b.iter(|| {
+            clap.score(Media::Audio(&audio), &texts, SimilarityOptions::default())
+                .unwrap()
+        })
+    });
+    let extractor = ClapFeatureExtractor::new(json::<ClapFeatureConfig>(
+        &fixture("clap").join("preprocessor_config.json"),
+    ))
+    .unwrap();
+    let rate = extractor.config().sampling_rate;
+    group.bench_function("clap_preprocess", |b| {
+        b.iter(|| {
+            extractor
+                .features(&resample(&audio, rate).unwrap().samples)
+                .unwrap()
+        })
     });
 
     // X-CLIP: four frames through the per-frame image processor.
