@@ -13,7 +13,7 @@
 //! longer when none is; a request here is a batch of one, so that clip is
 //! always marked, as in transformers.
 
-use super::stft::{mel_energy, mel_filters, MelScale, PowerStft};
+use super::stft::{mel_energy, mel_filters, MelFilter, MelScale, PowerStft};
 use serde::Deserialize;
 
 /// What to do with audio longer than `max_length_s`.
@@ -121,7 +121,7 @@ pub struct ClapFeatureExtractor {
     stft: PowerStft,
     // [mel][frequency bin]; Slaney-normalised Slaney-scale unless fusion,
     // which uses unnormalised HTK-scale filters.
-    filters: Vec<Vec<f64>>,
+    filters: Vec<MelFilter>,
 }
 
 impl std::fmt::Debug for ClapFeatureExtractor {

@@ -3,7 +3,7 @@
 //! precisions `transformers`' numpy path uses (FFT in f64, spectrum stored
 //! as complex64, power and mel projection in f64, result f32).
 
-use super::stft::{mel_energy, mel_filters, MelScale, PowerStft};
+use super::stft::{mel_energy, mel_filters, MelFilter, MelScale, PowerStft};
 use serde::Deserialize;
 
 /// The keys of `preprocessor_config.json` that matter here.
@@ -29,7 +29,7 @@ pub struct LogMel {
     config: LogMelConfig,
     stft: PowerStft,
     // [mel][frequency bin]
-    filters: Vec<Vec<f64>>,
+    filters: Vec<MelFilter>,
 }
 
 impl std::fmt::Debug for LogMel {

@@ -124,9 +124,19 @@ impl MelScale {
     }
 }
 
+/// One mel filter: its weights over the frequency bins where it is not
+/// zero (a triangle covers a few bins; the rest would only add zeros).
+#[derive(Debug, Clone)]
+pub(crate) struct MelFilter {
+    /// First bin with a non-zero weight.
+    pub start: usize,
+    /// Weights from `start` on.
+    pub weights: Vec<f64>,
+}
+
 /// transformers' `mel_filter_bank(bins, mels, min_hz, max_hz, rate,
-/// norm="slaney" if slaney_norm else None, mel_scale=scale)`, as rows
-/// `[mel][frequency bin]`.
+/// norm="slaney" if slaney_norm else None, mel_scale=scale)`, one
+/// [`MelFilter`] per mel.
 pub(crate) fn mel_filters(
     bins: usize,
     mels: usize,
@@ -135,7 +145,7 @@ pub(crate) fn mel_filters(
     rate: f64,
     scale: MelScale,
     slaney_norm: bool,
-) -> Vec<Vec<f64>> {
+) -> Vec<MelFilter> {
     let (mel_min, mel_max) = (scale.mel_of(min_hz), scale.mel_of(max_hz));
     let filter_freqs: Vec<f64> = (0..mels + 2)
         .map(|i| scale.hertz_of(mel_min + (mel_max - mel_min) * i as f64 / (mels + 1) as f64))
@@ -152,7 +162,7 @@ pub(crate) fn mel_filters(
             } else {
                 1.0
             };
-            fft_freqs
+            let row: Vec<f64> = fft_freqs
                 .iter()
                 .map(|&f| {
                     let down = (f - filter_freqs[m]) / (filter_freqs[m + 1] - filter_freqs[m]);
@@ -160,12 +170,24 @@ pub(crate) fn mel_filters(
                         (filter_freqs[m + 2] - f) / (filter_freqs[m + 2] - filter_freqs[m + 1]);
                     down.min(up).max(0.0) * enorm
                 })
-                .collect()
+                .collect();
+            let start = row.iter().position(|&w| w != 0.0).unwrap_or(row.len());
+            let end = row.iter().rposition(|&w| w != 0.0).map_or(start, |e| e + 1);
+            MelFilter {
+                start,
+                weights: row[start..end].to_vec(),
+            }
         })
         .collect()
 }
 
-/// One mel energy: `filter · power` in f64.
-pub(crate) fn mel_energy(filter: &[f64], power: &[f64]) -> f64 {
-    filter.iter().zip(power).map(|(f, p)| f * p).sum()
+/// One mel energy: `filter · power` in f64, in bin order. Skipping the
+/// zero weights changes nothing: adding `+0.0` is exact.
+pub(crate) fn mel_energy(filter: &MelFilter, power: &[f64]) -> f64 {
+    filter
+        .weights
+        .iter()
+        .zip(&power[filter.start..])
+        .map(|(f, p)| f * p)
+        .sum()
 }
