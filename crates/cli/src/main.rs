@@ -44,6 +44,8 @@ enum Command {
     Similarity(commands::similarity::SimilarityArgs),
     /// Answer PROMPT about an image (LLaVA, LLaVA-NeXT).
     Caption(commands::caption::CaptionArgs),
+    /// Compare one model on two backends: largest differences and latencies.
+    Validate(commands::validate::ValidateArgs),
     /// Manage the local content-addressed cache.
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => commands::transcribe::run(&ctx, args),
         Command::Similarity(args) => commands::similarity::run(&ctx, args),
         Command::Caption(args) => commands::caption::run(&ctx, args),
+        Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
     };

@@ -9,6 +9,7 @@ pub mod similarity;
 pub mod status;
 pub mod text2text;
 pub mod transcribe;
+pub mod validate;
 pub mod warm;
 
 use ipfs_accelerate::Loader;

@@ -1,0 +1,265 @@
+//! `validate`: one model on two backends over the same inputs, with the
+//! largest discrepancies and the latencies (what `onnx_diagnostic validate`
+//! reports for an exported model against its source).
+
+use super::Context;
+use crate::output::{print_json, print_text};
+use anyhow::bail;
+use ipfs_accelerate::skills::registry::skill_for_model;
+use ipfs_accelerate::skills::{SkillKind, Text2TextGenerator};
+use ipfs_accelerate::{BackendKind, GenerateOptions, ModelRef, TextEmbedder, TextGenerator};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Inputs used when the user gives none: short, long and punctuated.
+const DEFAULT_TEXTS: &[&str] = &[
+    "The quick brown fox jumps over the lazy dog.",
+    "Content-addressed storage lets two machines share one model file.",
+    "Does ONNX Runtime agree with candle, to the last decimal?",
+];
+
+/// The denominator floor of `max_rel`, so values near zero do not dominate.
+const REL_FLOOR: f64 = 1e-5;
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    #[arg(long)]
+    model: String,
+    /// The backend under test: auto, cpu, cuda, ort or openvino.
+    #[arg(long)]
+    backend: String,
+    /// The reference backend.
+    #[arg(long)]
+    against: String,
+    /// An input text (repeatable); three fixed sentences when absent.
+    #[arg(long = "text", value_name = "TEXT")]
+    texts: Vec<String>,
+    /// Untimed runs on each backend before timing.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed runs on each backend; latency is their mean.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+}
+
+/// What is compared: a flat list of values per input set.
+trait Runner {
+    fn backend(&self) -> BackendKind;
+    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>>;
+}
+
+struct Embeddings(TextEmbedder);
+
+impl Runner for Embeddings {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
+        Ok(self.0.embed(texts)?.concat())
+    }
+}
+
+/// First-step logits of each text as a prompt (no sampling involved).
+fn first_logits(options: &GenerateOptions) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: 1,
+        return_logits: true,
+        ..options.clone()
+    }
+}
+
+struct CausalLogits(TextGenerator);
+
+impl Runner for CausalLogits {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
+        let options = first_logits(&GenerateOptions::default());
+        let mut out = Vec::new();
+        for text in texts {
+            let generation = self.0.generate(text, &options, &mut |_| {})?;
+            out.extend(generation.last_logits.unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+struct Seq2SeqLogits(Text2TextGenerator);
+
+impl Runner for Seq2SeqLogits {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
+        let options = first_logits(&GenerateOptions::default());
+        let mut out = Vec::new();
+        for text in texts {
+            let generation = self.0.generate(text, &options, &mut |_| {})?;
+            out.extend(generation.last_logits.unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Serialize)]
+struct Answer {
+    model: String,
+    /// The backends that really ran (after any `auto` fallback).
+    backend: BackendKind,
+    against: BackendKind,
+    /// What was compared.
+    compared: &'static str,
+    inputs: usize,
+    max_abs: f64,
+    max_rel: f64,
+    n: usize,
+    nan: usize,
+    latency_ms: BTreeMap<String, f64>,
+    warmup: usize,
+    repeat: usize,
+}
+
+fn load(
+    ctx: &Context,
+    model: &ModelRef,
+    skill: SkillKind,
+    backend: BackendKind,
+) -> anyhow::Result<Box<dyn Runner>> {
+    let loader = ctx.loader()?;
+    Ok(match skill {
+        SkillKind::TextEmbedding => {
+            Box::new(Embeddings(TextEmbedder::load(&loader, model, backend)?))
+        }
+        SkillKind::TextGeneration => {
+            Box::new(CausalLogits(TextGenerator::load(&loader, model, backend)?))
+        }
+        SkillKind::Text2Text => Box::new(Seq2SeqLogits(Text2TextGenerator::load(
+            &loader, model, backend,
+        )?)),
+        other => bail!(
+            "validate compares embedding, text-generation and text2text models; '{}' is a {} model",
+            model,
+            other.name()
+        ),
+    })
+}
+
+/// Mean milliseconds of `repeat` (≥ 1) runs after `warmup` untimed ones,
+/// and the output of the last run.
+fn timed(
+    runner: &dyn Runner,
+    texts: &[&str],
+    warmup: usize,
+    repeat: usize,
+) -> anyhow::Result<(Vec<f32>, f64)> {
+    for _ in 0..warmup {
+        runner.run(texts)?;
+    }
+    let start = Instant::now();
+    let mut output = Vec::new();
+    for _ in 0..repeat {
+        output = runner.run(texts)?;
+    }
+    Ok((output, start.elapsed().as_secs_f64() * 1e3 / repeat as f64))
+}
+
+/// `(max_abs, max_rel, nan)` of `got` against `want`: NaN in either is
+/// counted and left out of the maxima.
+fn discrepancy(got: &[f32], want: &[f32]) -> (f64, f64, usize) {
+    let (mut max_abs, mut max_rel, mut nan) = (0f64, 0f64, 0usize);
+    for (&a, &b) in got.iter().zip(want) {
+        if a.is_nan() || b.is_nan() {
+            nan += 1;
+            continue;
+        }
+        let diff = (f64::from(a) - f64::from(b)).abs();
+        max_abs = max_abs.max(diff);
+        max_rel = max_rel.max(diff / (f64::from(b).abs() + REL_FLOOR));
+    }
+    (max_abs, max_rel, nan)
+}
+
+pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
+    let backend: BackendKind = args.backend.parse()?;
+    let against: BackendKind = args.against.parse()?;
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    if args.texts.iter().any(|t| t.is_empty()) {
+        bail!("--text must not be empty");
+    }
+    let texts: Vec<&str> = if args.texts.is_empty() {
+        DEFAULT_TEXTS.to_vec()
+    } else {
+        args.texts.iter().map(String::as_str).collect()
+    };
+    let model = ModelRef::parse(&args.model)?;
+    let skill = skill_for_model(&ctx.loader()?, &model)?;
+    // One backend at a time: two large models need not fit together.
+    let (tested, tested_kind, tested_ms) = {
+        let runner = load(ctx, &model, skill, backend)?;
+        let (out, ms) = timed(runner.as_ref(), &texts, args.warmup, args.repeat)?;
+        (out, runner.backend(), ms)
+    };
+    let (reference, reference_kind, reference_ms) = {
+        let runner = load(ctx, &model, skill, against)?;
+        let (out, ms) = timed(runner.as_ref(), &texts, args.warmup, args.repeat)?;
+        (out, runner.backend(), ms)
+    };
+    if tested.len() != reference.len() {
+        bail!(
+            "the backends give outputs of different sizes ({} and {} values)",
+            tested.len(),
+            reference.len()
+        );
+    }
+    let (max_abs, max_rel, nan) = discrepancy(&tested, &reference);
+    let mut latency_ms = BTreeMap::new();
+    latency_ms.insert(args.backend.clone(), tested_ms);
+    let against_key = if args.against == args.backend {
+        format!("{} (against)", args.against)
+    } else {
+        args.against.clone()
+    };
+    latency_ms.insert(against_key, reference_ms);
+    let answer = Answer {
+        model: args.model,
+        backend: tested_kind,
+        against: reference_kind,
+        compared: match skill {
+            SkillKind::TextEmbedding => "embeddings",
+            _ => "first-step logits",
+        },
+        inputs: texts.len(),
+        max_abs,
+        max_rel,
+        n: tested.len(),
+        nan,
+        latency_ms,
+        warmup: args.warmup,
+        repeat: args.repeat,
+    };
+    if ctx.json {
+        return print_json(&answer);
+    }
+    print_text(&format!(
+        "{} vs {}: max_abs {:.3e}, max_rel {:.3e} over {} values ({} NaN); {:.2} ms vs {:.2} ms",
+        answer.backend, answer.against, max_abs, max_rel, answer.n, nan, tested_ms, reference_ms
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::discrepancy;
+
+    #[test]
+    fn discrepancy_counts_nan_and_floors_the_denominator() {
+        let (abs, rel, nan) = discrepancy(&[1.0, 0.0, f32::NAN, 2.5], &[1.5, 0.0, 1.0, 2.0]);
+        assert_eq!(nan, 1);
+        assert!((abs - 0.5).abs() < 1e-12);
+        assert!((rel - 0.5 / (1.5 + 1e-5)).abs() < 1e-9);
+    }
+}
