@@ -8,6 +8,8 @@
 //!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use
 //!   (all-MiniLM-L6-v2, the SmolLM2-135M-Instruct GGUF).
+//! * `matrix`: every skill on every backend against the fixtures, written to
+//!   `docs/model-status.md` and `docs/model-status.json`.
 //! * `setup-cuda`: a CUDA compiler from PyPI wheels for `--features cuda`;
 //!   prints the environment lines.
 
@@ -18,6 +20,7 @@ mod cuda_toolkit;
 mod demo;
 mod file_patch;
 mod ipfs_node;
+mod matrix;
 mod models;
 mod process;
 
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo::run(),
         "bench" => bench::run(rest),
         "ipfs-node" => ipfs_node::run(rest),
+        "matrix" => matrix::run(rest),
         "setup-cuda" => cuda_toolkit::run(),
         "fetch-models" => {
             let dir = models::minilm()?;
@@ -43,11 +47,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-cuda>");
             Ok(())
         }
         other => bail!(
-            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, setup-cuda)"
+            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, matrix, setup-cuda)"
         ),
     }
 }

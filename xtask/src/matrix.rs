@@ -1,0 +1,508 @@
+//! `cargo xtask matrix`: every skill on every backend against the fixtures,
+//! through the release CLI, written to `docs/model-status.md` and its JSON
+//! twin `docs/model-status.json`.
+//!
+//! A cell is `pass` (ids exact and values within 1e-4 of transformers'
+//! reference), `fail` (ran, but wrong or erroring), `unsupported` (the skill
+//! says it cannot run there, and why) or `unavailable` (the backend is not
+//! on this machine, as `status` says). Nothing is ever filled in without
+//! running.
+
+use crate::process::{cargo, output, root, sh};
+use anyhow::{bail, Context};
+use ipfs_accelerate_tests::{fixture_model, reference, reference_array};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const BACKENDS: &[&str] = &["cpu", "cuda", "ort", "openvino"];
+const TOLERANCE: f64 = 1e-4;
+
+/// One fixture and how its answer is checked.
+struct Case {
+    skill: &'static str,
+    fixture: &'static str,
+    /// CLI arguments after `--json --backend B`.
+    args: fn(&Path, &Value) -> Vec<String>,
+    /// `(ids_match, max_abs_diff)` of an answer against the reference.
+    check: fn(&Value, &Value, &str) -> anyhow::Result<(bool, f64)>,
+}
+
+/// A reference array's values, inline or from `reference.safetensors`.
+fn array(fixture: &str, value: &Value) -> Vec<f32> {
+    match value.get("data") {
+        Some(data) => f32s(data),
+        None => reference_array(fixture, value).1,
+    }
+}
+
+fn f32s(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .flat_map(|v| match v {
+                    Value::Array(_) => f32s(v),
+                    _ => vec![v.as_f64().unwrap_or(f64::NAN) as f32],
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ids(value: &Value) -> Vec<i64> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+        )
+}
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn model_arg(model: &Path) -> Vec<String> {
+    vec!["--model".to_owned(), path(model)]
+}
+
+fn cases() -> Vec<Case> {
+    fn generate(model: &Path, r: &Value) -> Vec<String> {
+        let mut a = vec![
+            "generate".into(),
+            "--greedy".into(),
+            "--return-logits".into(),
+        ];
+        a.extend(model_arg(model));
+        a.extend(["--max-new-tokens".into(), "12".into()]);
+        a.push(
+            r["inputs"]["prompt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        a
+    }
+    fn check_generate(answer: &Value, r: &Value, fixture: &str) -> anyhow::Result<(bool, f64)> {
+        let same = ids(&answer["token_ids"]) == ids(&r["prompt"]["token_ids"]);
+        let diff = max_abs_diff(
+            &f32s(&answer["last_logits"]),
+            &array(fixture, &r["prompt"]["last_logits"]),
+        );
+        Ok((same, diff))
+    }
+    fn similarity(
+        flag: &'static str,
+        media: &'static str,
+    ) -> impl Fn(&Path, &Value) -> Vec<String> {
+        move |model, r| {
+            let mut a = vec!["similarity".to_owned()];
+            a.extend(model_arg(model));
+            a.extend([flag.to_owned(), path(&model.join(media))]);
+            a.extend(strings(&r["inputs"]["texts"]));
+            a
+        }
+    }
+    fn check_similarity(
+        key: &'static str,
+    ) -> impl Fn(&Value, &Value, &str) -> anyhow::Result<(bool, f64)> {
+        move |answer, r, fixture| {
+            let want = array(fixture, &r["outputs"][key]);
+            let got = f32s(&answer["logits"]);
+            Ok((true, max_abs_diff(&got, &want[..got.len().min(want.len())])))
+        }
+    }
+    fn caption(model: &Path, r: &Value) -> Vec<String> {
+        let mut a = vec![
+            "caption".into(),
+            "--greedy".into(),
+            "--return-logits".into(),
+        ];
+        a.extend(model_arg(model));
+        a.extend(["--image".into(), path(&model.join("input.png"))]);
+        a.extend(["--max-new-tokens".into(), "12".into()]);
+        a.push(
+            r["inputs"]["prompt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        a
+    }
+    fn check_caption(answer: &Value, r: &Value, fixture: &str) -> anyhow::Result<(bool, f64)> {
+        let same = ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]);
+        let diff = max_abs_diff(
+            &f32s(&answer["last_logits"]),
+            &array(fixture, &r["outputs"]["last_logits"]),
+        );
+        Ok((same, diff))
+    }
+    // Closures cannot be `fn` pointers when they capture; these three
+    // families get one wrapper each.
+    fn clip_args(m: &Path, r: &Value) -> Vec<String> {
+        similarity("--image", "input.png")(m, r)
+    }
+    fn clap_args(m: &Path, r: &Value) -> Vec<String> {
+        similarity("--audio", "input.wav")(m, r)
+    }
+    fn xclip_args(m: &Path, r: &Value) -> Vec<String> {
+        similarity("--video", "frames")(m, r)
+    }
+    fn clip_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
+        check_similarity("logits_per_image")(a, r, f)
+    }
+    fn clap_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
+        check_similarity("logits_per_audio")(a, r, f)
+    }
+    fn xclip_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
+        check_similarity("logits_per_video")(a, r, f)
+    }
+    vec![
+        Case {
+            skill: "text_embedding",
+            fixture: "bert",
+            args: |model, r| {
+                let mut a = vec!["embed".to_owned()];
+                a.extend(model_arg(model));
+                a.extend(strings(&r["inputs"]["texts"]));
+                a
+            },
+            check: |answer, r, fixture| {
+                let want = array(fixture, &r["outputs"]["embeddings"]);
+                Ok((true, max_abs_diff(&f32s(&answer["embeddings"]), &want)))
+            },
+        },
+        Case {
+            skill: "text_generation",
+            fixture: "gpt2",
+            args: generate,
+            check: check_generate,
+        },
+        Case {
+            skill: "text_generation",
+            fixture: "opt",
+            args: generate,
+            check: check_generate,
+        },
+        Case {
+            skill: "text_generation",
+            fixture: "llama",
+            args: generate,
+            check: check_generate,
+        },
+        Case {
+            skill: "text2text",
+            fixture: "t5",
+            args: |model, r| {
+                let mut a = vec![
+                    "text2text".into(),
+                    "--greedy".into(),
+                    "--return-logits".into(),
+                ];
+                a.extend(model_arg(model));
+                a.extend(["--max-new-tokens".into(), "12".into()]);
+                a.push(
+                    strings(&r["inputs"]["texts"])
+                        .first()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                a
+            },
+            check: |answer, r, fixture| {
+                let want_ids = r["generation"]["token_ids"]
+                    .get(0)
+                    .map(ids)
+                    .unwrap_or_default();
+                let logits = array(fixture, &r["outputs"]["first_step_logits"]);
+                let got = f32s(&answer["last_logits"]);
+                let first_row = &logits[..got.len().min(logits.len())];
+                Ok((
+                    ids(&answer["token_ids"]) == want_ids,
+                    max_abs_diff(&got, first_row),
+                ))
+            },
+        },
+        Case {
+            skill: "speech_recognition",
+            fixture: "whisper",
+            args: |model, _| {
+                let mut a = vec!["transcribe".into(), "--return-logits".into()];
+                a.extend(model_arg(model));
+                a.extend([
+                    "--max-new-tokens".into(),
+                    "12".into(),
+                    path(&model.join("input.wav")),
+                ]);
+                a
+            },
+            check: |answer, r, fixture| {
+                let same = ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]);
+                let diff = max_abs_diff(
+                    &f32s(&answer["outputs"]["prefix_logits"]["data"]),
+                    &array(fixture, &r["outputs"]["prefix_logits"]),
+                );
+                Ok((same, diff))
+            },
+        },
+        Case {
+            skill: "speech_recognition",
+            fixture: "wav2vec2",
+            args: |model, _| {
+                let mut a = vec!["transcribe".into(), "--return-logits".into()];
+                a.extend(model_arg(model));
+                a.push(path(&model.join("input.wav")));
+                a
+            },
+            check: |answer, r, fixture| {
+                let same = answer["text"] == r["outputs"]["text"];
+                let diff = max_abs_diff(
+                    &f32s(&answer["outputs"]["logits"]["data"]),
+                    &array(fixture, &r["outputs"]["logits"]),
+                );
+                Ok((same, diff))
+            },
+        },
+        Case {
+            skill: "similarity",
+            fixture: "clip",
+            args: clip_args,
+            check: clip_check,
+        },
+        Case {
+            skill: "similarity",
+            fixture: "clap",
+            args: clap_args,
+            check: clap_check,
+        },
+        Case {
+            skill: "similarity",
+            fixture: "xclip",
+            args: xclip_args,
+            check: xclip_check,
+        },
+        Case {
+            skill: "image_to_text",
+            fixture: "llava",
+            args: caption,
+            check: check_caption,
+        },
+        Case {
+            skill: "image_to_text",
+            fixture: "llava_next",
+            args: caption,
+            check: check_caption,
+        },
+    ]
+}
+
+/// The release CLI, built once.
+fn cli_binary() -> anyhow::Result<PathBuf> {
+    sh(cargo().args(["build", "--release", "-p", "ipfs-accelerate-cli"]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    Ok(target.join("release/ipfs-accelerate"))
+}
+
+/// `(available, detail)` per backend name, from `status --json`.
+fn availability(bin: &Path, home: &Path) -> anyhow::Result<Vec<(String, bool, String)>> {
+    let out = output(
+        Command::new(bin)
+            .args(["--cache-dir"])
+            .arg(home)
+            .args(["status", "--json"]),
+    )?;
+    let status: Value = serde_json::from_slice(&out.stdout).context("status --json is not JSON")?;
+    Ok(status["backends"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|b| {
+                    (
+                        b["name"].as_str().unwrap_or_default().to_owned(),
+                        b["available"].as_bool().unwrap_or(false),
+                        b["detail"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn run_cell(bin: &Path, home: &Path, case: &Case, backend: &str) -> anyhow::Result<Value> {
+    let model = fixture_model(case.fixture);
+    let r = reference(case.fixture);
+    // `--backend` is each command's option: it goes after the subcommand.
+    let args = (case.args)(&model, &r);
+    let mut cmd = Command::new(bin);
+    cmd.arg("--cache-dir").arg(home).arg("--json").arg(&args[0]);
+    cmd.args(["--backend", backend]).args(&args[1..]);
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("no error line")
+            .trim_start_matches("error: ")
+            .to_owned();
+        let unsupported = ["unsupported", "not supported", "cannot run", "does not run"]
+            .iter()
+            .any(|w| line.contains(w));
+        let status = if unsupported { "unsupported" } else { "fail" };
+        return Ok(
+            json!({"status": status, "detail": line, "max_abs_diff": null, "wall_ms": null}),
+        );
+    }
+    let answer: Value = serde_json::from_slice(&out.stdout).context("answer is not JSON")?;
+    if answer["backend"] != backend {
+        return Ok(json!({
+            "status": "fail",
+            "detail": format!("asked for {backend}, ran on {}", answer["backend"]),
+            "max_abs_diff": null, "wall_ms": wall_ms,
+        }));
+    }
+    let (same, diff) = (case.check)(&answer, &r, case.fixture)?;
+    let pass = same && diff <= TOLERANCE;
+    let detail = match (same, diff <= TOLERANCE) {
+        (true, true) => String::new(),
+        (false, _) => "ids or text differ from transformers".to_owned(),
+        (true, false) => format!("max abs diff {diff:.2e} over {TOLERANCE:e}"),
+    };
+    Ok(json!({
+        "status": if pass { "pass" } else { "fail" },
+        "detail": detail,
+        "max_abs_diff": diff,
+        "wall_ms": wall_ms,
+    }))
+}
+
+pub fn run(_args: &[String]) -> anyhow::Result<()> {
+    let bin = cli_binary()?;
+    let home = std::env::temp_dir().join(format!("ipfs-accelerate-matrix-{}", std::process::id()));
+    std::fs::create_dir_all(&home)?;
+    let available = availability(&bin, &home)?;
+    let mut rows = Vec::new();
+    for case in cases() {
+        let mut cells = serde_json::Map::new();
+        for &backend in BACKENDS {
+            let cell = match available.iter().find(|(name, _, _)| name == backend) {
+                Some((_, false, detail)) => {
+                    json!({"status": "unavailable", "detail": detail, "max_abs_diff": null, "wall_ms": null})
+                }
+                None => bail!("status --json does not list backend {backend}"),
+                Some(_) => run_cell(&bin, &home, &case, backend)?,
+            };
+            eprintln!("{:<12} {:<8} {}", case.fixture, backend, cell["status"]);
+            cells.insert(backend.to_owned(), cell);
+        }
+        rows.push(json!({"skill": case.skill, "fixture": case.fixture, "backends": cells}));
+    }
+    let _ = std::fs::remove_dir_all(&home);
+    let report = json!({
+        "generator": "cargo xtask matrix",
+        "tolerance": TOLERANCE,
+        "backends": available.iter().map(|(n, a, d)| json!({"name": n, "available": a, "detail": d})).collect::<Vec<_>>(),
+        "rows": rows,
+    });
+    let docs = root().join("docs");
+    std::fs::write(
+        docs.join("model-status.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    std::fs::write(docs.join("model-status.md"), markdown(&report))?;
+    eprintln!("wrote docs/model-status.md and docs/model-status.json");
+    Ok(())
+}
+
+fn markdown(report: &Value) -> String {
+    let mut s = String::from(
+        "# Model status\n\nWritten by `cargo xtask matrix` (do not edit by hand): every skill's \
+         fixture on every backend, through the release CLI, against the outputs transformers \
+         gave (`fixtures/models/*/reference.json`). `pass`: greedy ids / text exact and values \
+         within 1e-4 (the largest difference is shown); `fail`: ran but differs or errored; \
+         `unsupported`: the skill says it cannot run there and why; `unavailable`: the backend \
+         is not on the machine that wrote this file. Times are the whole command's wall time \
+         (process start, model load and one request) on that machine.\n\n",
+    );
+    s.push_str("| skill | fixture |");
+    for b in BACKENDS {
+        s.push_str(&format!(" {b} |"));
+    }
+    s.push_str("\n| --- | --- |");
+    for _ in BACKENDS {
+        s.push_str(" --- |");
+    }
+    s.push('\n');
+    for row in report["rows"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {} | {} |",
+            row["skill"].as_str().unwrap_or_default(),
+            row["fixture"].as_str().unwrap_or_default()
+        ));
+        for b in BACKENDS {
+            let cell = &row["backends"][*b];
+            let status = cell["status"].as_str().unwrap_or("?");
+            let text = match status {
+                "pass" => format!(
+                    "pass ({:.1e}, {:.0} ms)",
+                    cell["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                    cell["wall_ms"].as_f64().unwrap_or(f64::NAN)
+                ),
+                "unavailable" => "unavailable".to_owned(),
+                other => format!(
+                    "{other}: {}",
+                    cell["detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace('|', "\\|")
+                ),
+            };
+            s.push_str(&format!(" {text} |"));
+        }
+        s.push('\n');
+    }
+    s.push_str("\nBackends on that machine:\n\n");
+    for b in report["backends"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "- `{}`: {} — {}\n",
+            b["name"].as_str().unwrap_or_default(),
+            if b["available"].as_bool().unwrap_or(false) {
+                "available"
+            } else {
+                "unavailable"
+            },
+            b["detail"].as_str().unwrap_or_default()
+        ));
+    }
+    s
+}
