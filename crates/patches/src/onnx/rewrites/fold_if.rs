@@ -139,6 +139,9 @@ pub fn fold_constant_if(model: &mut ModelProto, bindings: &[(&str, bool)]) -> Re
         }
         // Values the branch defines must not clash with the outer graph's.
         let mut taken = names_in(graph);
+        // The If's own outputs are about to be defined by Identity nodes.
+        taken.extend(node.output.iter().cloned());
+        taken.extend(graph.output.iter().map(|o| o.name.clone()));
         let mut defined: HashSet<String> = branch.initializer.iter().map(|t| t.name.clone()).collect();
         for n in &branch.node {
             defined.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
