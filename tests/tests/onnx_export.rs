@@ -72,14 +72,20 @@ fn run(session: &mut Session, inputs: HashMap<String, DynTensor>) -> Outputs {
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// An integer reference array of fixture `name` (inline, or in
 /// `reference.safetensors` when large).
 fn ids(name: &str, array: &Value) -> (Vec<usize>, Vec<i64>) {
     if let Some(list) = array.as_array() {
-        return (vec![list.len()], list.iter().map(|v| v.as_i64().unwrap()).collect());
+        return (
+            vec![list.len()],
+            list.iter().map(|v| v.as_i64().unwrap()).collect(),
+        );
     }
     let Some(data) = array["data"].as_array() else {
         let (shape, data) = reference_array(name, array);
@@ -148,7 +154,10 @@ fn bert_fixture_export_matches_transformers_and_candle() {
 fn minilm_export_matches_candle() {
     let test = "minilm_export_matches_candle";
     let Some(dir) = minilm_dir() else {
-        skip(test, "IPFS_ACCELERATE_MINILM_DIR is not set (cargo xtask fetch-models)");
+        skip(
+            test,
+            "IPFS_ACCELERATE_MINILM_DIR is not set (cargo xtask fetch-models)",
+        );
         return;
     };
     let home = tempfile::tempdir().unwrap();
@@ -180,7 +189,12 @@ fn minilm_export_matches_candle() {
     );
     inputs.insert(
         "attention_mask".to_owned(),
-        field(&|e| e.get_attention_mask().iter().map(|&v| i64::from(v)).collect()),
+        field(&|e| {
+            e.get_attention_mask()
+                .iter()
+                .map(|&v| i64::from(v))
+                .collect()
+        }),
     );
     inputs.insert(
         "token_type_ids".to_owned(),
@@ -190,7 +204,9 @@ fn minilm_export_matches_candle() {
     let embedder = TextEmbedder::load(&loader, &model, BackendKind::Cpu).unwrap();
     let candle: Vec<f32> = embedder.embed(&texts).unwrap().concat();
     let d = max_abs(&got["sentence_embedding"].1, &candle);
-    println!("all-MiniLM-L6-v2: sentence_embedding ORT vs candle max abs {d:e} ({b} texts, {s} tokens)");
+    println!(
+        "all-MiniLM-L6-v2: sentence_embedding ORT vs candle max abs {d:e} ({b} texts, {s} tokens)"
+    );
     assert!(d <= 1e-4, "{d}");
 }
 
@@ -238,14 +254,17 @@ impl Decoder {
         let empty = f32_tensor(&[rows, self.kv_heads, 0, self.head_dim], Vec::new());
         let mut past: Vec<DynTensor> = (0..2 * self.layers).map(|_| empty.clone()).collect();
         let (mut ids, mut pos, mut seq) = (input_ids, positions, len);
-        let mut total = len;
         let mut out = vec![Vec::new(); rows];
         let mut done = vec![false; rows];
         let mut first_logits = Vec::new();
-        for _ in 0..steps {
+        // `total`: cached plus new tokens, the attention mask's width.
+        for (total, _) in (len..).zip(0..steps) {
             let mut inputs: HashMap<String, DynTensor> = HashMap::new();
             inputs.insert("input_ids".into(), i64_tensor(&[rows, seq], ids.clone()));
-            inputs.insert("attention_mask".into(), i64_tensor(&[rows, total], mask.clone()));
+            inputs.insert(
+                "attention_mask".into(),
+                i64_tensor(&[rows, total], mask.clone()),
+            );
             inputs.insert("position_ids".into(), i64_tensor(&[rows, seq], pos.clone()));
             for (i, t) in past.drain(..).enumerate() {
                 let kind = if i % 2 == 0 { "key" } else { "value" };
@@ -262,7 +281,10 @@ impl Decoder {
                 let best = row
                     .iter()
                     .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |m, (i, &v)| if v > m.1 { (i, v) } else { m },
+                    )
                     .0 as i64;
                 let token = if done[r] { pad } else { best };
                 done[r] |= token == eos;
@@ -293,7 +315,6 @@ impl Decoder {
                     m
                 })
                 .collect();
-            total += 1;
             seq = 1;
             ids = next;
             pos = last_pos;
@@ -305,9 +326,23 @@ impl Decoder {
 fn export_decoder(test: &str, dir: &Path, home: &Path) -> Option<Decoder> {
     let loader = loader(home);
     let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
-    let summary = export(&loader, &model, &home.join("onnx"), &ExportOptions::default()).unwrap();
+    let summary = export(
+        &loader,
+        &model,
+        &home.join("onnx"),
+        &ExportOptions::default(),
+    )
+    .unwrap();
     let inputs: Vec<&str> = summary.inputs.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(&inputs[..4], ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key"]);
+    assert_eq!(
+        &inputs[..4],
+        [
+            "input_ids",
+            "attention_mask",
+            "position_ids",
+            "past_key_values.0.key"
+        ]
+    );
     assert_eq!(summary.outputs[0].name, "logits");
     assert_eq!(summary.outputs[1].name, "present.0.key");
     assert_eq!(
@@ -325,7 +360,9 @@ fn decoder_fixture_matches_reference(name: &str) {
     };
     let r = reference(name);
     let eos = r["generation"]["eos_token_id"].as_i64().unwrap();
-    let pad = r["generation"]["pad_token_id_used_for_batch"].as_i64().unwrap();
+    let pad = r["generation"]["pad_token_id_used_for_batch"]
+        .as_i64()
+        .unwrap();
     let steps = r["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
 
     // One prompt.
@@ -342,7 +379,10 @@ fn decoder_fixture_matches_reference(name: &str) {
     let (_, want) = ids(name, &r["prompt"]["token_ids"]);
     let (_, want_logits) = reference_array(name, &r["prompt"]["last_logits"]);
     let d = max_abs(&logits[0], &want_logits);
-    println!("{name}: prompt last logits vs transformers max abs {d:e}; ids {:?}", got[0]);
+    println!(
+        "{name}: prompt last logits vs transformers max abs {d:e}; ids {:?}",
+        got[0]
+    );
     assert_eq!(got[0], want, "{name} prompt greedy ids");
     assert!(d <= 1e-4, "{d}");
 
@@ -391,7 +431,9 @@ fn decoder_variants_export_matches_reference() {
         "gpt2_padded_vocab",
     ];
     for v in variants {
-        let dir = ipfs_accelerate_tests::fixtures_dir().join("models/variants").join(v);
+        let dir = ipfs_accelerate_tests::fixtures_dir()
+            .join("models/variants")
+            .join(v);
         let home = tempfile::tempdir().unwrap();
         let Some(mut decoder) = export_decoder(test, &dir, home.path()) else {
             return;
@@ -445,6 +487,12 @@ fn unsupported_configs_are_refused_by_name() {
     let err = export(&loader, &model, home.path(), &ExportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("model_type 't5'"), "{err}");
     let model = ModelRef::parse(fixture_model("gpt2").to_str().unwrap()).unwrap();
-    let err = export(&loader, &model, home.path(), &ExportOptions { pooling: true }).unwrap_err();
+    let err = export(
+        &loader,
+        &model,
+        home.path(),
+        &ExportOptions { pooling: true },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("pooling"), "{err}");
 }

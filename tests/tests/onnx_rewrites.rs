@@ -54,10 +54,14 @@ fn f32_tensor(shape: &[usize], data: Vec<f32>) -> DynTensor {
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -78,7 +82,10 @@ fn run(session: &mut Session, inputs: HashMap<String, DynTensor>) -> Result<Outp
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn ops(model: &ModelProto, op: &str) -> usize {
@@ -155,10 +162,20 @@ fn fold_if_on_optimum_merged_t5_decoder() {
     let (enc, past, heads, d) = (5usize, 3usize, 4usize, 8usize);
     let inputs = |use_cache: Option<bool>, past_len: usize| {
         let mut i: HashMap<String, DynTensor> = HashMap::new();
-        i.insert("encoder_attention_mask".into(), i64_tensor(&[1, enc], vec![1; enc]));
-        let ids = if past_len == 0 { vec![0, 17, 42] } else { vec![42] };
+        i.insert(
+            "encoder_attention_mask".into(),
+            i64_tensor(&[1, enc], vec![1; enc]),
+        );
+        let ids = if past_len == 0 {
+            vec![0, 17, 42]
+        } else {
+            vec![42]
+        };
         i.insert("input_ids".into(), i64_tensor(&[1, ids.len()], ids));
-        i.insert("encoder_hidden_states".into(), f32_tensor(&[1, enc, 32], values(enc * 32, 1)));
+        i.insert(
+            "encoder_hidden_states".into(),
+            f32_tensor(&[1, enc, 32], values(enc * 32, 1)),
+        );
         for l in 0..2 {
             for (kind, len, seed) in [("decoder", past_len, 10), ("encoder", enc, 20)] {
                 for (j, part) in ["key", "value"].iter().enumerate() {
@@ -172,7 +189,9 @@ fn fold_if_on_optimum_merged_t5_decoder() {
             }
         }
         if let Some(flag) = use_cache {
-            let t: DynTensor = Tensor::from_array((vec![1i64], vec![flag])).unwrap().upcast();
+            let t: DynTensor = Tensor::from_array((vec![1i64], vec![flag]))
+                .unwrap()
+                .upcast();
             i.insert("use_cache_branch".into(), t);
         }
         i
@@ -185,8 +204,13 @@ fn fold_if_on_optimum_merged_t5_decoder() {
         // accepts them fed.
         let got = run(&mut s, inputs(None, past_len)).unwrap();
         let d = max_abs(&got["logits"], &want["logits"]);
-        let dk = max_abs(&got["present.1.decoder.key"], &want["present.1.decoder.key"]);
-        println!("fold If (use_cache_branch={use_cache}): logits max abs {d:e}, present max abs {dk:e}");
+        let dk = max_abs(
+            &got["present.1.decoder.key"],
+            &want["present.1.decoder.key"],
+        );
+        println!(
+            "fold If (use_cache_branch={use_cache}): logits max abs {d:e}, present max abs {dk:e}"
+        );
         assert!(d <= 1e-6 && dk <= 1e-6);
     }
 }
@@ -200,7 +224,13 @@ fn decompose_layer_norm_on_the_bert_fixture() {
     assert_eq!(n, 5);
     assert_eq!(ops(&m, "LayerNormalization"), 0);
     // Opset 18: ReduceMean takes its axes as an input.
-    assert!(m.graph.as_ref().unwrap().node.iter().any(|n| n.op_type == "ReduceMean" && n.input.len() == 2));
+    assert!(m
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .any(|n| n.op_type == "ReduceMean" && n.input.len() == 2));
     if !have_ort(test) {
         return;
     }
@@ -263,7 +293,9 @@ fn restore_dynamic_dims_on_the_bert_fixture() {
     let mut pinned = original.clone();
     let g = pinned.graph.as_mut().unwrap();
     for v in g.input.iter_mut().chain(g.output.iter_mut()) {
-        if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        if let Some(type_proto::Value::TensorType(t)) =
+            v.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
             for (axis, dim) in t.shape.as_mut().unwrap().dim.iter_mut().enumerate() {
                 if matches!(dim.value, Some(DimValue::DimParam(_))) {
                     dim.value = Some(DimValue::DimValue(if axis == 0 { 1 } else { 22 }));
@@ -272,7 +304,11 @@ fn restore_dynamic_dims_on_the_bert_fixture() {
         }
     }
     let err = stop_if_static(&pinned, &declared).unwrap_err();
-    assert!(err.to_string().contains("'batch_size' (axis 0 of 'input_ids')"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("'batch_size' (axis 0 of 'input_ids')"),
+        "{err}"
+    );
     let mut restored = pinned.clone();
     let n = restore_dynamic_dims(&mut restored, &declared).unwrap();
     assert_eq!(n, 8); // 3 inputs × 2 axes + last_hidden_state × 2
@@ -295,16 +331,23 @@ fn stop_if_static_names_the_node() {
     let mut m = model_io::read(&fixture_model("gpt2").join("onnx/model.onnx")).unwrap();
     let err = apply_checked(&mut m, "pin_batch", true, |m| {
         let g = m.graph.as_mut().unwrap();
-        let out = g.output.iter_mut().find(|o| o.name == "present.0.key").unwrap();
-        if let Some(type_proto::Value::TensorType(t)) = out.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        let out = g
+            .output
+            .iter_mut()
+            .find(|o| o.name == "present.0.key")
+            .unwrap();
+        if let Some(type_proto::Value::TensorType(t)) =
+            out.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
             t.shape.as_mut().unwrap().dim[0].value = Some(DimValue::DimValue(1));
         }
         Ok(())
     })
     .unwrap_err();
-    let OnnxError::StaticDimension { node, op_type, tensor, axis, .. } = &err else {
+    let OnnxError::StaticDimension(found) = &err else {
         panic!("{err}")
     };
+    let (node, op_type, tensor, axis) = (&found.node, &found.op_type, &found.tensor, &found.axis);
     assert_eq!(node, "/transformer/h.0/attn/Concat_3");
     assert_eq!(op_type, "Concat");
     assert_eq!((tensor.as_str(), *axis), ("present.0.key", 0));

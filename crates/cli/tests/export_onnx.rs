@@ -56,6 +56,9 @@ fn export_onnx_refuses_an_unsupported_model_in_one_line() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model_type 'whisper' has no exporter"), "{err}");
+    assert!(
+        err.contains("model_type 'whisper' has no exporter"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

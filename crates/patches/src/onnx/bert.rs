@@ -290,7 +290,11 @@ fn pool(
     }
     if cfg.pooling_mode_mean_tokens || cfg.pooling_mode_mean_sqrt_len_tokens || mean_default {
         let weighted = g.op("Mul", &[hidden, &m3], vec![]);
-        let summed = g.op("ReduceSum", &[&weighted, &ax1], vec![attr_int("keepdims", 0)]);
+        let summed = g.op(
+            "ReduceSum",
+            &[&weighted, &ax1],
+            vec![attr_int("keepdims", 0)],
+        );
         let len = g.op("ReduceSum", &[&m3, &ax1], vec![attr_int("keepdims", 0)]); // [b, 1]
         let tiny = g.float(1e-9);
         let len = g.op("Max", &[&len, &tiny], vec![]);

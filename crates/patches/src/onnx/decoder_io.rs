@@ -79,11 +79,7 @@ pub fn outputs(
         logits,
         "logits",
         data_type::FLOAT,
-        &[
-            Dim::named(BATCH),
-            Dim::named(SEQ),
-            Dim::Fixed(vocab as i64),
-        ],
+        &[Dim::named(BATCH), Dim::named(SEQ), Dim::Fixed(vocab as i64)],
     );
     let kv = kv_dims(kv_heads, d, TOTAL);
     for (i, (k, v)) in present.iter().enumerate() {

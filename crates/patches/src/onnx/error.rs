@@ -49,23 +49,28 @@ pub enum OnnxError {
         reason: String,
     },
     /// `stop_if_static`: a dimension declared dynamic became static.
-    #[error(
-        "dimension '{param}' (axis {axis} of '{tensor}') became static ({value}) at node '{node}' ({op_type}){after}"
-    )]
-    StaticDimension {
-        /// The node that produces the tensor (or `<graph input>`).
-        node: String,
-        /// Its op type.
-        op_type: String,
-        /// The tensor.
-        tensor: String,
-        /// The axis.
-        axis: usize,
-        /// The symbolic name it was declared with.
-        param: String,
-        /// The static size it now has.
-        value: i64,
-        /// `" after rewrite X"` when a rewrite did it.
-        after: String,
-    },
+    #[error("{0}")]
+    StaticDimension(Box<StaticDimension>),
+}
+
+/// Where a dimension declared dynamic became static.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dimension '{param}' (axis {axis} of '{tensor}') became static ({value}) at node '{node}' ({op_type}){after}"
+)]
+pub struct StaticDimension {
+    /// The node that produces the tensor (or `<graph input>`).
+    pub node: String,
+    /// Its op type.
+    pub op_type: String,
+    /// The tensor.
+    pub tensor: String,
+    /// The axis.
+    pub axis: usize,
+    /// The symbolic name it was declared with.
+    pub param: String,
+    /// The static size it now has.
+    pub value: i64,
+    /// `" after rewrite X"` when a rewrite did it.
+    pub after: String,
 }

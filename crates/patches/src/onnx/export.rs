@@ -122,13 +122,28 @@ pub fn export(
     options: &ExportOptions,
 ) -> Result<ExportSummary, OnnxError> {
     let (graph, model_type, files) = export_model(loader, model, options)?;
+    // Protobuf messages stop at 2 GiB; larger models need external data,
+    // which the exporter does not write yet.
+    let size = prost::Message::encoded_len(&graph);
+    if size > i32::MAX as usize {
+        return Err(OnnxError::Unsupported {
+            model: model.to_string(),
+            reason: format!(
+                "the graph is {size} bytes; ONNX files with inline weights stop at 2 GiB"
+            ),
+        });
+    }
     let path = out_dir.join("model.onnx");
     model_io::write(&graph, &path)?;
     let g = graph.graph.as_ref();
     Ok(ExportSummary {
         path,
-        inputs: g.map(|g| g.input.iter().map(spec).collect()).unwrap_or_default(),
-        outputs: g.map(|g| g.output.iter().map(spec).collect()).unwrap_or_default(),
+        inputs: g
+            .map(|g| g.input.iter().map(spec).collect())
+            .unwrap_or_default(),
+        outputs: g
+            .map(|g| g.output.iter().map(spec).collect())
+            .unwrap_or_default(),
         opset: EXPORT_OPSET,
         model_type,
         files,
@@ -147,7 +162,9 @@ pub fn spec(v: &ValueInfoProto) -> TensorSpec {
                         .iter()
                         .map(|d| match &d.value {
                             Some(dimension::Value::DimValue(v)) => serde_json::Value::from(*v),
-                            Some(dimension::Value::DimParam(p)) => serde_json::Value::from(p.as_str()),
+                            Some(dimension::Value::DimParam(p)) => {
+                                serde_json::Value::from(p.as_str())
+                            }
                             None => serde_json::Value::Null,
                         })
                         .collect()

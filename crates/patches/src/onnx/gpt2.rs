@@ -4,8 +4,7 @@
 use super::builder::{attr_int, attr_ints, GraphBuilder};
 use super::decoder_io::{inputs, outputs};
 use super::layers::{
-    activation, causal_bias, conv1d, dim_scalar, layer_norm, merge_heads, split_heads,
-    weight_as_is,
+    activation, causal_bias, conv1d, dim_scalar, layer_norm, merge_heads, split_heads, weight_as_is,
 };
 use super::proto::ModelProto;
 use super::weights::Weights;

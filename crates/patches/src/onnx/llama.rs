@@ -87,19 +87,18 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     }
     let d = cfg.head_dim.unwrap_or(h / heads);
     let n_rep = heads / kv_heads;
-    let inv_freq = super::rope::inv_freq(cfg.rope_theta, d, cfg.rope_scaling.as_ref())
-        .map_err(unsupported)?;
+    let inv_freq =
+        super::rope::inv_freq(cfg.rope_theta, d, cfg.rope_scaling.as_ref()).map_err(unsupported)?;
 
     let mut g = GraphBuilder::new();
     let io = inputs(&mut g, cfg.num_hidden_layers, kv_heads, d);
     g.set_scope("/embeddings");
-    let embed = weight_as_is(
-        &mut g,
-        w,
-        "model.embed_tokens.weight",
-        &[cfg.vocab_size, h],
-    )?;
-    let mut x = g.op("Gather", &[&embed, &io.input_ids], vec![attr_int("axis", 0)]);
+    let embed = weight_as_is(&mut g, w, "model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+    let mut x = g.op(
+        "Gather",
+        &[&embed, &io.input_ids],
+        vec![attr_int("axis", 0)],
+    );
 
     g.set_scope("/mask");
     let seq = dim_scalar(&mut g, &io.input_ids, 1);
@@ -143,9 +142,30 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
             cfg.rms_norm_eps,
         )?;
         let bias_on = cfg.attention_bias;
-        let q = linear(&mut g, w, &a, &l("self_attn.q_proj"), (h, heads * d), bias_on)?;
-        let k = linear(&mut g, w, &a, &l("self_attn.k_proj"), (h, kv_heads * d), bias_on)?;
-        let v = linear(&mut g, w, &a, &l("self_attn.v_proj"), (h, kv_heads * d), bias_on)?;
+        let q = linear(
+            &mut g,
+            w,
+            &a,
+            &l("self_attn.q_proj"),
+            (h, heads * d),
+            bias_on,
+        )?;
+        let k = linear(
+            &mut g,
+            w,
+            &a,
+            &l("self_attn.k_proj"),
+            (h, kv_heads * d),
+            bias_on,
+        )?;
+        let v = linear(
+            &mut g,
+            w,
+            &a,
+            &l("self_attn.v_proj"),
+            (h, kv_heads * d),
+            bias_on,
+        )?;
         let q = split_heads(&mut g, &q, heads, d);
         let k = split_heads(&mut g, &k, kv_heads, d);
         let v = split_heads(&mut g, &v, kv_heads, d);
@@ -188,7 +208,14 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
             ctx
         };
         let ctx = merge_heads(&mut g, &ctx, heads * d);
-        let out = linear(&mut g, w, &ctx, &l("self_attn.o_proj"), (heads * d, h), bias_on)?;
+        let out = linear(
+            &mut g,
+            w,
+            &ctx,
+            &l("self_attn.o_proj"),
+            (heads * d, h),
+            bias_on,
+        )?;
         x = g.op("Add", &[&x, &out], vec![]);
         present.push((k, v));
 
@@ -206,7 +233,14 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
         let gate = activation(&mut g, &gate, &cfg.hidden_act).map_err(unsupported)?;
         let up = linear(&mut g, w, &m, &l("mlp.up_proj"), (h, inter), cfg.mlp_bias)?;
         let prod = g.op("Mul", &[&gate, &up], vec![]);
-        let down = linear(&mut g, w, &prod, &l("mlp.down_proj"), (inter, h), cfg.mlp_bias)?;
+        let down = linear(
+            &mut g,
+            w,
+            &prod,
+            &l("mlp.down_proj"),
+            (inter, h),
+            cfg.mlp_bias,
+        )?;
         x = g.op("Add", &[&x, &down], vec![]);
     }
     g.set_scope("/lm_head");

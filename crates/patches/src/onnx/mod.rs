@@ -16,7 +16,9 @@ mod rope;
 mod weights;
 
 pub use bert::{BertConfig, PoolingConfig, SentencePooling};
-pub use error::OnnxError;
-pub use export::{export, export_model, spec, ExportOptions, ExportSummary, TensorSpec, EXPORTABLE};
+pub use error::{OnnxError, StaticDimension};
+pub use export::{
+    export, export_model, spec, ExportOptions, ExportSummary, TensorSpec, EXPORTABLE,
+};
 pub use gpt2::Gpt2Config;
 pub use llama::LlamaConfig;

@@ -53,7 +53,11 @@ pub fn inv_freq(theta: f64, dim: usize, rope_scaling: Option<&Value>) -> Result<
                 .into_iter()
                 .map(|f| {
                     let wavelen = (1.0 / f) * std::f64::consts::TAU as f32;
-                    let scaled = if wavelen > low_wavelen { f / factor32 } else { f };
+                    let scaled = if wavelen > low_wavelen {
+                        f / factor32
+                    } else {
+                        f
+                    };
                     let smooth = ((1.0 / wavelen) * old as f32 - low as f32) / (high - low) as f32;
                     let smoothed = (1.0 - smooth) * scaled / factor32 + smooth * scaled;
                     if wavelen >= high_wavelen && wavelen <= low_wavelen {

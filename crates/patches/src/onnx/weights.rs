@@ -112,7 +112,12 @@ impl Weights {
 
     /// A Linear's weight `[out, in]` transposed to `[in, out]`, ready for
     /// `MatMul(x, w)`.
-    pub fn get_transposed(&self, name: &str, out: usize, inp: usize) -> Result<Vec<f32>, OnnxError> {
+    pub fn get_transposed(
+        &self,
+        name: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<Vec<f32>, OnnxError> {
         let w = self.get(name, &[out, inp])?;
         Ok(transpose(&w, out, inp))
     }

@@ -53,7 +53,12 @@ impl Emitter<'_> {
         if self.opset >= 18 {
             let name = fresh_name(self.taken, &format!("{}/axes", self.prefix));
             self.initializers.push(tensor_i64(&name, &[1], &[-1]));
-            self.op("ReduceMean", &[x, &name], vec![attr_int("keepdims", 1)], None)
+            self.op(
+                "ReduceMean",
+                &[x, &name],
+                vec![attr_int("keepdims", 1)],
+                None,
+            )
         } else {
             self.op(
                 "ReduceMean",

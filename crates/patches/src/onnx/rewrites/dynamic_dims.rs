@@ -55,9 +55,7 @@ fn all_values(graph: &GraphProto) -> impl Iterator<Item = &ValueInfoProto> {
         .chain(&graph.value_info)
 }
 
-pub(super) fn dims(
-    v: &ValueInfoProto,
-) -> &[crate::onnx::proto::tensor_shape_proto::Dimension] {
+pub(super) fn dims(v: &ValueInfoProto) -> &[crate::onnx::proto::tensor_shape_proto::Dimension] {
     match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => {
             t.shape.as_ref().map_or(&[], |s| s.dim.as_slice())
@@ -78,7 +76,10 @@ fn dims_mut(
 /// Gives every declared axis that now has a fixed size (or no size) its
 /// `dim_param` back, in inputs, outputs and `value_info`; returns how many
 /// axes changed.
-pub fn restore_dynamic_dims(model: &mut ModelProto, declared: &DynamicAxes) -> Result<usize, OnnxError> {
+pub fn restore_dynamic_dims(
+    model: &mut ModelProto,
+    declared: &DynamicAxes,
+) -> Result<usize, OnnxError> {
     let graph = graph_mut(model, "restore_dynamic_dims")?;
     let mut changed = 0;
     for v in graph

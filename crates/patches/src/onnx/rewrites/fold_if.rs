@@ -15,7 +15,12 @@ const NAME: &str = "fold_constant_if";
 /// The boolean a one-element tensor holds, if it is one.
 fn tensor_bool(t: &TensorProto) -> Option<bool> {
     let one = t.dims.iter().product::<i64>() == 1;
-    if !one || !matches!(t.data_type, data_type::BOOL | data_type::INT64 | data_type::INT32) {
+    if !one
+        || !matches!(
+            t.data_type,
+            data_type::BOOL | data_type::INT64 | data_type::INT32
+        )
+    {
         return None;
     }
     if !t.raw_data.is_empty() {
@@ -84,7 +89,10 @@ fn rename_node(node: &mut NodeProto, renames: &HashMap<String, String>) {
 /// every `If` whose condition is then known — repeatedly, so `If`s inside a
 /// taken branch fold too — and prunes what no longer feeds an output.
 /// Returns how many `If` nodes were folded.
-pub fn fold_constant_if(model: &mut ModelProto, bindings: &[(&str, bool)]) -> Result<usize, OnnxError> {
+pub fn fold_constant_if(
+    model: &mut ModelProto,
+    bindings: &[(&str, bool)],
+) -> Result<usize, OnnxError> {
     let graph = graph_mut(model, NAME)?;
     for (input, value) in bindings {
         let at = graph
@@ -142,7 +150,8 @@ pub fn fold_constant_if(model: &mut ModelProto, bindings: &[(&str, bool)]) -> Re
         // The If's own outputs are about to be defined by Identity nodes.
         taken.extend(node.output.iter().cloned());
         taken.extend(graph.output.iter().map(|o| o.name.clone()));
-        let mut defined: HashSet<String> = branch.initializer.iter().map(|t| t.name.clone()).collect();
+        let mut defined: HashSet<String> =
+            branch.initializer.iter().map(|t| t.name.clone()).collect();
         for n in &branch.node {
             defined.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
         }

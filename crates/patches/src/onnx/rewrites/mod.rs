@@ -40,7 +40,10 @@ pub fn opset_version(model: &ModelProto) -> i64 {
 }
 
 /// The main graph, or an error naming the rewrite.
-fn graph_mut<'a>(model: &'a mut ModelProto, rewrite: &str) -> Result<&'a mut GraphProto, OnnxError> {
+fn graph_mut<'a>(
+    model: &'a mut ModelProto,
+    rewrite: &str,
+) -> Result<&'a mut GraphProto, OnnxError> {
     model.graph.as_mut().ok_or_else(|| OnnxError::Rewrite {
         rewrite: rewrite.to_owned(),
         reason: "the model has no graph".to_owned(),

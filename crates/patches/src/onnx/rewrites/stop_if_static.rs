@@ -4,7 +4,7 @@
 
 use super::dynamic_dims::{dims, DynamicAxes};
 use crate::onnx::proto::{tensor_shape_proto::dimension::Value as DimValue, ModelProto};
-use crate::onnx::OnnxError;
+use crate::onnx::{OnnxError, StaticDimension};
 
 /// Checks every declared axis (see [`DynamicAxes`]) of the model's inputs,
 /// outputs and `value_info`: a fixed size there is an error naming the
@@ -37,7 +37,7 @@ fn check(model: &ModelProto, declared: &DynamicAxes, after: &str) -> Result<(), 
                     Some(n) => (n.name.clone(), n.op_type.clone()),
                     None => ("<graph input>".to_owned(), "input".to_owned()),
                 };
-                return Err(OnnxError::StaticDimension {
+                return Err(OnnxError::StaticDimension(Box::new(StaticDimension {
                     node,
                     op_type,
                     tensor: v.name.clone(),
@@ -45,7 +45,7 @@ fn check(model: &ModelProto, declared: &DynamicAxes, after: &str) -> Result<(), 
                     param: param.clone(),
                     value: *value,
                     after: after.to_owned(),
-                });
+                })));
             }
         }
     }
