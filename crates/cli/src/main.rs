@@ -51,6 +51,9 @@ enum Command {
     Cache(commands::cache::CacheCommand),
     /// Serve models over HTTP (OpenAI / TEI compatible).
     Serve(commands::serve::ServeArgs),
+    /// Export a model to another format (ONNX), without PyTorch.
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
+        Command::Export(cmd) => commands::export::run(&ctx, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod caption;
 pub mod embed;
+pub mod export;
 pub mod generate;
 pub mod serve;
 pub mod similarity;

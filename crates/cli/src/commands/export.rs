@@ -1,0 +1,69 @@
+//! `export onnx`: the graph built straight from safetensors + config.json
+//! (docs/onnx-export.md).
+
+use super::Context;
+use crate::output::{print_json, print_text};
+use ipfs_accelerate::patches::onnx::{export, ExportOptions, ExportSummary};
+use ipfs_accelerate::ModelRef;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Export targets.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportCommand {
+    /// ONNX (opset 17): BERT encoders, GPT-2 and LLaMA decoders with KV cache.
+    Onnx(OnnxArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnnxArgs {
+    /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
+    #[arg(long)]
+    model: String,
+    /// Folder to write model.onnx into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Encoders: add the sentence-transformers pooling and normalisation
+    /// (output `sentence_embedding`).
+    #[arg(long)]
+    pooling: bool,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    model: String,
+    #[serde(flatten)]
+    summary: ExportSummary,
+}
+
+pub fn run(ctx: &Context, cmd: ExportCommand) -> anyhow::Result<()> {
+    let ExportCommand::Onnx(args) = cmd;
+    let model = ModelRef::parse(&args.model)?;
+    let loader = ctx.loader()?;
+    let options = ExportOptions {
+        pooling: args.pooling,
+    };
+    let summary = export(&loader, &model, &args.out, &options)?;
+    if ctx.json {
+        return print_json(&Answer {
+            model: args.model,
+            summary,
+        });
+    }
+    let names = |specs: &[ipfs_accelerate::patches::onnx::TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    print_text(&format!(
+        "{} ({}) -> {} (opset {})\n  inputs:  {}\n  outputs: {}",
+        args.model,
+        summary.model_type,
+        summary.path.display(),
+        summary.opset,
+        names(&summary.inputs),
+        names(&summary.outputs)
+    ))
+}

@@ -1,0 +1,329 @@
+//! BERT-family encoders (`BertModel`, sentence-transformers checkpoints
+//! such as all-MiniLM-L6-v2): `last_hidden_state`, and optionally the
+//! sentence-transformers pooling and normalisation inside the graph.
+
+use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
+use super::layers::{activation, dim_scalar, layer_norm, linear, merge_heads, split_heads};
+use super::proto::{data_type, ModelProto};
+use super::weights::Weights;
+use super::OnnxError;
+use serde::Deserialize;
+
+/// The `config.json` keys the BERT exporter reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    /// Vocabulary rows.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// MLP activation.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Learned positions.
+    pub max_position_embeddings: usize,
+    /// Token type rows.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// Only `absolute` is exported.
+    #[serde(default = "default_position_type")]
+    pub position_embedding_type: String,
+}
+
+fn default_act() -> String {
+    "gelu".to_owned()
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_position_type() -> String {
+    "absolute".to_owned()
+}
+
+/// Sentence-transformers pooling modes the graph can hold, concatenated in
+/// sentence-transformers' order (cls, max, mean, mean_sqrt_len).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct PoolingConfig {
+    /// `[CLS]` token.
+    #[serde(default)]
+    pub pooling_mode_cls_token: bool,
+    /// Max over real tokens.
+    #[serde(default)]
+    pub pooling_mode_max_tokens: bool,
+    /// Mean over real tokens.
+    #[serde(default)]
+    pub pooling_mode_mean_tokens: bool,
+    /// Sum over real tokens / sqrt(length).
+    #[serde(default)]
+    pub pooling_mode_mean_sqrt_len_tokens: bool,
+    /// Not exported.
+    #[serde(default)]
+    pub pooling_mode_weightedmean_tokens: bool,
+    /// Not exported.
+    #[serde(default)]
+    pub pooling_mode_lasttoken: bool,
+}
+
+/// Pooling and normalisation to put in the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentencePooling {
+    /// Modes (none set means mean, as sentence-transformers' default).
+    pub pooling: PoolingConfig,
+    /// L2-normalise (a `Normalize` module).
+    pub normalize: bool,
+}
+
+const BATCH: &str = "batch_size";
+const SEQ: &str = "sequence_length";
+
+/// Builds the encoder graph.
+pub fn build(
+    model: &str,
+    cfg: &BertConfig,
+    w: &Weights,
+    pooling: Option<&SentencePooling>,
+) -> Result<ModelProto, OnnxError> {
+    let unsupported = |reason: String| OnnxError::Unsupported {
+        model: model.to_owned(),
+        reason,
+    };
+    if cfg.position_embedding_type != "absolute" {
+        return Err(unsupported(format!(
+            "position_embedding_type '{}' (only 'absolute' is exported)",
+            cfg.position_embedding_type
+        )));
+    }
+    let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
+    if heads == 0 || !h.is_multiple_of(heads) {
+        return Err(unsupported(format!(
+            "hidden_size {h} is not a multiple of num_attention_heads {heads}"
+        )));
+    }
+    let d = h / heads;
+    // Checkpoints saved from BertModel have no prefix; from BertFor* `bert.`.
+    let p = match w.first_of(&[
+        "embeddings.word_embeddings.weight",
+        "bert.embeddings.word_embeddings.weight",
+    ]) {
+        Some(name) => name.trim_end_matches("embeddings.word_embeddings.weight"),
+        None => {
+            return Err(OnnxError::Weights {
+                model: model.to_owned(),
+                reason: "no embeddings.word_embeddings.weight (with or without 'bert.')".into(),
+            })
+        }
+    };
+    let dyn2 = [Dim::named(BATCH), Dim::named(SEQ)];
+    let mut g = GraphBuilder::new();
+    let ids = g.input("input_ids", data_type::INT64, &dyn2);
+    let mask = g.input("attention_mask", data_type::INT64, &dyn2);
+    let types = g.input("token_type_ids", data_type::INT64, &dyn2);
+
+    g.set_scope("/embeddings");
+    let e = |n: &str| format!("{p}embeddings.{n}");
+    let word = super::layers::weight_as_is(
+        &mut g,
+        w,
+        &e("word_embeddings.weight"),
+        &[cfg.vocab_size, h],
+    )?;
+    let pos = super::layers::weight_as_is(
+        &mut g,
+        w,
+        &e("position_embeddings.weight"),
+        &[cfg.max_position_embeddings, h],
+    )?;
+    let tt = super::layers::weight_as_is(
+        &mut g,
+        w,
+        &e("token_type_embeddings.weight"),
+        &[cfg.type_vocab_size, h],
+    )?;
+    let x = g.op("Gather", &[&word, &ids], vec![attr_int("axis", 0)]);
+    let t = g.op("Gather", &[&tt, &types], vec![attr_int("axis", 0)]);
+    let seq = dim_scalar(&mut g, &ids, 1);
+    let (zero, one) = (g.int(0), g.int(1));
+    let positions = g.op("Range", &[&zero, &seq, &one], vec![]);
+    let pe = g.op("Gather", &[&pos, &positions], vec![attr_int("axis", 0)]);
+    let x = g.op("Add", &[&x, &t], vec![]);
+    let x = g.op("Add", &[&x, &pe], vec![]);
+    let mut x = layer_norm(
+        &mut g,
+        w,
+        &x,
+        (&e("LayerNorm.weight"), &e("LayerNorm.bias")),
+        h,
+        cfg.layer_norm_eps,
+    )?;
+
+    // Additive key mask [b, 1, 1, s]: 0 for real tokens, float32 min for
+    // padding, as transformers' extended attention mask.
+    g.set_scope("/mask");
+    let maskf = g.op("Cast", &[&mask], vec![attr_int("to", 1)]);
+    let onef = g.float(1.0);
+    let inv = g.op("Sub", &[&onef, &maskf], vec![]);
+    let minf = g.float(f32::MIN);
+    let bias = g.op("Mul", &[&inv, &minf], vec![]);
+    let ax12 = g.ints(&[1, 2]);
+    let bias = g.op("Unsqueeze", &[&bias, &ax12], vec![]);
+    let scale = g.float(1.0 / (d as f32).sqrt());
+
+    for i in 0..cfg.num_hidden_layers {
+        let l = |n: &str| format!("{p}encoder.layer.{i}.{n}");
+        g.set_scope(format!("/encoder/layer.{i}/attention"));
+        let q = linear(&mut g, w, &x, &l("attention.self.query"), (h, h), true)?;
+        let k = linear(&mut g, w, &x, &l("attention.self.key"), (h, h), true)?;
+        let v = linear(&mut g, w, &x, &l("attention.self.value"), (h, h), true)?;
+        let q = split_heads(&mut g, &q, heads, d);
+        let k = split_heads(&mut g, &k, heads, d);
+        let v = split_heads(&mut g, &v, heads, d);
+        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+        let scores = g.op("MatMul", &[&q, &kt], vec![]);
+        let scores = g.op("Mul", &[&scores, &scale], vec![]);
+        let scores = g.op("Add", &[&scores, &bias], vec![]);
+        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+        let ctx = g.op("MatMul", &[&probs, &v], vec![]);
+        let ctx = merge_heads(&mut g, &ctx, h);
+        let out = linear(&mut g, w, &ctx, &l("attention.output.dense"), (h, h), true)?;
+        let res = g.op("Add", &[&out, &x], vec![]);
+        let x1 = layer_norm(
+            &mut g,
+            w,
+            &res,
+            (
+                &l("attention.output.LayerNorm.weight"),
+                &l("attention.output.LayerNorm.bias"),
+            ),
+            h,
+            cfg.layer_norm_eps,
+        )?;
+        g.set_scope(format!("/encoder/layer.{i}/mlp"));
+        let inter = cfg.intermediate_size;
+        let up = linear(&mut g, w, &x1, &l("intermediate.dense"), (h, inter), true)?;
+        let act = activation(&mut g, &up, &cfg.hidden_act).map_err(unsupported)?;
+        let down = linear(&mut g, w, &act, &l("output.dense"), (inter, h), true)?;
+        let res = g.op("Add", &[&down, &x1], vec![]);
+        x = layer_norm(
+            &mut g,
+            w,
+            &res,
+            (&l("output.LayerNorm.weight"), &l("output.LayerNorm.bias")),
+            h,
+            cfg.layer_norm_eps,
+        )?;
+    }
+    g.set_scope("");
+    g.output(
+        &x,
+        "last_hidden_state",
+        data_type::FLOAT,
+        &[Dim::named(BATCH), Dim::named(SEQ), Dim::Fixed(h as i64)],
+    );
+    if let Some(pooling) = pooling {
+        g.set_scope("/pooling");
+        let (pooled, width) = pool(&mut g, &x, &maskf, h, &pooling.pooling).map_err(unsupported)?;
+        let out = if pooling.normalize {
+            l2_normalize(&mut g, &pooled)
+        } else {
+            pooled
+        };
+        g.set_scope("");
+        g.output(
+            &out,
+            "sentence_embedding",
+            data_type::FLOAT,
+            &[Dim::named(BATCH), Dim::Fixed(width as i64)],
+        );
+    }
+    Ok(g.finish(
+        "bert",
+        "BERT encoder exported from safetensors by ipfs-accelerate",
+    ))
+}
+
+/// The pooled `[b, h * modes]` and its width.
+fn pool(
+    g: &mut GraphBuilder,
+    hidden: &str,
+    maskf: &str,
+    h: usize,
+    cfg: &PoolingConfig,
+) -> Result<(String, usize), String> {
+    if cfg.pooling_mode_weightedmean_tokens || cfg.pooling_mode_lasttoken {
+        return Err("pooling modes weightedmean and lasttoken are not exported".to_owned());
+    }
+    let mean_default = !(cfg.pooling_mode_cls_token
+        || cfg.pooling_mode_max_tokens
+        || cfg.pooling_mode_mean_tokens
+        || cfg.pooling_mode_mean_sqrt_len_tokens);
+    let ax_last = g.ints(&[-1]);
+    let ax1 = g.ints(&[1]);
+    let m3 = g.op("Unsqueeze", &[maskf, &ax_last], vec![]); // [b, s, 1]
+    let mut parts = Vec::new();
+    if cfg.pooling_mode_cls_token {
+        let zero = g.int(0);
+        parts.push(g.op("Gather", &[hidden, &zero], vec![attr_int("axis", 1)]));
+    }
+    if cfg.pooling_mode_max_tokens {
+        // Padded positions must never win the max.
+        let one = g.float(1.0);
+        let inv = g.op("Sub", &[&one, &m3], vec![]);
+        let big = g.float(-1e9);
+        let penalty = g.op("Mul", &[&inv, &big], vec![]);
+        let masked = g.op("Add", &[hidden, &penalty], vec![]);
+        parts.push(g.op(
+            "ReduceMax",
+            &[&masked],
+            vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
+        ));
+    }
+    if cfg.pooling_mode_mean_tokens || cfg.pooling_mode_mean_sqrt_len_tokens || mean_default {
+        let weighted = g.op("Mul", &[hidden, &m3], vec![]);
+        let summed = g.op(
+            "ReduceSum",
+            &[&weighted, &ax1],
+            vec![attr_int("keepdims", 0)],
+        );
+        let len = g.op("ReduceSum", &[&m3, &ax1], vec![attr_int("keepdims", 0)]); // [b, 1]
+        let tiny = g.float(1e-9);
+        let len = g.op("Max", &[&len, &tiny], vec![]);
+        if cfg.pooling_mode_mean_tokens || mean_default {
+            parts.push(g.op("Div", &[&summed, &len], vec![]));
+        }
+        if cfg.pooling_mode_mean_sqrt_len_tokens {
+            let root = g.op("Sqrt", &[&len], vec![]);
+            parts.push(g.op("Div", &[&summed, &root], vec![]));
+        }
+    }
+    let width = h * parts.len();
+    let out = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        g.op("Concat", &refs, vec![attr_int("axis", 1)])
+    };
+    Ok((out, width))
+}
+
+/// Rows divided by `max(||x||, 1e-12)`, as `torch.nn.functional.normalize`.
+fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
+    let norm = g.op(
+        "ReduceL2",
+        &[x],
+        vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)],
+    );
+    let eps = g.float(1e-12);
+    let norm = g.op("Max", &[&norm, &eps], vec![]);
+    g.op("Div", &[x, &norm], vec![])
+}

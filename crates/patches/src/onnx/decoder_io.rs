@@ -1,0 +1,89 @@
+//! The inputs and outputs every exported decoder shares, named as optimum
+//! names them: `input_ids`, `attention_mask`, `position_ids`,
+//! `past_key_values.{i}.key/value` in, `logits` and `present.{i}.key/value`
+//! out, with dynamic `batch_size`, `sequence_length` and
+//! `past_sequence_length` axes.
+
+use super::builder::{Dim, GraphBuilder};
+use super::proto::data_type;
+
+/// Batch axis name.
+pub const BATCH: &str = "batch_size";
+/// New-token axis name.
+pub const SEQ: &str = "sequence_length";
+/// Cached-token axis name.
+pub const PAST: &str = "past_sequence_length";
+/// Past plus new tokens.
+pub const TOTAL: &str = "past_sequence_length + sequence_length";
+
+/// Names of the graph inputs of a decoder.
+#[derive(Debug)]
+pub struct DecoderInputs {
+    /// `[batch, seq]` int64.
+    pub input_ids: String,
+    /// `[batch, past + seq]` int64.
+    pub attention_mask: String,
+    /// `[batch, seq]` int64.
+    pub position_ids: String,
+    /// `(key, value)` per layer, `[batch, kv_heads, past, head_dim]`.
+    pub past: Vec<(String, String)>,
+}
+
+/// Declares the inputs.
+pub fn inputs(g: &mut GraphBuilder, layers: usize, kv_heads: usize, d: usize) -> DecoderInputs {
+    let dyn2 = [Dim::named(BATCH), Dim::named(SEQ)];
+    let input_ids = g.input("input_ids", data_type::INT64, &dyn2);
+    let attention_mask = g.input(
+        "attention_mask",
+        data_type::INT64,
+        &[Dim::named(BATCH), Dim::named(TOTAL)],
+    );
+    let position_ids = g.input("position_ids", data_type::INT64, &dyn2);
+    let kv = kv_dims(kv_heads, d, PAST);
+    let past = (0..layers)
+        .map(|i| {
+            (
+                g.input(&format!("past_key_values.{i}.key"), data_type::FLOAT, &kv),
+                g.input(&format!("past_key_values.{i}.value"), data_type::FLOAT, &kv),
+            )
+        })
+        .collect();
+    DecoderInputs {
+        input_ids,
+        attention_mask,
+        position_ids,
+        past,
+    }
+}
+
+fn kv_dims(kv_heads: usize, d: usize, len: &str) -> [Dim; 4] {
+    [
+        Dim::named(BATCH),
+        Dim::Fixed(kv_heads as i64),
+        Dim::named(len),
+        Dim::Fixed(d as i64),
+    ]
+}
+
+/// Declares `logits` and the `present.*` outputs.
+pub fn outputs(
+    g: &mut GraphBuilder,
+    logits: &str,
+    vocab: usize,
+    present: &[(String, String)],
+    kv_heads: usize,
+    d: usize,
+) {
+    g.set_scope("");
+    g.output(
+        logits,
+        "logits",
+        data_type::FLOAT,
+        &[Dim::named(BATCH), Dim::named(SEQ), Dim::Fixed(vocab as i64)],
+    );
+    let kv = kv_dims(kv_heads, d, TOTAL);
+    for (i, (k, v)) in present.iter().enumerate() {
+        g.output(k, &format!("present.{i}.key"), data_type::FLOAT, &kv);
+        g.output(v, &format!("present.{i}.value"), data_type::FLOAT, &kv);
+    }
+}

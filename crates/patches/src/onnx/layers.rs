@@ -1,0 +1,193 @@
+//! Building blocks shared by the exported architectures: linear layers,
+//! norms, activations, head reshapes, all in plain opset-17 ops.
+
+use super::builder::{attr_float, attr_int, attr_ints, GraphBuilder};
+use super::weights::Weights;
+use super::OnnxError;
+
+/// `x @ W^T + b` of a `torch.nn.Linear` (`{prefix}.weight` `[out, in]`),
+/// with the weight stored transposed so it is one `MatMul`.
+pub fn linear(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    prefix: &str,
+    (inp, out): (usize, usize),
+    bias: bool,
+) -> Result<String, OnnxError> {
+    let weight = w.get_transposed(&format!("{prefix}.weight"), out, inp)?;
+    let weight = g.weight(&format!("{prefix}.weight.T"), &[inp, out], &weight);
+    let y = g.op("MatMul", &[x, &weight], vec![]);
+    if !bias {
+        return Ok(y);
+    }
+    let b = weight_as_is(g, w, &format!("{prefix}.bias"), &[out])?;
+    Ok(g.op("Add", &[&y, &b], vec![]))
+}
+
+/// GPT-2's `Conv1D` (`{prefix}.weight` already `[in, out]`) plus bias.
+pub fn conv1d(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    prefix: &str,
+    (inp, out): (usize, usize),
+) -> Result<String, OnnxError> {
+    let weight = weight_as_is(g, w, &format!("{prefix}.weight"), &[inp, out])?;
+    let b = weight_as_is(g, w, &format!("{prefix}.bias"), &[out])?;
+    let y = g.op("MatMul", &[x, &weight], vec![]);
+    Ok(g.op("Add", &[&y, &b], vec![]))
+}
+
+/// A checkpoint tensor as an initializer of the same name and shape.
+pub fn weight_as_is(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    name: &str,
+    shape: &[usize],
+) -> Result<String, OnnxError> {
+    let data = w.get(name, shape)?;
+    Ok(g.weight(name, shape, &data))
+}
+
+/// `torch.nn.LayerNorm` over the last axis (`{prefix}.weight` / `.bias`).
+pub fn layer_norm(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    (weight, bias): (&str, &str),
+    hidden: usize,
+    eps: f64,
+) -> Result<String, OnnxError> {
+    let scale = weight_as_is(g, w, weight, &[hidden])?;
+    let b = weight_as_is(g, w, bias, &[hidden])?;
+    Ok(g.op(
+        "LayerNormalization",
+        &[x, &scale, &b],
+        vec![attr_int("axis", -1), attr_float("epsilon", eps as f32)],
+    ))
+}
+
+/// LLaMA's RMSNorm: `w * x / sqrt(mean(x²) + eps)`, as `LlamaRMSNorm`
+/// computes it (float32 throughout).
+pub fn rms_norm(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    weight: &str,
+    hidden: usize,
+    eps: f64,
+) -> Result<String, OnnxError> {
+    let scale = weight_as_is(g, w, weight, &[hidden])?;
+    let sq = g.op("Mul", &[x, x], vec![]);
+    let mean = g.op(
+        "ReduceMean",
+        &[&sq],
+        vec![attr_ints("axes", &[-1]), attr_int("keepdims", 1)],
+    );
+    let eps = g.float(eps as f32);
+    let var = g.op("Add", &[&mean, &eps], vec![]);
+    let rms = g.op("Sqrt", &[&var], vec![]);
+    let normed = g.op("Div", &[x, &rms], vec![]);
+    Ok(g.op("Mul", &[&scale, &normed], vec![]))
+}
+
+/// The activations `transformers` names in configs (`ACT2FN`). Opset 17 has
+/// no `Gelu` op, so GELU is written with `Erf` / `Tanh`.
+pub fn activation(g: &mut GraphBuilder, x: &str, name: &str) -> Result<String, String> {
+    Ok(match name {
+        "gelu" => {
+            // x * 0.5 * (1 + erf(x / sqrt(2)))
+            let sqrt2 = g.float(std::f32::consts::SQRT_2);
+            let scaled = g.op("Div", &[x, &sqrt2], vec![]);
+            let erf = g.op("Erf", &[&scaled], vec![]);
+            let one = g.float(1.0);
+            let plus = g.op("Add", &[&erf, &one], vec![]);
+            let half = g.float(0.5);
+            let xh = g.op("Mul", &[x, &half], vec![]);
+            g.op("Mul", &[&xh, &plus], vec![])
+        }
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => {
+            // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+            let three = g.float(3.0);
+            let cube = g.op("Pow", &[x, &three], vec![]);
+            let c = g.float(0.044715);
+            let term = g.op("Mul", &[&cube, &c], vec![]);
+            let inner = g.op("Add", &[x, &term], vec![]);
+            let k = g.float((2.0 / std::f64::consts::PI).sqrt() as f32);
+            let scaled = g.op("Mul", &[&inner, &k], vec![]);
+            let tanh = g.op("Tanh", &[&scaled], vec![]);
+            let one = g.float(1.0);
+            let plus = g.op("Add", &[&tanh, &one], vec![]);
+            let half = g.float(0.5);
+            let xh = g.op("Mul", &[x, &half], vec![]);
+            g.op("Mul", &[&xh, &plus], vec![])
+        }
+        "quick_gelu" => {
+            let k = g.float(1.702);
+            let scaled = g.op("Mul", &[x, &k], vec![]);
+            let sig = g.op("Sigmoid", &[&scaled], vec![]);
+            g.op("Mul", &[x, &sig], vec![])
+        }
+        "silu" | "swish" => {
+            let sig = g.op("Sigmoid", &[x], vec![]);
+            g.op("Mul", &[x, &sig], vec![])
+        }
+        "relu" => g.op("Relu", &[x], vec![]),
+        "tanh" => g.op("Tanh", &[x], vec![]),
+        other => return Err(format!("activation '{other}' is not exported")),
+    })
+}
+
+/// `[b, s, heads * d]` -> `[b, heads, s, d]`.
+pub fn split_heads(g: &mut GraphBuilder, x: &str, heads: usize, d: usize) -> String {
+    let shape = g.ints(&[0, 0, heads as i64, d as i64]);
+    let r = g.op("Reshape", &[x, &shape], vec![]);
+    g.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1, 3])])
+}
+
+/// `[b, heads, s, d]` -> `[b, s, heads * d]`.
+pub fn merge_heads(g: &mut GraphBuilder, x: &str, width: usize) -> String {
+    let t = g.op("Transpose", &[x], vec![attr_ints("perm", &[0, 2, 1, 3])]);
+    let shape = g.ints(&[0, 0, width as i64]);
+    g.op("Reshape", &[&t, &shape], vec![])
+}
+
+/// The size of axis `axis` of `x` as a 0-D int64.
+pub fn dim_scalar(g: &mut GraphBuilder, x: &str, axis: i64) -> String {
+    let shape = g.op(
+        "Shape",
+        &[x],
+        vec![attr_int("start", axis), attr_int("end", axis + 1)],
+    );
+    let zero = g.ints(&[0]);
+    g.op("Squeeze", &[&shape, &zero], vec![])
+}
+
+/// The additive attention bias `[b, 1, s, past + s]` of a causal decoder:
+/// 0 where query `i` (absolute position `past + i`) may see key `j`
+/// (`j <= past + i` and `attention_mask[b, j] == 1`), the float32 minimum
+/// elsewhere, as `transformers` builds it.
+pub fn causal_bias(g: &mut GraphBuilder, attention_mask: &str, past: &str, seq: &str) -> String {
+    let total = g.op("Add", &[past, seq], vec![]);
+    let zero = g.int(0);
+    let one = g.int(1);
+    let q_pos = g.op("Range", &[past, &total, &one], vec![]);
+    let k_pos = g.op("Range", &[&zero, &total, &one], vec![]);
+    let ax1 = g.ints(&[1]);
+    let ax0 = g.ints(&[0]);
+    let q_col = g.op("Unsqueeze", &[&q_pos, &ax1], vec![]); // [s, 1]
+    let k_row = g.op("Unsqueeze", &[&k_pos, &ax0], vec![]); // [1, T]
+    let causal = g.op("LessOrEqual", &[&k_row, &q_col], vec![]); // [s, T]
+    let keep = g.op(
+        "Cast",
+        &[attention_mask],
+        vec![attr_int("to", i64::from(super::proto::data_type::BOOL))],
+    );
+    let ax12 = g.ints(&[1, 2]);
+    let keep = g.op("Unsqueeze", &[&keep, &ax12], vec![]); // [b, 1, 1, T]
+    let allowed = g.op("And", &[&causal, &keep], vec![]); // [b, 1, s, T]
+    let open = g.float(0.0);
+    let closed = g.float(f32::MIN);
+    g.op("Where", &[&allowed, &open, &closed], vec![])
+}
