@@ -24,6 +24,14 @@ pub struct PatchInfo {
     pub source: String,
 }
 
+/// Class-name prefix -> `model_type`, for the model types patches name.
+const ARCHITECTURE_PREFIXES: &[(&str, &str)] = &[
+    ("Bert", "bert"),
+    ("GPT2", "gpt2"),
+    ("Llama", "llama"),
+    ("OPT", "opt"),
+];
+
 /// What patches may look at besides their target: the model's `config.json`
 /// (`model_type`, ...) and the versions their gates compare.
 #[derive(Debug, Clone, Default)]
@@ -44,9 +52,20 @@ impl PatchContext {
         }
     }
 
-    /// The config's `model_type`.
+    /// The config's `model_type`; for configs that predate the key (saved
+    /// before transformers 3), guessed from `architectures` like
+    /// `BertForMaskedLM`.
     pub fn model_type(&self) -> Option<&str> {
-        self.config.get("model_type").and_then(Value::as_str)
+        if let Some(model_type) = self.config.get("model_type").and_then(Value::as_str) {
+            return Some(model_type);
+        }
+        let architectures = self.config.get("architectures").and_then(Value::as_array)?;
+        architectures.iter().filter_map(Value::as_str).find_map(|a| {
+            ARCHITECTURE_PREFIXES
+                .iter()
+                .find(|(prefix, _)| a.starts_with(prefix))
+                .map(|(_, model_type)| *model_type)
+        })
     }
 }
 

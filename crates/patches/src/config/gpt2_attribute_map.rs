@@ -48,8 +48,8 @@ impl Patch<Value> for Gpt2AttributeMap {
         &self.info
     }
 
-    fn matches(&self, config: &Value, _: &PatchContext) -> bool {
-        config.get("model_type").and_then(Value::as_str) == Some("gpt2")
+    fn matches(&self, config: &Value, ctx: &PatchContext) -> bool {
+        ctx.model_type() == Some("gpt2")
             && ATTRIBUTE_MAP
                 .iter()
                 .any(|(generic, _)| config.get(generic).is_some())
