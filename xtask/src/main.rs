@@ -16,7 +16,6 @@ mod bench_storage;
 mod ci;
 mod cuda_toolkit;
 mod demo;
-mod file_patch;
 mod ipfs_node;
 mod models;
 mod process;

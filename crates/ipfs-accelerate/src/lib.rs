@@ -21,6 +21,7 @@ mod status;
 pub use ipfs_accelerate_backends as backends;
 pub use ipfs_accelerate_gating as gating;
 pub use ipfs_accelerate_loader as loader;
+pub use ipfs_accelerate_patches as patches;
 pub use ipfs_accelerate_skills as skills;
 pub use ipfs_accelerate_storage as storage;
 
