@@ -88,7 +88,10 @@ fn tf_era_bert_loads_with_patches_and_fails_without() {
         |c| {
             let map = c.as_object_mut().unwrap();
             map.remove("model_type");
-            map.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
+            map.insert(
+                "architectures".into(),
+                serde_json::json!(["BertForMaskedLM"]),
+            );
             map.insert("transformers_version".into(), "2.11.0".into());
             let dtype = map.remove("dtype").unwrap();
             map.insert("torch_dtype".into(), dtype);
@@ -103,7 +106,8 @@ fn tf_era_bert_loads_with_patches_and_fails_without() {
         .map(|t| t.as_str().unwrap())
         .collect();
 
-    let embedder = TextEmbedder::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
+    let embedder =
+        TextEmbedder::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
     let got = embedder.embed(&texts).unwrap();
     for (g, e) in got.iter().zip(reference_rows(&r["outputs"]["embeddings"])) {
         assert!(cosine(g, &e) >= 0.99999);
@@ -117,8 +121,14 @@ fn tf_era_bert_loads_with_patches_and_fails_without() {
     assert!(diff.contains("+  \"dtype\": \"float32\""), "{diff}");
     let diff =
         std::fs::read_to_string(dump.join("001-checkpoint.layer_norm_gamma_beta.diff")).unwrap();
-    assert!(diff.contains("-bert.embeddings.LayerNorm.gamma [32]"), "{diff}");
-    assert!(diff.contains("+bert.embeddings.LayerNorm.weight [32]"), "{diff}");
+    assert!(
+        diff.contains("-bert.embeddings.LayerNorm.gamma [32]"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+bert.embeddings.LayerNorm.weight [32]"),
+        "{diff}"
+    );
     let diff =
         std::fs::read_to_string(dump.join("002-checkpoint.bert.strip_bert_prefix.diff")).unwrap();
     assert!(diff.contains("+embeddings.LayerNorm.weight [32]"), "{diff}");
@@ -135,7 +145,10 @@ fn greedy_ids(generator: &TextGenerator, prompt: &str, n: usize) -> Vec<u32> {
         max_new_tokens: n,
         ..GenerateOptions::default()
     };
-    generator.generate(prompt, &options, &mut |_| {}).unwrap().token_ids
+    generator
+        .generate(prompt, &options, &mut |_| {})
+        .unwrap()
+        .token_ids
 }
 
 fn reference_ids(name: &str) -> (String, Vec<u32>, usize) {
@@ -165,7 +178,10 @@ fn old_llama_base_checkpoint_loads_with_patches_and_fails_without() {
     let inv_freq: Vec<f32> = (0..head_dim / 2)
         .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32))
         .collect();
-    let extra: Vec<(&str, Vec<f32>)> = names.iter().map(|n| (n.as_str(), inv_freq.clone())).collect();
+    let extra: Vec<(&str, Vec<f32>)> = names
+        .iter()
+        .map(|n| (n.as_str(), inv_freq.clone()))
+        .collect();
     legacy_copy(
         "llama",
         &dir,
@@ -177,15 +193,26 @@ fn old_llama_base_checkpoint_loads_with_patches_and_fails_without() {
     );
     let model = model_ref(&dir);
     let (prompt, expected, n) = reference_ids("llama");
-    let generator = TextGenerator::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
+    let generator =
+        TextGenerator::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
     assert_eq!(greedy_ids(&generator, &prompt, n), expected);
     let dumped: Vec<String> = std::fs::read_dir(home.path().join("dump"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".diff"))
         .collect();
-    assert!(dumped.iter().any(|n| n.contains("checkpoint.llama.add_model_prefix")), "{dumped:?}");
-    assert!(dumped.iter().any(|n| n.contains("checkpoint.rotary_emb_inv_freq")), "{dumped:?}");
+    assert!(
+        dumped
+            .iter()
+            .any(|n| n.contains("checkpoint.llama.add_model_prefix")),
+        "{dumped:?}"
+    );
+    assert!(
+        dumped
+            .iter()
+            .any(|n| n.contains("checkpoint.rotary_emb_inv_freq")),
+        "{dumped:?}"
+    );
 
     let err = TextGenerator::load(&loader(home.path(), Some(false)), &model, BackendKind::Cpu)
         .unwrap_err()
@@ -212,10 +239,14 @@ fn gpt2_config_with_generic_names_loads_with_patches_and_fails_without() {
     });
     let model = model_ref(&dir);
     let (prompt, expected, n) = reference_ids("gpt2");
-    let generator = TextGenerator::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
+    let generator =
+        TextGenerator::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
     assert_eq!(greedy_ids(&generator, &prompt, n), expected);
     let err = TextGenerator::load(&loader(home.path(), Some(false)), &model, BackendKind::Cpu)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("n_positions") || err.contains("n_embd"), "{err}");
+    assert!(
+        err.contains("n_positions") || err.contains("n_embd"),
+        "{err}"
+    );
 }

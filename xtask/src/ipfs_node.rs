@@ -5,9 +5,9 @@
 //! free 127.0.0.1 port, a fresh repo each start. The API URL is written to
 //! `target/ipfs-node/api`, where the tests look for it.
 
-use ipfs_accelerate_patches::file::{js_ipfs_add_size, FilePatch, FileState};
 use crate::process::sh;
 use anyhow::{bail, Context};
+use ipfs_accelerate_patches::file::{js_ipfs_add_size, FilePatch, FileState};
 use ipfs_accelerate_tests::ipfs_node::{self, Daemon, IPFS_PACKAGE};
 use std::path::{Path, PathBuf};
 use std::process::Command;

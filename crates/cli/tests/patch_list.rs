@@ -33,13 +33,19 @@ fn rows(answer: &serde_json::Value) -> Vec<(String, bool)> {
             for key in ["name", "kind", "target", "gate"] {
                 assert!(p[key].is_string(), "{key} in {p}");
             }
-            (p["name"].as_str().unwrap().to_owned(), p["applies"].as_bool().unwrap())
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["applies"].as_bool().unwrap(),
+            )
         })
         .collect()
 }
 
 fn applies(rows: &[(String, bool)], name: &str) -> bool {
-    rows.iter().find(|(n, _)| n == name).map(|(_, a)| *a).unwrap()
+    rows.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, a)| *a)
+        .unwrap()
 }
 
 #[test]
@@ -52,7 +58,12 @@ fn lists_every_kind_and_evaluates_a_model() {
         .iter()
         .map(|p| p["kind"].as_str().unwrap())
         .collect();
-    for kind in ["runtime_fix", "model_rewrite", "cache_serialization", "file_patch"] {
+    for kind in [
+        "runtime_fix",
+        "model_rewrite",
+        "cache_serialization",
+        "file_patch",
+    ] {
         assert!(kinds.contains(&kind), "{kind}: {kinds:?}");
     }
     let all = rows(&all);
@@ -62,7 +73,9 @@ fn lists_every_kind_and_evaluates_a_model() {
     let dir = home.path().join("gpt2-generic");
     gpt2_generic_names(&dir);
     let model = dir.to_str().unwrap();
-    let answer = json_ok(&run(cli(home.path()).args(["patch", "list", "--json", "--model", model])));
+    let answer = json_ok(&run(
+        cli(home.path()).args(["patch", "list", "--json", "--model", model])
+    ));
     assert_eq!(answer["model"], model);
     let for_model = rows(&answer);
     assert!(applies(&for_model, "config.gpt2_attribute_map"));
@@ -75,7 +88,11 @@ fn lists_every_kind_and_evaluates_a_model() {
     assert!(!applies(&rows(&off), "config.gpt2_attribute_map"));
 
     let err = one_line_failure(&run(cli(home.path()).args([
-        "patch", "list", "--json", "--model", "/nonexistent/model",
+        "patch",
+        "list",
+        "--json",
+        "--model",
+        "/nonexistent/model",
     ])));
     assert!(err.contains("/nonexistent/model"), "{err}");
 }

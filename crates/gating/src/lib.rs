@@ -128,7 +128,9 @@ impl Gate {
         }
         // Only the explicit variable turns patches off: CI still needs them.
         if patch_disabled {
-            reasons.push(format!("patches=false: {TRANSFORMERS_PATCH_DISABLE} is set"));
+            reasons.push(format!(
+                "patches=false: {TRANSFORMERS_PATCH_DISABLE} is set"
+            ));
         }
 
         Gate {

@@ -37,7 +37,11 @@ pub struct ModelView {
 /// - KV-cache layouts: registered (usable now);
 /// - file patches: their target exists, is the version they were written
 ///   for, and holds the original text (applying would change it).
-pub fn catalog(model: Option<&ModelView>, enabled: bool, ipfs_node_dir: &Path) -> Vec<CatalogEntry> {
+pub fn catalog(
+    model: Option<&ModelView>,
+    enabled: bool,
+    ipfs_node_dir: &Path,
+) -> Vec<CatalogEntry> {
     let mut rows = Vec::new();
     let mut config_value = model.map(|m| m.config.clone()).unwrap_or(Value::Null);
     let ctx = PatchContext::from_config(&config_value);
@@ -102,16 +106,26 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(gate("config.torch_dtype_to_dtype"), "transformers < 4.56");
-        assert_eq!(gate("checkpoint.rotary_emb_inv_freq"), "transformers < 4.31");
+        assert_eq!(
+            gate("checkpoint.rotary_emb_inv_freq"),
+            "transformers < 4.31"
+        );
         assert_eq!(gate("file.js-ipfs_add_Size_as_string"), "package == 0.15.1");
         let mut names: Vec<&str> = rows.iter().map(|r| r.info.name.as_str()).collect();
         names.dedup();
         assert_eq!(names.len(), rows.len(), "names are unique");
         // Without a model every config/checkpoint patch is on; the file
         // patch's target is not there.
-        assert!(rows.iter().filter(|r| r.info.kind != PatchKind::FilePatch).all(|r| r.applies));
-        assert!(!rows.iter().any(|r| r.info.kind == PatchKind::FilePatch && r.applies));
-        assert!(catalog(None, false, Path::new("/x")).iter().any(|r| !r.applies));
+        assert!(rows
+            .iter()
+            .filter(|r| r.info.kind != PatchKind::FilePatch)
+            .all(|r| r.applies));
+        assert!(!rows
+            .iter()
+            .any(|r| r.info.kind == PatchKind::FilePatch && r.applies));
+        assert!(catalog(None, false, Path::new("/x"))
+            .iter()
+            .any(|r| !r.applies));
     }
 
     #[test]

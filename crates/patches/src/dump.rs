@@ -49,7 +49,13 @@ impl RewriteDump {
             .count();
         let stem: String = patch
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let base = format!("{seq:03}-{stem}");
         let files = DumpFiles {

@@ -193,7 +193,9 @@ impl Versions {
         if let Some(text) = config.get("transformers_version").and_then(|v| v.as_str()) {
             match Version::parse(text) {
                 Ok(v) => versions = versions.with(TRANSFORMERS, v),
-                Err(e) => tracing::warn!("config.json: {e}; version gates on transformers see it as unknown"),
+                Err(e) => tracing::warn!(
+                    "config.json: {e}; version gates on transformers see it as unknown"
+                ),
             }
         }
         versions
@@ -233,12 +235,21 @@ mod tests {
         assert_eq!(range.evaluate(&opset("12")), GateOutcome::Fail);
 
         assert_eq!(VersionGate::parse("any").unwrap(), VersionGate::any());
-        assert_eq!(VersionGate::any().evaluate(&Versions::new()), GateOutcome::Pass);
+        assert_eq!(
+            VersionGate::any().evaluate(&Versions::new()),
+            GateOutcome::Pass
+        );
     }
 
     #[test]
     fn refuses_malformed_gates() {
-        for bad in ["transformers", "< 4.31", "transformers ~ 4", "a b < 1", "x < y"] {
+        for bad in [
+            "transformers",
+            "< 4.31",
+            "transformers ~ 4",
+            "a b < 1",
+            "x < y",
+        ] {
             assert!(VersionGate::parse(bad).is_err(), "{bad}");
         }
     }
@@ -248,6 +259,8 @@ mod tests {
         let config = serde_json::json!({"transformers_version": "4.30.0.dev0"});
         let versions = Versions::from_config(&config);
         assert_eq!(versions.get(TRANSFORMERS).unwrap().as_str(), "4.30.0.dev0");
-        assert!(Versions::from_config(&serde_json::json!({})).get(TRANSFORMERS).is_none());
+        assert!(Versions::from_config(&serde_json::json!({}))
+            .get(TRANSFORMERS)
+            .is_none());
     }
 }

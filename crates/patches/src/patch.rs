@@ -60,12 +60,15 @@ impl PatchContext {
             return Some(model_type);
         }
         let architectures = self.config.get("architectures").and_then(Value::as_array)?;
-        architectures.iter().filter_map(Value::as_str).find_map(|a| {
-            ARCHITECTURE_PREFIXES
-                .iter()
-                .find(|(prefix, _)| a.starts_with(prefix))
-                .map(|(_, model_type)| *model_type)
-        })
+        architectures
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|a| {
+                ARCHITECTURE_PREFIXES
+                    .iter()
+                    .find(|(prefix, _)| a.starts_with(prefix))
+                    .map(|(_, model_type)| *model_type)
+            })
     }
 }
 

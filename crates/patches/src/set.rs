@@ -56,16 +56,12 @@ impl<T: Target> PatchSetBuilder<T> {
     /// The set.
     pub fn build(self) -> PatchSet<T> {
         let kinds = self.kinds;
-        let selected = |p: &Box<dyn Patch<T>>| {
-            kinds
-                .as_ref()
-                .is_none_or(|kinds| kinds.contains(&p.info().kind))
-        };
+        let selected = |kind: PatchKind| kinds.as_ref().is_none_or(|k| k.contains(&kind));
         let patches = if self.enabled {
             self.patches
                 .into_iter()
                 .chain(self.custom)
-                .filter(selected)
+                .filter(|p| selected(p.info().kind))
                 .collect()
         } else {
             Vec::new()

@@ -128,11 +128,17 @@ mod tests {
     #[test]
     fn json_pointers_edit_nested_objects() {
         let mut v = json!({"rope_scaling": {"type": "linear"}, "a/b": 1});
-        assert_eq!(Target::get(&v, "/rope_scaling/type"), Some(&json!("linear")));
+        assert_eq!(
+            Target::get(&v, "/rope_scaling/type"),
+            Some(&json!("linear"))
+        );
         assert_eq!(Target::get(&v, &pointer(&["a/b"])), Some(&json!(1)));
         Target::insert(&mut v, "/rope_scaling/rope_type", json!("linear")).unwrap();
         assert_eq!(v["rope_scaling"]["rope_type"], "linear");
-        assert_eq!(Target::remove(&mut v, "/rope_scaling/type"), Some(json!("linear")));
+        assert_eq!(
+            Target::remove(&mut v, "/rope_scaling/type"),
+            Some(json!("linear"))
+        );
         assert!(Target::insert(&mut v, "/missing/x", json!(1)).is_err());
         assert!(Target::insert(&mut v, "no-slash", json!(1)).is_err());
     }

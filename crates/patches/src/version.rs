@@ -36,9 +36,8 @@ impl Version {
             .split('.')
             .map(|part| part.parse::<u64>().map_err(|_| err("empty component")))
             .collect::<Result<Vec<_>, _>>()?;
-        let stage = parse_stage(suffix).ok_or_else(|| {
-            err("unknown suffix (expected devN, aN, bN, rcN or postN)")
-        })?;
+        let stage = parse_stage(suffix)
+            .ok_or_else(|| err("unknown suffix (expected devN, aN, bN, rcN or postN)"))?;
         Ok(Self {
             release,
             stage,

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 type Shapes = HashMap<String, Vec<usize>>;
 
 fn shapes(names: &[(&str, &[usize])]) -> Shapes {
-    names.iter().map(|(n, s)| ((*n).to_owned(), s.to_vec())).collect()
+    names
+        .iter()
+        .map(|(n, s)| ((*n).to_owned(), s.to_vec()))
+        .collect()
 }
 
 fn apply(tensors: &mut Shapes, config: serde_json::Value) -> Vec<String> {
@@ -40,7 +43,10 @@ fn gamma_beta_become_weight_bias_and_undo_restores() {
         let applied = set.apply(&mut t, &ctx).unwrap();
         assert_eq!(
             applied.names(),
-            ["checkpoint.layer_norm_gamma_beta", "checkpoint.bert.strip_bert_prefix"]
+            [
+                "checkpoint.layer_norm_gamma_beta",
+                "checkpoint.bert.strip_bert_prefix"
+            ]
         );
         assert_eq!(
             sorted(applied.target()),
@@ -63,7 +69,10 @@ fn llama_base_checkpoints_get_the_model_prefix() {
         ("norm.weight", &[8]),
         ("lm_head.weight", &[10, 8]),
     ]);
-    let applied = apply(&mut t, json!({"model_type": "llama", "transformers_version": "4.57.6"}));
+    let applied = apply(
+        &mut t,
+        json!({"model_type": "llama", "transformers_version": "4.57.6"}),
+    );
     assert_eq!(applied, ["checkpoint.llama.add_model_prefix"]);
     assert_eq!(
         sorted(&t),
@@ -88,12 +97,19 @@ fn inv_freq_is_dropped_only_for_old_checkpoints() {
         ("model.embed_tokens.weight", &[10, 8]),
     ]);
     let mut t = old.clone();
-    let applied = apply(&mut t, json!({"model_type": "llama", "transformers_version": "4.30.0.dev0"}));
+    let applied = apply(
+        &mut t,
+        json!({"model_type": "llama", "transformers_version": "4.30.0.dev0"}),
+    );
     assert_eq!(applied, ["checkpoint.rotary_emb_inv_freq"]);
     assert_eq!(sorted(&t), ["model.embed_tokens.weight"]);
 
     let mut t = old.clone();
-    assert!(apply(&mut t, json!({"model_type": "llama", "transformers_version": "4.31.0"})).is_empty());
+    assert!(apply(
+        &mut t,
+        json!({"model_type": "llama", "transformers_version": "4.31.0"})
+    )
+    .is_empty());
     assert_eq!(t, old);
 
     // Unknown version: the buffers themselves decide.
@@ -107,10 +123,7 @@ fn inv_freq_is_dropped_only_for_old_checkpoints() {
 
 #[test]
 fn never_overwrites_an_existing_tensor() {
-    let mut t = shapes(&[
-        ("a.LayerNorm.gamma", &[4]),
-        ("a.LayerNorm.weight", &[4]),
-    ]);
+    let mut t = shapes(&[("a.LayerNorm.gamma", &[4]), ("a.LayerNorm.weight", &[4])]);
     assert!(apply(&mut t, json!({})).is_empty());
     assert_eq!(t.len(), 2);
 }

@@ -10,7 +10,10 @@ fn t(v: f32) -> F32Tensor {
 
 #[test]
 fn dynamic_cache_round_trips_through_names() {
-    let layout = CacheRegistry::with_builtin().get("DynamicCache").cloned().unwrap();
+    let layout = CacheRegistry::with_builtin()
+        .get("DynamicCache")
+        .cloned()
+        .unwrap();
     let pairs = vec![(t(0.0), t(1.0)), (t(2.0), t(3.0))];
     let named = layout.flatten_pairs(CacheIo::Past, pairs.clone()).unwrap();
     let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
@@ -27,26 +30,45 @@ fn dynamic_cache_round_trips_through_names() {
     // Order of the named tensors does not matter.
     let mut shuffled = named;
     shuffled.reverse();
-    assert_eq!(layout.unflatten_pairs(CacheIo::Past, shuffled).unwrap(), pairs);
+    assert_eq!(
+        layout.unflatten_pairs(CacheIo::Past, shuffled).unwrap(),
+        pairs
+    );
 
-    let present = layout.flatten_pairs(CacheIo::Present, pairs.clone()).unwrap();
+    let present = layout
+        .flatten_pairs(CacheIo::Present, pairs.clone())
+        .unwrap();
     assert_eq!(present[3].0, "present.1.value");
-    assert_eq!(layout.unflatten_pairs(CacheIo::Present, present).unwrap(), pairs);
+    assert_eq!(
+        layout.unflatten_pairs(CacheIo::Present, present).unwrap(),
+        pairs
+    );
 }
 
 #[test]
 fn refuses_incomplete_or_foreign_names() {
     let layout = CacheLayout::dynamic();
-    let named = layout.flatten_pairs(CacheIo::Past, vec![(t(0.0), t(1.0))]).unwrap();
+    let named = layout
+        .flatten_pairs(CacheIo::Past, vec![(t(0.0), t(1.0))])
+        .unwrap();
     // Past names read as present ones: missing.
-    let err = layout.unflatten_pairs(CacheIo::Present, named.clone()).unwrap_err();
-    assert!(err.to_string().contains("present.0.key is missing"), "{err}");
+    let err = layout
+        .unflatten_pairs(CacheIo::Present, named.clone())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("present.0.key is missing"),
+        "{err}"
+    );
     let mut odd = named.clone();
     odd.pop();
     assert!(layout.unflatten_pairs(CacheIo::Past, odd).is_err());
     let mut twice = named.clone();
     twice[1].0 = twice[0].0.clone();
-    assert!(layout.unflatten_pairs(CacheIo::Past, twice).unwrap_err().to_string().contains("twice"));
+    assert!(layout
+        .unflatten_pairs(CacheIo::Past, twice)
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
     assert!(layout.flatten(CacheIo::Past, vec![vec![t(0.0)]]).is_err());
     assert!(F32Tensor::new(vec![2, 2], vec![1.0]).is_err());
 }
@@ -60,13 +82,17 @@ fn encoder_decoder_layers_hold_four_tensors() {
     assert_eq!(named[2].0, "past_key_values.0.encoder.key");
     let layers = layout.unflatten(CacheIo::Past, named).unwrap();
     assert_eq!(layers[0][3], t(3.0));
-    assert!(layout.unflatten_pairs(CacheIo::Past, Vec::<(String, F32Tensor)>::new()).is_err());
+    assert!(layout
+        .unflatten_pairs(CacheIo::Past, Vec::<(String, F32Tensor)>::new())
+        .is_err());
 }
 
 #[test]
 fn register_and_unregister() {
     let mut registry = CacheRegistry::new();
-    assert!(registry.register(CacheLayout::new("MlaCache", &["compressed_kv", "k_pe"])).is_none());
+    assert!(registry
+        .register(CacheLayout::new("MlaCache", &["compressed_kv", "k_pe"]))
+        .is_none());
     assert_eq!(registry.names(), ["MlaCache"]);
     let named = registry
         .get("MlaCache")

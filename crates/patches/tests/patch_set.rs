@@ -60,26 +60,35 @@ fn config_patches_apply_once_and_undo_exactly() {
 
 #[test]
 fn version_gates_hold_back_patches_for_newer_checkpoints() {
-    let mut cfg = json!({"model_type": "llama", "transformers_version": "4.57.6", "torch_dtype": "float32"});
+    let mut cfg =
+        json!({"model_type": "llama", "transformers_version": "4.57.6", "torch_dtype": "float32"});
     let ctx = PatchContext::from_config(&cfg);
     let set = config_set();
     assert!(set.apply(&mut cfg, &ctx).unwrap().names().is_empty());
     // No recorded version: the content decides.
     let mut cfg = json!({"model_type": "llama", "torch_dtype": "float32"});
     let ctx = PatchContext::from_config(&cfg);
-    assert_eq!(set.apply(&mut cfg, &ctx).unwrap().keep(), ["config.torch_dtype_to_dtype"]);
+    assert_eq!(
+        set.apply(&mut cfg, &ctx).unwrap().keep(),
+        ["config.torch_dtype_to_dtype"]
+    );
 }
 
 #[test]
 fn gpt2_generic_names_become_gpt2_names() {
-    let mut cfg = json!({"model_type": "gpt2", "hidden_size": 32, "num_hidden_layers": 2, "n_head": 4});
+    let mut cfg =
+        json!({"model_type": "gpt2", "hidden_size": 32, "num_hidden_layers": 2, "n_head": 4});
     let ctx = PatchContext::from_config(&cfg);
     let set = config_set();
     set.apply(&mut cfg, &ctx).unwrap().keep();
-    assert_eq!(cfg, json!({"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4}));
+    assert_eq!(
+        cfg,
+        json!({"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4})
+    );
     // Other model types keep their generic names.
     let mut bert = json!({"model_type": "bert", "hidden_size": 32});
-    assert!(set.apply(&mut bert, &ctx).unwrap().names().is_empty());
+    let bert_ctx = PatchContext::from_config(&bert);
+    assert!(set.apply(&mut bert, &bert_ctx).unwrap().names().is_empty());
 }
 
 #[test]
@@ -91,7 +100,11 @@ fn kinds_and_disable_select_patches() {
         .kinds(&[PatchKind::ModelRewrite])
         .build();
     assert!(only_rewrites.patches().is_empty());
-    assert!(only_rewrites.apply(&mut cfg, &ctx).unwrap().names().is_empty());
+    assert!(only_rewrites
+        .apply(&mut cfg, &ctx)
+        .unwrap()
+        .names()
+        .is_empty());
     let off = PatchSet::builder()
         .patches(config::builtin())
         .enabled(false)
@@ -185,11 +198,20 @@ fn dumps_original_rewritten_and_diff() {
         .build();
     set.apply(&mut cfg, &ctx).unwrap().keep();
     let mut tensors: HashMap<String, Vec<usize>> = HashMap::from([
-        ("model.layers.0.self_attn.rotary_emb.inv_freq".to_owned(), vec![4]),
+        (
+            "model.layers.0.self_attn.rotary_emb.inv_freq".to_owned(),
+            vec![4],
+        ),
         ("model.embed_tokens.weight".to_owned(), vec![10, 8]),
     ]);
-    let tensor_set = PatchSet::builder().patches(checkpoint::builtin()).dump_dir(Some(dir.path().to_owned())).build();
-    tensor_set.apply(&mut tensors, &PatchContext::from_config(&cfg)).unwrap().keep();
+    let tensor_set = PatchSet::builder()
+        .patches(checkpoint::builtin())
+        .dump_dir(Some(dir.path().to_owned()))
+        .build();
+    tensor_set
+        .apply(&mut tensors, &PatchContext::from_config(&cfg))
+        .unwrap()
+        .keep();
 
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -210,15 +232,24 @@ fn dumps_original_rewritten_and_diff() {
             "002-checkpoint.rotary_emb_inv_freq.rewritten.txt",
         ]
     );
-    let diff = std::fs::read_to_string(dir.path().join("000-config.torch_dtype_to_dtype.diff")).unwrap();
+    let diff =
+        std::fs::read_to_string(dir.path().join("000-config.torch_dtype_to_dtype.diff")).unwrap();
     assert!(diff.contains("--- config.json (original)"), "{diff}");
     assert!(diff.contains("-  \"torch_dtype\": \"float16\""), "{diff}");
     assert!(diff.contains("+  \"dtype\": \"float16\""), "{diff}");
     let original: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("000-config.torch_dtype_to_dtype.original.json")).unwrap(),
+        &std::fs::read_to_string(
+            dir.path()
+                .join("000-config.torch_dtype_to_dtype.original.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(original, old_llama_config());
-    let diff = std::fs::read_to_string(dir.path().join("002-checkpoint.rotary_emb_inv_freq.diff")).unwrap();
-    assert!(diff.contains("-model.layers.0.self_attn.rotary_emb.inv_freq [4]"), "{diff}");
+    let diff = std::fs::read_to_string(dir.path().join("002-checkpoint.rotary_emb_inv_freq.diff"))
+        .unwrap();
+    assert!(
+        diff.contains("-model.layers.0.self_attn.rotary_emb.inv_freq [4]"),
+        "{diff}"
+    );
 }

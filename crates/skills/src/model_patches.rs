@@ -13,7 +13,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// `config` with the config patches applied.
-pub(crate) fn patch_config(loader: &Loader, model: &str, mut json: Value) -> Result<Value, SkillError> {
+pub(crate) fn patch_config(
+    loader: &Loader,
+    model: &str,
+    mut json: Value,
+) -> Result<Value, SkillError> {
     let set = PatchSet::builder()
         .patches(config::builtin())
         .enabled(loader.patches_enabled())

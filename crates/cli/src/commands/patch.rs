@@ -41,7 +41,11 @@ pub fn run(ctx: &Context, cmd: PatchCommand) -> anyhow::Result<()> {
         Some(m) => Some(model_view(&loader, &ModelRef::parse(m)?)?),
         None => None,
     };
-    let patches = catalog(view.as_ref(), loader.patches_enabled(), Path::new(IPFS_NODE_DIR));
+    let patches = catalog(
+        view.as_ref(),
+        loader.patches_enabled(),
+        Path::new(IPFS_NODE_DIR),
+    );
     if ctx.json {
         return print_json(&ListAnswer {
             model: args.model,

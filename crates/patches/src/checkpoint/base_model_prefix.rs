@@ -8,7 +8,9 @@
 //! `model.` (`LlamaForCausalLM`); these rewrites bring the other one to it.
 
 use super::Tensors;
-use crate::{Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate};
+use crate::{
+    Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate,
+};
 
 /// Which way the prefix moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +39,25 @@ impl BaseModelPrefix {
     /// BERT: `bert.embeddings...` (saved from `BertForMaskedLM` and the like)
     /// -> `embeddings...` (`BertModel`).
     pub fn bert() -> Self {
-        Self::new("bert", "bert.", PrefixDirection::Strip, "embeddings.word_embeddings.weight", &[])
+        Self::new(
+            "bert",
+            "bert.",
+            PrefixDirection::Strip,
+            "embeddings.word_embeddings.weight",
+            &[],
+        )
     }
 
     /// LLaMA: `layers...` (saved from `LlamaModel`) -> `model.layers...`
     /// (`LlamaForCausalLM`); `lm_head.*` stays.
     pub fn llama() -> Self {
-        Self::new("llama", "model.", PrefixDirection::Add, "embed_tokens.weight", &["lm_head."])
+        Self::new(
+            "llama",
+            "model.",
+            PrefixDirection::Add,
+            "embed_tokens.weight",
+            &["lm_head."],
+        )
     }
 
     fn new(
@@ -64,8 +78,12 @@ impl BaseModelPrefix {
                 kind: PatchKind::ModelRewrite,
                 target: super::TARGET.to_owned(),
                 gate: VersionGate::any(),
-                description: format!("{model_type}: {verb} '{prefix}' prefix on the base model's tensors"),
-                source: "transformers/modeling_utils.py: _load_pretrained_model (base_model_prefix)".to_owned(),
+                description: format!(
+                    "{model_type}: {verb} '{prefix}' prefix on the base model's tensors"
+                ),
+                source:
+                    "transformers/modeling_utils.py: _load_pretrained_model (base_model_prefix)"
+                        .to_owned(),
             },
             model_type,
             prefix,
@@ -88,7 +106,10 @@ impl BaseModelPrefix {
                 }
                 tensors
                     .keys()
-                    .filter_map(|k| k.strip_prefix(self.prefix).map(|s| (k.clone(), s.to_owned())))
+                    .filter_map(|k| {
+                        k.strip_prefix(self.prefix)
+                            .map(|s| (k.clone(), s.to_owned()))
+                    })
                     .collect()
             }
             PrefixDirection::Add => {
@@ -117,7 +138,11 @@ impl<T: TensorLike> Patch<Tensors<T>> for BaseModelPrefix {
         !self.renames(tensors, ctx).is_empty()
     }
 
-    fn rewrite(&self, editor: &mut Editor<'_, Tensors<T>>, ctx: &PatchContext) -> Result<(), PatchError> {
+    fn rewrite(
+        &self,
+        editor: &mut Editor<'_, Tensors<T>>,
+        ctx: &PatchContext,
+    ) -> Result<(), PatchError> {
         for (old, new) in self.renames(editor.target(), ctx) {
             editor.rename(&old, &new)?;
         }

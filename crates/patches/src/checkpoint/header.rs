@@ -36,7 +36,11 @@ pub fn read_shapes(path: &Path) -> Result<Tensors<Vec<usize>>, PatchError> {
             let shape = info
                 .get("shape")
                 .and_then(|s| s.as_array())
-                .and_then(|dims| dims.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
+                .and_then(|dims| {
+                    dims.iter()
+                        .map(|d| d.as_u64().map(|d| d as usize))
+                        .collect()
+                })
                 .ok_or_else(|| bad(format!("tensor {name} has no shape")))?;
             Ok((name, shape))
         })

@@ -4,7 +4,9 @@
 //! (`modeling_utils.py`, `PreTrainedModel._fix_state_dict_key_on_load`).
 
 use super::Tensors;
-use crate::{Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate};
+use crate::{
+    Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate,
+};
 
 /// `*LayerNorm.gamma` -> `*LayerNorm.weight`, `*LayerNorm.beta` -> `*LayerNorm.bias`.
 #[derive(Debug)]
@@ -20,8 +22,11 @@ impl LayerNormGammaBeta {
                 kind: PatchKind::ModelRewrite,
                 target: super::TARGET.to_owned(),
                 gate: VersionGate::any(),
-                description: "renames TF-era LayerNorm.gamma/beta tensors to LayerNorm.weight/bias".to_owned(),
-                source: "transformers/modeling_utils.py: PreTrainedModel._fix_state_dict_key_on_load".to_owned(),
+                description: "renames TF-era LayerNorm.gamma/beta tensors to LayerNorm.weight/bias"
+                    .to_owned(),
+                source:
+                    "transformers/modeling_utils.py: PreTrainedModel._fix_state_dict_key_on_load"
+                        .to_owned(),
             },
         }
     }
@@ -35,7 +40,10 @@ impl Default for LayerNormGammaBeta {
 
 /// The new name of a TF-era LayerNorm tensor, if `name` is one.
 fn renamed(name: &str) -> Option<String> {
-    for (old, new) in [("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")] {
+    for (old, new) in [
+        ("LayerNorm.gamma", "LayerNorm.weight"),
+        ("LayerNorm.beta", "LayerNorm.bias"),
+    ] {
         if let Some(stem) = name.strip_suffix(old) {
             return Some(format!("{stem}{new}"));
         }
@@ -63,7 +71,11 @@ impl<T: TensorLike> Patch<Tensors<T>> for LayerNormGammaBeta {
         !renames(tensors).is_empty()
     }
 
-    fn rewrite(&self, editor: &mut Editor<'_, Tensors<T>>, _: &PatchContext) -> Result<(), PatchError> {
+    fn rewrite(
+        &self,
+        editor: &mut Editor<'_, Tensors<T>>,
+        _: &PatchContext,
+    ) -> Result<(), PatchError> {
         for (old, new) in renames(editor.target()) {
             editor.rename(&old, &new)?;
         }

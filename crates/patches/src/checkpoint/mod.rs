@@ -3,8 +3,8 @@
 //! the tensor map as loaded from safetensors.
 
 mod base_model_prefix;
-mod layer_norm_gamma_beta;
 mod header;
+mod layer_norm_gamma_beta;
 mod rotary_inv_freq;
 
 pub use base_model_prefix::{BaseModelPrefix, PrefixDirection};

@@ -6,7 +6,9 @@
 //! `_load_pretrained_model`); this patch drops it.
 
 use super::Tensors;
-use crate::{Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate};
+use crate::{
+    Editor, Patch, PatchContext, PatchError, PatchInfo, PatchKind, TensorLike, VersionGate,
+};
 
 /// Drops 1-D `*rotary_emb.inv_freq` tensors.
 #[derive(Debug)]
@@ -55,7 +57,11 @@ impl<T: TensorLike> Patch<Tensors<T>> for RotaryInvFreq {
         !buffers(tensors).is_empty()
     }
 
-    fn rewrite(&self, editor: &mut Editor<'_, Tensors<T>>, _: &PatchContext) -> Result<(), PatchError> {
+    fn rewrite(
+        &self,
+        editor: &mut Editor<'_, Tensors<T>>,
+        _: &PatchContext,
+    ) -> Result<(), PatchError> {
         for name in buffers(editor.target()) {
             editor.remove(&name);
         }

@@ -205,14 +205,21 @@ mod tests {
         assert!(patched.contains("String(file.size)"));
         assert_eq!(p.revert().unwrap().action, FileAction::Reverted);
         assert_eq!(p.revert().unwrap().action, FileAction::NotApplied);
-        assert_eq!(std::fs::read_to_string(dir.path().join("f.js")).unwrap(), body);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("f.js")).unwrap(),
+            body
+        );
     }
 
     #[test]
     fn validates_the_target() {
         let dir = tempfile::tempdir().unwrap();
         let p = sample(dir.path(), "Size: file.size,", "2.0.0");
-        assert!(p.check().unwrap_err().to_string().contains("written for version"));
+        assert!(p
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("written for version"));
         let p = sample(dir.path(), "nothing here", "1.0.0");
         assert!(p.apply().is_err());
         let p = sample(dir.path(), "Size: file.size, Size: file.size,", "1.0.0");
@@ -221,6 +228,10 @@ mod tests {
             package_dir: dir.path().join("absent"),
             ..p
         };
-        assert!(missing.check().unwrap_err().to_string().contains("cannot read"));
+        assert!(missing
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read"));
     }
 }

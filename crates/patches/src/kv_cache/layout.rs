@@ -49,7 +49,12 @@ impl CacheLayout {
     pub fn encoder_decoder() -> Self {
         Self::new(
             "EncoderDecoderCache",
-            &["decoder.key", "decoder.value", "encoder.key", "encoder.value"],
+            &[
+                "decoder.key",
+                "decoder.value",
+                "encoder.key",
+                "encoder.value",
+            ],
         )
     }
 
@@ -83,7 +88,11 @@ impl CacheLayout {
 
     /// Per-layer tensors -> named tensors, in [`CacheLayout::names`] order.
     /// Each layer must hold one tensor per component.
-    pub fn flatten<T>(&self, io: CacheIo, layers: Vec<Vec<T>>) -> Result<Vec<(String, T)>, PatchError> {
+    pub fn flatten<T>(
+        &self,
+        io: CacheIo,
+        layers: Vec<Vec<T>>,
+    ) -> Result<Vec<(String, T)>, PatchError> {
         let mut out = Vec::with_capacity(layers.len() * self.components.len());
         for (i, layer) in layers.into_iter().enumerate() {
             if layer.len() != self.components.len() {
@@ -104,9 +113,13 @@ impl CacheLayout {
     /// Named tensors -> per-layer tensors. The names must be exactly those of
     /// some number of layers (none missing, none extra); their order does
     /// not matter.
-    pub fn unflatten<T>(&self, io: CacheIo, named: Vec<(String, T)>) -> Result<Vec<Vec<T>>, PatchError> {
+    pub fn unflatten<T>(
+        &self,
+        io: CacheIo,
+        named: Vec<(String, T)>,
+    ) -> Result<Vec<Vec<T>>, PatchError> {
         let per_layer = self.components.len();
-        if per_layer == 0 || named.len() % per_layer != 0 {
+        if per_layer == 0 || !named.len().is_multiple_of(per_layer) {
             return Err(self.error(format!(
                 "{} tensors is not a whole number of layers of {per_layer}",
                 named.len()
@@ -136,12 +149,20 @@ impl CacheLayout {
     }
 
     /// (key, value) pairs -> named tensors, for two-component layouts.
-    pub fn flatten_pairs<T>(&self, io: CacheIo, pairs: Vec<(T, T)>) -> Result<Vec<(String, T)>, PatchError> {
+    pub fn flatten_pairs<T>(
+        &self,
+        io: CacheIo,
+        pairs: Vec<(T, T)>,
+    ) -> Result<Vec<(String, T)>, PatchError> {
         self.flatten(io, pairs.into_iter().map(|(k, v)| vec![k, v]).collect())
     }
 
     /// Named tensors -> (key, value) pairs, for two-component layouts.
-    pub fn unflatten_pairs<T>(&self, io: CacheIo, named: Vec<(String, T)>) -> Result<Vec<(T, T)>, PatchError> {
+    pub fn unflatten_pairs<T>(
+        &self,
+        io: CacheIo,
+        named: Vec<(String, T)>,
+    ) -> Result<Vec<(T, T)>, PatchError> {
         if self.components.len() != 2 {
             return Err(self.error(format!(
                 "layers hold {} tensors, not a (key, value) pair",

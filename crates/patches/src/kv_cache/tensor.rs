@@ -17,7 +17,10 @@ impl F32Tensor {
         if want != data.len() {
             return Err(PatchError::Cache {
                 cache: "F32Tensor".to_owned(),
-                reason: format!("shape {shape:?} holds {want} values, data has {}", data.len()),
+                reason: format!(
+                    "shape {shape:?} holds {want} values, data has {}",
+                    data.len()
+                ),
             });
         }
         Ok(Self { shape, data })

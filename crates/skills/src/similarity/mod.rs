@@ -312,7 +312,7 @@ fn load_clip(
     files.extend(weight_files.iter().cloned());
     let cfg: clip::ClipConfig = parse_config(&name, config)?;
     let (clip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
         clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
             model: name.clone(),
             reason: one_line(&e.to_string()),
@@ -362,7 +362,7 @@ fn load_xclip(
     let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
     files.extend(weight_files.iter().cloned());
     let (xclip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
         xclip::XClip::load(&cfg, vb).map_err(|e| SkillError::Weights {
             model: name.clone(),
             reason: one_line(&e.to_string()),

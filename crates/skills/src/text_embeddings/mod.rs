@@ -117,7 +117,14 @@ impl TextEmbedder {
         files.extend(weight_files.iter().cloned());
 
         let (bert, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(loader, &name, &config_json, &weight_files, DType::F32, device)?;
+            let vb = var_builder(
+                loader,
+                &name,
+                &config_json,
+                &weight_files,
+                DType::F32,
+                device,
+            )?;
             BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
                 model: name.clone(),
                 reason: one_line(&e.to_string()),
