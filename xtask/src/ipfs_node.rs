@@ -5,9 +5,9 @@
 //! free 127.0.0.1 port, a fresh repo each start. The API URL is written to
 //! `target/ipfs-node/api`, where the tests look for it.
 
-use crate::file_patch::{FilePatch, PatchState};
 use crate::process::sh;
 use anyhow::{bail, Context};
+use ipfs_accelerate_patches::file::{js_ipfs_add_size, FilePatch, FileState};
 use ipfs_accelerate_tests::ipfs_node::{self, Daemon, IPFS_PACKAGE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,16 +28,10 @@ if (typeof Promise.withResolvers !== 'function') {
 "#;
 
 /// Kubo answers `add` with `Size` as a string; js-ipfs 0.66 sends a number.
-/// Clients written for Kubo (ours accepts both) expect the string.
+/// Clients written for Kubo (ours accepts both) expect the string. The patch
+/// (and the check / apply / revert mechanism) lives in the patches crate.
 pub fn size_patch(install: &Path) -> FilePatch {
-    FilePatch {
-        name: "js-ipfs add Size as string",
-        package_dir: install.join("node_modules/ipfs-http-server"),
-        version: "0.15.1",
-        file: "src/api/resources/files-regular.js",
-        original: "                  Size: file.size,\n",
-        patched: "                  Size: String(file.size),\n",
-    }
+    js_ipfs_add_size(install)
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -62,11 +56,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let patch = size_patch(&install);
             let msg = match args.get(1).map(String::as_str) {
                 None | Some("check") => match patch.check()? {
-                    PatchState::Applied => format!("patch {}: applied", patch.name),
-                    PatchState::Original => format!("patch {}: not applied", patch.name),
+                    FileState::Applied => format!("patch {}: applied", patch.name),
+                    FileState::Original => format!("patch {}: not applied", patch.name),
                 },
-                Some("apply") => patch.apply()?,
-                Some("revert") => patch.revert()?,
+                Some("apply") => patch.apply()?.to_string(),
+                Some("revert") => patch.revert()?.to_string(),
                 Some(other) => bail!("unknown patch action '{other}' (check, apply, revert)"),
             };
             eprintln!("{msg}");

@@ -18,7 +18,6 @@ mod bench_storage;
 mod ci;
 mod cuda_toolkit;
 mod demo;
-mod file_patch;
 mod ipfs_node;
 mod matrix;
 mod models;

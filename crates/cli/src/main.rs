@@ -21,6 +21,14 @@ struct Cli {
     /// Our cache root (wins over IPFS_ACCELERATE_CACHE).
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Write every applied config / checkpoint rewrite into DIR as
+    /// original, rewritten and unified diff (see docs/patches.md).
+    #[arg(long, global = true, value_name = "DIR")]
+    dump_rewriting: Option<PathBuf>,
+    /// Load models without the config / checkpoint patches (as
+    /// TRANSFORMERS_PATCH_DISABLE=1).
+    #[arg(long, global = true)]
+    no_patches: bool,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -54,6 +62,9 @@ enum Command {
     /// Export a model to another format (ONNX), without PyTorch.
     #[command(subcommand)]
     Export(commands::export::ExportCommand),
+    /// The config, checkpoint, KV-cache and file patches.
+    #[command(subcommand)]
+    Patch(commands::patch::PatchCommand),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +88,8 @@ fn main() -> ExitCode {
     let ctx = commands::Context {
         json: cli.json,
         cache_dir: cli.cache_dir,
+        dump_rewriting: cli.dump_rewriting,
+        no_patches: cli.no_patches,
     };
     let result = match cli.command {
         Command::Status => commands::status::run(&ctx),
@@ -90,6 +103,7 @@ fn main() -> ExitCode {
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Serve(args) => commands::serve::run(&ctx, args),
         Command::Export(cmd) => commands::export::run(&ctx, cmd),
+        Command::Patch(cmd) => commands::patch::run(&ctx, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

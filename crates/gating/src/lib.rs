@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 pub use ci::{MarkerKind, CI_MARKERS};
 pub use truthy::{parse_flag, Flag};
 
-/// Disables interception: loading goes straight to the Hub cache.
+/// Disables interception (loading goes straight to the Hub cache) and the
+/// checkpoint / config patches of the patches crate.
 pub const TRANSFORMERS_PATCH_DISABLE: &str = "TRANSFORMERS_PATCH_DISABLE";
 /// Disables IPFS, and with it interception.
 pub const IPFS_KIT_DISABLE: &str = "IPFS_KIT_DISABLE";
@@ -45,6 +46,8 @@ pub struct Gate {
     pub ipfs: bool,
     /// Storage is forced to local mode.
     pub force_local: bool,
+    /// Checkpoint and config patches apply when models load.
+    pub patches: bool,
     /// A CI system was detected.
     pub ci: bool,
     /// Which variable made `ci` true, if any.
@@ -123,11 +126,18 @@ impl Gate {
         if force_local {
             reasons.push(format!("force_local=true: {STORAGE_FORCE_LOCAL} is set"));
         }
+        // Only the explicit variable turns patches off: CI still needs them.
+        if patch_disabled {
+            reasons.push(format!(
+                "patches=false: {TRANSFORMERS_PATCH_DISABLE} is set"
+            ));
+        }
 
         Gate {
             intercept,
             ipfs,
             force_local,
+            patches: !patch_disabled,
             ci,
             ci_marker,
             reasons,
@@ -267,6 +277,8 @@ mod tests {
         let g = gate(&[("GITHUB_ACTIONS", "true")]);
         assert!(g.reasons.iter().any(|r| r.contains("GITHUB_ACTIONS")));
         let g = gate(&[("TRANSFORMERS_PATCH_DISABLE", "1")]);
+        assert!(!g.patches);
+        assert!(gate(&[("CI", "1")]).patches);
         assert!(g
             .reasons
             .iter()

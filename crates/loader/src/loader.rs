@@ -32,6 +32,8 @@ pub struct LoaderBuilder {
     hub: Option<HubSettings>,
     gate: Option<Gate>,
     ipfs_api: Option<String>,
+    patches: Option<bool>,
+    dump_rewriting: Option<PathBuf>,
 }
 
 impl LoaderBuilder {
@@ -66,19 +68,35 @@ impl LoaderBuilder {
         self
     }
 
+    /// Whether skills apply checkpoint / config patches (default: the
+    /// gate's `patches`, off under `TRANSFORMERS_PATCH_DISABLE`).
+    pub fn patches(mut self, enabled: bool) -> Self {
+        self.patches = Some(enabled);
+        self
+    }
+
+    /// Dump every applied rewrite into `dir` (`--dump-rewriting`).
+    pub fn dump_rewriting(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dump_rewriting = Some(dir.into());
+        self
+    }
+
     /// Opens the store and returns the loader.
     pub fn build(self) -> Result<Loader, LoadError> {
         let env = |k: &str| std::env::var(k).ok();
         let cache_dir = self
             .cache_dir
             .unwrap_or_else(ipfs_accelerate_storage::cache_dir);
+        let gate = self.gate.unwrap_or_else(Gate::from_env);
         Ok(Loader {
+            patches: self.patches.unwrap_or(gate.patches),
+            dump_rewriting: self.dump_rewriting,
             store: Store::open(cache_dir)?,
             hub_dir: self
                 .hub_cache_dir
                 .unwrap_or_else(|| hub_cache::default_dir(env)),
             hub: self.hub.unwrap_or_else(|| HubSettings::from_env_fn(env)),
-            gate: self.gate.unwrap_or_else(Gate::from_env),
+            gate,
             ipfs_api: self.ipfs_api,
             node: Arc::default(),
         })
@@ -94,6 +112,8 @@ pub struct Loader {
     hub: HubSettings,
     gate: Gate,
     ipfs_api: Option<String>,
+    patches: bool,
+    dump_rewriting: Option<PathBuf>,
     /// Whether a node answered, asked once per loader (and its clones).
     node: Arc<OnceLock<Option<IpfsClient>>>,
 }
@@ -120,6 +140,16 @@ impl Loader {
     /// The gate this loader obeys.
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// Whether skills apply checkpoint / config patches.
+    pub fn patches_enabled(&self) -> bool {
+        self.patches
+    }
+
+    /// Where applied rewrites are dumped, if anywhere.
+    pub fn dump_rewriting(&self) -> Option<&Path> {
+        self.dump_rewriting.as_deref()
     }
 
     /// A client for the IPFS node, or why there is none: the gate's

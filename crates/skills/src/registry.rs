@@ -80,12 +80,14 @@ pub fn supported_for(skill: SkillKind) -> Vec<&'static str> {
 pub fn skill_for_model(loader: &Loader, model: &ModelRef) -> Result<SkillKind, SkillError> {
     let files = loader.from_pretrained(model, FileKind::Config)?;
     let config: Value = loader.read_json(model, &files[0])?;
+    let config = crate::model_patches::patch_config(loader, &model.to_string(), config)?;
     skill_for_config(&model.to_string(), &config)
 }
 
 /// Reads `model`'s `config.json` and checks that `skill` runs it; otherwise
 /// the error says the model is not `what` (e.g. "a causal language model").
-/// Returns the config with the file read, first of the files a skill loads.
+/// Returns the config (with the config patches applied) and the file read,
+/// first of the files a skill loads.
 pub(crate) fn config_for_skill(
     loader: &Loader,
     model: &ModelRef,
@@ -95,6 +97,8 @@ pub(crate) fn config_for_skill(
     let files = loader.from_pretrained(model, FileKind::Config)?;
     let config: Value = loader.read_json(model, &files[0])?;
     let name = model.to_string();
+    // Older transformers' key names, renamed as transformers would.
+    let config = crate::model_patches::patch_config(loader, &name, config)?;
     if skill_for_config(&name, &config)? != skill {
         return Err(SkillError::InvalidInput(format!(
             "model '{name}' is not {what} (use the command for its task)"

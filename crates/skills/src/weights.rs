@@ -1,15 +1,20 @@
 //! Reading safetensors weights into a `VarBuilder`.
 
-use crate::SkillError;
+use crate::{model_patches, SkillError};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use ipfs_accelerate_loader::ResolvedFile;
+use ipfs_accelerate_loader::{Loader, ResolvedFile};
+use serde_json::Value;
 use std::collections::HashMap;
 
-/// Loads every `.safetensors` file among `files` (shards merged) on `device`.
+/// Loads every `.safetensors` file among `files` (shards merged) on `device`,
+/// then applies the checkpoint patches `loader` allows for a model with
+/// `config` (old tensor names renamed, stale buffers dropped).
 /// A truncated or corrupt file is an error naming the file.
 pub(crate) fn var_builder(
+    loader: &Loader,
     model: &str,
+    config: &Value,
     files: &[ResolvedFile],
     dtype: DType,
     device: &Device,
@@ -24,6 +29,7 @@ pub(crate) fn var_builder(
         })?;
         tensors.extend(loaded);
     }
+    model_patches::patch_tensors(loader, model, config, &mut tensors)?;
     Ok(VarBuilder::from_tensors(tensors, dtype, device))
 }
 

@@ -5,6 +5,7 @@ pub mod caption;
 pub mod embed;
 pub mod export;
 pub mod generate;
+pub mod patch;
 pub mod serve;
 pub mod similarity;
 pub mod status;
@@ -21,6 +22,8 @@ use std::path::PathBuf;
 pub struct Context {
     pub json: bool,
     pub cache_dir: Option<PathBuf>,
+    pub dump_rewriting: Option<PathBuf>,
+    pub no_patches: bool,
 }
 
 impl Context {
@@ -29,6 +32,12 @@ impl Context {
         let mut builder = Loader::builder();
         if let Some(dir) = &self.cache_dir {
             builder = builder.cache_dir(dir);
+        }
+        if let Some(dir) = &self.dump_rewriting {
+            builder = builder.dump_rewriting(dir);
+        }
+        if self.no_patches {
+            builder = builder.patches(false);
         }
         Ok(builder.build()?)
     }

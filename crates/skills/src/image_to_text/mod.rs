@@ -147,7 +147,7 @@ impl ImageCaptioner {
         let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
         files.extend(weight_files.iter().cloned());
         let (llava, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
             llava::Llava::load(&name, &cfg, vb)
         })?;
         let side = llava.image_size() as u32;

@@ -354,7 +354,7 @@ fn load_clip(
     files.extend(weight_files.iter().cloned());
     let cfg: clip::ClipConfig = parse_config(&name, config)?;
     let (clip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
         clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
             model: name.clone(),
             reason: one_line(&e.to_string()),
@@ -414,7 +414,7 @@ fn load_xclip(
     let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
     files.extend(weight_files.iter().cloned());
     let (xclip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
         xclip::XClip::load(&cfg, vb).map_err(|e| SkillError::Weights {
             model: name.clone(),
             reason: one_line(&e.to_string()),
@@ -446,7 +446,7 @@ fn load_clap(
     files.extend(weight_files.iter().cloned());
     let cfg: clap::ClapConfig = parse_config(&name, config)?;
     let (clap, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
         clap::Clap::load(&cfg, vb).map_err(|e| SkillError::Weights {
             model: name.clone(),
             reason: one_line(&e.to_string()),

@@ -187,7 +187,7 @@ impl SpeechRecognizer {
             let begin_suppress = id_list(pick("begin_suppress_tokens").as_ref());
             let eos_ids = generation_config::eos_ids(&config, Some(&generation));
             let (model, device, kind) = load_on_chain(backend, |device| {
-                let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
                 whisper::Whisper::load(vb, &cfg).map_err(|e| weights_error(&name, e))
             })?;
             let runner = Runner::Whisper(Box::new(WhisperRunner {
@@ -221,7 +221,7 @@ impl SpeechRecognizer {
             let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
                 .map_err(|e| malformed(&name, "vocab.json", e))?;
             let (model, device, kind) = load_on_chain(backend, |device| {
-                let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
                 wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg).map_err(|e| weights_error(&name, e))
             })?;
             let rate = front.sampling_rate;

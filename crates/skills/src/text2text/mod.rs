@@ -68,7 +68,7 @@ impl Text2TextGenerator {
         files.extend(weight_files.iter().cloned());
         let t5_config = t5::parse_config(&name, &config)?;
         let (t5, _device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
             t5::T5::load(vb, &t5_config).map_err(|e| SkillError::Weights {
                 model: name.clone(),
                 reason: one_line(&e.to_string()),

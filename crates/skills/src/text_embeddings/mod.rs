@@ -76,7 +76,7 @@ impl TextEmbedder {
             SkillKind::TextEmbedding,
             "a text-embedding model",
         )?;
-        let config: BertConfig = serde_json::from_value(config_json).map_err(|e| {
+        let config: BertConfig = serde_json::from_value(config_json.clone()).map_err(|e| {
             ipfs_accelerate_loader::LoadError::Malformed {
                 model: name.clone(),
                 file: "config.json".to_owned(),
@@ -117,7 +117,14 @@ impl TextEmbedder {
         files.extend(weight_files.iter().cloned());
 
         let (bert, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            let vb = var_builder(
+                loader,
+                &name,
+                &config_json,
+                &weight_files,
+                DType::F32,
+                device,
+            )?;
             BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
                 model: name.clone(),
                 reason: one_line(&e.to_string()),

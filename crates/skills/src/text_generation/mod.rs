@@ -83,7 +83,7 @@ impl TextGenerator {
         files.extend(weight_files.iter().cloned());
 
         let (lm, _device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(&name, &weight_files, DType::F32, device)?;
+            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
             build_causal_lm(&name, &model_type, &config, vb)
         })?;
         Ok(Self {
