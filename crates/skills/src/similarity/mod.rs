@@ -97,6 +97,18 @@ impl Model {
     }
 }
 
+/// One family's raw answer, before it becomes a [`Similarity`].
+struct Scored {
+    /// One logit per text.
+    logits: Tensor,
+    /// The preprocessed media, with transformers' input name.
+    input: (&'static str, Tensor),
+    /// Normalised text embeddings.
+    text_embeds: Tensor,
+    /// Normalised media embeddings, with transformers' output name.
+    media_embeds: (&'static str, Tensor),
+}
+
 /// A loaded dual encoder with its tokenizer and media processor.
 pub struct SimilarityModel {
     model_name: String,
@@ -197,7 +209,7 @@ impl SimilarityModel {
                 "no texts to compare with".to_owned(),
             ));
         }
-        match (&self.model, media) {
+        let scored = match (&self.model, media) {
             (Model::Clip { model, processor }, Media::Image(image)) => {
                 let (values, w, h) = processor.pixel_values(image);
                 let pixels =
@@ -206,31 +218,15 @@ impl SimilarityModel {
                 let text_embeds = self.text_embeds(texts, model.text.max_positions(), |ids| {
                     model.text_embeds(ids)
                 })?;
-                let logits: Vec<f32> = (text_embeds.matmul(&image_embeds.t()?)?
-                    * f64::from(model.scale()))?
-                .squeeze(1)?
-                .to_vec1()?;
-                let mut result = Similarity {
-                    probs: softmax(&logits),
+                let logits = ((text_embeds.matmul(&image_embeds.t()?)?
+                    * f64::from(model.scale()))?)
+                .squeeze(1)?;
+                Scored {
                     logits,
-                    preprocessed: BTreeMap::new(),
-                    outputs: BTreeMap::new(),
-                };
-                if options.return_inputs {
-                    result
-                        .preprocessed
-                        .insert("pixel_values".to_owned(), Array::from_tensor(&pixels)?);
+                    input: ("pixel_values", pixels),
+                    text_embeds,
+                    media_embeds: ("image_embeds", image_embeds),
                 }
-                if options.return_embeddings {
-                    result
-                        .outputs
-                        .insert("text_embeds".to_owned(), Array::from_tensor(&text_embeds)?);
-                    result.outputs.insert(
-                        "image_embeds".to_owned(),
-                        Array::from_tensor(&image_embeds)?,
-                    );
-                }
-                Ok(result)
             }
             (Model::Clap { model, extractor }, Media::Audio(audio)) => {
                 let audio = resample(audio, extractor.config().sampling_rate)
@@ -244,31 +240,15 @@ impl SimilarityModel {
                 let text_embeds =
                     self.text_embeds(texts, model.text.max_tokens(), |ids| model.text_embeds(ids))?;
                 // logits_per_audio: scaled by logit_scale_a.
-                let logits: Vec<f32> = (audio_embeds.matmul(&text_embeds.t()?)?
-                    * f64::from(model.audio_scale()))?
-                .squeeze(0)?
-                .to_vec1()?;
-                let mut result = Similarity {
-                    probs: softmax(&logits),
+                let logits = ((audio_embeds.matmul(&text_embeds.t()?)?
+                    * f64::from(model.audio_scale()))?)
+                .squeeze(0)?;
+                Scored {
                     logits,
-                    preprocessed: BTreeMap::new(),
-                    outputs: BTreeMap::new(),
-                };
-                if options.return_inputs {
-                    result
-                        .preprocessed
-                        .insert("input_features".to_owned(), Array::from_tensor(&input)?);
+                    input: ("input_features", input),
+                    text_embeds,
+                    media_embeds: ("audio_embeds", audio_embeds),
                 }
-                if options.return_embeddings {
-                    result
-                        .outputs
-                        .insert("text_embeds".to_owned(), Array::from_tensor(&text_embeds)?);
-                    result.outputs.insert(
-                        "audio_embeds".to_owned(),
-                        Array::from_tensor(&audio_embeds)?,
-                    );
-                }
-                Ok(result)
             }
             (Model::XClip { model, processor }, Media::Video(frames)) => {
                 let pixels = xclip::video_pixel_values(processor, frames, model, &self.device)?;
@@ -276,37 +256,46 @@ impl SimilarityModel {
                     model.text_features(ids)
                 })?;
                 let output = model.forward(&pixels, &text_features)?;
-                let logits: Vec<f32> = output.logits_per_video.squeeze(0)?.to_vec1()?;
-                let mut result = Similarity {
-                    probs: softmax(&logits),
-                    logits,
-                    preprocessed: BTreeMap::new(),
-                    outputs: BTreeMap::new(),
-                };
-                if options.return_inputs {
-                    result
-                        .preprocessed
-                        .insert("pixel_values".to_owned(), Array::from_tensor(&pixels)?);
+                Scored {
+                    logits: output.logits_per_video.squeeze(0)?,
+                    input: ("pixel_values", pixels),
+                    text_embeds: output.text_embeds,
+                    media_embeds: ("video_embeds", output.video_embeds),
                 }
-                if options.return_embeddings {
-                    result.outputs.insert(
-                        "text_embeds".to_owned(),
-                        Array::from_tensor(&output.text_embeds)?,
-                    );
-                    result.outputs.insert(
-                        "video_embeds".to_owned(),
-                        Array::from_tensor(&output.video_embeds)?,
-                    );
-                }
-                Ok(result)
             }
-            (model, media) => Err(SkillError::InvalidInput(format!(
-                "model '{}' takes {}, not {}",
-                self.model_name,
-                model.takes(),
-                media.name()
-            ))),
+            (model, media) => {
+                return Err(SkillError::InvalidInput(format!(
+                    "model '{}' takes {}, not {}",
+                    self.model_name,
+                    model.takes(),
+                    media.name()
+                )))
+            }
+        };
+        let logits: Vec<f32> = scored.logits.to_vec1()?;
+        let mut result = Similarity {
+            probs: softmax(&logits),
+            logits,
+            preprocessed: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        };
+        if options.return_inputs {
+            let (name, tensor) = &scored.input;
+            result
+                .preprocessed
+                .insert((*name).to_owned(), Array::from_tensor(tensor)?);
         }
+        if options.return_embeddings {
+            result.outputs.insert(
+                "text_embeds".to_owned(),
+                Array::from_tensor(&scored.text_embeds)?,
+            );
+            let (name, tensor) = &scored.media_embeds;
+            result
+                .outputs
+                .insert((*name).to_owned(), Array::from_tensor(tensor)?);
+        }
+        Ok(result)
     }
 
     /// Tokenizes each text (with the tokenizer's special tokens) and stacks
