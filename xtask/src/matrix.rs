@@ -19,14 +19,28 @@ use std::time::Instant;
 const BACKENDS: &[&str] = &["cpu", "cuda", "ort", "openvino"];
 const TOLERANCE: f64 = 1e-4;
 
-/// One fixture and how its answer is checked.
+/// How a fixture is run and checked.
+#[derive(Clone, Copy)]
+enum Kind {
+    Embed,
+    Generate,
+    Text2Text,
+    Whisper,
+    Wav2Vec2,
+    /// `similarity FLAG MEDIA`, logits against `outputs.KEY`.
+    Similarity {
+        flag: &'static str,
+        media: &'static str,
+        key: &'static str,
+    },
+    Caption,
+}
+
+/// One fixture of one skill.
 struct Case {
     skill: &'static str,
     fixture: &'static str,
-    /// CLI arguments after `--json --backend B`.
-    args: fn(&Path, &Value) -> Vec<String>,
-    /// `(ids_match, max_abs_diff)` of an answer against the reference.
-    check: fn(&Value, &Value, &str) -> anyhow::Result<(bool, f64)>,
+    kind: Kind,
 }
 
 /// A reference array's values, inline or from `reference.safetensors`.
@@ -86,238 +100,147 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn model_arg(model: &Path) -> Vec<String> {
-    vec!["--model".to_owned(), path(model)]
+fn cases() -> Vec<Case> {
+    let similarity = |fixture, flag, media, key| Case {
+        skill: "similarity",
+        fixture,
+        kind: Kind::Similarity { flag, media, key },
+    };
+    let case = |skill, fixture, kind| Case {
+        skill,
+        fixture,
+        kind,
+    };
+    vec![
+        case("text_embedding", "bert", Kind::Embed),
+        case("text_generation", "gpt2", Kind::Generate),
+        case("text_generation", "opt", Kind::Generate),
+        case("text_generation", "llama", Kind::Generate),
+        case("text2text", "t5", Kind::Text2Text),
+        case("speech_recognition", "whisper", Kind::Whisper),
+        case("speech_recognition", "wav2vec2", Kind::Wav2Vec2),
+        similarity("clip", "--image", "input.png", "logits_per_image"),
+        similarity("clap", "--audio", "input.wav", "logits_per_audio"),
+        similarity("xclip", "--video", "frames", "logits_per_video"),
+        case("image_to_text", "llava", Kind::Caption),
+        case("image_to_text", "llava_next", Kind::Caption),
+    ]
 }
 
-fn cases() -> Vec<Case> {
-    fn generate(model: &Path, r: &Value) -> Vec<String> {
-        let mut a = vec![
-            "generate".into(),
-            "--greedy".into(),
-            "--return-logits".into(),
-        ];
-        a.extend(model_arg(model));
-        a.extend(["--max-new-tokens".into(), "12".into()]);
-        a.push(
-            r["inputs"]["prompt"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
-        a
-    }
-    fn check_generate(answer: &Value, r: &Value, fixture: &str) -> anyhow::Result<(bool, f64)> {
-        let same = ids(&answer["token_ids"]) == ids(&r["prompt"]["token_ids"]);
-        let diff = max_abs_diff(
-            &f32s(&answer["last_logits"]),
-            &array(fixture, &r["prompt"]["last_logits"]),
-        );
-        Ok((same, diff))
-    }
-    fn similarity(
-        flag: &'static str,
-        media: &'static str,
-    ) -> impl Fn(&Path, &Value) -> Vec<String> {
-        move |model, r| {
-            let mut a = vec!["similarity".to_owned()];
-            a.extend(model_arg(model));
-            a.extend([flag.to_owned(), path(&model.join(media))]);
-            a.extend(strings(&r["inputs"]["texts"]));
-            a
+/// The command line after `--json`, `--backend B` going in after the
+/// subcommand.
+fn arguments(kind: Kind, model: &Path, r: &Value) -> Vec<String> {
+    let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let prompt = || {
+        r["inputs"]["prompt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let texts = || strings(&r["inputs"]["texts"]);
+    let (command, mut rest): (&str, Vec<String>) = match kind {
+        Kind::Embed => ("embed", texts()),
+        Kind::Generate => {
+            let mut a = owned(&["--greedy", "--return-logits", "--max-new-tokens", "12"]);
+            a.push(prompt());
+            ("generate", a)
         }
-    }
-    fn check_similarity(
-        key: &'static str,
-    ) -> impl Fn(&Value, &Value, &str) -> anyhow::Result<(bool, f64)> {
-        move |answer, r, fixture| {
-            let want = array(fixture, &r["outputs"][key]);
-            let got = f32s(&answer["logits"]);
-            Ok((true, max_abs_diff(&got, &want[..got.len().min(want.len())])))
+        Kind::Text2Text => {
+            let mut a = owned(&["--greedy", "--return-logits", "--max-new-tokens", "12"]);
+            a.push(texts().first().cloned().unwrap_or_default());
+            ("text2text", a)
         }
-    }
-    fn caption(model: &Path, r: &Value) -> Vec<String> {
-        let mut a = vec![
-            "caption".into(),
-            "--greedy".into(),
-            "--return-logits".into(),
-        ];
-        a.extend(model_arg(model));
-        a.extend(["--image".into(), path(&model.join("input.png"))]);
-        a.extend(["--max-new-tokens".into(), "12".into()]);
-        a.push(
-            r["inputs"]["prompt"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
-        a
-    }
-    fn check_caption(answer: &Value, r: &Value, fixture: &str) -> anyhow::Result<(bool, f64)> {
-        let same = ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]);
-        let diff = max_abs_diff(
-            &f32s(&answer["last_logits"]),
-            &array(fixture, &r["outputs"]["last_logits"]),
-        );
-        Ok((same, diff))
-    }
-    // Closures cannot be `fn` pointers when they capture; these three
-    // families get one wrapper each.
-    fn clip_args(m: &Path, r: &Value) -> Vec<String> {
-        similarity("--image", "input.png")(m, r)
-    }
-    fn clap_args(m: &Path, r: &Value) -> Vec<String> {
-        similarity("--audio", "input.wav")(m, r)
-    }
-    fn xclip_args(m: &Path, r: &Value) -> Vec<String> {
-        similarity("--video", "frames")(m, r)
-    }
-    fn clip_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
-        check_similarity("logits_per_image")(a, r, f)
-    }
-    fn clap_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
-        check_similarity("logits_per_audio")(a, r, f)
-    }
-    fn xclip_check(a: &Value, r: &Value, f: &str) -> anyhow::Result<(bool, f64)> {
-        check_similarity("logits_per_video")(a, r, f)
-    }
-    vec![
-        Case {
-            skill: "text_embedding",
-            fixture: "bert",
-            args: |model, r| {
-                let mut a = vec!["embed".to_owned()];
-                a.extend(model_arg(model));
-                a.extend(strings(&r["inputs"]["texts"]));
-                a
-            },
-            check: |answer, r, fixture| {
-                let want = array(fixture, &r["outputs"]["embeddings"]);
-                Ok((true, max_abs_diff(&f32s(&answer["embeddings"]), &want)))
-            },
-        },
-        Case {
-            skill: "text_generation",
-            fixture: "gpt2",
-            args: generate,
-            check: check_generate,
-        },
-        Case {
-            skill: "text_generation",
-            fixture: "opt",
-            args: generate,
-            check: check_generate,
-        },
-        Case {
-            skill: "text_generation",
-            fixture: "llama",
-            args: generate,
-            check: check_generate,
-        },
-        Case {
-            skill: "text2text",
-            fixture: "t5",
-            args: |model, r| {
-                let mut a = vec![
-                    "text2text".into(),
-                    "--greedy".into(),
-                    "--return-logits".into(),
-                ];
-                a.extend(model_arg(model));
-                a.extend(["--max-new-tokens".into(), "12".into()]);
-                a.push(
-                    strings(&r["inputs"]["texts"])
-                        .first()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                a
-            },
-            check: |answer, r, fixture| {
-                let want_ids = r["generation"]["token_ids"]
+        Kind::Whisper => {
+            let mut a = owned(&["--return-logits", "--max-new-tokens", "12"]);
+            a.push(path(&model.join("input.wav")));
+            ("transcribe", a)
+        }
+        Kind::Wav2Vec2 => (
+            "transcribe",
+            vec!["--return-logits".to_owned(), path(&model.join("input.wav"))],
+        ),
+        Kind::Similarity { flag, media, .. } => {
+            let mut a = vec![flag.to_owned(), path(&model.join(media))];
+            a.extend(texts());
+            ("similarity", a)
+        }
+        Kind::Caption => {
+            let mut a = owned(&[
+                "--greedy",
+                "--return-logits",
+                "--max-new-tokens",
+                "12",
+                "--image",
+            ]);
+            a.push(path(&model.join("input.png")));
+            a.push(prompt());
+            ("caption", a)
+        }
+    };
+    let mut args = vec![command.to_owned(), "--model".to_owned(), path(model)];
+    args.append(&mut rest);
+    args
+}
+
+/// `(ids_or_text_match, max_abs_diff)` of an answer against the reference.
+fn check(kind: Kind, answer: &Value, r: &Value, fixture: &str) -> (bool, f64) {
+    // The first row of a reference array, as long as the answer's values.
+    let first_row = |got: &[f32], reference: &Value| {
+        let want = array(fixture, reference);
+        max_abs_diff(got, &want[..got.len().min(want.len())])
+    };
+    match kind {
+        Kind::Embed => (
+            true,
+            max_abs_diff(
+                &f32s(&answer["embeddings"]),
+                &array(fixture, &r["outputs"]["embeddings"]),
+            ),
+        ),
+        Kind::Generate => (
+            ids(&answer["token_ids"]) == ids(&r["prompt"]["token_ids"]),
+            max_abs_diff(
+                &f32s(&answer["last_logits"]),
+                &array(fixture, &r["prompt"]["last_logits"]),
+            ),
+        ),
+        Kind::Text2Text => (
+            ids(&answer["token_ids"])
+                == r["generation"]["token_ids"]
                     .get(0)
                     .map(ids)
-                    .unwrap_or_default();
-                let logits = array(fixture, &r["outputs"]["first_step_logits"]);
-                let got = f32s(&answer["last_logits"]);
-                let first_row = &logits[..got.len().min(logits.len())];
-                Ok((
-                    ids(&answer["token_ids"]) == want_ids,
-                    max_abs_diff(&got, first_row),
-                ))
-            },
-        },
-        Case {
-            skill: "speech_recognition",
-            fixture: "whisper",
-            args: |model, _| {
-                let mut a = vec!["transcribe".into(), "--return-logits".into()];
-                a.extend(model_arg(model));
-                a.extend([
-                    "--max-new-tokens".into(),
-                    "12".into(),
-                    path(&model.join("input.wav")),
-                ]);
-                a
-            },
-            check: |answer, r, fixture| {
-                let same = ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]);
-                let diff = max_abs_diff(
-                    &f32s(&answer["outputs"]["prefix_logits"]["data"]),
-                    &array(fixture, &r["outputs"]["prefix_logits"]),
-                );
-                Ok((same, diff))
-            },
-        },
-        Case {
-            skill: "speech_recognition",
-            fixture: "wav2vec2",
-            args: |model, _| {
-                let mut a = vec!["transcribe".into(), "--return-logits".into()];
-                a.extend(model_arg(model));
-                a.push(path(&model.join("input.wav")));
-                a
-            },
-            check: |answer, r, fixture| {
-                let same = answer["text"] == r["outputs"]["text"];
-                let diff = max_abs_diff(
-                    &f32s(&answer["outputs"]["logits"]["data"]),
-                    &array(fixture, &r["outputs"]["logits"]),
-                );
-                Ok((same, diff))
-            },
-        },
-        Case {
-            skill: "similarity",
-            fixture: "clip",
-            args: clip_args,
-            check: clip_check,
-        },
-        Case {
-            skill: "similarity",
-            fixture: "clap",
-            args: clap_args,
-            check: clap_check,
-        },
-        Case {
-            skill: "similarity",
-            fixture: "xclip",
-            args: xclip_args,
-            check: xclip_check,
-        },
-        Case {
-            skill: "image_to_text",
-            fixture: "llava",
-            args: caption,
-            check: check_caption,
-        },
-        Case {
-            skill: "image_to_text",
-            fixture: "llava_next",
-            args: caption,
-            check: check_caption,
-        },
-    ]
+                    .unwrap_or_default(),
+            first_row(
+                &f32s(&answer["last_logits"]),
+                &r["outputs"]["first_step_logits"],
+            ),
+        ),
+        Kind::Whisper => (
+            ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]),
+            max_abs_diff(
+                &f32s(&answer["outputs"]["prefix_logits"]["data"]),
+                &array(fixture, &r["outputs"]["prefix_logits"]),
+            ),
+        ),
+        Kind::Wav2Vec2 => (
+            answer["text"] == r["outputs"]["text"],
+            max_abs_diff(
+                &f32s(&answer["outputs"]["logits"]["data"]),
+                &array(fixture, &r["outputs"]["logits"]),
+            ),
+        ),
+        Kind::Similarity { key, .. } => (
+            true,
+            first_row(&f32s(&answer["logits"]), &r["outputs"][key]),
+        ),
+        Kind::Caption => (
+            ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]),
+            max_abs_diff(
+                &f32s(&answer["last_logits"]),
+                &array(fixture, &r["outputs"]["last_logits"]),
+            ),
+        ),
+    }
 }
 
 /// The release CLI, built once.
@@ -357,7 +280,7 @@ fn run_cell(bin: &Path, home: &Path, case: &Case, backend: &str) -> anyhow::Resu
     let model = fixture_model(case.fixture);
     let r = reference(case.fixture);
     // `--backend` is each command's option: it goes after the subcommand.
-    let args = (case.args)(&model, &r);
+    let args = arguments(case.kind, &model, &r);
     let mut cmd = Command::new(bin);
     cmd.arg("--cache-dir").arg(home).arg("--json").arg(&args[0]);
     cmd.args(["--backend", backend]).args(&args[1..]);
@@ -391,7 +314,7 @@ fn run_cell(bin: &Path, home: &Path, case: &Case, backend: &str) -> anyhow::Resu
             "max_abs_diff": null, "wall_ms": wall_ms,
         }));
     }
-    let (same, diff) = (case.check)(&answer, &r, case.fixture)?;
+    let (same, diff) = check(case.kind, &answer, &r, case.fixture);
     let pass = same && diff <= TOLERANCE;
     let detail = match (same, diff <= TOLERANCE) {
         (true, true) => String::new(),
