@@ -8,6 +8,9 @@
 //!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use
 //!   (all-MiniLM-L6-v2, the SmolLM2-135M-Instruct GGUF).
+//! * `setup-ort`: ONNX Runtime 1.31 and its OpenVINO execution provider
+//!   from PyPI wheels for the `ort`/`openvino` backends; prints the
+//!   environment lines.
 //! * `setup-cuda`: a CUDA compiler from PyPI wheels for `--features cuda`;
 //!   prints the environment lines.
 
@@ -19,6 +22,7 @@ mod demo;
 mod file_patch;
 mod ipfs_node;
 mod models;
+mod ort_runtime;
 mod process;
 
 use anyhow::bail;
@@ -35,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         "bench" => bench::run(rest),
         "ipfs-node" => ipfs_node::run(rest),
         "setup-cuda" => cuda_toolkit::run(),
+        "setup-ort" => ort_runtime::run(),
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
@@ -43,11 +48,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | setup-ort | setup-cuda>");
             Ok(())
         }
         other => bail!(
-            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, setup-cuda)"
+            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, setup-ort, setup-cuda)"
         ),
     }
 }

@@ -9,6 +9,7 @@ mod backend_chain;
 mod error;
 pub mod image_to_text;
 pub mod media;
+mod onnx_graph;
 pub mod preprocess;
 pub mod registry;
 pub mod similarity;
