@@ -79,7 +79,9 @@ pub fn openvino_ep() -> Option<PathBuf> {
 /// provider) cannot run here; `None` when it can.
 pub fn ort_missing(openvino: bool) -> Option<&'static str> {
     if ort_dylib().is_none() {
-        return Some("ONNX Runtime not installed (run `cargo xtask setup-ort`; set ORT_DYLIB_PATH)");
+        return Some(
+            "ONNX Runtime not installed (run `cargo xtask setup-ort`; set ORT_DYLIB_PATH)",
+        );
     }
     if openvino && openvino_ep().is_none() {
         return Some("OpenVINO EP not installed (run `cargo xtask setup-ort`; set IPFS_ACCELERATE_OPENVINO_EP)");

@@ -54,10 +54,7 @@ fn bert_embeddings_match_reference_on_onnx_backends() {
         let home = tempfile::tempdir().unwrap();
         let embedder = TextEmbedder::load(&loader(home.path()), &fixture("bert"), backend).unwrap();
         assert_eq!(embedder.backend(), backend);
-        assert!(embedder
-            .files()
-            .iter()
-            .any(|f| f.file == "onnx/model.onnx"));
+        assert!(embedder.files().iter().any(|f| f.file == "onnx/model.onnx"));
         for options in [
             EmbedOptions::default(),
             EmbedOptions {
@@ -70,7 +67,11 @@ fn bert_embeddings_match_reference_on_onnx_backends() {
             for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
                 let c = cosine(g, e);
                 assert!(c >= 0.9999, "{backend} {options:?} text {i}: cosine {c}");
-                let max_abs = g.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                let max_abs = g
+                    .iter()
+                    .zip(e)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
                 assert!(max_abs <= 1e-4, "{backend} text {i}: max abs {max_abs}");
             }
         }
@@ -90,7 +91,10 @@ fn greedy_generation_matches_reference_on_onnx_backends() {
         let prompt = r["inputs"]["prompt"].as_str().unwrap();
         let new_tokens = r["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
         for backend in BACKENDS {
-            if missing("greedy_generation_matches_reference_on_onnx_backends", backend) {
+            if missing(
+                "greedy_generation_matches_reference_on_onnx_backends",
+                backend,
+            ) {
                 continue;
             }
             let home = tempfile::tempdir().unwrap();
@@ -119,7 +123,10 @@ fn greedy_generation_matches_reference_on_onnx_backends() {
                     .zip(&logits)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                assert!(diff <= 1e-4, "{name} on {backend}: last logits differ by {diff}");
+                assert!(
+                    diff <= 1e-4,
+                    "{name} on {backend}: last logits differ by {diff}"
+                );
             }
         }
     }

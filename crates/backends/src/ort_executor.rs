@@ -2,7 +2,7 @@
 //! session on their execution provider, with the thread settings applied.
 
 use crate::ort_options::{OrtOptions, Precision};
-use crate::ort_runtime::{openvino_cpu_devices, OPENVINO_EP_NAME};
+use crate::ort_runtime::{cpu_ep_devices, openvino_cpu_devices, OPENVINO_EP_NAME};
 use crate::{BackendError, BackendKind, OrtSession};
 use ort::environment::Environment;
 use ort::session::Session;
@@ -69,21 +69,37 @@ impl OrtExecutor {
                 .and_then(|b| b.with_inter_threads(n))
                 .map_err(|e| failed(e.to_string()))?;
         }
-        if let Provider::OpenVino(precision) = self.provider {
-            let devices = openvino_cpu_devices(&self.env);
-            if devices.is_empty() {
-                return Err(failed("the OpenVINO plugin offers no CPU device".to_owned()));
-            }
-            // INFERENCE_PRECISION_HINT f32: without it OpenVINO computes in
-            // bf16 on CPUs that have it (errors ~1e-2 instead of ~1e-6).
-            let load_config = format!(
-                r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{}"}}}}"#,
-                precision.hint()
-            );
-            let options = [(format!("{OPENVINO_EP_NAME}.load_config"), load_config)];
-            builder = builder
-                .with_devices(devices, Some(&options))
+        // Devices are named explicitly: `ort` sets ONNX Runtime's automatic
+        // EP selection policy, which would otherwise put an `ort` session on
+        // the OpenVINO plugin once it is registered in this process.
+        match self.provider {
+            Provider::Cpu => {
+                let devices = cpu_ep_devices(&self.env);
+                builder = if devices.is_empty() {
+                    builder.with_execution_providers([ort::ep::CPU::default().build()])
+                } else {
+                    builder.with_devices(devices, None)
+                }
                 .map_err(|e| failed(e.to_string()))?;
+            }
+            Provider::OpenVino(precision) => {
+                let devices = openvino_cpu_devices(&self.env);
+                if devices.is_empty() {
+                    return Err(failed(
+                        "the OpenVINO plugin offers no CPU device".to_owned(),
+                    ));
+                }
+                // INFERENCE_PRECISION_HINT f32: without it OpenVINO computes in
+                // bf16 on CPUs that have it (errors ~1e-2 instead of ~1e-6).
+                let load_config = format!(
+                    r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{}"}}}}"#,
+                    precision.hint()
+                );
+                let options = [(format!("{OPENVINO_EP_NAME}.load_config"), load_config)];
+                builder = builder
+                    .with_devices(devices, Some(&options))
+                    .map_err(|e| failed(e.to_string()))?;
+            }
         }
         let session = builder
             .commit_from_file(model)

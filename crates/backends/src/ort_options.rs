@@ -53,7 +53,9 @@ fn threads(name: &str, value: Option<&str>) -> Result<Option<usize>, String> {
         None | Some("") => Ok(None),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(format!("{name} must be a positive number of threads, got '{v}'")),
+            _ => Err(format!(
+                "{name} must be a positive number of threads, got '{v}'"
+            )),
         },
     }
 }

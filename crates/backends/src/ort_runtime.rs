@@ -21,6 +21,8 @@ pub const INSTALL_HINT: &str =
     "run `cargo xtask setup-ort` and export the ORT_DYLIB_PATH and IPFS_ACCELERATE_OPENVINO_EP lines it prints";
 /// The execution provider name the OpenVINO plugin registers.
 pub(crate) const OPENVINO_EP_NAME: &str = "OpenVINOExecutionProvider";
+/// ONNX Runtime's built-in CPU execution provider.
+const CPU_EP_NAME: &str = "CPUExecutionProvider";
 
 /// A loaded ONNX Runtime.
 #[derive(Debug, Clone)]
@@ -34,7 +36,10 @@ static OPENVINO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// The runtime, loading it on first use; the error says what is missing.
 pub(crate) fn runtime() -> Result<&'static Runtime, String> {
-    RUNTIME.get_or_init(load_runtime).as_ref().map_err(Clone::clone)
+    RUNTIME
+        .get_or_init(load_runtime)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn load_runtime() -> Result<Runtime, String> {
@@ -103,6 +108,13 @@ fn register_openvino(runtime: &Runtime) -> Result<PathBuf, String> {
     }
     tracing::debug!(plugin = %plugin.display(), "OpenVINO execution provider registered");
     Ok(plugin)
+}
+
+/// ONNX Runtime's own CPU execution provider device.
+pub(crate) fn cpu_ep_devices(env: &Environment) -> Vec<ort::device::Device<'_>> {
+    env.devices()
+        .filter(|d| d.ep().is_ok_and(|ep| ep == CPU_EP_NAME))
+        .collect()
 }
 
 /// The OpenVINO plugin's CPU devices (it also lists `...AUTO` meta devices

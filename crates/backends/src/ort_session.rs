@@ -74,13 +74,12 @@ impl OrtOutputs {
             .iter()
             .find(|(n, _)| n == name)
             .ok_or_else(|| self.missing(name))?;
-        let (shape, data) =
-            value
-                .try_extract_tensor::<f32>()
-                .map_err(|e| BackendError::Run {
-                    kind: self.kind,
-                    detail: format!("output '{name}': {e}"),
-                })?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| BackendError::Run {
+                kind: self.kind,
+                detail: format!("output '{name}': {e}"),
+            })?;
         let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
         Ok((shape, data.to_vec()))
     }

@@ -96,7 +96,8 @@ mod tests {
         for kind in [BackendKind::Ort, BackendKind::OpenVino] {
             let err = select(kind, true, false).unwrap_err();
             assert!(
-                err.to_string().starts_with(&format!("unsupported on {kind}: ")),
+                err.to_string()
+                    .starts_with(&format!("unsupported on {kind}: ")),
                 "{err}"
             );
             let err = select(kind, false, true).unwrap_err();

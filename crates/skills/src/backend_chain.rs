@@ -86,9 +86,7 @@ fn load_on_candidates<T>(
 ) -> Result<(T, BackendKind), SkillError> {
     let mut failures = Vec::new();
     for (kind, executor) in candidates {
-        let attempt = executor
-            .map_err(SkillError::from)
-            .and_then(|ex| build(&ex));
+        let attempt = executor.map_err(SkillError::from).and_then(|ex| build(&ex));
         let err = match attempt {
             Ok(model) => return Ok((model, kind)),
             Err(err) => err,
@@ -101,7 +99,8 @@ fn load_on_candidates<T>(
             }
             AfterFailure::Cpu => {
                 tracing::warn!(backend = %kind, "out of GPU memory, loading on the CPU: {err}");
-                return build(&Executor::Candle(Device::Cpu)).map(|model| (model, BackendKind::Cpu));
+                return build(&Executor::Candle(Device::Cpu))
+                    .map(|model| (model, BackendKind::Cpu));
             }
         }
     }

@@ -13,13 +13,13 @@ pub use pooling::{l2_normalize, Pooling};
 
 use crate::backend_chain::load_on_chain_with_onnx;
 use crate::onnx_graph::{onnx_graph, open_session};
-use onnx_encoder::OnnxEncoder;
 use crate::weights::{one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use onnx_encoder::OnnxEncoder;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// How a call to [`TextEmbedder::embed_with`] batches its texts.
