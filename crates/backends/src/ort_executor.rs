@@ -66,7 +66,8 @@ impl OrtExecutor {
         if let Some(n) = self.options.inter_threads.filter(|n| *n > 1) {
             builder = builder
                 .with_parallel_execution(true)
-                .and_then(|b| b.with_inter_threads(n))
+                .map_err(|e| failed(e.to_string()))?
+                .with_inter_threads(n)
                 .map_err(|e| failed(e.to_string()))?;
         }
         // Devices are named explicitly: `ort` sets ONNX Runtime's automatic
