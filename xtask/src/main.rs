@@ -15,6 +15,7 @@
 //!   prints the environment lines.
 
 mod bench;
+mod bench_embed_onnx;
 mod bench_storage;
 mod ci;
 mod cuda_toolkit;

@@ -32,6 +32,13 @@ const OPENVINO_EP: Wheel = Wheel {
     library: "onnxruntime_ep_openvino/libonnxruntime_providers_openvino_plugin.so",
 };
 
+/// numpy for the onnxruntime wheel's Python API (the bench's baseline only;
+/// the backends never use Python).
+const NUMPY: Wheel = Wheel {
+    requirement: "numpy==2.4.6",
+    library: "numpy/__init__.py",
+};
+
 /// The unpacked libraries.
 #[derive(Debug, Clone)]
 pub struct OrtRuntime {
@@ -70,6 +77,27 @@ pub fn install() -> anyhow::Result<OrtRuntime> {
         dylib: fetch(&ONNXRUNTIME)?,
         openvino_ep: fetch(&OPENVINO_EP)?,
     })
+}
+
+/// `PYTHONPATH` under which `python3` imports the unpacked onnxruntime wheel
+/// (and numpy, fetched the same way): ONNX Runtime's own Python API, for
+/// benchmark baselines, without installing anything.
+pub fn python_path() -> anyhow::Result<OsString> {
+    let ort_root = package_root(&fetch(&ONNXRUNTIME)?, ONNXRUNTIME.library)?;
+    let numpy_root = package_root(&fetch(&NUMPY)?, NUMPY.library)?;
+    let mut path = OsString::from(ort_root);
+    path.push(":");
+    path.push(numpy_root);
+    Ok(path)
+}
+
+/// The unpacked wheel's root, from a file `relative` inside it.
+fn package_root(file: &Path, relative: &str) -> anyhow::Result<PathBuf> {
+    let mut root = file.to_path_buf();
+    for _ in Path::new(relative).components() {
+        root = root.parent().context("path shorter than expected")?.to_path_buf();
+    }
+    Ok(root)
 }
 
 /// Unpacks `wheel` into `target/ort/<name>-<version>/` unless done; returns
