@@ -48,14 +48,26 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         .arg(&python_result)
         .env("PYTHONPATH", ort_runtime::python_path()?))?;
     let py: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&python_result)?)?;
-    let py_short = py["short_s"].as_f64().context("python.json lacks short_s")?;
-    let py_mixed = py["mixed_bs32_s"].as_f64().context("python.json lacks mixed_bs32_s")?;
+    let py_short = py["short_s"]
+        .as_f64()
+        .context("python.json lacks short_s")?;
+    let py_mixed = py["mixed_bs32_s"]
+        .as_f64()
+        .context("python.json lacks mixed_bs32_s")?;
     let ran: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&inputs)?)?;
 
-    eprintln!("\n{label}, ONNX graph rows (same run; ratio = ours / reference time, <1 is faster):");
+    eprintln!(
+        "\n{label}, ONNX graph rows (same run; ratio = ours / reference time, <1 is faster):"
+    );
     eprintln!(
         "  {:<28} {:>12} {:>9} {:>9} {:>14} {:>9} {:>9}",
-        "backend", "1 short (ms)", "vs py-ort", "vs candle", "256 bs32 (s/s)", "vs py-ort", "vs candle"
+        "backend",
+        "1 short (ms)",
+        "vs py-ort",
+        "vs candle",
+        "256 bs32 (s/s)",
+        "vs py-ort",
+        "vs candle"
     );
     let candle_short = mean_seconds("embed_onnx_latency", "cpu").ok();
     let candle_mixed = mean_seconds("embed_onnx_256_bs32", "cpu").ok();
@@ -77,7 +89,10 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     }
     eprintln!(
         "  {:<28} {:>12.3} {:>9} {:>9} {:>14.1}",
-        format!("python onnxruntime {}", py["onnxruntime"].as_str().unwrap_or("?")),
+        format!(
+            "python onnxruntime {}",
+            py["onnxruntime"].as_str().unwrap_or("?")
+        ),
         py_short * 1e3,
         "1.00x",
         ratio(py_short, candle_short),

@@ -95,7 +95,10 @@ pub fn python_path() -> anyhow::Result<OsString> {
 fn package_root(file: &Path, relative: &str) -> anyhow::Result<PathBuf> {
     let mut root = file.to_path_buf();
     for _ in Path::new(relative).components() {
-        root = root.parent().context("path shorter than expected")?.to_path_buf();
+        root = root
+            .parent()
+            .context("path shorter than expected")?
+            .to_path_buf();
     }
     Ok(root)
 }
