@@ -61,6 +61,34 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
+/// The ONNX Runtime library (`cargo xtask setup-ort` fetches it; `cargo
+/// xtask ci` passes it as `ORT_DYLIB_PATH`).
+pub fn ort_dylib() -> Option<PathBuf> {
+    let file = PathBuf::from(std::env::var_os("ORT_DYLIB_PATH")?);
+    file.is_file().then_some(file)
+}
+
+/// The OpenVINO plugin execution provider (`IPFS_ACCELERATE_OPENVINO_EP`,
+/// from `cargo xtask setup-ort`).
+pub fn openvino_ep() -> Option<PathBuf> {
+    let file = PathBuf::from(std::env::var_os("IPFS_ACCELERATE_OPENVINO_EP")?);
+    file.is_file().then_some(file)
+}
+
+/// Why a test needing ONNX Runtime (and, with `openvino`, its OpenVINO
+/// provider) cannot run here; `None` when it can.
+pub fn ort_missing(openvino: bool) -> Option<&'static str> {
+    if ort_dylib().is_none() {
+        return Some(
+            "ONNX Runtime not installed (run `cargo xtask setup-ort`; set ORT_DYLIB_PATH)",
+        );
+    }
+    if openvino && openvino_ep().is_none() {
+        return Some("OpenVINO EP not installed (run `cargo xtask setup-ort`; set IPFS_ACCELERATE_OPENVINO_EP)");
+    }
+    None
+}
+
 /// `reference.json` of a fixture.
 pub fn reference(name: &str) -> Value {
     let path = fixture_model(name).join("reference.json");

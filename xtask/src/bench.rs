@@ -13,8 +13,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "embed" => {
             let minilm = models::minilm()?;
             sh(skills_bench("embed", extra).env("IPFS_ACCELERATE_MINILM_DIR", &minilm))?;
-            summarize_embed()
+            summarize_embed()?;
+            crate::bench_embed_onnx::run(extra)
         }
+        // The ONNX rows alone (also part of `embed`).
+        "embed-onnx" => crate::bench_embed_onnx::run(extra),
         "serve" => {
             let minilm = models::minilm()?;
             sh(cargo()
@@ -37,7 +40,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         other => {
             bail!(
-                "unknown benchmark '{other}' (available: embed, serve, storage, generate, multimodal)"
+                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, storage, generate, multimodal)"
             )
         }
     }
@@ -45,7 +48,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// `cargo bench` of one criterion bench of the skills crate, passing `extra`
 /// to criterion.
-fn skills_bench(bench: &str, extra: &[String]) -> std::process::Command {
+pub(crate) fn skills_bench(bench: &str, extra: &[String]) -> std::process::Command {
     let mut command = cargo();
     command
         .args([
@@ -61,7 +64,7 @@ fn skills_bench(bench: &str, extra: &[String]) -> std::process::Command {
 }
 
 /// Mean time per iteration in seconds, from criterion's estimates.
-fn mean_seconds(group: &str, bench: &str) -> anyhow::Result<f64> {
+pub(crate) fn mean_seconds(group: &str, bench: &str) -> anyhow::Result<f64> {
     let path = root()
         .join("target/criterion")
         .join(group)

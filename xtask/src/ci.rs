@@ -3,6 +3,7 @@
 use crate::cuda_toolkit;
 use crate::ipfs_node;
 use crate::models;
+use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, sh};
 
 pub fn run() -> anyhow::Result<()> {
@@ -19,12 +20,13 @@ pub fn run() -> anyhow::Result<()> {
     // Runtime components the tests need: fetched here, never by hand.
     let minilm = models::minilm()?;
     let smollm2 = models::smollm2_gguf()?;
+    let ort = ort_runtime::install()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(&minilm, &smollm2, &api);
+    let result = run_tests(&minilm, &smollm2, &ort, &api);
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -47,7 +49,12 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_tests(minilm: &std::path::Path, smollm2: &std::path::Path, api: &str) -> anyhow::Result<()> {
+fn run_tests(
+    minilm: &std::path::Path,
+    smollm2: &std::path::Path,
+    ort: &OrtRuntime,
+    api: &str,
+) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -55,13 +62,16 @@ fn run_tests(minilm: &std::path::Path, smollm2: &std::path::Path, api: &str) -> 
         eprintln!("cargo-nextest not found; using cargo test");
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    tests
+    // ORT_DYLIB_PATH and IPFS_ACCELERATE_OPENVINO_EP: the ort/openvino
+    // tests run for real (and fail, never skip, under REQUIRE_ALL).
+    ort.apply(&mut tests)
         .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
         .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
         .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
         .env("IPFS_API_URL", api);
     sh(&mut tests)?;
-    sh(cargo()
+    sh(ort
+        .apply(&mut cargo())
         .args(["test", "--workspace", "--doc"])
         .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
         .env("IPFS_API_URL", api))?;

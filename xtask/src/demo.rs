@@ -2,6 +2,7 @@
 //! loaded through our storage, printing where each file came from.
 
 use crate::models;
+use crate::ort_runtime;
 use crate::process::{cargo, output, root, sh};
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -25,10 +26,12 @@ const QUERY: &str = "How does a cache avoid duplicate files?";
 pub fn run() -> anyhow::Result<()> {
     sh(cargo().args(["build", "--release", "--quiet", "-p", "ipfs-accelerate-cli"]))?;
     let bin = root().join("target/release/ipfs-accelerate");
+    // The ONNX Runtime backends are part of what `status` shows.
+    let ort = ort_runtime::install()?;
     // The demo shows interception at work; CI systems turn it off by default.
     let cli = |args: &[&str]| {
         let mut cmd = Command::new(&bin);
-        cmd.args(args).env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1");
+        ort.apply(cmd.args(args).env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1"));
         cmd
     };
 

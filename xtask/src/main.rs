@@ -10,10 +10,14 @@
 //!   (all-MiniLM-L6-v2, the SmolLM2-135M-Instruct GGUF).
 //! * `matrix`: every skill on every backend against the fixtures, written to
 //!   `docs/model-status.md` and `docs/model-status.json`.
+//! * `setup-ort`: ONNX Runtime 1.31 and its OpenVINO execution provider
+//!   from PyPI wheels for the `ort`/`openvino` backends; prints the
+//!   environment lines.
 //! * `setup-cuda`: a CUDA compiler from PyPI wheels for `--features cuda`;
 //!   prints the environment lines.
 
 mod bench;
+mod bench_embed_onnx;
 mod bench_storage;
 mod ci;
 mod cuda_toolkit;
@@ -21,6 +25,7 @@ mod demo;
 mod ipfs_node;
 mod matrix;
 mod models;
+mod ort_runtime;
 mod process;
 
 use anyhow::bail;
@@ -38,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         "ipfs-node" => ipfs_node::run(rest),
         "matrix" => matrix::run(rest),
         "setup-cuda" => cuda_toolkit::run(),
+        "setup-ort" => ort_runtime::run(),
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
@@ -46,11 +52,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
             Ok(())
         }
         other => bail!(
-            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, matrix, setup-cuda)"
+            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, matrix, setup-ort, setup-cuda)"
         ),
     }
 }

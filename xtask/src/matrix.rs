@@ -8,6 +8,7 @@
 //! on this machine, as `status` says). Nothing is ever filled in without
 //! running.
 
+use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, output, root, sh};
 use anyhow::{bail, Context};
 use ipfs_accelerate_tests::{fixture_model, reference, reference_array};
@@ -252,9 +253,13 @@ fn cli_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// `(available, detail)` per backend name, from `status --json`.
-fn availability(bin: &Path, home: &Path) -> anyhow::Result<Vec<(String, bool, String)>> {
+fn availability(
+    bin: &Path,
+    home: &Path,
+    ort: &OrtRuntime,
+) -> anyhow::Result<Vec<(String, bool, String)>> {
     let out = output(
-        Command::new(bin)
+        ort.apply(&mut Command::new(bin))
             .args(["--cache-dir"])
             .arg(home)
             .args(["status", "--json"]),
@@ -276,12 +281,19 @@ fn availability(bin: &Path, home: &Path) -> anyhow::Result<Vec<(String, bool, St
         .unwrap_or_default())
 }
 
-fn run_cell(bin: &Path, home: &Path, case: &Case, backend: &str) -> anyhow::Result<Value> {
+fn run_cell(
+    bin: &Path,
+    home: &Path,
+    ort: &OrtRuntime,
+    case: &Case,
+    backend: &str,
+) -> anyhow::Result<Value> {
     let model = fixture_model(case.fixture);
     let r = reference(case.fixture);
     // `--backend` is each command's option: it goes after the subcommand.
     let args = arguments(case.kind, &model, &r);
     let mut cmd = Command::new(bin);
+    ort.apply(&mut cmd);
     cmd.arg("--cache-dir").arg(home).arg("--json").arg(&args[0]);
     cmd.args(["--backend", backend]).args(&args[1..]);
     let start = Instant::now();
@@ -333,7 +345,9 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
     let bin = cli_binary()?;
     let home = std::env::temp_dir().join(format!("ipfs-accelerate-matrix-{}", std::process::id()));
     std::fs::create_dir_all(&home)?;
-    let available = availability(&bin, &home)?;
+    // The ort/openvino columns need the runtime `cargo xtask setup-ort` fetches.
+    let ort = ort_runtime::install()?;
+    let available = availability(&bin, &home, &ort)?;
     let mut rows = Vec::new();
     for case in cases() {
         let mut cells = serde_json::Map::new();
@@ -343,7 +357,7 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
                     json!({"status": "unavailable", "detail": detail, "max_abs_diff": null, "wall_ms": null})
                 }
                 None => bail!("status --json does not list backend {backend}"),
-                Some(_) => run_cell(&bin, &home, &case, backend)?,
+                Some(_) => run_cell(&bin, &home, &ort, &case, backend)?,
             };
             eprintln!("{:<12} {:<8} {}", case.fixture, backend, cell["status"]);
             cells.insert(backend.to_owned(), cell);

@@ -16,6 +16,33 @@ pub enum BackendError {
         /// Why not.
         detail: String,
     },
+    /// The backend runs, but not this skill or this model.
+    #[error("unsupported on {kind}: {why}")]
+    Unsupported {
+        /// Which backend.
+        kind: BackendKind,
+        /// What is missing.
+        why: String,
+    },
+    /// ONNX Runtime could not open a graph (bad graph, unsupported operator,
+    /// execution provider failure).
+    #[error("{kind}: cannot create a session for {model}: {detail}")]
+    Session {
+        /// Which backend.
+        kind: BackendKind,
+        /// The graph file.
+        model: String,
+        /// ONNX Runtime's message.
+        detail: String,
+    },
+    /// An ONNX Runtime run failed.
+    #[error("{kind}: inference failed: {detail}")]
+    Run {
+        /// Which backend.
+        kind: BackendKind,
+        /// ONNX Runtime's message.
+        detail: String,
+    },
     /// No backend in the chain can run this model.
     #[error("no backend can run this model: {0}")]
     NoneLeft(String),

@@ -10,9 +10,12 @@ mod candle_cpu;
 mod candle_cuda;
 mod error;
 mod kind;
-mod not_built;
 mod onnx_runtime;
 mod openvino;
+mod ort_executor;
+mod ort_options;
+mod ort_runtime;
+mod ort_session;
 mod out_of_memory;
 mod selection;
 
@@ -22,6 +25,12 @@ pub use error::BackendError;
 pub use kind::BackendKind;
 pub use onnx_runtime::OnnxRuntimeCpu;
 pub use openvino::OnnxRuntimeOpenVino;
+pub use ort_executor::OrtExecutor;
+pub use ort_options::{
+    OrtOptions, Precision, INTER_THREADS_ENV, OPENVINO_PRECISION_ENV, THREADS_ENV,
+};
+pub use ort_runtime::{DYLIB_ENV, INSTALL_HINT, OPENVINO_EP_ENV};
+pub use ort_session::{OrtInput, OrtIo, OrtOutputs, OrtSession, OrtValue};
 pub use out_of_memory::is_out_of_memory;
 pub use selection::{select, Selection};
 
@@ -32,6 +41,8 @@ use serde::Serialize;
 pub enum Executor {
     /// candle tensors on this device (CPU, or CUDA with the `cuda` feature).
     Candle(candle_core::Device),
+    /// ONNX graphs on ONNX Runtime (CPU or OpenVINO execution provider).
+    Ort(OrtExecutor),
 }
 
 /// Whether a backend can run here, and why (not).

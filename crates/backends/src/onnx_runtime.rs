@@ -1,11 +1,27 @@
-//! ONNX Runtime on the CPU execution provider. Not part of this build yet:
-//! it reports itself unavailable rather than running anything else in its name.
+//! ONNX Runtime on its CPU execution provider, loaded at run time from
+//! `ORT_DYLIB_PATH` (`cargo xtask setup-ort` fetches it).
 
-use crate::{not_built, Backend, BackendError, BackendInfo, BackendKind, Executor};
+use crate::ort_executor::Provider;
+use crate::ort_options::OrtOptions;
+use crate::ort_runtime::runtime;
+use crate::{Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor};
 
 /// ONNX Runtime, CPU execution provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OnnxRuntimeCpu;
+
+impl OnnxRuntimeCpu {
+    fn ready(&self) -> Result<(OrtExecutor, String), String> {
+        let runtime = runtime()?;
+        let options = OrtOptions::from_env()?;
+        let detail = format!(
+            "ONNX Runtime from {}, CPU execution provider, {options}",
+            runtime.library.display()
+        );
+        let executor = OrtExecutor::new(runtime.env.clone(), Provider::Cpu, options);
+        Ok((executor, detail))
+    }
+}
 
 impl Backend for OnnxRuntimeCpu {
     fn kind(&self) -> BackendKind {
@@ -13,10 +29,22 @@ impl Backend for OnnxRuntimeCpu {
     }
 
     fn probe(&self) -> BackendInfo {
-        not_built::probe(self.kind())
+        let (available, detail) = match self.ready() {
+            Ok((_, detail)) => (true, detail),
+            Err(why) => (false, why),
+        };
+        BackendInfo {
+            name: self.kind().name().to_owned(),
+            available,
+            detail,
+        }
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {
-        not_built::executor(self.kind())
+        let (executor, _) = self.ready().map_err(|detail| BackendError::Unavailable {
+            kind: self.kind(),
+            detail,
+        })?;
+        Ok(Executor::Ort(executor))
     }
 }

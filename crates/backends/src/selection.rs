@@ -30,22 +30,32 @@ pub fn select(
         if requested != BackendKind::Auto && requested != kind {
             continue;
         }
-        let info = backend.probe();
-        let unusable = if !info.available {
-            Some(info.detail)
-        } else if kind.needs_onnx_graph() && !skill_runs_onnx {
-            Some("this skill has no ONNX Runtime path".to_owned())
+        // What the skill or model lacks comes first: it holds on any machine,
+        // so it is the more useful answer than a missing runtime.
+        let unsupported = if kind.needs_onnx_graph() && !skill_runs_onnx {
+            Some("this skill has no ONNX Runtime path (use --backend cpu or auto)".to_owned())
         } else if kind.needs_onnx_graph() && !has_onnx_graph {
-            Some("the model has no ONNX graph".to_owned())
+            Some("the model has no ONNX graph (onnx/model.onnx)".to_owned())
         } else {
             None
         };
-        match unusable {
-            Some(detail) if requested != BackendKind::Auto => {
-                return Err(BackendError::Unavailable { kind, detail })
+        if let Some(why) = unsupported {
+            if requested != BackendKind::Auto {
+                return Err(BackendError::Unsupported { kind, why });
             }
-            Some(detail) => skipped.push((kind, detail)),
-            None => chain.push(backend),
+            skipped.push((kind, why));
+            continue;
+        }
+        let info = backend.probe();
+        if info.available {
+            chain.push(backend);
+        } else if requested != BackendKind::Auto {
+            return Err(BackendError::Unavailable {
+                kind,
+                detail: info.detail,
+            });
+        } else {
+            skipped.push((kind, info.detail));
         }
     }
     if chain.is_empty() {
@@ -55,6 +65,9 @@ pub fn select(
             .collect::<Vec<_>>()
             .join("; ");
         return Err(BackendError::NoneLeft(why));
+    }
+    for (kind, why) in &skipped {
+        tracing::debug!(backend = %kind, "auto passes over: {why}");
     }
     Ok(Selection { chain, skipped })
 }
@@ -76,6 +89,23 @@ mod tests {
             let err = select(BackendKind::Cuda, false, false).unwrap_err();
             assert!(err.to_string().contains("cuda"), "{err}");
         }
+    }
+
+    #[test]
+    fn onnx_backends_need_a_skill_path_and_a_graph() {
+        for kind in [BackendKind::Ort, BackendKind::OpenVino] {
+            let err = select(kind, true, false).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("unsupported on {kind}: ")),
+                "{err}"
+            );
+            let err = select(kind, false, true).unwrap_err();
+            assert!(err.to_string().contains("no ONNX graph"), "{err}");
+        }
+        let s = select(BackendKind::Auto, false, true).unwrap();
+        assert!(s.chain.iter().all(|b| !b.kind().needs_onnx_graph()));
+        assert!(s.skipped.iter().any(|(k, _)| *k == BackendKind::Ort));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! ipfs-accelerate: run Hugging Face models on CPU (and, as their backends
-//! land, CUDA and OpenVINO), loading every model file through one storage
+//! ipfs-accelerate: run Hugging Face models on CPU (candle or ONNX Runtime),
+//! OpenVINO and CUDA, loading every model file through one storage
 //! layer: a content-addressed local cache shared over IPFS.
 //!
 //! This facade re-exports the layers so a user can depend on one crate:

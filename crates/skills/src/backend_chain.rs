@@ -3,7 +3,9 @@
 
 use crate::SkillError;
 use candle_core::Device;
-use ipfs_accelerate_backends::{is_out_of_memory, select, BackendError, BackendKind, Executor};
+use ipfs_accelerate_backends::{
+    is_out_of_memory, select, BackendError, BackendKind, Executor, OrtExecutor,
+};
 
 /// What to do after a backend failed to load the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,30 +36,59 @@ fn after_failure(requested: BackendKind, failed: BackendKind, err: &SkillError) 
 /// backend that holds it.
 pub(crate) fn load_on_chain<T>(
     requested: BackendKind,
-    build: impl FnMut(&Device) -> Result<T, SkillError>,
+    mut build: impl FnMut(&Device) -> Result<T, SkillError>,
 ) -> Result<(T, Device, BackendKind), SkillError> {
     let selection = select(requested, false, false)?;
     let candidates = selection
         .chain
         .iter()
         .map(|backend| (backend.kind(), backend.executor()));
-    load_on_candidates(requested, candidates, build)
+    let ((model, device), kind) = load_on_candidates(requested, candidates, |executor| {
+        match executor {
+            Executor::Candle(device) => build(device).map(|model| (model, device.clone())),
+            // `select` left ONNX backends out: this skill has no ONNX path.
+            Executor::Ort(ort) => Err(BackendError::Unsupported {
+                kind: ort.kind(),
+                why: "this skill has no ONNX Runtime path".to_owned(),
+            }
+            .into()),
+        }
+    })?;
+    Ok((model, device, kind))
 }
 
-/// [`load_on_chain`] over given `(backend, executor)` candidates.
+/// [`load_on_chain`] for skills that also run ONNX graphs: when the model
+/// ships one (`has_onnx_graph`), `auto` tries OpenVINO, then ONNX Runtime on
+/// the CPU (`build_onnx`, which creates the session), then candle
+/// (`build_candle`), falling back on any session-creation failure.
+pub(crate) fn load_on_chain_with_onnx<T>(
+    requested: BackendKind,
+    has_onnx_graph: bool,
+    mut build_onnx: impl FnMut(&OrtExecutor) -> Result<T, SkillError>,
+    mut build_candle: impl FnMut(&Device) -> Result<T, SkillError>,
+) -> Result<(T, BackendKind), SkillError> {
+    let selection = select(requested, has_onnx_graph, true)?;
+    let candidates = selection
+        .chain
+        .iter()
+        .map(|backend| (backend.kind(), backend.executor()));
+    load_on_candidates(requested, candidates, |executor| match executor {
+        Executor::Candle(device) => build_candle(device),
+        Executor::Ort(ort) => build_onnx(ort),
+    })
+}
+
+/// Tries `build` on the given `(backend, executor)` candidates in order.
 fn load_on_candidates<T>(
     requested: BackendKind,
     candidates: impl IntoIterator<Item = (BackendKind, Result<Executor, BackendError>)>,
-    mut build: impl FnMut(&Device) -> Result<T, SkillError>,
-) -> Result<(T, Device, BackendKind), SkillError> {
+    mut build: impl FnMut(&Executor) -> Result<T, SkillError>,
+) -> Result<(T, BackendKind), SkillError> {
     let mut failures = Vec::new();
     for (kind, executor) in candidates {
-        let attempt = executor.map_err(SkillError::from).and_then(|ex| {
-            let Executor::Candle(device) = ex;
-            build(&device).map(|model| (model, device))
-        });
+        let attempt = executor.map_err(SkillError::from).and_then(|ex| build(&ex));
         let err = match attempt {
-            Ok((model, device)) => return Ok((model, device, kind)),
+            Ok(model) => return Ok((model, kind)),
             Err(err) => err,
         };
         match after_failure(requested, kind, &err) {
@@ -68,8 +99,8 @@ fn load_on_candidates<T>(
             }
             AfterFailure::Cpu => {
                 tracing::warn!(backend = %kind, "out of GPU memory, loading on the CPU: {err}");
-                let device = Device::Cpu;
-                return build(&device).map(|model| (model, device, BackendKind::Cpu));
+                return build(&Executor::Candle(Device::Cpu))
+                    .map(|model| (model, BackendKind::Cpu));
             }
         }
     }
@@ -124,18 +155,16 @@ mod tests {
     fn out_of_memory_on_cuda_loads_on_the_cpu_even_when_asked_for_cuda() {
         for requested in [BackendKind::Cuda, BackendKind::Auto] {
             let mut calls = 0;
-            let (model, device, kind) =
-                load_on_candidates(requested, [cuda_candidate()], |_device| {
-                    calls += 1;
-                    if calls == 1 {
-                        Err(injected_oom())
-                    } else {
-                        Ok("loaded")
-                    }
-                })
-                .unwrap();
+            let (model, kind) = load_on_candidates(requested, [cuda_candidate()], |_executor| {
+                calls += 1;
+                if calls == 1 {
+                    Err(injected_oom())
+                } else {
+                    Ok("loaded")
+                }
+            })
+            .unwrap();
             assert_eq!((model, kind, calls), ("loaded", BackendKind::Cpu, 2));
-            assert!(device.is_cpu());
         }
     }
 
@@ -151,7 +180,7 @@ mod tests {
         // auto: on to the next backend.
         let cpu = (BackendKind::Cpu, Ok(Executor::Candle(Device::Cpu)));
         let mut calls = 0;
-        let (_, _, kind) = load_on_candidates(BackendKind::Auto, [cuda_candidate(), cpu], |_| {
+        let (_, kind) = load_on_candidates(BackendKind::Auto, [cuda_candidate(), cpu], |_| {
             calls += 1;
             if calls == 1 {
                 Err(failure())

@@ -10,6 +10,7 @@ mod error;
 pub mod image_to_text;
 pub mod media;
 mod model_patches;
+mod onnx_graph;
 pub mod preprocess;
 pub mod registry;
 pub mod similarity;

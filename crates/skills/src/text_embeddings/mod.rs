@@ -2,19 +2,24 @@
 //! like): tokenize with padding to the longest and truncation at the model's
 //! `max_seq_length`, run the encoder in length-sorted batches, pool and
 //! normalise as the sentence-transformers files say, return in input order.
+//! The encoder runs on candle (safetensors) or, when the model ships
+//! `onnx/model.onnx`, on ONNX Runtime / OpenVINO; pooling is shared.
 
+mod onnx_encoder;
 mod pooling;
 mod sentence_transformers;
 
 pub use pooling::{l2_normalize, Pooling};
 
-use crate::backend_chain::load_on_chain;
+use crate::backend_chain::load_on_chain_with_onnx;
+use crate::onnx_graph::{onnx_graph, open_session};
 use crate::weights::{one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use onnx_encoder::OnnxEncoder;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// How a call to [`TextEmbedder::embed_with`] batches its texts.
@@ -35,16 +40,21 @@ impl Default for EmbedOptions {
     }
 }
 
+/// The encoder, on the backend that loaded it.
+enum Encoder {
+    Candle { model: BertModel, device: Device },
+    Onnx(OnnxEncoder),
+}
+
 /// A loaded sentence-embedding model.
 pub struct TextEmbedder {
     model_name: String,
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
     max_seq_length: usize,
     pad_id: u32,
-    device: Device,
     backend: BackendKind,
     files: Vec<ResolvedFile>,
 }
@@ -113,32 +123,46 @@ impl TextEmbedder {
                 reason: one_line(&e.to_string()),
             })?;
 
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
-
-        let (bert, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(
-                loader,
-                &name,
-                &config_json,
-                &weight_files,
-                DType::F32,
-                device,
-            )?;
-            BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
-            })
-        })?;
+        let graph = onnx_graph(loader, model, backend)?;
+        files.extend(graph.iter().cloned());
+        let ((encoder, weight_files), kind) = load_on_chain_with_onnx(
+            backend,
+            graph.is_some(),
+            |executor| {
+                let session = open_session(executor, graph.as_ref())?;
+                Ok((Encoder::Onnx(OnnxEncoder::new(session)?), Vec::new()))
+            },
+            |device| {
+                // Weights only for candle: an ONNX run does not fetch them.
+                let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+                let vb = var_builder(
+                    loader,
+                    &name,
+                    &config_json,
+                    &weight_files,
+                    DType::F32,
+                    device,
+                )?;
+                let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
+                    model: name.clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
+                let encoder = Encoder::Candle {
+                    model: bert,
+                    device: device.clone(),
+                };
+                Ok((encoder, weight_files))
+            },
+        )?;
+        files.extend(weight_files);
         Ok(Self {
             model_name: name,
-            model: bert,
+            encoder,
             tokenizer,
             pooling: st.pooling,
             normalize: st.normalize,
             max_seq_length,
             pad_id: config.pad_token_id as u32,
-            device,
             backend: kind,
             files,
         })
@@ -233,10 +257,18 @@ impl TextEmbedder {
                     .chain(std::iter::repeat_n(0, pad)),
             );
         }
-        let ids = Tensor::from_vec(ids, (rows, seq), &self.device)?;
-        let types = Tensor::from_vec(types, (rows, seq), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, seq), &self.device)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let (hidden, mask) = match &self.encoder {
+            Encoder::Candle { model, device } => {
+                let ids = Tensor::from_vec(ids, (rows, seq), device)?;
+                let types = Tensor::from_vec(types, (rows, seq), device)?;
+                let mask = Tensor::from_vec(mask, (rows, seq), device)?;
+                (model.forward(&ids, &types, Some(&mask))?, mask)
+            }
+            Encoder::Onnx(encoder) => {
+                let hidden = encoder.forward((rows, seq), &ids, &types, &mask)?;
+                (hidden, Tensor::from_vec(mask, (rows, seq), &Device::Cpu)?)
+            }
+        };
         let mut pooled = self.pooling.apply(&hidden, &mask)?;
         if self.normalize {
             pooled = l2_normalize(&pooled)?;

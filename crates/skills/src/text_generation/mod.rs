@@ -11,6 +11,7 @@ pub mod generation_config;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+mod onnx_causal_lm;
 pub mod opt;
 mod options;
 pub mod rope;
@@ -20,7 +21,8 @@ pub use causal_lm::CausalLm;
 pub use chat_template::ChatTemplate;
 pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
-use crate::backend_chain::load_on_chain;
+use crate::backend_chain::load_on_chain_with_onnx;
+use crate::onnx_graph::{onnx_graph, open_session};
 use crate::weights::{one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Tensor};
@@ -79,13 +81,28 @@ impl TextGenerator {
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
         files.extend(tokenizer_files);
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
-
-        let (lm, _device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-            build_causal_lm(&name, &model_type, &config, vb)
-        })?;
+        let graph = onnx_graph(loader, model, backend)?;
+        files.extend(graph.iter().cloned());
+        let ((lm, weight_files), kind) = load_on_chain_with_onnx(
+            backend,
+            graph.is_some(),
+            |executor| {
+                let session = open_session(executor, graph.as_ref())?;
+                let lm: Box<dyn CausalLm> =
+                    Box::new(onnx_causal_lm::OnnxCausalLm::new(session, &config)?);
+                Ok((lm, Vec::new()))
+            },
+            |device| {
+                // Weights only for candle: an ONNX run does not fetch them.
+                let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                Ok((
+                    build_causal_lm(&name, &model_type, &config, vb)?,
+                    weight_files,
+                ))
+            },
+        )?;
+        files.extend(weight_files);
         Ok(Self {
             eos_ids: generation_config::eos_ids(&config, generation_config.as_ref()),
             model_name: name,

@@ -1,0 +1,133 @@
+//! The process-wide ONNX Runtime: its shared library, loaded from
+//! `ORT_DYLIB_PATH`, the one environment `ort` allows per process, and the
+//! OpenVINO plugin execution provider registered into it.
+//!
+//! Both are set up at most once and the outcome (success or the reason for
+//! failure) is kept, so `status`, `auto` and every session see the same
+//! answer without reloading anything.
+
+use ort::environment::Environment;
+use ort::memory::DeviceType;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The ONNX Runtime shared library (`libonnxruntime.so.1.31.1`).
+pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+/// The OpenVINO plugin execution provider library
+/// (`libonnxruntime_providers_openvino_plugin.so`).
+pub const OPENVINO_EP_ENV: &str = "IPFS_ACCELERATE_OPENVINO_EP";
+/// How to get both.
+pub const INSTALL_HINT: &str =
+    "run `cargo xtask setup-ort` and export the ORT_DYLIB_PATH and IPFS_ACCELERATE_OPENVINO_EP lines it prints";
+/// The execution provider name the OpenVINO plugin registers.
+pub(crate) const OPENVINO_EP_NAME: &str = "OpenVINOExecutionProvider";
+/// ONNX Runtime's built-in CPU execution provider.
+const CPU_EP_NAME: &str = "CPUExecutionProvider";
+
+/// A loaded ONNX Runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct Runtime {
+    pub env: Environment,
+    pub library: PathBuf,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static OPENVINO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The runtime, loading it on first use; the error says what is missing.
+pub(crate) fn runtime() -> Result<&'static Runtime, String> {
+    RUNTIME
+        .get_or_init(load_runtime)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn load_runtime() -> Result<Runtime, String> {
+    let library = match std::env::var_os(DYLIB_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => return Err(format!("{DYLIB_ENV} is not set; {INSTALL_HINT}")),
+    };
+    if !library.is_file() {
+        return Err(format!(
+            "{DYLIB_ENV}={} is not a file; {INSTALL_HINT}",
+            library.display()
+        ));
+    }
+    // `ort` panics if its API is touched before a library is loaded, so the
+    // library is loaded here, checked, before anything else of `ort` runs.
+    let builder = ort::init_from(&library)
+        .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
+    let env = builder
+        .with_name("ipfs-accelerate")
+        .build()
+        .map_err(|e| format!("ONNX Runtime environment: {e}"))?;
+    tracing::debug!(library = %library.display(), "ONNX Runtime loaded");
+    Ok(Runtime { env, library })
+}
+
+/// Registers the OpenVINO plugin once; returns its library path. Fails when
+/// the runtime or the plugin is missing, or the plugin offers no CPU device.
+pub(crate) fn openvino() -> Result<(&'static Runtime, &'static Path), String> {
+    let runtime = runtime()?;
+    let plugin = OPENVINO
+        .get_or_init(|| register_openvino(runtime))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    Ok((runtime, plugin.as_path()))
+}
+
+fn register_openvino(runtime: &Runtime) -> Result<PathBuf, String> {
+    let plugin = match std::env::var_os(OPENVINO_EP_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => {
+            return Err(format!(
+                "the OpenVINO execution provider is not installed: {OPENVINO_EP_ENV} is not set; {INSTALL_HINT}"
+            ))
+        }
+    };
+    if !plugin.is_file() {
+        return Err(format!(
+            "{OPENVINO_EP_ENV}={} is not a file; {INSTALL_HINT}",
+            plugin.display()
+        ));
+    }
+    runtime
+        .env
+        .register_ep_library(OPENVINO_EP_NAME, &plugin)
+        .map_err(|e| {
+            format!(
+                "cannot register the OpenVINO plugin {}: {e}; {INSTALL_HINT}",
+                plugin.display()
+            )
+        })?;
+    if !has_openvino_cpu(&runtime.env) {
+        return Err(format!(
+            "the OpenVINO plugin {} offers no CPU device",
+            plugin.display()
+        ));
+    }
+    tracing::debug!(plugin = %plugin.display(), "OpenVINO execution provider registered");
+    Ok(plugin)
+}
+
+/// ONNX Runtime's own CPU execution provider device.
+pub(crate) fn cpu_ep_devices(env: &Environment) -> Vec<ort::device::Device<'_>> {
+    env.devices()
+        .filter(|d| d.ep().is_ok_and(|ep| ep == CPU_EP_NAME))
+        .collect()
+}
+
+/// The OpenVINO plugin's CPU devices (it also lists `...AUTO` meta devices
+/// under another EP name, and GPUs/NPUs where present).
+pub(crate) fn openvino_cpu_devices(env: &Environment) -> Vec<ort::device::Device<'_>> {
+    env.devices()
+        .filter(|d| {
+            d.ep().is_ok_and(|ep| ep == OPENVINO_EP_NAME)
+                && d.hardware_device().ty() == DeviceType::CPU
+        })
+        .collect()
+}
+
+fn has_openvino_cpu(env: &Environment) -> bool {
+    !openvino_cpu_devices(env).is_empty()
+}

@@ -1,0 +1,176 @@
+//! A decoder-only model as an ONNX graph (optimum's
+//! `text-generation-with-past` export: `input_ids`, `attention_mask`,
+//! optional `position_ids`, `past_key_values.{i}.key/value` in;
+//! `logits`, `present.{i}.key/value` out) on ONNX Runtime. The first call
+//! feeds the prompt with an empty cache, each later call one token with the
+//! previous call's `present` values as `past` (kept in ONNX Runtime's
+//! memory, not copied), so the shared decode loop drives it like the candle
+//! models.
+
+use super::CausalLm;
+use crate::SkillError;
+use candle_core::{Device, Tensor};
+use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession, OrtValue};
+use serde_json::Value;
+
+/// One sequence on an ONNX Runtime session, with its KV cache.
+#[derive(Debug)]
+pub(crate) struct OnnxCausalLm {
+    session: OrtSession,
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    position_ids: bool,
+    /// `present.{i}.key`, `present.{i}.value` of the last call, layer by layer.
+    past: Vec<OrtValue>,
+    past_len: usize,
+    context_length: Option<usize>,
+}
+
+impl OnnxCausalLm {
+    /// Checks the graph's layout; `config` is the model's `config.json`.
+    pub(crate) fn new(session: OrtSession, config: &Value) -> Result<Self, SkillError> {
+        let unsupported = |why: String| {
+            SkillError::Backend(BackendError::Unsupported {
+                kind: session.kind(),
+                why,
+            })
+        };
+        for input in ["input_ids", "attention_mask"] {
+            if session.input(input).is_none() {
+                return Err(unsupported(format!(
+                    "the ONNX graph has no input '{input}'"
+                )));
+            }
+        }
+        let layers = (0..)
+            .take_while(|i| session.input(&format!("past_key_values.{i}.key")).is_some())
+            .count();
+        let Some(first) = session.input("past_key_values.0.key") else {
+            return Err(unsupported(
+                "the ONNX graph takes no past_key_values (export it with past, \
+                 task text-generation-with-past)"
+                    .to_owned(),
+            ));
+        };
+        // [batch, kv_heads, past_len, head_dim]: heads and size are fixed.
+        let (kv_heads, head_dim) = match first.shape.as_slice() {
+            [_, heads, _, dim] if *heads > 0 && *dim > 0 => (*heads as usize, *dim as usize),
+            other => {
+                return Err(unsupported(format!(
+                    "past_key_values.0.key has shape {other:?}, expected [batch, heads, past, head_dim]"
+                )))
+            }
+        };
+        if !session.outputs().iter().any(|o| o.name == "logits") {
+            return Err(unsupported(
+                "the ONNX graph has no output 'logits'".to_owned(),
+            ));
+        }
+        Ok(Self {
+            position_ids: session.input("position_ids").is_some(),
+            session,
+            layers,
+            kv_heads,
+            head_dim,
+            past: Vec::new(),
+            past_len: 0,
+            context_length: context_length(config),
+        })
+    }
+
+    fn step(&mut self, ids: &[u32]) -> Result<Tensor, SkillError> {
+        let n = ids.len();
+        let total = self.past_len + n;
+        let mut inputs = vec![
+            (
+                "input_ids".to_owned(),
+                OrtInput::I64 {
+                    shape: vec![1, n],
+                    data: ids.iter().map(|&t| i64::from(t)).collect(),
+                },
+            ),
+            (
+                "attention_mask".to_owned(),
+                OrtInput::I64 {
+                    shape: vec![1, total],
+                    data: vec![1; total],
+                },
+            ),
+        ];
+        if self.position_ids {
+            inputs.push((
+                "position_ids".to_owned(),
+                OrtInput::I64 {
+                    shape: vec![1, n],
+                    data: (self.past_len as i64..total as i64).collect(),
+                },
+            ));
+        }
+        let mut past = std::mem::take(&mut self.past).into_iter();
+        for layer in 0..self.layers {
+            for part in ["key", "value"] {
+                let value = match past.next() {
+                    Some(value) => OrtInput::Value(value),
+                    // The prompt: an empty cache, [1, heads, 0, head_dim].
+                    None => OrtInput::F32 {
+                        shape: vec![1, self.kv_heads, 0, self.head_dim],
+                        data: Vec::new(),
+                    },
+                };
+                inputs.push((format!("past_key_values.{layer}.{part}"), value));
+            }
+        }
+        let mut outputs = self.session.run(inputs)?;
+        let (shape, logits) = outputs.f32("logits")?;
+        let vocab = shape.last().copied().unwrap_or(0);
+        if vocab == 0 || logits.len() < vocab {
+            return Err(SkillError::Backend(BackendError::Run {
+                kind: self.session.kind(),
+                detail: format!("logits have shape {shape:?}"),
+            }));
+        }
+        let last = logits[logits.len() - vocab..].to_vec();
+        let mut present = Vec::with_capacity(2 * self.layers);
+        for layer in 0..self.layers {
+            for part in ["key", "value"] {
+                present.push(outputs.take(&format!("present.{layer}.{part}"))?);
+            }
+        }
+        self.past = present;
+        self.past_len = total;
+        Ok(Tensor::from_vec(last, vocab, &Device::Cpu)?)
+    }
+}
+
+impl CausalLm for OnnxCausalLm {
+    fn forward(&mut self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        self.step(ids).map_err(candle_core::Error::wrap)
+    }
+
+    fn reset(&mut self) {
+        self.past.clear();
+        self.past_len = 0;
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        self.context_length
+    }
+}
+
+/// Positions the model holds: GPT-2's `n_positions`, else
+/// `max_position_embeddings`; unbounded with dynamic RoPE scaling (as the
+/// candle LLaMA).
+fn context_length(config: &Value) -> Option<usize> {
+    let scaling = config.get("rope_scaling");
+    let scaling_type = scaling
+        .and_then(|s| s.get("rope_type").or_else(|| s.get("type")))
+        .and_then(Value::as_str);
+    if scaling_type == Some("dynamic") {
+        return None;
+    }
+    ["n_positions", "max_position_embeddings"]
+        .iter()
+        .find_map(|key| config.get(*key).and_then(Value::as_u64))
+        .map(|n| n as usize)
+}
