@@ -5,12 +5,14 @@
 //! feeds the prompt with an empty cache, each later call one token with the
 //! previous call's `present` values as `past` (kept in ONNX Runtime's
 //! memory, not copied), so the shared decode loop drives it like the candle
-//! models.
+//! models. The cache tensors are named by the `DynamicCache` layout of the
+//! patches crate's KV-cache registry, the one place those names live.
 
 use super::CausalLm;
 use crate::SkillError;
 use candle_core::{Device, Tensor};
 use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession, OrtValue};
+use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
 use serde_json::Value;
 
 /// One sequence on an ONNX Runtime session, with its KV cache.
@@ -21,8 +23,10 @@ pub(crate) struct OnnxCausalLm {
     kv_heads: usize,
     head_dim: usize,
     position_ids: bool,
-    /// `present.{i}.key`, `present.{i}.value` of the last call, layer by layer.
-    past: Vec<OrtValue>,
+    /// How the cache tensors are named (`DynamicCache`: key, value).
+    layout: CacheLayout,
+    /// `(key, value)` per layer: the last call's `present` tensors.
+    past: Vec<(OrtValue, OrtValue)>,
     past_len: usize,
     context_length: Option<usize>,
 }
@@ -67,7 +71,14 @@ impl OnnxCausalLm {
                 "the ONNX graph has no output 'logits'".to_owned(),
             ));
         }
+        // A layout someone unregistered falls back to transformers' own.
+        let layout = kv_cache::global()
+            .read()
+            .ok()
+            .and_then(|r| r.get("DynamicCache").cloned())
+            .unwrap_or_else(CacheLayout::dynamic);
         Ok(Self {
+            layout,
             position_ids: session.input("position_ids").is_some(),
             session,
             layers,
@@ -107,20 +118,24 @@ impl OnnxCausalLm {
                 },
             ));
         }
-        let mut past = std::mem::take(&mut self.past).into_iter();
-        for layer in 0..self.layers {
-            for part in ["key", "value"] {
-                let value = match past.next() {
-                    Some(value) => OrtInput::Value(value),
-                    // The prompt: an empty cache, [1, heads, 0, head_dim].
-                    None => OrtInput::F32 {
-                        shape: vec![1, self.kv_heads, 0, self.head_dim],
-                        data: Vec::new(),
-                    },
-                };
-                inputs.push((format!("past_key_values.{layer}.{part}"), value));
-            }
-        }
+        let past: Vec<(OrtInput, OrtInput)> = if self.past.is_empty() {
+            // The prompt: an empty cache, [1, heads, 0, head_dim].
+            let empty = || OrtInput::F32 {
+                shape: vec![1, self.kv_heads, 0, self.head_dim],
+                data: Vec::new(),
+            };
+            (0..self.layers).map(|_| (empty(), empty())).collect()
+        } else {
+            std::mem::take(&mut self.past)
+                .into_iter()
+                .map(|(k, v)| (OrtInput::Value(k), OrtInput::Value(v)))
+                .collect()
+        };
+        inputs.extend(
+            self.layout
+                .flatten_pairs(CacheIo::Past, past)
+                .map_err(cache_error)?,
+        );
         let mut outputs = self.session.run(inputs)?;
         let (shape, logits) = outputs.f32("logits")?;
         let vocab = shape.last().copied().unwrap_or(0);
@@ -132,11 +147,14 @@ impl OnnxCausalLm {
         }
         let last = logits[logits.len() - vocab..].to_vec();
         let mut present = Vec::with_capacity(2 * self.layers);
-        for layer in 0..self.layers {
-            for part in ["key", "value"] {
-                present.push(outputs.take(&format!("present.{layer}.{part}"))?);
-            }
+        for name in self.layout.names(CacheIo::Present, self.layers) {
+            let value = outputs.take(&name)?;
+            present.push((name, value));
         }
+        let present = self
+            .layout
+            .unflatten_pairs(CacheIo::Present, present)
+            .map_err(cache_error)?;
         self.past = present;
         self.past_len = total;
         Ok(Tensor::from_vec(last, vocab, &Device::Cpu)?)
@@ -173,4 +191,9 @@ fn context_length(config: &Value) -> Option<usize> {
         .iter()
         .find_map(|key| config.get(*key).and_then(Value::as_u64))
         .map(|n| n as usize)
+}
+
+/// A cache that does not fit its layout: the graph is not what it claimed.
+fn cache_error(e: ipfs_accelerate_patches::PatchError) -> SkillError {
+    SkillError::InvalidInput(format!("the ONNX graph's KV cache: {e}"))
 }
