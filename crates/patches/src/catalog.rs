@@ -35,6 +35,9 @@ pub struct ModelView {
 ///   turned off by `TRANSFORMERS_PATCH_DISABLE` or an option), and would be
 ///   tried on every model loaded;
 /// - KV-cache layouts: registered (usable now);
+/// - ONNX graph rewrites: without a model, on; with one, false: they act
+///   on graphs handed to them (export, a runtime's graph), never on a
+///   model's files;
 /// - file patches: their target exists, is the version they were written
 ///   for, and holds the original text (applying would change it).
 pub fn catalog(
@@ -82,6 +85,14 @@ pub fn catalog(
         info,
         applies: true,
     }));
+    rows.extend(
+        crate::onnx::rewrites::infos()
+            .into_iter()
+            .map(|info| CatalogEntry {
+                info,
+                applies: enabled && model.is_none(),
+            }),
+    );
     let js = file::js_ipfs_add_size(ipfs_node_dir);
     rows.push(CatalogEntry {
         info: js.info(),

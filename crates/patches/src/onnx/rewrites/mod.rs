@@ -75,3 +75,44 @@ fn names_in(graph: &GraphProto) -> std::collections::HashSet<String> {
     }
     names
 }
+
+/// The graph rewrites as `patch list` rows: applied by the ONNX code paths
+/// (export, loading a graph for a runtime) to a graph, not to a model's
+/// files, so they always "apply" where an ONNX graph is involved.
+pub fn infos() -> Vec<crate::PatchInfo> {
+    use crate::{PatchInfo, PatchKind, VersionGate};
+    let row = |name: &str, kind, gate: &str, description: &str| PatchInfo {
+        name: format!("onnx.{name}"),
+        kind,
+        target: "ONNX graph".to_owned(),
+        gate: gate.parse().unwrap_or_else(|_| VersionGate::any()),
+        description: description.to_owned(),
+        source: "docs/onnx-export.md".to_owned(),
+    };
+    vec![
+        row(
+            "fold_constant_if",
+            PatchKind::ControlFlowRewrite,
+            "",
+            "replaces an If whose condition is constant by the branch it takes",
+        ),
+        row(
+            "decompose_layer_norm",
+            PatchKind::ModelRewrite,
+            "",
+            "LayerNormalization as ReduceMean/Sub/Mul/Sqrt/Div for runtimes without it",
+        ),
+        row(
+            "decompose_gelu",
+            PatchKind::ModelRewrite,
+            "onnx_opset >= 20",
+            "the opset-20 Gelu op as Erf (or Tanh) arithmetic",
+        ),
+        row(
+            "restore_dynamic_dims",
+            PatchKind::ModelRewrite,
+            "",
+            "declared-dynamic axes that became fixed sizes get their names back",
+        ),
+    ]
+}
