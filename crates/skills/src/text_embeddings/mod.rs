@@ -42,7 +42,10 @@ impl Default for EmbedOptions {
 
 /// The encoder, on the backend that loaded it.
 enum Encoder {
-    Candle { model: BertModel, device: Device },
+    Candle {
+        model: Box<BertModel>,
+        device: Device,
+    },
     Onnx(OnnxEncoder),
 }
 
@@ -148,7 +151,7 @@ impl TextEmbedder {
                     reason: one_line(&e.to_string()),
                 })?;
                 let encoder = Encoder::Candle {
-                    model: bert,
+                    model: Box::new(bert),
                     device: device.clone(),
                 };
                 Ok((encoder, weight_files))
