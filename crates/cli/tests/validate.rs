@@ -57,3 +57,32 @@ fn bad_requests_fail_with_one_line() {
     let err = fail("bert", &["--text", ""]);
     assert!(err.contains("must not be empty"), "{err}");
 }
+
+/// The use: an ONNX backend against candle on the fixtures that
+/// ship a graph; the discrepancy is that of two implementations, small.
+#[test]
+fn onnx_backends_against_cpu_are_within_1e4() {
+    let test = "onnx_backends_against_cpu_are_within_1e4";
+    if let Some(reason) = ort_missing(true) {
+        skip(test, reason);
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    for backend in ["ort", "openvino"] {
+        for model in ["bert", "gpt2", "llama"] {
+            let out = run(cli(home.path())
+                .env("ORT_DYLIB_PATH", ort_dylib().unwrap())
+                .env("IPFS_ACCELERATE_OPENVINO_EP", openvino_ep().unwrap())
+                .args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
+                .args(["--backend", backend, "--model"])
+                .arg(fixture_model(model)));
+            let answer = json_ok(&out);
+            assert_eq!(answer["backend"], backend, "{model}");
+            assert_eq!(answer["against"], "cpu", "{model}");
+            assert_eq!(answer["nan"], 0, "{model} on {backend}");
+            let max_abs = answer["max_abs"].as_f64().unwrap();
+            assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
+            assert!(answer["n"].as_u64().unwrap() > 0);
+        }
+    }
+}
