@@ -365,6 +365,12 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
         rows.push(json!({"skill": case.skill, "fixture": case.fixture, "backends": cells}));
     }
     let _ = std::fs::remove_dir_all(&home);
+    // Paths under this checkout are written relative to it.
+    let here = format!("{}/", root().display());
+    let available: Vec<(String, bool, String)> = available
+        .into_iter()
+        .map(|(n, a, d)| (n, a, d.replace(&here, "")))
+        .collect();
     let report = json!({
         "generator": "cargo xtask matrix",
         "tolerance": TOLERANCE,
@@ -416,11 +422,10 @@ fn markdown(report: &Value) -> String {
                     cell["wall_ms"].as_f64().unwrap_or(f64::NAN)
                 ),
                 "unavailable" => "unavailable".to_owned(),
+                // Skills phrase it "unsupported on ort: why": keep the why.
                 other => format!(
                     "{other}: {}",
-                    cell["detail"]
-                        .as_str()
-                        .unwrap_or_default()
+                    strip_status(other, cell["detail"].as_str().unwrap_or_default())
                         .replace('|', "\\|")
                 ),
             };
@@ -442,4 +447,16 @@ fn markdown(report: &Value) -> String {
         ));
     }
     s
+}
+
+/// `detail` without a leading "`status` on <backend>: " the skill already
+/// wrote, so a cell does not say "unsupported" twice.
+fn strip_status<'a>(status: &str, detail: &'a str) -> &'a str {
+    match detail
+        .strip_prefix(status)
+        .and_then(|rest| rest.strip_prefix(" on "))
+    {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, why)| why),
+        None => detail,
+    }
 }
