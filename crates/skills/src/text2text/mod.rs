@@ -81,21 +81,17 @@ impl Text2TextGenerator {
             ],
         )?;
         files.extend(graphs.iter().flatten().cloned());
+        // Asked for by name: say which files are missing (the chain only
+        // knows the single-graph layout's name).
+        if graphs.is_none() && backend.needs_onnx_graph() {
+            return Err(no_graphs(backend));
+        }
         let ((seq2seq, weight_files), kind) = load_on_chain_with_onnx(
             backend,
             graphs.is_some(),
             |executor| {
                 let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
-                    return Err(BackendError::Unsupported {
-                        kind: executor.kind(),
-                        why: format!(
-                            "the model has no ONNX graphs ({}, {}, {})",
-                            onnx_t5::ENCODER_GRAPH,
-                            onnx_t5::DECODER_GRAPH,
-                            onnx_t5::DECODER_WITH_PAST_GRAPH
-                        ),
-                    }
-                    .into());
+                    return Err(no_graphs(executor.kind()));
                 };
                 let model = onnx_t5::OnnxT5::new(
                     executor.session(&encoder.path)?,
@@ -196,6 +192,20 @@ impl Text2TextGenerator {
         }
         generation
     }
+}
+
+/// The export is incomplete or absent: `kind` cannot run this model.
+fn no_graphs(kind: BackendKind) -> SkillError {
+    BackendError::Unsupported {
+        kind,
+        why: format!(
+            "the model has no ONNX graphs ({}, {}, {})",
+            onnx_t5::ENCODER_GRAPH,
+            onnx_t5::DECODER_GRAPH,
+            onnx_t5::DECODER_WITH_PAST_GRAPH
+        ),
+    }
+    .into()
 }
 
 /// The model on the backend that holds it, with the current input's
