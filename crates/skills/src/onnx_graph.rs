@@ -19,12 +19,40 @@ pub(crate) fn onnx_graph(
     model: &ModelRef,
     requested: BackendKind,
 ) -> Result<Option<ResolvedFile>, SkillError> {
-    let wanted = requested.needs_onnx_graph()
-        || (requested == BackendKind::Auto && OnnxRuntimeCpu.probe().available);
-    if !wanted {
+    if !onnx_wanted(requested) {
         return Ok(None);
     }
     Ok(loader.optional_file(model, ONNX_GRAPH)?)
+}
+
+/// Whether `requested` may run an ONNX graph: asked for by name, or `auto`
+/// with ONNX Runtime loadable here.
+fn onnx_wanted(requested: BackendKind) -> bool {
+    requested.needs_onnx_graph()
+        || (requested == BackendKind::Auto && OnnxRuntimeCpu.probe().available)
+}
+
+/// [`onnx_graph`] for a model exported as several graphs (optimum's
+/// seq2seq export: encoder, decoder, decoder with past): all of `files`, in
+/// order, when the model has every one of them and `requested` may run
+/// them; `None` otherwise.
+pub(crate) fn onnx_graphs(
+    loader: &Loader,
+    model: &ModelRef,
+    requested: BackendKind,
+    files: &[&str],
+) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
+    if !onnx_wanted(requested) {
+        return Ok(None);
+    }
+    let mut found = Vec::with_capacity(files.len());
+    for file in files {
+        match loader.optional_file(model, file)? {
+            Some(resolved) => found.push(resolved),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(found))
 }
 
 /// Opens `graph` on `executor` (a session per model load).

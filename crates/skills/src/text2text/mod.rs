@@ -1,17 +1,22 @@
 //! Text-to-text generation with encoder-decoder models (T5): encode once,
 //! then decode from `decoder_start_token_id` with the KV cache, through the
 //! same token loop as causal models
-//! ([`crate::text_generation::decode_loop`]).
+//! ([`crate::text_generation::decode_loop`]). Runs on candle from the
+//! safetensors weights, or on ONNX Runtime / OpenVINO from optimum's seq2seq
+//! export (`onnx/encoder_model.onnx`, `onnx/decoder_model.onnx`,
+//! `onnx/decoder_with_past_model.onnx`) when the model ships one.
 
+mod onnx_t5;
 mod t5;
 
-use crate::backend_chain::load_on_chain;
+use crate::backend_chain::load_on_chain_with_onnx;
+use crate::onnx_graph::onnx_graphs;
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, load_tokenizer, GenerateOptions, Generation};
 use crate::weights::{one_line, var_builder};
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Tensor};
-use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_backends::{BackendError, BackendKind};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use serde_json::Value;
 use std::sync::Mutex;
@@ -20,7 +25,7 @@ use tokenizers::Tokenizer;
 /// A loaded encoder-decoder model with its tokenizer.
 pub struct Text2TextGenerator {
     model_name: String,
-    model: Mutex<t5::T5>,
+    model: Mutex<Seq2Seq>,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
     decoder_start: u32,
@@ -64,20 +69,59 @@ impl Text2TextGenerator {
         let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
         let t5_config = t5::parse_config(&name, &config)?;
-        let (t5, _device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-            t5::T5::load(vb, &t5_config).map_err(|e| SkillError::Weights {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
-            })
-        })?;
+        let graphs = onnx_graphs(
+            loader,
+            model,
+            backend,
+            &[
+                onnx_t5::ENCODER_GRAPH,
+                onnx_t5::DECODER_GRAPH,
+                onnx_t5::DECODER_WITH_PAST_GRAPH,
+            ],
+        )?;
+        files.extend(graphs.iter().flatten().cloned());
+        // Asked for by name: say which files are missing (the chain only
+        // knows the single-graph layout's name).
+        if graphs.is_none() && backend.needs_onnx_graph() {
+            return Err(no_graphs(backend));
+        }
+        let ((seq2seq, weight_files), kind) = load_on_chain_with_onnx(
+            backend,
+            graphs.is_some(),
+            |executor| {
+                let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
+                    return Err(no_graphs(executor.kind()));
+                };
+                let model = onnx_t5::OnnxT5::new(
+                    executor.session(&encoder.path)?,
+                    executor.session(&decoder.path)?,
+                    executor.session(&with_past.path)?,
+                )?;
+                Ok((Seq2Seq::Onnx(Box::new(model)), Vec::new()))
+            },
+            |device| {
+                // Weights only for candle: an ONNX run does not fetch them.
+                let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                let t5 = t5::T5::load(vb, &t5_config).map_err(|e| SkillError::Weights {
+                    model: name.clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
+                Ok((
+                    Seq2Seq::Candle {
+                        model: t5,
+                        encoded: None,
+                    },
+                    weight_files,
+                ))
+            },
+        )?;
+        files.extend(weight_files);
         Ok(Self {
             eos_ids: generation_config::eos_ids(&config, generation.as_ref()),
             model_name: name,
-            model: Mutex::new(t5),
+            model: Mutex::new(seq2seq),
             tokenizer,
             decoder_start,
             backend: kind,
@@ -124,11 +168,8 @@ impl Text2TextGenerator {
         let mut model = self.model.lock().map_err(|_| {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;
-        model.reset();
-        let device = model.device().clone();
-        let input = Tensor::new(ids, &device)?.unsqueeze(0)?;
-        let encoded = model.encode(&input)?;
-        let first = model.decode_step(self.decoder_start, &encoded)?;
+        model.encode(ids)?;
+        let first = model.decode_step(self.decoder_start)?;
         let inputs = LoopInputs {
             tokenizer: &self.tokenizer,
             eos_ids: &self.eos_ids,
@@ -142,7 +183,7 @@ impl Text2TextGenerator {
         let mut generation = decode_loop::run(
             inputs,
             first,
-            &mut |token| Ok(model.decode_step(token, &encoded)?),
+            &mut |token| model.decode_step(token),
             on_text,
         );
         model.reset();
@@ -150,5 +191,71 @@ impl Text2TextGenerator {
             g.prompt_tokens = ids.len();
         }
         generation
+    }
+}
+
+/// The export is incomplete or absent: `kind` cannot run this model.
+fn no_graphs(kind: BackendKind) -> SkillError {
+    BackendError::Unsupported {
+        kind,
+        why: format!(
+            "the model has no ONNX graphs ({}, {}, {})",
+            onnx_t5::ENCODER_GRAPH,
+            onnx_t5::DECODER_GRAPH,
+            onnx_t5::DECODER_WITH_PAST_GRAPH
+        ),
+    }
+    .into()
+}
+
+/// The model on the backend that holds it, with the current input's
+/// encoder output.
+#[derive(Debug)]
+enum Seq2Seq {
+    Candle {
+        model: t5::T5,
+        encoded: Option<Tensor>,
+    },
+    // Three sessions: boxed to keep the enum small.
+    Onnx(Box<onnx_t5::OnnxT5>),
+}
+
+impl Seq2Seq {
+    /// Forgets the cache, then encodes `ids` (one sequence).
+    fn encode(&mut self, ids: &[u32]) -> Result<(), SkillError> {
+        self.reset();
+        match self {
+            Self::Candle { model, encoded } => {
+                let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+                *encoded = Some(model.encode(&input)?);
+                Ok(())
+            }
+            Self::Onnx(model) => model.encode(ids),
+        }
+    }
+
+    /// Feeds one decoder token; returns the next logits, f32 `[vocab]`.
+    fn decode_step(&mut self, token: u32) -> Result<Tensor, SkillError> {
+        match self {
+            Self::Candle {
+                model,
+                encoded: Some(encoded),
+            } => Ok(model.decode_step(token, encoded)?),
+            Self::Candle { encoded: None, .. } => Err(SkillError::InvalidInput(
+                "decoder step before the encoder ran".to_owned(),
+            )),
+            Self::Onnx(model) => model.decode_step(token),
+        }
+    }
+
+    /// Forgets the encoder output and the cache.
+    fn reset(&mut self) {
+        match self {
+            Self::Candle { model, encoded } => {
+                model.reset();
+                *encoded = None;
+            }
+            Self::Onnx(model) => model.reset(),
+        }
     }
 }
