@@ -63,6 +63,101 @@ fn onnx_backends_reproduce_the_references() {
     }
 }
 
+/// The answer's `{shape, data}` against the reference array, within
+/// `tolerance`.
+fn assert_array_close(
+    got: &serde_json::Value,
+    want: &serde_json::Value,
+    what: &str,
+    tolerance: f32,
+) {
+    assert_eq!(got["shape"], want["shape"], "{what}: shape");
+    let diff = max_abs_diff(&f32_list(&got["data"]), &f32_list(&want["data"]));
+    assert!(diff <= tolerance, "{what}: max abs diff {diff}");
+}
+
+#[test]
+fn onnx_backends_reproduce_the_media_references() {
+    let test = "onnx_backends_reproduce_the_media_references";
+    let wav2vec2 = reference("wav2vec2");
+    let clip = reference("clip");
+    let texts: Vec<String> = serde_json::from_value(clip["inputs"]["texts"].clone()).unwrap();
+    for backend in ["ort", "openvino"] {
+        let home = tempfile::tempdir().unwrap();
+        let Some(mut cmd) = ort_cli(home.path(), test, backend == "openvino") else {
+            return;
+        };
+        // wav2vec2: same input values, logits, frame ids and CTC text.
+        let model = fixture_model("wav2vec2");
+        let answer = json_ok(&run(cmd
+            .args(["transcribe", "--json", "--return-inputs", "--return-logits"])
+            .args(["--backend", backend, "--model"])
+            .arg(&model)
+            .arg(model.join("input.wav"))));
+        assert_eq!(answer["backend"], backend);
+        let what = format!("wav2vec2 on {backend}");
+        let (shape, want) = reference_array("wav2vec2", &wav2vec2["outputs"]["logits"]);
+        let logits = &answer["outputs"]["logits"];
+        assert_eq!(
+            logits["shape"],
+            serde_json::json!(shape),
+            "{what}: logits shape"
+        );
+        let diff = max_abs_diff(&f32_list(&logits["data"]), &want);
+        assert!(diff <= 1e-4, "{what}: logits max abs diff {diff}");
+        let (shape, want) = reference_array("wav2vec2", &wav2vec2["preprocessed"]["input_values"]);
+        let values = &answer["preprocessed"]["input_values"];
+        assert_eq!(
+            values["shape"],
+            serde_json::json!(shape),
+            "{what}: input_values shape"
+        );
+        let diff = max_abs_diff(&f32_list(&values["data"]), &want);
+        assert!(diff <= 1e-4, "{what}: input_values max abs diff {diff}");
+        assert_eq!(
+            id_list(&answer["frame_ids"]),
+            id_list(&wav2vec2["outputs"]["argmax_ids"]),
+            "{what}"
+        );
+        assert_eq!(answer["text"], wav2vec2["outputs"]["text"], "{what}");
+        // CLIP: the texts as one padded batch, against the image.
+        let model = fixture_model("clip");
+        let mut cmd = ort_cli(home.path(), test, backend == "openvino").unwrap();
+        let answer = json_ok(&run(cmd
+            .args([
+                "similarity",
+                "--json",
+                "--return-inputs",
+                "--return-embeddings",
+            ])
+            .args(["--backend", backend, "--model"])
+            .arg(&model)
+            .arg("--image")
+            .arg(model.join("input.png"))
+            .args(&texts)));
+        assert_eq!(answer["backend"], backend);
+        let what = format!("clip on {backend}");
+        let logits = reference_rows(&clip["outputs"]["logits_per_image"]);
+        let diff = max_abs_diff(&f32_list(&answer["logits"]), &logits[0]);
+        assert!(diff <= 1e-4, "{what}: logits max abs diff {diff}");
+        let probs = reference_rows(&clip["outputs"]["probs"]);
+        let diff = max_abs_diff(&f32_list(&answer["probs"]), &probs[0]);
+        assert!(diff <= 1e-5, "{what}: probs max abs diff {diff}");
+        for (section, name) in [
+            ("preprocessed", "pixel_values"),
+            ("outputs", "text_embeds"),
+            ("outputs", "image_embeds"),
+        ] {
+            assert_array_close(
+                &answer[section][name],
+                &clip[section][name],
+                &format!("{what}: {name}"),
+                1e-4,
+            );
+        }
+    }
+}
+
 #[test]
 fn status_describes_the_onnx_backends() {
     let home = tempfile::tempdir().unwrap();
@@ -193,13 +288,25 @@ fn skills_without_an_onnx_path_say_so() {
         line.contains("unsupported on ort: the model has no ONNX graph"),
         "{line}"
     );
-    let wav = fixture_model("wav2vec2").join("input.wav");
+    // Whisper and CLAP run on candle only (wav2vec2 and CLIP have graphs).
+    let wav = fixture_model("whisper").join("input.wav");
     let line = one_line_failure(&run(cli(home.path())
         .args(["transcribe", "--json", "--backend", "openvino", "--model"])
-        .arg(fixture_model("wav2vec2"))
+        .arg(fixture_model("whisper"))
         .arg(&wav)));
     assert!(
         line.contains("unsupported on openvino: this skill has no ONNX Runtime path"),
+        "{line}"
+    );
+    let clap = fixture_model("clap");
+    let line = one_line_failure(&run(cli(home.path())
+        .args(["similarity", "--json", "--backend", "ort", "--model"])
+        .arg(&clap)
+        .arg("--audio")
+        .arg(clap.join("input.wav"))
+        .arg("a dog")));
+    assert!(
+        line.contains("unsupported on ort: this skill has no ONNX Runtime path"),
         "{line}"
     );
 }

@@ -284,11 +284,6 @@ impl ClipVision {
         })
     }
 
-    /// Square input side in pixels.
-    pub fn image_size(&self) -> usize {
-        self.image_size
-    }
-
     /// Every hidden state `[b, 1 + patches, hidden]`: the embeddings (after
     /// the pre-norm) first, then each layer's output, as transformers'
     /// `output_hidden_states`.

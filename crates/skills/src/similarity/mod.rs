@@ -1,18 +1,21 @@
 //! Text–media similarity with dual encoders: CLIP (images), CLAP (audio),
 //! X-CLIP (video). The answer is transformers' `logits_per_image` /
 //! `logits_per_audio` / `logits_per_video` row (one logit per text) and its
-//! softmax.
+//! softmax. CLIP also runs on ONNX Runtime / OpenVINO when the model ships
+//! `onnx/model.onnx` (one graph: texts padded to a batch, with their mask).
 //!
 //! Each model family is one file with a `load_*` function here and one arm
 //! in [`SimilarityModel::score`].
 
 mod clap;
 pub(crate) mod clip;
+mod onnx_clip;
 mod xclip;
 
 use crate::array::Array;
-use crate::backend_chain::load_on_chain;
+use crate::backend_chain::{load_on_chain, load_on_chain_with_onnx};
 use crate::media::{resample, Audio};
+use crate::onnx_graph::{onnx_graph, open_session};
 use crate::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
 use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use crate::text_generation::{load_tokenizer, parse_config};
@@ -22,9 +25,11 @@ use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use onnx_clip::{OnnxClip, TextBatch};
 use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
-use tokenizers::Tokenizer;
+use tokenizers::{Encoding, Tokenizer};
 
 /// What the texts are compared with.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +81,15 @@ enum Model {
         model: Box<clip::Clip>,
         processor: ImageProcessor,
     },
+    /// CLIP as one ONNX graph.
+    ClipOnnx {
+        model: OnnxClip,
+        processor: ImageProcessor,
+        /// Tokens per text at most (`max_position_embeddings`).
+        max_positions: usize,
+        /// The id texts are padded with.
+        pad_id: u32,
+    },
     Clap {
         model: Box<clap::Clap>,
         extractor: ClapFeatureExtractor,
@@ -90,7 +104,7 @@ impl Model {
     /// The media this model compares texts with, as [`Media::name`] says it.
     fn takes(&self) -> &'static str {
         match self {
-            Self::Clip { .. } => "an image (--image)",
+            Self::Clip { .. } | Self::ClipOnnx { .. } => "an image (--image)",
             Self::Clap { .. } => "audio (--audio)",
             Self::XClip { .. } => "a video (--video)",
         }
@@ -166,7 +180,7 @@ impl SimilarityModel {
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         files.extend(tokenizer_files);
         let (loaded, device, kind) = match model_type.as_str() {
-            "clip" => load_clip(loader, model, &config, &mut files, backend)?,
+            "clip" => load_clip(loader, model, &config, &tokenizer, &mut files, backend)?,
             "clap" => load_clap(loader, model, &config, &mut files, backend)?,
             "xclip" => load_xclip(loader, model, &config, &mut files, backend)?,
             other => {
@@ -226,6 +240,29 @@ impl SimilarityModel {
                     input: ("pixel_values", pixels),
                     text_embeds,
                     media_embeds: ("image_embeds", image_embeds),
+                }
+            }
+            (
+                Model::ClipOnnx {
+                    model,
+                    processor,
+                    max_positions,
+                    pad_id,
+                },
+                Media::Image(image),
+            ) => {
+                let (values, w, h) = processor.pixel_values(image);
+                let (h, w) = (h as usize, w as usize);
+                let batch = self.padded_batch(texts, *max_positions, *pad_id)?;
+                let output = model.forward(batch, values.clone(), (h, w))?;
+                Scored {
+                    logits: output.logits,
+                    input: (
+                        "pixel_values",
+                        Tensor::from_vec(values, (1, 3, h, w), &Device::Cpu)?,
+                    ),
+                    text_embeds: output.text_embeds,
+                    media_embeds: ("image_embeds", output.image_embeds),
                 }
             }
             (Model::Clap { model, extractor }, Media::Audio(audio)) => {
@@ -307,6 +344,16 @@ impl SimilarityModel {
         embed: impl Fn(&[u32]) -> candle_core::Result<Tensor>,
     ) -> Result<Tensor, SkillError> {
         let mut rows = Vec::with_capacity(texts.len());
+        for encoding in self.encode(texts, max_tokens)? {
+            rows.push(embed(encoding.get_ids())?);
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
+    /// Tokenizes each text (with the tokenizer's special tokens), refusing
+    /// texts longer than `max_tokens`.
+    fn encode(&self, texts: &[String], max_tokens: usize) -> Result<Vec<Encoding>, SkillError> {
+        let mut encodings = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
             let encoding =
                 self.tokenizer
@@ -315,41 +362,62 @@ impl SimilarityModel {
                         model: self.model_name.clone(),
                         reason: one_line(&e.to_string()),
                     })?;
-            let ids = encoding.get_ids();
-            if ids.len() > max_tokens {
+            let len = encoding.get_ids().len();
+            if len > max_tokens {
                 return Err(SkillError::InvalidInput(format!(
-                    "text {} has {} tokens; the model takes at most {max_tokens}",
-                    i + 1,
-                    ids.len()
+                    "text {} has {len} tokens; the model takes at most {max_tokens}",
+                    i + 1
                 )));
             }
-            rows.push(embed(ids)?);
+            encodings.push(encoding);
         }
-        Ok(Tensor::stack(&rows, 0)?)
+        Ok(encodings)
+    }
+
+    /// The texts as one batch padded (on the right, with `pad_id`) to the
+    /// longest, with its attention mask: transformers' processor with
+    /// `padding=True`.
+    fn padded_batch(
+        &self,
+        texts: &[String],
+        max_tokens: usize,
+        pad_id: u32,
+    ) -> Result<TextBatch, SkillError> {
+        let encodings = self.encode(texts, max_tokens)?;
+        let seq = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+        let rows = encodings.len();
+        let mut ids = Vec::with_capacity(rows * seq);
+        let mut mask = Vec::with_capacity(rows * seq);
+        for e in &encodings {
+            let pad = seq - e.len();
+            ids.extend(e.get_ids().iter().map(|&id| i64::from(id)));
+            ids.extend(std::iter::repeat_n(i64::from(pad_id), pad));
+            mask.extend(std::iter::repeat_n(1, e.len()));
+            mask.extend(std::iter::repeat_n(0, pad));
+        }
+        Ok(TextBatch {
+            rows,
+            seq,
+            ids,
+            mask,
+        })
     }
 }
 
-/// Loads a CLIP model and its image processor.
+/// Loads a CLIP model and its image processor: the ONNX graph on ONNX
+/// Runtime / OpenVINO when the model ships one, candle otherwise.
 fn load_clip(
     loader: &Loader,
     model: &ModelRef,
-    config: &serde_json::Value,
+    config: &Value,
+    tokenizer: &Tokenizer,
     files: &mut Vec<ResolvedFile>,
     backend: BackendKind,
 ) -> Result<(Model, Device, BackendKind), SkillError> {
     let name = model.to_string();
     let processor = load_image_processor(loader, model, files)?;
-    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-    files.extend(weight_files.iter().cloned());
     let cfg: clip::ClipConfig = parse_config(&name, config)?;
-    let (clip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
-        clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
-            model: name.clone(),
-            reason: one_line(&e.to_string()),
-        })
-    })?;
-    let side = clip.vision.image_size() as u32;
+    let side = cfg.vision_config.image_size as u32;
     let (w, h) = processor.output_size(side, side);
     if (w, h) != (side, side) {
         return Err(malformed(
@@ -358,11 +426,89 @@ fn load_clip(
             format!("it produces {w}x{h} images; the vision tower takes {side}x{side}"),
         ));
     }
-    let loaded = Model::Clip {
-        model: Box::new(clip),
-        processor,
+    let graph = onnx_graph(loader, model, backend)?;
+    files.extend(graph.iter().cloned());
+    let pad_id = match graph {
+        Some(_) => Some(clip_pad_id(loader, model, tokenizer, &cfg, files)?),
+        None => None,
+    };
+    let ((tower, device, weight_files), kind) = load_on_chain_with_onnx(
+        backend,
+        graph.is_some(),
+        |executor| {
+            let session = open_session(executor, graph.as_ref())?;
+            Ok((
+                ClipTower::Onnx(OnnxClip::new(session)?),
+                Device::Cpu,
+                Vec::new(),
+            ))
+        },
+        |device| {
+            // Weights only for candle: an ONNX run does not fetch them.
+            let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+            let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
+            let clip = clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
+                model: name.clone(),
+                reason: one_line(&e.to_string()),
+            })?;
+            Ok((
+                ClipTower::Candle(Box::new(clip)),
+                device.clone(),
+                weight_files,
+            ))
+        },
+    )?;
+    files.extend(weight_files);
+    let loaded = match tower {
+        ClipTower::Candle(model) => Model::Clip { model, processor },
+        ClipTower::Onnx(model) => Model::ClipOnnx {
+            model,
+            processor,
+            max_positions: cfg.text_config.max_position_embeddings,
+            pad_id: pad_id.unwrap_or(cfg.text_config.eos_token_id),
+        },
     };
     Ok((loaded, device, kind))
+}
+
+/// CLIP on the backend that loaded it.
+enum ClipTower {
+    Candle(Box<clip::Clip>),
+    Onnx(OnnxClip),
+}
+
+/// The id transformers' processor pads CLIP texts with: the tokenizer's own
+/// padding when `tokenizer.json` sets one, else `pad_token` of
+/// `tokenizer_config.json`, else the text tower's EOS (CLIP's usual pad).
+fn clip_pad_id(
+    loader: &Loader,
+    model: &ModelRef,
+    tokenizer: &Tokenizer,
+    cfg: &clip::ClipConfig,
+    files: &mut Vec<ResolvedFile>,
+) -> Result<u32, SkillError> {
+    if let Some(padding) = tokenizer.get_padding() {
+        return Ok(padding.pad_id);
+    }
+    let Some(file) = loader.optional_file(model, "tokenizer_config.json")? else {
+        return Ok(cfg.text_config.eos_token_id);
+    };
+    let tokenizer_config: Value = loader.read_json(model, &file)?;
+    files.push(file);
+    let pad_token = tokenizer_config.get("pad_token").and_then(|t| {
+        t.as_str()
+            .or_else(|| t.get("content").and_then(Value::as_str))
+    });
+    match pad_token {
+        Some(token) => tokenizer.token_to_id(token).ok_or_else(|| {
+            malformed(
+                &model.to_string(),
+                "tokenizer_config.json",
+                format!("pad_token '{token}' is not in the vocabulary"),
+            )
+        }),
+        None => Ok(cfg.text_config.eos_token_id),
+    }
 }
 
 /// The `model_type` of a config without one, from its `architectures`

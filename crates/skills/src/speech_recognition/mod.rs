@@ -1,14 +1,17 @@
 //! Speech recognition: Whisper (log-mel front end, forced decoder prefix,
 //! greedy decoding through the shared token loop) and wav2vec2 (normalised
-//! waveform, CTC greedy decoding).
+//! waveform, CTC greedy decoding; on candle, or on ONNX Runtime / OpenVINO
+//! when the model ships `onnx/model.onnx`).
 
 mod ctc;
+mod onnx_ctc;
 mod wav2vec2;
 mod whisper;
 
 use crate::array::Array;
-use crate::backend_chain::load_on_chain;
+use crate::backend_chain::{load_on_chain, load_on_chain_with_onnx};
 use crate::media::{resample, Audio};
+use crate::onnx_graph::{onnx_graph, open_session};
 use crate::preprocess::log_mel::{LogMel, LogMelConfig};
 use crate::preprocess::waveform::{self, WaveformConfig};
 use crate::text_generation::decode_loop::{self, LoopInputs};
@@ -18,6 +21,7 @@ use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use onnx_ctc::OnnxCtc;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -70,8 +74,14 @@ struct WhisperRunner {
     eos_ids: Vec<u32>,
 }
 
+/// The CTC acoustic model, on the backend that loaded it.
+enum CtcModel {
+    Candle(Box<wav2vec2::Wav2Vec2ForCtc>),
+    Onnx(OnnxCtc),
+}
+
 struct Wav2Vec2Runner {
-    model: wav2vec2::Wav2Vec2ForCtc,
+    model: CtcModel,
     config: wav2vec2::Wav2Vec2Config,
     front: WaveformConfig,
     vocab: ctc::CtcVocab,
@@ -139,8 +149,6 @@ impl SpeechRecognizer {
         let front_files = loader.from_pretrained(model, FileKind::FeatureExtractor)?;
         let front_config: Value = loader.read_json(model, &front_files[0])?;
         files.extend(front_files);
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
         let model_type = config
             .get("model_type")
             .and_then(Value::as_str)
@@ -154,6 +162,8 @@ impl SpeechRecognizer {
                         .any(|v| v.as_str().is_some_and(|s| s.starts_with("Whisper")))
                 }) {
             let cfg: whisper::WhisperConfig = parse_config(&name, &config)?;
+            let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+            files.extend(weight_files.iter().cloned());
             let front_cfg: LogMelConfig = serde_json::from_value(front_config)
                 .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
             if front_cfg.feature_size != cfg.num_mel_bins {
@@ -220,10 +230,34 @@ impl SpeechRecognizer {
             };
             let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
                 .map_err(|e| malformed(&name, "vocab.json", e))?;
-            let (model, device, kind) = load_on_chain(backend, |device| {
-                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-                wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg).map_err(|e| weights_error(&name, e))
-            })?;
+            let graph = onnx_graph(loader, model, backend)?;
+            files.extend(graph.iter().cloned());
+            let ((model, device, weight_files), kind) = load_on_chain_with_onnx(
+                backend,
+                graph.is_some(),
+                |executor| {
+                    let session = open_session(executor, graph.as_ref())?;
+                    Ok((
+                        CtcModel::Onnx(OnnxCtc::new(session)?),
+                        Device::Cpu,
+                        Vec::new(),
+                    ))
+                },
+                |device| {
+                    // Weights only for candle: an ONNX run does not fetch them.
+                    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+                    let vb =
+                        var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                    let ctc = wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg)
+                        .map_err(|e| weights_error(&name, e))?;
+                    Ok((
+                        CtcModel::Candle(Box::new(ctc)),
+                        device.clone(),
+                        weight_files,
+                    ))
+                },
+            )?;
+            files.extend(weight_files);
             let rate = front.sampling_rate;
             let runner = Runner::Wav2Vec2(Box::new(Wav2Vec2Runner {
                 model,
@@ -460,8 +494,18 @@ impl Wav2Vec2Runner {
             )));
         }
         let values = waveform::input_values(&self.front, samples);
-        let input = Tensor::new(values.as_slice(), device)?;
-        let logits = self.model.forward(&input)?;
+        let (input, logits) = match &self.model {
+            CtcModel::Candle(model) => {
+                let input = Tensor::new(values.as_slice(), device)?;
+                let logits = model.forward(&input)?;
+                (input, logits)
+            }
+            CtcModel::Onnx(model) => {
+                let logits = model.forward(&values)?;
+                let n = values.len();
+                (Tensor::from_vec(values, n, &Device::Cpu)?, logits)
+            }
+        };
         let frame_ids: Vec<u32> = logits.argmax(candle_core::D::Minus1)?.to_vec1()?;
         let mut preprocessed = BTreeMap::new();
         if options.return_inputs {
