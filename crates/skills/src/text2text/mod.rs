@@ -110,7 +110,7 @@ impl Text2TextGenerator {
                 })?;
                 Ok((
                     Seq2Seq::Candle {
-                        model: t5,
+                        model: Box::new(t5),
                         encoded: None,
                     },
                     weight_files,
@@ -213,7 +213,7 @@ fn no_graphs(kind: BackendKind) -> SkillError {
 #[derive(Debug)]
 enum Seq2Seq {
     Candle {
-        model: t5::T5,
+        model: Box<t5::T5>,
         encoded: Option<Tensor>,
     },
     // Three sessions: boxed to keep the enum small.
