@@ -103,13 +103,9 @@ fn minilm_with_onnx() -> anyhow::Result<PathBuf> {
         return Ok(dir);
     }
     let source = crate::models::minilm()?;
-    std::fs::create_dir_all(&dir)?;
-    for entry in std::fs::read_dir(&source)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
-        }
-    }
+    // The whole folder: sentence-transformers' pooling lives in 1_Pooling/.
+    ipfs_accelerate_tests::copy_dir(&source, &dir)
+        .with_context(|| format!("cannot copy {} to {}", source.display(), dir.display()))?;
     let partial = dir.join("onnx.partial");
     let _ = std::fs::remove_dir_all(&partial);
     sh(cargo()
