@@ -7,6 +7,7 @@
 pub mod array;
 mod backend_chain;
 mod error;
+mod graph_or_weights;
 pub mod image_to_text;
 pub mod media;
 mod model_patches;

@@ -9,9 +9,9 @@ mod wav2vec2;
 mod whisper;
 
 use crate::array::Array;
-use crate::backend_chain::{load_on_chain, load_on_chain_with_onnx};
+use crate::backend_chain::load_on_chain;
+use crate::graph_or_weights::load_graph_or_weights;
 use crate::media::{resample, Audio};
-use crate::onnx_graph::{onnx_graph, open_session};
 use crate::preprocess::log_mel::{LogMel, LogMelConfig};
 use crate::preprocess::waveform::{self, WaveformConfig};
 use crate::text_generation::decode_loop::{self, LoopInputs};
@@ -230,34 +230,20 @@ impl SpeechRecognizer {
             };
             let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
                 .map_err(|e| malformed(&name, "vocab.json", e))?;
-            let graph = onnx_graph(loader, model, backend)?;
-            files.extend(graph.iter().cloned());
-            let ((model, device, weight_files), kind) = load_on_chain_with_onnx(
+            let ((model, device), kind, loaded_files) = load_graph_or_weights(
+                loader,
+                model,
+                &name,
+                &config,
                 backend,
-                graph.is_some(),
-                |executor| {
-                    let session = open_session(executor, graph.as_ref())?;
-                    Ok((
-                        CtcModel::Onnx(OnnxCtc::new(session)?),
-                        Device::Cpu,
-                        Vec::new(),
-                    ))
-                },
-                |device| {
-                    // Weights only for candle: an ONNX run does not fetch them.
-                    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-                    let vb =
-                        var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                |session| Ok((CtcModel::Onnx(OnnxCtc::new(session)?), Device::Cpu)),
+                |vb, device| {
                     let ctc = wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg)
                         .map_err(|e| weights_error(&name, e))?;
-                    Ok((
-                        CtcModel::Candle(Box::new(ctc)),
-                        device.clone(),
-                        weight_files,
-                    ))
+                    Ok((CtcModel::Candle(Box::new(ctc)), device.clone()))
                 },
             )?;
-            files.extend(weight_files);
+            files.extend(loaded_files);
             let rate = front.sampling_rate;
             let runner = Runner::Wav2Vec2(Box::new(Wav2Vec2Runner {
                 model,

@@ -11,9 +11,8 @@ mod sentence_transformers;
 
 pub use pooling::{l2_normalize, Pooling};
 
-use crate::backend_chain::load_on_chain_with_onnx;
-use crate::onnx_graph::{onnx_graph, open_session};
-use crate::weights::{one_line, var_builder};
+use crate::graph_or_weights::load_graph_or_weights;
+use crate::weights::one_line;
 use crate::{registry, SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
@@ -126,38 +125,25 @@ impl TextEmbedder {
                 reason: one_line(&e.to_string()),
             })?;
 
-        let graph = onnx_graph(loader, model, backend)?;
-        files.extend(graph.iter().cloned());
-        let ((encoder, weight_files), kind) = load_on_chain_with_onnx(
+        let (encoder, kind, loaded_files) = load_graph_or_weights(
+            loader,
+            model,
+            &name,
+            &config_json,
             backend,
-            graph.is_some(),
-            |executor| {
-                let session = open_session(executor, graph.as_ref())?;
-                Ok((Encoder::Onnx(OnnxEncoder::new(session)?), Vec::new()))
-            },
-            |device| {
-                // Weights only for candle: an ONNX run does not fetch them.
-                let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-                let vb = var_builder(
-                    loader,
-                    &name,
-                    &config_json,
-                    &weight_files,
-                    DType::F32,
-                    device,
-                )?;
+            |session| Ok(Encoder::Onnx(OnnxEncoder::new(session)?)),
+            |vb, device| {
                 let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
                     model: name.clone(),
                     reason: one_line(&e.to_string()),
                 })?;
-                let encoder = Encoder::Candle {
+                Ok(Encoder::Candle {
                     model: Box::new(bert),
                     device: device.clone(),
-                };
-                Ok((encoder, weight_files))
+                })
             },
         )?;
-        files.extend(weight_files);
+        files.extend(loaded_files);
         Ok(Self {
             model_name: name,
             encoder,

@@ -21,11 +21,10 @@ pub use causal_lm::CausalLm;
 pub use chat_template::ChatTemplate;
 pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
-use crate::backend_chain::load_on_chain_with_onnx;
-use crate::onnx_graph::{onnx_graph, open_session};
-use crate::weights::{one_line, var_builder};
+use crate::graph_or_weights::load_graph_or_weights;
+use crate::weights::one_line;
 use crate::{registry, SkillError, SkillKind};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
@@ -81,28 +80,20 @@ impl TextGenerator {
         let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
         let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
         files.extend(tokenizer_files);
-        let graph = onnx_graph(loader, model, backend)?;
-        files.extend(graph.iter().cloned());
-        let ((lm, weight_files), kind) = load_on_chain_with_onnx(
+        let (lm, kind, loaded_files) = load_graph_or_weights(
+            loader,
+            model,
+            &name,
+            &config,
             backend,
-            graph.is_some(),
-            |executor| {
-                let session = open_session(executor, graph.as_ref())?;
+            |session| {
                 let lm: Box<dyn CausalLm> =
                     Box::new(onnx_causal_lm::OnnxCausalLm::new(session, &config)?);
-                Ok((lm, Vec::new()))
+                Ok(lm)
             },
-            |device| {
-                // Weights only for candle: an ONNX run does not fetch them.
-                let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-                Ok((
-                    build_causal_lm(&name, &model_type, &config, vb)?,
-                    weight_files,
-                ))
-            },
+            |vb, _device| build_causal_lm(&name, &model_type, &config, vb),
         )?;
-        files.extend(weight_files);
+        files.extend(loaded_files);
         Ok(Self {
             eos_ids: generation_config::eos_ids(&config, generation_config.as_ref()),
             model_name: name,
