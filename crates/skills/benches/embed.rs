@@ -6,36 +6,14 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::mixed_sentences;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
 use ipfs_accelerate_skills::{EmbedOptions, TextEmbedder};
 use std::time::Duration;
-
-const WORDS: &[&str] = &[
-    "model", "cache", "content", "address", "the", "quick", "network", "vector", "fast",
-    "sentence", "storage", "peer", "layer", "token", "batch", "length", "of", "and", "runs", "on",
-];
-
-/// 256 sentences of 2 to 48 words (typical sentence lengths), deterministic.
-fn mixed_sentences() -> Vec<String> {
-    let mut state = 0x2545_f491_u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..256)
-        .map(|_| {
-            let n = 2 + (next() % 47) as usize;
-            (0..n)
-                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     let Some(dir) = std::env::var_os("IPFS_ACCELERATE_MINILM_DIR") else {

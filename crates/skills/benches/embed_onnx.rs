@@ -13,6 +13,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::mixed_sentences;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
@@ -22,31 +25,6 @@ use std::time::Duration;
 use tokenizers::{Tokenizer, TruncationParams};
 
 const SHORT: &str = "The quick brown fox jumps over the lazy dog.";
-
-const WORDS: &[&str] = &[
-    "model", "cache", "content", "address", "the", "quick", "network", "vector", "fast",
-    "sentence", "storage", "peer", "layer", "token", "batch", "length", "of", "and", "runs", "on",
-];
-
-/// The `embed` bench's 256 sentences (same generator, same seed).
-fn mixed_sentences() -> Vec<String> {
-    let mut state = 0x2545_f491_u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..256)
-        .map(|_| {
-            let n = 2 + (next() % 47) as usize;
-            (0..n)
-                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
 
 /// The batches the embedder builds (longest first, 32 per batch, right
 /// padding with id 0), as `{input_ids, attention_mask, token_type_ids}`.
