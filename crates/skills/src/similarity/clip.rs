@@ -242,14 +242,62 @@ pub(crate) fn first_argmax(ids: &[u32]) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
+/// CLIP's vision embeddings: patches, class token, positions (also
+/// X-CLIP's, per frame).
+#[derive(Debug)]
+pub(crate) struct VisionEmbeddings {
+    patch_embedding: Tensor,
+    patch_size: usize,
+    pub image_size: usize,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+}
+
+impl VisionEmbeddings {
+    /// From `vb` at `...embeddings`.
+    pub fn load(
+        hidden: usize,
+        channels: usize,
+        image_size: usize,
+        patch_size: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let patches = (image_size / patch_size).pow(2);
+        Ok(Self {
+            patch_embedding: vb.get(
+                (hidden, channels, patch_size, patch_size),
+                "patch_embedding.weight",
+            )?,
+            patch_size,
+            image_size,
+            class_embedding: vb.get(hidden, "class_embedding")?,
+            position_embedding: vb.get((patches + 1, hidden), "position_embedding.weight")?,
+        })
+    }
+
+    /// `[b, 1 + patches, hidden]` for `pixel_values` `[b, 3, s, s]`.
+    pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let (b, _, h, w) = pixel_values.dims4()?;
+        if h != self.image_size || w != self.image_size {
+            candle_core::bail!(
+                "pixel_values are {h}x{w}; the vision tower takes {0}x{0}",
+                self.image_size
+            );
+        }
+        let patches = pixel_values
+            .conv2d(&self.patch_embedding, 0, self.patch_size, 1, 1)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let d = self.class_embedding.dim(0)?;
+        let class = self.class_embedding.reshape((1, 1, d))?.repeat((b, 1, 1))?;
+        Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)
+    }
+}
+
 /// The vision transformer.
 #[derive(Debug)]
 pub(crate) struct ClipVision {
-    patch_embedding: Tensor,
-    patch_size: usize,
-    image_size: usize,
-    class_embedding: Tensor,
-    position_embedding: Tensor,
+    embeddings: VisionEmbeddings,
     pre_norm: LayerNorm,
     layers: Vec<EncoderLayer>,
     post_norm: LayerNorm,
@@ -258,17 +306,14 @@ pub(crate) struct ClipVision {
 impl ClipVision {
     pub fn load(cfg: &ClipVisionConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
-        let emb = vb.pp("embeddings");
-        let patches = (cfg.image_size / cfg.patch_size).pow(2);
         Ok(Self {
-            patch_embedding: emb.get(
-                (d, cfg.num_channels, cfg.patch_size, cfg.patch_size),
-                "patch_embedding.weight",
+            embeddings: VisionEmbeddings::load(
+                d,
+                cfg.num_channels,
+                cfg.image_size,
+                cfg.patch_size,
+                vb.pp("embeddings"),
             )?,
-            patch_size: cfg.patch_size,
-            image_size: cfg.image_size,
-            class_embedding: emb.get(d, "class_embedding")?,
-            position_embedding: emb.get((patches + 1, d), "position_embedding.weight")?,
             // transformers' attribute name has the typo.
             pre_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
             layers: encoder_layers(
@@ -288,21 +333,9 @@ impl ClipVision {
     /// the pre-norm) first, then each layer's output, as transformers'
     /// `output_hidden_states`.
     pub fn hidden_states(&self, pixel_values: &Tensor) -> Result<Vec<Tensor>> {
-        let (b, _, h, w) = pixel_values.dims4()?;
-        if h != self.image_size || w != self.image_size {
-            candle_core::bail!(
-                "pixel_values are {h}x{w}; the vision tower takes {0}x{0}",
-                self.image_size
-            );
-        }
-        let patches = pixel_values
-            .conv2d(&self.patch_embedding, 0, self.patch_size, 1, 1)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let d = self.class_embedding.dim(0)?;
-        let class = self.class_embedding.reshape((1, 1, d))?.repeat((b, 1, 1))?;
-        let x = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let mut x = self.pre_norm.forward(&x)?;
+        let mut x = self
+            .pre_norm
+            .forward(&self.embeddings.forward(pixel_values)?)?;
         let mut states = Vec::with_capacity(self.layers.len() + 1);
         states.push(x.clone());
         for layer in &self.layers {

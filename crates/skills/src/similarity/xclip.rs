@@ -14,7 +14,7 @@
 //! as transformers' video processors sample by default
 //! (`floor(i · n / num_frames)`); shorter ones are an error.
 
-use super::clip::{first_argmax, l2_normalize, ClipText, ClipTextConfig};
+use super::clip::{first_argmax, l2_normalize, ClipText, ClipTextConfig, VisionEmbeddings};
 use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use crate::text_generation::activation::Activation;
 use crate::text_generation::attention::{attend, merge_heads, split_heads};
@@ -337,11 +337,7 @@ impl VisionLayer {
 /// `XCLIPVisionTransformer`, run on every frame.
 #[derive(Debug)]
 struct Vision {
-    patch_embedding: Tensor,
-    patch_size: usize,
-    image_size: usize,
-    class_embedding: Tensor,
-    position_embedding: Tensor,
+    embeddings: VisionEmbeddings,
     pre_norm: LayerNorm,
     layers: Vec<VisionLayer>,
     post_norm: LayerNorm,
@@ -350,8 +346,6 @@ struct Vision {
 impl Vision {
     fn load(cfg: &XClipVisionConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
-        let emb = vb.pp("embeddings");
-        let patches = (cfg.image_size / cfg.patch_size).pow(2);
         let dims = Dims {
             d,
             ffn: cfg.intermediate_size,
@@ -360,14 +354,13 @@ impl Vision {
             activation: cfg.hidden_act,
         };
         Ok(Self {
-            patch_embedding: emb.get(
-                (d, cfg.num_channels, cfg.patch_size, cfg.patch_size),
-                "patch_embedding.weight",
+            embeddings: VisionEmbeddings::load(
+                d,
+                cfg.num_channels,
+                cfg.image_size,
+                cfg.patch_size,
+                vb.pp("embeddings"),
             )?,
-            patch_size: cfg.patch_size,
-            image_size: cfg.image_size,
-            class_embedding: emb.get(d, "class_embedding")?,
-            position_embedding: emb.get((patches + 1, d), "position_embedding.weight")?,
             pre_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("pre_layernorm"))?,
             layers: (0..cfg.num_hidden_layers)
                 .map(|i| {
@@ -381,24 +374,9 @@ impl Vision {
     /// `(last_hidden_state [frames, 1 + patches, d], pooled [frames, d])`
     /// for `pixel_values` `[frames, 3, h, w]`.
     fn forward(&self, pixel_values: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (frames, _, h, w) = pixel_values.dims4()?;
-        if h != self.image_size || w != self.image_size {
-            candle_core::bail!(
-                "pixel_values are {h}x{w}; the vision tower takes {0}x{0}",
-                self.image_size
-            );
-        }
-        let patches = pixel_values
-            .conv2d(&self.patch_embedding, 0, self.patch_size, 1, 1)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
-        let d = self.class_embedding.dim(0)?;
-        let class = self
-            .class_embedding
-            .reshape((1, 1, d))?
-            .repeat((frames, 1, 1))?;
-        let x = Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
-        let mut x = self.pre_norm.forward(&x)?;
+        let mut x = self
+            .pre_norm
+            .forward(&self.embeddings.forward(pixel_values)?)?;
         for layer in &self.layers {
             x = layer.forward(&x)?;
         }
@@ -581,7 +559,7 @@ impl XClip {
 
     /// Square frame side in pixels.
     pub fn image_size(&self) -> usize {
-        self.vision.image_size
+        self.vision.embeddings.image_size
     }
 
     /// The projected, not yet prompted text feature `[projection_dim]` of
