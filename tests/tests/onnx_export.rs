@@ -7,7 +7,7 @@
 
 use ipfs_accelerate::gating::Gate;
 use ipfs_accelerate::{BackendKind, Loader, ModelRef, TextEmbedder};
-use ipfs_accelerate_patches::onnx::{export, ExportOptions, OnnxError};
+use ipfs_accelerate_export::{export, ExportOptions, OnnxError};
 use ipfs_accelerate_tests::{fixture_model, minilm_dir, reference, reference_array, skip};
 use ort::session::Session;
 use ort::value::{DynTensor, Tensor};

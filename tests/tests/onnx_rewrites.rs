@@ -5,15 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use ipfs_accelerate_patches::onnx::builder::{Dim, GraphBuilder};
-use ipfs_accelerate_patches::onnx::proto::{
+use ipfs_accelerate_export::builder::{Dim, GraphBuilder};
+use ipfs_accelerate_export::proto::{
     data_type, tensor_shape_proto::dimension::Value as DimValue, type_proto, ModelProto,
 };
-use ipfs_accelerate_patches::onnx::rewrites::{
+use ipfs_accelerate_export::rewrites::{
     apply_checked, decompose_gelu, decompose_layer_norm, fold_constant_if, restore_dynamic_dims,
     stop_if_static, DynamicAxes,
 };
-use ipfs_accelerate_patches::onnx::{model_io, OnnxError};
+use ipfs_accelerate_export::{model_io, OnnxError};
 use ipfs_accelerate_tests::{fixture_model, reference, skip};
 use ort::session::Session;
 use ort::value::{DynTensor, Tensor};
@@ -250,8 +250,8 @@ fn decompose_gelu_on_an_opset_20_graph() {
     let dims = [Dim::named("batch"), Dim::Fixed(16)];
     let x = g.input("x", data_type::FLOAT, &dims);
     let exact = g.op("Gelu", &[&x], vec![]);
-    let mut tanh_attr = ipfs_accelerate_patches::onnx::builder::attr_int("approximate", 0);
-    tanh_attr.r#type = ipfs_accelerate_patches::onnx::proto::attribute_type::STRING;
+    let mut tanh_attr = ipfs_accelerate_export::builder::attr_int("approximate", 0);
+    tanh_attr.r#type = ipfs_accelerate_export::proto::attribute_type::STRING;
     tanh_attr.s = b"tanh".to_vec();
     let approx = g.op("Gelu", &[&x], vec![tanh_attr]);
     g.output(&exact, "exact", data_type::FLOAT, &dims);

@@ -19,8 +19,11 @@ mod accelerator;
 mod status;
 
 pub use ipfs_accelerate_backends as backends;
+pub use ipfs_accelerate_export as export;
 pub use ipfs_accelerate_gating as gating;
 pub use ipfs_accelerate_loader as loader;
+pub use ipfs_accelerate_media as media;
+pub use ipfs_accelerate_models as models;
 pub use ipfs_accelerate_patches as patches;
 pub use ipfs_accelerate_skills as skills;
 pub use ipfs_accelerate_storage as storage;

@@ -40,10 +40,15 @@ pub struct ModelView {
 ///   model's files;
 /// - file patches: their target exists, is the version they were written
 ///   for, and holds the original text (applying would change it).
+///
+/// `graph_rewrites` are the ONNX graph rewrites' descriptions, which live
+/// with the exporter (`ipfs-accelerate-export`'s `rewrites::infos()`), above
+/// this crate.
 pub fn catalog(
     model: Option<&ModelView>,
     enabled: bool,
     ipfs_node_dir: &Path,
+    graph_rewrites: Vec<PatchInfo>,
 ) -> Vec<CatalogEntry> {
     let mut rows = Vec::new();
     let mut config_value = model.map(|m| m.config.clone()).unwrap_or(Value::Null);
@@ -85,14 +90,10 @@ pub fn catalog(
         info,
         applies: true,
     }));
-    rows.extend(
-        crate::onnx::rewrites::infos()
-            .into_iter()
-            .map(|info| CatalogEntry {
-                info,
-                applies: enabled && model.is_none(),
-            }),
-    );
+    rows.extend(graph_rewrites.into_iter().map(|info| CatalogEntry {
+        info,
+        applies: enabled && model.is_none(),
+    }));
     let js = file::js_ipfs_add_size(ipfs_node_dir);
     rows.push(CatalogEntry {
         info: js.info(),
@@ -109,7 +110,7 @@ mod tests {
 
     #[test]
     fn builtin_gates_are_what_they_say() {
-        let rows = catalog(None, true, Path::new("/nonexistent"));
+        let rows = catalog(None, true, Path::new("/nonexistent"), Vec::new());
         let gate = |name: &str| {
             rows.iter()
                 .find(|r| r.info.name == name)
@@ -134,7 +135,7 @@ mod tests {
         assert!(!rows
             .iter()
             .any(|r| r.info.kind == PatchKind::FilePatch && r.applies));
-        assert!(catalog(None, false, Path::new("/x"))
+        assert!(catalog(None, false, Path::new("/x"), Vec::new())
             .iter()
             .any(|r| !r.applies));
     }
@@ -145,7 +146,7 @@ mod tests {
             config: serde_json::json!({"model_type": "bert", "transformers_version": "4.6.0"}),
             tensors: [("embeddings.LayerNorm.gamma".to_owned(), vec![4])].into(),
         };
-        let rows = catalog(Some(&model), true, Path::new("/x"));
+        let rows = catalog(Some(&model), true, Path::new("/x"), Vec::new());
         let applying: Vec<&str> = rows
             .iter()
             .filter(|r| r.applies && r.info.kind != PatchKind::CacheSerialization)

@@ -1,7 +1,7 @@
 //! Export-patch rewriting (docs/patches.md): scoped, version-gated patches
 //! of checkpoints, configs, ONNX graphs and files, applied through guards
-//! that undo them, with rewrites dumped as diffs; and the ONNX exporter that
-//! builds graphs straight from safetensors (no PyTorch).
+//! that undo them, with rewrites dumped as diffs. The ONNX exporter and the
+//! graph rewrites live in `ipfs-accelerate-export`.
 //!
 //! ```
 //! use ipfs_accelerate_patches::{checkpoint, PatchContext, PatchSet};
@@ -31,7 +31,6 @@ pub mod file;
 mod gate;
 mod kind;
 pub mod kv_cache;
-pub mod onnx;
 mod patch;
 mod set;
 mod target;

@@ -22,25 +22,31 @@ pub enum SkillError {
         /// What this build supports.
         supported: Vec<&'static str>,
     },
-    /// The tokenizer file is unusable.
-    #[error("model '{model}': tokenizer.json is unusable: {reason}")]
+    /// The tokenizer file is unusable, or cannot encode or decode.
+    #[error("model '{model}': tokenizer.json is unusable: {source}")]
     Tokenizer {
         /// The model.
         model: String,
-        /// Why.
-        reason: String,
+        /// Why (the tokenizers library's error, or ours).
+        #[source]
+        source: tokenizers::Error,
     },
     /// The weights do not fit the config, are truncated or corrupt.
-    #[error("model '{model}': cannot load weights: {reason}")]
+    #[error("model '{model}': cannot load weights: {source}")]
     Weights {
         /// The model.
         model: String,
-        /// Why.
-        reason: String,
+        /// Why: the network's [`ipfs_accelerate_models::ModelError`], a
+        /// safetensors file's error or a checkpoint patch's.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A media file (audio, image) is unusable.
     #[error(transparent)]
-    Media(#[from] crate::media::MediaError),
+    Media(#[from] ipfs_accelerate_media::MediaError),
+    /// Media that cannot be turned into model input (empty, too long).
+    #[error("invalid input: {0}")]
+    Preprocess(#[from] ipfs_accelerate_media::PreprocessError),
     /// The request itself is wrong (empty input, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),

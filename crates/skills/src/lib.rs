@@ -1,31 +1,31 @@
-//! Skills: one module per model family, each loading its files only through
-//! the loader (so storage and interception apply) and running on the backend
-//! chosen by `ipfs-accelerate-backends`.
+//! Skills: the task pipelines (tokenize, run, decode, answer), one module
+//! per task, each loading its files only through the loader (so storage and
+//! interception apply, [`load`]) and running on the backend chosen by
+//! `ipfs-accelerate-backends`. The networks live in `ipfs-accelerate-models`,
+//! media decoding and preprocessing in `ipfs-accelerate-media`.
 //!
-//! [`registry`] maps a `config.json`'s `model_type`/`architectures` to a skill.
+//! [`families`] lists every model family and the task that runs it; the
+//! [`registry`] maps a `config.json` to its family through that list.
 
 pub mod array;
-mod backend_chain;
 mod error;
-mod graph_or_weights;
+pub mod families;
 pub mod image_to_text;
-pub mod media;
-mod model_patches;
-mod onnx_graph;
-pub mod preprocess;
+pub mod load;
 pub mod registry;
 pub mod similarity;
 pub mod speech_recognition;
 pub mod text2text;
 pub mod text_embeddings;
 pub mod text_generation;
-mod weights;
 
 pub use array::Array;
-pub use backend_chain::retry_on_cpu_after_oom;
 pub use error::SkillError;
+pub use families::{families, FamilyInfo};
 pub use image_to_text::{Caption, CaptionOptions, ImageCaptioner};
-pub use media::MediaError;
+pub use ipfs_accelerate_media::{self as media, preprocess, MediaError};
+pub use load::backend_chain::retry_on_cpu_after_oom;
+pub use load::Loaded;
 pub use registry::{skill_for_config, SkillKind};
 pub use similarity::{Media, Similarity, SimilarityModel, SimilarityOptions};
 pub use speech_recognition::{SpeechRecognizer, TranscribeOptions, Transcription};

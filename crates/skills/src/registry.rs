@@ -1,7 +1,8 @@
 //! `config.json` -> skill.
 
+use crate::families::{Family, FAMILIES};
 use crate::SkillError;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
 use serde_json::Value;
 
 /// The skills this build has.
@@ -21,38 +22,6 @@ pub enum SkillKind {
     ImageToText,
 }
 
-/// `(model_type, skill)`: every model type this build runs.
-pub const MODEL_TYPES: &[(&str, SkillKind)] = &[
-    ("bert", SkillKind::TextEmbedding),
-    ("gpt2", SkillKind::TextGeneration),
-    ("opt", SkillKind::TextGeneration),
-    ("llama", SkillKind::TextGeneration),
-    ("t5", SkillKind::Text2Text),
-    ("whisper", SkillKind::SpeechRecognition),
-    ("wav2vec2", SkillKind::SpeechRecognition),
-    ("clip", SkillKind::Similarity),
-    ("llava", SkillKind::ImageToText),
-    ("llava_next", SkillKind::ImageToText),
-    ("xclip", SkillKind::Similarity),
-    ("clap", SkillKind::Similarity),
-];
-
-/// `(architectures prefix, skill)`: for configs without a known `model_type`.
-const ARCHITECTURES: &[(&str, SkillKind)] = &[
-    ("Bert", SkillKind::TextEmbedding),
-    ("GPT2", SkillKind::TextGeneration),
-    ("OPT", SkillKind::TextGeneration),
-    ("Llama", SkillKind::TextGeneration),
-    ("T5", SkillKind::Text2Text),
-    ("Whisper", SkillKind::SpeechRecognition),
-    ("Wav2Vec2", SkillKind::SpeechRecognition),
-    ("CLIPModel", SkillKind::Similarity),
-    ("LlavaNext", SkillKind::ImageToText),
-    ("Llava", SkillKind::ImageToText),
-    ("XCLIPModel", SkillKind::Similarity),
-    ("ClapModel", SkillKind::Similarity),
-];
-
 impl SkillKind {
     /// The name endpoints report.
     pub fn name(self) -> &'static str {
@@ -69,66 +38,52 @@ impl SkillKind {
 
 /// The model types one skill runs.
 pub fn supported_for(skill: SkillKind) -> Vec<&'static str> {
-    MODEL_TYPES
+    FAMILIES
         .iter()
-        .filter(|(_, k)| *k == skill)
-        .map(|(name, _)| *name)
+        .filter(|f| f.task.skill() == skill)
+        .map(|f| f.model_type)
         .collect()
+}
+
+/// Every model type this build runs.
+pub fn supported() -> Vec<&'static str> {
+    FAMILIES.iter().map(|f| f.model_type).collect()
 }
 
 /// Reads `model`'s `config.json` through `loader` and picks its skill.
 pub fn skill_for_model(loader: &Loader, model: &ModelRef) -> Result<SkillKind, SkillError> {
     let files = loader.from_pretrained(model, FileKind::Config)?;
     let config: Value = loader.read_json(model, &files[0])?;
-    let config = crate::model_patches::patch_config(loader, &model.to_string(), config)?;
+    let config = crate::load::patches::patch_config(loader, &model.to_string(), config)?;
     skill_for_config(&model.to_string(), &config)
-}
-
-/// Reads `model`'s `config.json` and checks that `skill` runs it; otherwise
-/// the error says the model is not `what` (e.g. "a causal language model").
-/// Returns the config (with the config patches applied) and the file read,
-/// first of the files a skill loads.
-pub(crate) fn config_for_skill(
-    loader: &Loader,
-    model: &ModelRef,
-    skill: SkillKind,
-    what: &str,
-) -> Result<(Value, Vec<ResolvedFile>), SkillError> {
-    let files = loader.from_pretrained(model, FileKind::Config)?;
-    let config: Value = loader.read_json(model, &files[0])?;
-    let name = model.to_string();
-    // Older transformers' key names, renamed as transformers would.
-    let config = crate::model_patches::patch_config(loader, &name, config)?;
-    if skill_for_config(&name, &config)? != skill {
-        return Err(SkillError::InvalidInput(format!(
-            "model '{name}' is not {what} (use the command for its task)"
-        )));
-    }
-    Ok((config, files))
 }
 
 /// Picks the skill for a parsed `config.json`, by `model_type` and then by
 /// `architectures`.
 pub fn skill_for_config(model: &str, config: &Value) -> Result<SkillKind, SkillError> {
+    family_for_config(model, config).map(|f| f.task.skill())
+}
+
+/// The family of a parsed `config.json`, by `model_type` and then by
+/// `architectures`.
+pub(crate) fn family_for_config(
+    model: &str,
+    config: &Value,
+) -> Result<&'static Family, SkillError> {
     let model_type = config.get("model_type").and_then(Value::as_str);
-    if let Some(kind) = model_type.and_then(|mt| {
-        MODEL_TYPES
-            .iter()
-            .find(|(name, _)| *name == mt)
-            .map(|(_, k)| *k)
-    }) {
-        return Ok(kind);
+    if let Some(family) = model_type.and_then(|mt| FAMILIES.iter().find(|f| f.model_type == mt)) {
+        return Ok(family);
     }
     let architectures: Vec<&str> = config
         .get("architectures")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if let Some((_, kind)) = ARCHITECTURES
+    if let Some(family) = FAMILIES
         .iter()
-        .find(|(prefix, _)| architectures.iter().any(|a| a.starts_with(prefix)))
+        .find(|f| architectures.iter().any(|a| a.starts_with(f.architecture)))
     {
-        return Ok(*kind);
+        return Ok(family);
     }
     let found = match (model_type, architectures.is_empty()) {
         (Some(mt), true) => format!("model_type '{mt}'"),
@@ -139,7 +94,7 @@ pub fn skill_for_config(model: &str, config: &Value) -> Result<SkillKind, SkillE
     Err(SkillError::Unsupported {
         model: model.to_owned(),
         found,
-        supported: MODEL_TYPES.iter().map(|(name, _)| *name).collect(),
+        supported: supported(),
     })
 }
 

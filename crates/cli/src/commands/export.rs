@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::output::{print_json, print_text};
-use ipfs_accelerate::patches::onnx::{export, ExportOptions, ExportSummary};
+use ipfs_accelerate::export::{export, ExportOptions, ExportSummary};
 use ipfs_accelerate::ModelRef;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, cmd: ExportCommand) -> anyhow::Result<()> {
             summary,
         });
     }
-    let names = |specs: &[ipfs_accelerate::patches::onnx::TensorSpec]| {
+    let names = |specs: &[ipfs_accelerate::export::TensorSpec]| {
         specs
             .iter()
             .map(|s| s.name.as_str())

@@ -45,6 +45,7 @@ pub fn run(ctx: &Context, cmd: PatchCommand) -> anyhow::Result<()> {
         view.as_ref(),
         loader.patches_enabled(),
         Path::new(IPFS_NODE_DIR),
+        ipfs_accelerate::export::rewrites::infos(),
     );
     if ctx.json {
         return print_json(&ListAnswer {

@@ -2,22 +2,22 @@
 //! token is expanded into one token per image feature, as the transformers
 //! processors expand it, and generation runs through the shared token loop.
 
-pub(crate) mod llava;
-
 use crate::array::Array;
-use crate::backend_chain::load_on_chain;
-use crate::preprocess::anyres::{AnyResConfig, AnyResProcessor};
-use crate::preprocess::image_processor::ImageProcessor;
+use crate::load::backend_chain::load_on_chain;
+use crate::load::weights::{malformed, var_builder};
+use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
 use crate::similarity::load_image_processor;
 use crate::text_generation::decode_loop::{self, LoopInputs};
-use crate::text_generation::{generation_config, load_tokenizer, CausalLm};
+use crate::text_generation::{generation_config, CausalLm};
 use crate::text_generation::{GenerateOptions, Generation};
-use crate::weights::{malformed, one_line, var_builder};
-use crate::{registry, SkillError, SkillKind};
+use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_media::preprocess::anyres::{AnyResConfig, AnyResProcessor};
+use ipfs_accelerate_media::preprocess::image_processor::ImageProcessor;
+use ipfs_accelerate_models::llava;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -58,7 +58,7 @@ enum Processor {
 
 /// A loaded LLaVA / LLaVA-NeXT model with its tokenizer and image processor.
 pub struct ImageCaptioner {
-    model_name: String,
+    loaded: Loaded,
     // One sequence at a time: the language model holds its own KV cache.
     model: Mutex<llava::Llava>,
     processor: Processor,
@@ -67,18 +67,17 @@ pub struct ImageCaptioner {
     image_token_id: u32,
     eos_ids: Vec<u32>,
     device: Device,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
 }
 
 impl std::fmt::Debug for ImageCaptioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImageCaptioner")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .finish_non_exhaustive()
     }
 }
+
+loaded_accessors!(ImageCaptioner);
 
 impl ImageCaptioner {
     /// Loads `model` (LLaVA or LLaVA-NeXT) through `loader` on the first
@@ -88,51 +87,43 @@ impl ImageCaptioner {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::ImageToText,
             "an image-to-text model (LLaVA)",
         )?;
-        let cfg = llava::LlavaConfig::parse(&name, &config)?;
-        let generation = generation_config::read(loader, model, &mut files)?;
+        let (name, config) = (files.name.clone(), files.config.clone());
+        let cfg = llava::LlavaConfig::parse(&config).map_err(|e| files.model_error(e))?;
+        let generation = files.generation_config()?;
         let mut eos_ids = generation_config::eos_ids(&config, generation.as_ref());
         if eos_ids.is_empty() {
             eos_ids = generation_config::eos_ids(&config["text_config"], None);
         }
-        let processor = if cfg.model_type == "llava_next" {
-            let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
-            let any: AnyResConfig = loader.read_json(model, &processor_files[0])?;
-            files.extend(processor_files);
+        let processor = if cfg.tiles_images() {
+            let any: AnyResConfig = files.json(FileKind::ImageProcessor)?;
             Processor::Tiled(
                 AnyResProcessor::new(&any)
                     .map_err(|e| malformed(&name, "preprocessor_config.json", e))?,
             )
         } else {
-            Processor::Single(load_image_processor(loader, model, &mut files)?)
+            Processor::Single(load_image_processor(&mut files)?)
         };
-        let image_token = match loader.optional_file(model, "processor_config.json")? {
-            Some(file) => {
-                let value: serde_json::Value = loader.read_json(model, &file)?;
-                files.push(file);
-                value
-                    .get("image_token")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or(DEFAULT_IMAGE_TOKEN)
-                    .to_owned()
-            }
+        let image_token = match files.optional_json("processor_config.json")? {
+            Some(value) => value
+                .get("image_token")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(DEFAULT_IMAGE_TOKEN)
+                .to_owned(),
             None => DEFAULT_IMAGE_TOKEN.to_owned(),
         };
-        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
-        files.extend(tokenizer_files);
+        let tokenizer = files.tokenizer()?;
         let image_token_id =
             tokenizer
                 .token_to_id(&image_token)
                 .ok_or_else(|| SkillError::Tokenizer {
                     model: name.clone(),
-                    reason: format!("it has no '{image_token}' token for the image"),
+                    source: format!("it has no '{image_token}' token for the image").into(),
                 })?;
         if image_token_id != cfg.image_token_index {
             return Err(malformed(
@@ -144,11 +135,10 @@ impl ImageCaptioner {
                 ),
             ));
         }
-        let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-        files.extend(weight_files.iter().cloned());
+        let weight_files = files.weight_files()?;
         let (llava, device, kind) = load_on_chain(backend, |device| {
             let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-            llava::Llava::load(&name, &cfg, vb)
+            llava::Llava::load(&cfg, vb).map_err(|e| model_error(&name, e))
         })?;
         let side = llava.image_size() as u32;
         let produced = match &processor {
@@ -178,7 +168,6 @@ impl ImageCaptioner {
             ));
         }
         Ok(Self {
-            model_name: name,
             model: Mutex::new(llava),
             processor,
             tokenizer,
@@ -186,19 +175,8 @@ impl ImageCaptioner {
             image_token_id,
             eos_ids,
             device,
-            backend: kind,
-            files,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// The token that marks where the image goes in a prompt.
@@ -264,8 +242,8 @@ impl ImageCaptioner {
             .tokenizer
             .encode(expanded.as_str(), true)
             .map_err(|e| SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: one_line(&e.to_string()),
+                model: self.loaded.name.clone(),
+                source: e,
             })?;
         let ids = encoding.get_ids().to_vec();
         let positions: Vec<usize> = ids
@@ -276,11 +254,12 @@ impl ImageCaptioner {
             .collect();
         if positions.len() != image_tokens {
             return Err(SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: format!(
+                model: self.loaded.name.clone(),
+                source: format!(
                     "the expanded prompt has {} image tokens instead of {image_tokens}",
                     positions.len()
-                ),
+                )
+                .into(),
             });
         }
         let room = match model.language.context_length() {
@@ -288,7 +267,7 @@ impl ImageCaptioner {
                 return Err(SkillError::InvalidInput(format!(
                     "the prompt with its {image_tokens} image tokens is {} tokens but model '{}' holds {context} positions; shorten it",
                     ids.len(),
-                    self.model_name
+                    self.loaded.name
                 )));
             }
             Some(context) => context - ids.len(),
@@ -303,7 +282,7 @@ impl ImageCaptioner {
             options,
             context: ids.clone(),
             room,
-            model: &self.model_name,
+            model: &self.loaded.name,
         };
         let result = decode_loop::run(
             inputs,

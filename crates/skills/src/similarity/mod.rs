@@ -7,24 +7,23 @@
 //! Each model family is one file with a `load_*` function here and one arm
 //! in [`SimilarityModel::score`].
 
-mod clap;
-pub(crate) mod clip;
 mod onnx_clip;
-mod xclip;
 
 use crate::array::Array;
-use crate::backend_chain::{load_on_chain, load_on_chain_with_onnx};
-use crate::media::{resample, Audio};
-use crate::onnx_graph::{onnx_graph, open_session};
-use crate::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
-use crate::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
-use crate::text_generation::{load_tokenizer, parse_config};
-use crate::weights::{malformed, one_line, var_builder};
-use crate::{registry, SkillError, SkillKind};
+use crate::families::Task;
+use crate::load::backend_chain::{load_on_chain, load_on_chain_with_onnx};
+use crate::load::onnx_graph::{onnx_graph, open_session};
+use crate::load::weights::{malformed, var_builder};
+use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
+use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_media::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
+use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
+use ipfs_accelerate_media::{resample, Audio};
+use ipfs_accelerate_models::{clap, clip, xclip, ModelError};
 use onnx_clip::{OnnxClip, TextBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -125,35 +124,52 @@ struct Scored {
 
 /// A loaded dual encoder with its tokenizer and media processor.
 pub struct SimilarityModel {
-    model_name: String,
+    loaded: Loaded,
     model: Model,
     tokenizer: Tokenizer,
     device: Device,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
 }
 
 impl std::fmt::Debug for SimilarityModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimilarityModel")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .finish_non_exhaustive()
     }
 }
 
 /// Reads `preprocessor_config.json` as an image processor.
 pub(crate) fn load_image_processor(
-    loader: &Loader,
-    model: &ModelRef,
-    files: &mut Vec<ResolvedFile>,
+    files: &mut ModelFiles<'_>,
 ) -> Result<ImageProcessor, SkillError> {
-    let name = model.to_string();
-    let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
-    let config: ImageProcessorConfig = loader.read_json(model, &processor_files[0])?;
-    files.extend(processor_files);
-    ImageProcessor::new(&config).map_err(|e| malformed(&name, "preprocessor_config.json", e))
+    let config: ImageProcessorConfig = files.json(FileKind::ImageProcessor)?;
+    ImageProcessor::new(&config).map_err(|e| files.malformed("preprocessor_config.json", e))
 }
+
+/// Which similarity family a row of the family table is, by the media it
+/// compares texts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// Images (CLIP).
+    Clip,
+    /// Audio (CLAP).
+    Clap,
+    /// Video (X-CLIP).
+    XClip,
+}
+
+impl Family {
+    /// The media, as the CLI's flag names it.
+    pub(crate) fn media(self) -> &'static str {
+        match self {
+            Self::Clip => "image",
+            Self::Clap => "audio",
+            Self::XClip => "video",
+        }
+    }
+}
+
+loaded_accessors!(SimilarityModel);
 
 impl SimilarityModel {
     /// Loads `model` (CLIP, CLAP or X-CLIP, by its `model_type`) through
@@ -164,51 +180,27 @@ impl SimilarityModel {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::Similarity,
             "a text-media similarity model",
         )?;
-        let model_type = config
-            .get("model_type")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_else(|| architecture_model_type(&config))
-            .to_owned();
-        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
-        files.extend(tokenizer_files);
-        let (loaded, device, kind) = match model_type.as_str() {
-            "clip" => load_clip(loader, model, &config, &tokenizer, &mut files, backend)?,
-            "clap" => load_clap(loader, model, &config, &mut files, backend)?,
-            "xclip" => load_xclip(loader, model, &config, &mut files, backend)?,
-            other => {
-                return Err(SkillError::Unsupported {
-                    model: name,
-                    found: format!("model_type '{other}'"),
-                    supported: registry::supported_for(SkillKind::Similarity),
-                })
-            }
+        let Task::Similarity(family) = files.family.task else {
+            return Err(files.wrong_task());
+        };
+        let tokenizer = files.tokenizer()?;
+        let (loaded, device, kind) = match family {
+            Family::Clip => load_clip(&mut files, &tokenizer, backend)?,
+            Family::Clap => load_clap(&mut files, backend)?,
+            Family::XClip => load_xclip(&mut files, backend)?,
         };
         Ok(Self {
-            model_name: name,
             model: loaded,
             tokenizer,
             device,
-            backend: kind,
-            files,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// Scores each of `texts` against `media`.
@@ -266,11 +258,8 @@ impl SimilarityModel {
                 }
             }
             (Model::Clap { model, extractor }, Media::Audio(audio)) => {
-                let audio = resample(audio, extractor.config().sampling_rate)
-                    .map_err(SkillError::InvalidInput)?;
-                let features = extractor
-                    .features(&audio.samples)
-                    .map_err(SkillError::InvalidInput)?;
+                let audio = resample(audio, extractor.config().sampling_rate)?;
+                let features = extractor.features(&audio.samples)?;
                 let shape = (1, features.channels, features.frames, features.mels);
                 let input = Tensor::from_vec(features.values, shape, &self.device)?;
                 let audio_embeds = model.audio_embeds(&input, features.is_longer)?;
@@ -288,7 +277,8 @@ impl SimilarityModel {
                 }
             }
             (Model::XClip { model, processor }, Media::Video(frames)) => {
-                let pixels = xclip::video_pixel_values(processor, frames, model, &self.device)?;
+                let pixels = xclip::video_pixel_values(processor, frames, model, &self.device)
+                    .map_err(|e| model_error(&self.loaded.name, e))?;
                 let text_features = self.text_embeds(texts, model.text.max_positions(), |ids| {
                     model.text_features(ids)
                 })?;
@@ -303,7 +293,7 @@ impl SimilarityModel {
             (model, media) => {
                 return Err(SkillError::InvalidInput(format!(
                     "model '{}' takes {}, not {}",
-                    self.model_name,
+                    self.loaded.name,
                     model.takes(),
                     media.name()
                 )))
@@ -359,8 +349,8 @@ impl SimilarityModel {
                 self.tokenizer
                     .encode(text.as_str(), true)
                     .map_err(|e| SkillError::Tokenizer {
-                        model: self.model_name.clone(),
-                        reason: one_line(&e.to_string()),
+                        model: self.loaded.name.clone(),
+                        source: e,
                     })?;
             let len = encoding.get_ids().len();
             if len > max_tokens {
@@ -407,16 +397,19 @@ impl SimilarityModel {
 /// Loads a CLIP model and its image processor: the ONNX graph on ONNX
 /// Runtime / OpenVINO when the model ships one, candle otherwise.
 fn load_clip(
-    loader: &Loader,
-    model: &ModelRef,
-    config: &Value,
+    files: &mut ModelFiles<'_>,
     tokenizer: &Tokenizer,
-    files: &mut Vec<ResolvedFile>,
     backend: BackendKind,
 ) -> Result<(Model, Device, BackendKind), SkillError> {
-    let name = model.to_string();
-    let processor = load_image_processor(loader, model, files)?;
-    let cfg: clip::ClipConfig = parse_config(&name, config)?;
+    let (loader, model, name, config) = (
+        files.loader,
+        files.model,
+        files.name.clone(),
+        files.config.clone(),
+    );
+    let config = &config;
+    let processor = load_image_processor(files)?;
+    let cfg: clip::ClipConfig = files.parse()?;
     let side = cfg.vision_config.image_size as u32;
     let (w, h) = processor.output_size(side, side);
     if (w, h) != (side, side) {
@@ -427,9 +420,9 @@ fn load_clip(
         ));
     }
     let graph = onnx_graph(loader, model, backend)?;
-    files.extend(graph.iter().cloned());
+    files.files.extend(graph.iter().cloned());
     let pad_id = match graph {
-        Some(_) => Some(clip_pad_id(loader, model, tokenizer, &cfg, files)?),
+        Some(_) => Some(clip_pad_id(files, tokenizer, &cfg)?),
         None => None,
     };
     let ((tower, device, weight_files), kind) = load_on_chain_with_onnx(
@@ -447,10 +440,8 @@ fn load_clip(
             // Weights only for candle: an ONNX run does not fetch them.
             let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
             let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
-            let clip = clip::Clip::load(&cfg, vb).map_err(|e| SkillError::Weights {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
-            })?;
+            let clip = clip::Clip::load(&cfg, vb)
+                .map_err(|e| model_error(&name, ModelError::Tensor(e)))?;
             Ok((
                 ClipTower::Candle(Box::new(clip)),
                 device.clone(),
@@ -458,7 +449,7 @@ fn load_clip(
             ))
         },
     )?;
-    files.extend(weight_files);
+    files.files.extend(weight_files);
     let loaded = match tower {
         ClipTower::Candle(model) => Model::Clip { model, processor },
         ClipTower::Onnx(model) => Model::ClipOnnx {
@@ -481,28 +472,23 @@ enum ClipTower {
 /// padding when `tokenizer.json` sets one, else `pad_token` of
 /// `tokenizer_config.json`, else the text tower's EOS (CLIP's usual pad).
 fn clip_pad_id(
-    loader: &Loader,
-    model: &ModelRef,
+    files: &mut ModelFiles<'_>,
     tokenizer: &Tokenizer,
     cfg: &clip::ClipConfig,
-    files: &mut Vec<ResolvedFile>,
 ) -> Result<u32, SkillError> {
     if let Some(padding) = tokenizer.get_padding() {
         return Ok(padding.pad_id);
     }
-    let Some(file) = loader.optional_file(model, "tokenizer_config.json")? else {
+    let Some(tokenizer_config) = files.optional_json("tokenizer_config.json")? else {
         return Ok(cfg.text_config.eos_token_id);
     };
-    let tokenizer_config: Value = loader.read_json(model, &file)?;
-    files.push(file);
     let pad_token = tokenizer_config.get("pad_token").and_then(|t| {
         t.as_str()
             .or_else(|| t.get("content").and_then(Value::as_str))
     });
     match pad_token {
         Some(token) => tokenizer.token_to_id(token).ok_or_else(|| {
-            malformed(
-                &model.to_string(),
+            files.malformed(
                 "tokenizer_config.json",
                 format!("pad_token '{token}' is not in the vocabulary"),
             )
@@ -511,49 +497,21 @@ fn clip_pad_id(
     }
 }
 
-/// The `model_type` of a config without one, from its `architectures`
-/// (`XCLIPModel`, `ClapModel`); CLIP otherwise.
-fn architecture_model_type(config: &serde_json::Value) -> &'static str {
-    let names = |name: &str| {
-        config
-            .get("architectures")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(name)))
-    };
-    if names("XCLIPModel") {
-        "xclip"
-    } else if names("ClapModel") {
-        "clap"
-    } else {
-        "clip"
-    }
-}
-
 /// Loads an X-CLIP model and its frame processor (VideoMAE's).
 fn load_xclip(
-    loader: &Loader,
-    model: &ModelRef,
-    config: &serde_json::Value,
-    files: &mut Vec<ResolvedFile>,
+    files: &mut ModelFiles<'_>,
     backend: BackendKind,
 ) -> Result<(Model, Device, BackendKind), SkillError> {
-    let name = model.to_string();
-    let processor_files = loader.from_pretrained(model, FileKind::ImageProcessor)?;
-    let processor_config: serde_json::Value = loader.read_json(model, &processor_files[0])?;
-    files.extend(processor_files);
+    let processor_config: Value = files.json(FileKind::ImageProcessor)?;
     let processor = xclip::frame_processor(&processor_config)
-        .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
-    let cfg: xclip::XClipConfig = parse_config(&name, config)?;
-    cfg.check()
-        .map_err(|e| malformed(&name, "config.json", e))?;
-    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-    files.extend(weight_files.iter().cloned());
+        .map_err(|e| files.malformed("preprocessor_config.json", e))?;
+    let cfg: xclip::XClipConfig = files.parse()?;
+    cfg.check().map_err(|e| files.model_error(e))?;
+    let weight_files = files.weight_files()?;
+    let (loader, name, config) = (files.loader, &files.name, &files.config);
     let (xclip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
-        xclip::XClip::load(&cfg, vb).map_err(|e| SkillError::Weights {
-            model: name.clone(),
-            reason: one_line(&e.to_string()),
-        })
+        let vb = var_builder(loader, name, config, &weight_files, DType::F32, device)?;
+        xclip::XClip::load(&cfg, vb).map_err(|e| model_error(name, ModelError::Tensor(e)))
     })?;
     let loaded = Model::XClip {
         model: Box::new(xclip),
@@ -565,31 +523,23 @@ fn load_xclip(
 /// Loads a CLAP model and its feature extractor, and checks that the
 /// extractor's output fits the audio tower.
 fn load_clap(
-    loader: &Loader,
-    model: &ModelRef,
-    config: &serde_json::Value,
-    files: &mut Vec<ResolvedFile>,
+    files: &mut ModelFiles<'_>,
     backend: BackendKind,
 ) -> Result<(Model, Device, BackendKind), SkillError> {
-    let name = model.to_string();
-    let extractor_files = loader.from_pretrained(model, FileKind::FeatureExtractor)?;
-    let extractor_config: ClapFeatureConfig = loader.read_json(model, &extractor_files[0])?;
-    files.extend(extractor_files);
+    let extractor_config: ClapFeatureConfig = files.json(FileKind::FeatureExtractor)?;
     let extractor = ClapFeatureExtractor::new(extractor_config)
-        .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
-    let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-    files.extend(weight_files.iter().cloned());
-    let cfg: clap::ClapConfig = parse_config(&name, config)?;
+        .map_err(|e| files.malformed("preprocessor_config.json", e))?;
+    let weight_files = files.weight_files()?;
+    let cfg: clap::ClapConfig = files.parse()?;
+    let (loader, name, config) = (files.loader, files.name.clone(), &files.config);
+    let name = &name;
     let (clap, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, &name, config, &weight_files, DType::F32, device)?;
-        clap::Clap::load(&cfg, vb).map_err(|e| SkillError::Weights {
-            model: name.clone(),
-            reason: one_line(&e.to_string()),
-        })
+        let vb = var_builder(loader, name, config, &weight_files, DType::F32, device)?;
+        clap::Clap::load(&cfg, vb).map_err(|e| model_error(name, ModelError::Tensor(e)))
     })?;
     if clap.audio.fused() != (extractor.channels() == 4) {
         return Err(malformed(
-            &name,
+            name,
             "preprocessor_config.json",
             format!(
                 "truncation '{}' gives {}-channel features; the model (enable_fusion={}) takes {}",
@@ -603,7 +553,7 @@ fn load_clap(
     for frames in extractor.frame_counts() {
         clap.audio
             .check_input(frames, extractor.config().feature_size)
-            .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
+            .map_err(|e| malformed(name, "preprocessor_config.json", e))?;
     }
     let loaded = Model::Clap {
         model: Box::new(clap),

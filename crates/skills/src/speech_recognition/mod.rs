@@ -5,22 +5,23 @@
 
 mod ctc;
 mod onnx_ctc;
-mod wav2vec2;
-mod whisper;
 
 use crate::array::Array;
-use crate::backend_chain::load_on_chain;
-use crate::graph_or_weights::load_graph_or_weights;
-use crate::media::{resample, Audio};
-use crate::preprocess::log_mel::{LogMel, LogMelConfig};
-use crate::preprocess::waveform::{self, WaveformConfig};
+use crate::families::Task;
+use crate::load::backend_chain::load_on_chain;
+use crate::load::graph_or_weights::load_graph_or_weights;
+use crate::load::weights::{malformed, var_builder};
+use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
 use crate::text_generation::decode_loop::{self, LoopInputs};
-use crate::text_generation::{generation_config, load_tokenizer, parse_config, GenerateOptions};
-use crate::weights::{malformed, one_line, var_builder};
-use crate::{registry, SkillError, SkillKind};
+use crate::text_generation::{generation_config, GenerateOptions};
+use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_media::preprocess::log_mel::{LogMel, LogMelConfig};
+use ipfs_accelerate_media::preprocess::waveform::{self, WaveformConfig};
+use ipfs_accelerate_media::{resample, Audio};
+use ipfs_accelerate_models::{wav2vec2, whisper, ModelError};
 use onnx_ctc::OnnxCtc;
 use serde::Serialize;
 use serde_json::Value;
@@ -94,29 +95,28 @@ enum Runner {
 
 /// A loaded speech-recognition model.
 pub struct SpeechRecognizer {
-    model_name: String,
+    loaded: Loaded,
     runner: Mutex<Runner>,
     device: Device,
     sampling_rate: u32,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
 }
 
 impl std::fmt::Debug for SpeechRecognizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpeechRecognizer")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .field("sampling_rate", &self.sampling_rate)
             .finish_non_exhaustive()
     }
 }
 
-fn weights_error(model: &str, e: candle_core::Error) -> SkillError {
-    SkillError::Weights {
-        model: model.to_owned(),
-        reason: one_line(&e.to_string()),
-    }
+/// How a speech family decodes: its row in the family table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// An encoder-decoder generating tokens (Whisper).
+    Whisper,
+    /// An acoustic model with a CTC head (wav2vec2).
+    Ctc,
 }
 
 fn id_list(value: Option<&Value>) -> Vec<u32> {
@@ -131,6 +131,8 @@ fn id_list(value: Option<&Value>) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+loaded_accessors!(SpeechRecognizer);
+
 impl SpeechRecognizer {
     /// Loads `model` (Whisper or wav2vec2 CTC) through `loader` on the first
     /// backend of the chain for `backend` that can hold it.
@@ -139,31 +141,20 @@ impl SpeechRecognizer {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::SpeechRecognition,
             "a speech-recognition model",
         )?;
-        let front_files = loader.from_pretrained(model, FileKind::FeatureExtractor)?;
-        let front_config: Value = loader.read_json(model, &front_files[0])?;
-        files.extend(front_files);
-        let model_type = config
-            .get("model_type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (runner, device, kind, sampling_rate) = if model_type == "whisper"
-            || config
-                .get("architectures")
-                .and_then(Value::as_array)
-                .is_some_and(|a| {
-                    a.iter()
-                        .any(|v| v.as_str().is_some_and(|s| s.starts_with("Whisper")))
-                }) {
-            let cfg: whisper::WhisperConfig = parse_config(&name, &config)?;
-            let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-            files.extend(weight_files.iter().cloned());
+        let Task::SpeechRecognition(family) = files.family.task else {
+            return Err(files.wrong_task());
+        };
+        let front_config: Value = files.json(FileKind::FeatureExtractor)?;
+        let (name, config) = (files.name.clone(), files.config.clone());
+        let (runner, device, kind, sampling_rate) = if family == Family::Whisper {
+            let cfg: whisper::WhisperConfig = files.parse()?;
+            let weight_files = files.weight_files()?;
             let front_cfg: LogMelConfig = serde_json::from_value(front_config)
                 .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
             if front_cfg.feature_size != cfg.num_mel_bins {
@@ -179,13 +170,10 @@ impl SpeechRecognizer {
             let rate = front_cfg.sampling_rate;
             let front = LogMel::new(front_cfg)
                 .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
-            let generation =
-                generation_config::read(loader, model, &mut files)?.unwrap_or(Value::Null);
+            let generation = files.generation_config()?.unwrap_or(Value::Null);
             let decoder_start = generation_config::decoder_start_id(&config, Some(&generation))
                 .ok_or_else(|| malformed(&name, "config.json", "no decoder_start_token_id"))?;
-            let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-            let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
-            files.extend(tokenizer_files);
+            let tokenizer = files.tokenizer()?;
             let pick = |key: &str| {
                 generation
                     .get(key)
@@ -198,7 +186,8 @@ impl SpeechRecognizer {
             let eos_ids = generation_config::eos_ids(&config, Some(&generation));
             let (model, device, kind) = load_on_chain(backend, |device| {
                 let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-                whisper::Whisper::load(vb, &cfg).map_err(|e| weights_error(&name, e))
+                whisper::Whisper::load(vb, &cfg)
+                    .map_err(|e| model_error(&name, ModelError::Tensor(e)))
             })?;
             let runner = Runner::Whisper(Box::new(WhisperRunner {
                 model,
@@ -212,38 +201,25 @@ impl SpeechRecognizer {
             }));
             (runner, device, kind, rate)
         } else {
-            let cfg: wav2vec2::Wav2Vec2Config = parse_config(&name, &config)?;
-            cfg.check()
-                .map_err(|e| malformed(&name, "config.json", e))?;
+            let cfg: wav2vec2::Wav2Vec2Config = files.parse()?;
+            cfg.check().map_err(|e| files.model_error(e))?;
             let front: WaveformConfig = serde_json::from_value(front_config)
                 .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
-            let vocab_file = loader.file(model, "vocab.json")?;
-            let vocab_json: Value = loader.read_json(model, &vocab_file)?;
-            files.push(vocab_file);
-            let tokenizer_config = match loader.optional_file(model, "tokenizer_config.json")? {
-                Some(file) => {
-                    let value: Value = loader.read_json(model, &file)?;
-                    files.push(file);
-                    Some(value)
-                }
-                None => None,
-            };
+            let vocab_json = files.required_json("vocab.json")?;
+            let tokenizer_config = files.optional_json("tokenizer_config.json")?;
             let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
                 .map_err(|e| malformed(&name, "vocab.json", e))?;
             let ((model, device), kind, loaded_files) = load_graph_or_weights(
-                loader,
-                model,
-                &name,
-                &config,
+                &files,
                 backend,
                 |session| Ok((CtcModel::Onnx(OnnxCtc::new(session)?), Device::Cpu)),
                 |vb, device| {
                     let ctc = wav2vec2::Wav2Vec2ForCtc::load(vb, &cfg)
-                        .map_err(|e| weights_error(&name, e))?;
+                        .map_err(|e| model_error(&name, ModelError::Tensor(e)))?;
                     Ok((CtcModel::Candle(Box::new(ctc)), device.clone()))
                 },
             )?;
-            files.extend(loaded_files);
+            files.files.extend(loaded_files);
             let rate = front.sampling_rate;
             let runner = Runner::Wav2Vec2(Box::new(Wav2Vec2Runner {
                 model,
@@ -254,23 +230,11 @@ impl SpeechRecognizer {
             (runner, device, kind, rate)
         };
         Ok(Self {
-            model_name: name,
             runner: Mutex::new(runner),
             device,
             sampling_rate,
-            backend: kind,
-            files,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// The sample rate the model expects (audio is resampled to it).
@@ -296,7 +260,7 @@ impl SpeechRecognizer {
         })?;
         match &mut *runner {
             Runner::Whisper(w) => {
-                w.transcribe(&self.model_name, &self.device, &audio.samples, options)
+                w.transcribe(&self.loaded.name, &self.device, &audio.samples, options)
             }
             Runner::Wav2Vec2(w) => w.transcribe(&self.device, &audio.samples, options),
         }
@@ -394,10 +358,7 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
-        let features = self
-            .front
-            .features(samples)
-            .map_err(SkillError::InvalidInput)?;
+        let features = self.front.features(samples)?;
         let mels = self.front.config().feature_size;
         let frames = features.len() / mels;
         let input = Tensor::from_vec(features, (1, mels, frames), device)?;

@@ -7,41 +7,41 @@
 //! `onnx/decoder_with_past_model.onnx`) when the model ships one.
 
 mod onnx_t5;
-mod t5;
 
-use crate::backend_chain::load_on_chain_with_onnx;
-use crate::onnx_graph::onnx_graphs;
+use crate::load::backend_chain::load_on_chain_with_onnx;
+use crate::load::onnx_graph::onnx_graphs;
+use crate::load::weights::var_builder;
+use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
 use crate::text_generation::decode_loop::{self, LoopInputs};
-use crate::text_generation::{generation_config, load_tokenizer, GenerateOptions, Generation};
-use crate::weights::{one_line, var_builder};
-use crate::{registry, SkillError, SkillKind};
+use crate::text_generation::{generation_config, GenerateOptions, Generation};
+use crate::{SkillError, SkillKind};
 use candle_core::{DType, Tensor};
 use ipfs_accelerate_backends::{BackendError, BackendKind};
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_models::{t5, ModelError};
 use serde_json::Value;
 use std::sync::Mutex;
 use tokenizers::Tokenizer;
 
 /// A loaded encoder-decoder model with its tokenizer.
 pub struct Text2TextGenerator {
-    model_name: String,
+    loaded: Loaded,
     model: Mutex<Seq2Seq>,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
     decoder_start: u32,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
 }
 
 impl std::fmt::Debug for Text2TextGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Text2TextGenerator")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .field("decoder_start", &self.decoder_start)
             .finish_non_exhaustive()
     }
 }
+
+loaded_accessors!(Text2TextGenerator);
 
 impl Text2TextGenerator {
     /// Loads `model` through `loader` on the first backend of the chain for
@@ -51,14 +51,14 @@ impl Text2TextGenerator {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::Text2Text,
             "an encoder-decoder text-to-text model",
         )?;
-        let generation = generation_config::read(loader, model, &mut files)?;
+        let (name, config) = (files.name.clone(), files.config.clone());
+        let generation = files.generation_config()?;
         let decoder_start = generation_config::decoder_start_id(&config, generation.as_ref())
             .or_else(|| config.get("pad_token_id").and_then(Value::as_u64).map(|v| v as u32))
             .ok_or_else(|| {
@@ -66,10 +66,8 @@ impl Text2TextGenerator {
                     "model '{name}': neither generation_config.json nor config.json gives decoder_start_token_id"
                 ))
             })?;
-        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
-        files.extend(tokenizer_files);
-        let t5_config = t5::parse_config(&name, &config)?;
+        let tokenizer = files.tokenizer()?;
+        let t5_config: t5::T5Config = files.parse()?;
         let graphs = onnx_graphs(
             loader,
             model,
@@ -80,7 +78,7 @@ impl Text2TextGenerator {
                 onnx_t5::DECODER_WITH_PAST_GRAPH,
             ],
         )?;
-        files.extend(graphs.iter().flatten().cloned());
+        files.files.extend(graphs.iter().flatten().cloned());
         // Asked for by name: say which files are missing (the chain only
         // knows the single-graph layout's name).
         if graphs.is_none() && backend.needs_onnx_graph() {
@@ -104,10 +102,8 @@ impl Text2TextGenerator {
                 // Weights only for candle: an ONNX run does not fetch them.
                 let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
                 let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-                let t5 = t5::T5::load(vb, &t5_config).map_err(|e| SkillError::Weights {
-                    model: name.clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
+                let t5 = t5::T5::load(vb, &t5_config)
+                    .map_err(|e| model_error(&name, ModelError::Tensor(e)))?;
                 Ok((
                     Seq2Seq::Candle {
                         model: Box::new(t5),
@@ -117,26 +113,14 @@ impl Text2TextGenerator {
                 ))
             },
         )?;
-        files.extend(weight_files);
+        files.files.extend(weight_files);
         Ok(Self {
             eos_ids: generation_config::eos_ids(&config, generation.as_ref()),
-            model_name: name,
             model: Mutex::new(seq2seq),
             tokenizer,
             decoder_start,
-            backend: kind,
-            files,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// Generates the output text for `text` (used exactly as given; the
@@ -161,8 +145,8 @@ impl Text2TextGenerator {
             .tokenizer
             .encode(text, true)
             .map_err(|e| SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: one_line(&e.to_string()),
+                model: self.loaded.name.clone(),
+                source: e,
             })?;
         let ids = encoding.get_ids();
         let mut model = self.model.lock().map_err(|_| {
@@ -178,7 +162,7 @@ impl Text2TextGenerator {
             // transformers (whose input_ids are the decoder's).
             context: vec![self.decoder_start],
             room: usize::MAX,
-            model: &self.model_name,
+            model: &self.loaded.name,
         };
         let mut generation = decode_loop::run(
             inputs,

@@ -11,13 +11,14 @@ mod sentence_transformers;
 
 pub use pooling::{l2_normalize, Pooling};
 
-use crate::graph_or_weights::load_graph_or_weights;
-use crate::weights::one_line;
-use crate::{registry, SkillError, SkillKind};
+use crate::load::graph_or_weights::load_graph_or_weights;
+use crate::load::{loaded_accessors, Loaded, ModelFiles};
+use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_loader::{Loader, ModelRef};
+use ipfs_accelerate_models::bert::{BertConfig, BertModel};
+use ipfs_accelerate_models::ModelError;
 use onnx_encoder::OnnxEncoder;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -50,28 +51,27 @@ enum Encoder {
 
 /// A loaded sentence-embedding model.
 pub struct TextEmbedder {
-    model_name: String,
+    loaded: Loaded,
     encoder: Encoder,
     tokenizer: Tokenizer,
     pooling: Pooling,
     normalize: bool,
     max_seq_length: usize,
     pad_id: u32,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
 }
 
 impl std::fmt::Debug for TextEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextEmbedder")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .field("max_seq_length", &self.max_seq_length)
             .field("pooling", &self.pooling)
             .field("normalize", &self.normalize)
             .finish_non_exhaustive()
     }
 }
+
+loaded_accessors!(TextEmbedder);
 
 impl TextEmbedder {
     /// Loads `model` through `loader` on the first backend of the chain for
@@ -81,31 +81,16 @@ impl TextEmbedder {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config_json, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::TextEmbedding,
             "a text-embedding model",
         )?;
-        let config: BertConfig = serde_json::from_value(config_json.clone()).map_err(|e| {
-            ipfs_accelerate_loader::LoadError::Malformed {
-                model: name.clone(),
-                file: "config.json".to_owned(),
-                reason: e.to_string(),
-            }
-        })?;
-
-        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_files[0].path).map_err(|e| SkillError::Tokenizer {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
-            })?;
-        files.extend(tokenizer_files);
-
+        let config: BertConfig = files.parse()?;
+        let mut tokenizer = files.tokenizer()?;
         let st = sentence_transformers::read(loader, model)?;
-        files.extend(st.files.iter().cloned());
+        files.files.extend(st.files.iter().cloned());
         let max_seq_length = st
             .max_seq_length
             .unwrap_or(config.max_position_embeddings)
@@ -120,51 +105,33 @@ impl TextEmbedder {
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|e| SkillError::Tokenizer {
-                model: name.clone(),
-                reason: one_line(&e.to_string()),
+            .map_err(|source| SkillError::Tokenizer {
+                model: files.name.clone(),
+                source,
             })?;
-
         let (encoder, kind, loaded_files) = load_graph_or_weights(
-            loader,
-            model,
-            &name,
-            &config_json,
+            &files,
             backend,
             |session| Ok(Encoder::Onnx(OnnxEncoder::new(session)?)),
             |vb, device| {
-                let bert = BertModel::load(vb, &config).map_err(|e| SkillError::Weights {
-                    model: name.clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
+                let bert = BertModel::load(vb, &config)
+                    .map_err(|e| files.model_error(ModelError::Tensor(e)))?;
                 Ok(Encoder::Candle {
                     model: Box::new(bert),
                     device: device.clone(),
                 })
             },
         )?;
-        files.extend(loaded_files);
+        files.files.extend(loaded_files);
         Ok(Self {
-            model_name: name,
             encoder,
             tokenizer,
             pooling: st.pooling,
             normalize: st.normalize,
             max_seq_length,
             pad_id: config.pad_token_id as u32,
-            backend: kind,
-            files,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// Tokens per text after truncation (special tokens included).
@@ -200,8 +167,8 @@ impl TextEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: one_line(&e.to_string()),
+                model: self.loaded.name.clone(),
+                source: e,
             })?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         if options.sort_by_length {

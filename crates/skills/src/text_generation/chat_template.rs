@@ -4,7 +4,7 @@
 //! `apply_chat_template(..., add_generation_prompt=True)` renders it.
 
 use super::{GenerateOptions, Generation, TextGenerator};
-use crate::weights::one_line;
+use crate::load::weights::one_line;
 use crate::SkillError;
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 use minijinja::syntax::SyntaxConfig;
@@ -116,13 +116,13 @@ impl TextGenerator {
         let template = self.chat_template.as_ref().ok_or_else(|| {
             SkillError::InvalidInput(format!(
                 "model '{}' has no chat template (tokenizer.chat_template in GGUF, chat_template in tokenizer_config.json); drop --chat and pass the prompt as the model expects it",
-                self.model_name
+                self.loaded.name
             ))
         })?;
         template.render_user_message(message).map_err(|e| {
             SkillError::InvalidInput(format!(
                 "model '{}': the chat template failed: {}",
-                self.model_name,
+                self.loaded.name,
                 one_line(&format!("{e:#}"))
             ))
         })
@@ -145,8 +145,8 @@ impl TextGenerator {
             .tokenizer
             .encode(prompt, false)
             .map_err(|e| SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: one_line(&e.to_string()),
+                model: self.loaded.name.clone(),
+                source: e,
             })?;
         self.generate_from_ids(encoding.get_ids(), options, on_text)
     }

@@ -5,7 +5,6 @@
 
 use super::options::{GenerateOptions, Generation, StopReason};
 use super::stop_strings::StopMatcher;
-use crate::weights::one_line;
 use crate::SkillError;
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
@@ -98,7 +97,7 @@ fn decode(tokenizer: &Tokenizer, ids: &[u32], model: &str) -> Result<String, Ski
         .decode(ids, true)
         .map_err(|e| SkillError::Tokenizer {
             model: model.to_owned(),
-            reason: one_line(&e.to_string()),
+            source: e,
         })
 }
 

@@ -1,24 +1,7 @@
 //! `generation_config.json`, and the ids `transformers`' `generate` takes
 //! from it (end of sequence, decoder start).
 
-use crate::SkillError;
-use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 use serde_json::Value;
-
-/// `generation_config.json` when the model has one; the file read is added
-/// to `files`.
-pub(crate) fn read(
-    loader: &Loader,
-    model: &ModelRef,
-    files: &mut Vec<ResolvedFile>,
-) -> Result<Option<Value>, SkillError> {
-    let Some(file) = loader.optional_file(model, "generation_config.json")? else {
-        return Ok(None);
-    };
-    let value = loader.read_json(model, &file)?;
-    files.push(file);
-    Ok(Some(value))
-}
 
 /// `eos_token_id` of `generation_config.json`, else of `config.json` (an
 /// integer or a list in either).

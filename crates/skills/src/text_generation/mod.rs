@@ -2,58 +2,56 @@
 //! safetensors or GGUF): one loop for all of them ([`decode_loop`]), greedy
 //! or seeded sampling, stop strings, streaming.
 
-pub mod activation;
-pub mod attention;
-mod causal_lm;
 pub mod chat_template;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gguf;
-pub mod gpt2;
-pub mod llama;
 mod onnx_causal_lm;
-pub mod opt;
 mod options;
-pub mod rope;
 mod stop_strings;
 
-pub use causal_lm::CausalLm;
 pub use chat_template::ChatTemplate;
+pub use ipfs_accelerate_models::CausalLm;
 pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
-use crate::graph_or_weights::load_graph_or_weights;
-use crate::weights::one_line;
-use crate::{registry, SkillError, SkillKind};
+use crate::families::Task;
+use crate::load::graph_or_weights::load_graph_or_weights;
+use crate::load::{loaded_accessors, Loaded, ModelFiles};
+use crate::{SkillError, SkillKind};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
-use serde::de::DeserializeOwned;
+use ipfs_accelerate_loader::{Loader, ModelRef};
+use ipfs_accelerate_models::ModelError;
 use serde_json::Value;
 use std::sync::Mutex;
 use tokenizers::Tokenizer;
 
+/// How a family's row in the family table builds its network from the
+/// patched `config.json` and the weights.
+pub(crate) type BuildCausalLm =
+    fn(&Value, VarBuilder<'static>) -> Result<Box<dyn CausalLm>, ModelError>;
+
 /// A loaded causal language model with its tokenizer.
 pub struct TextGenerator {
-    model_name: String,
+    loaded: Loaded,
     // One sequence at a time: the model holds its own KV cache.
     model: Mutex<Box<dyn CausalLm>>,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
-    backend: BackendKind,
-    files: Vec<ResolvedFile>,
     chat_template: Option<ChatTemplate>,
 }
 
 impl std::fmt::Debug for TextGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextGenerator")
-            .field("model", &self.model_name)
-            .field("backend", &self.backend)
+            .field("loaded", &self.loaded)
             .field("eos_ids", &self.eos_ids)
             .finish_non_exhaustive()
     }
 }
+
+loaded_accessors!(TextGenerator);
 
 impl TextGenerator {
     /// Loads `model` through `loader` on the first backend of the chain for
@@ -63,56 +61,39 @@ impl TextGenerator {
         model: &ModelRef,
         backend: BackendKind,
     ) -> Result<Self, SkillError> {
-        let name = model.to_string();
-        let (config, mut files) = registry::config_for_skill(
+        let mut files = ModelFiles::open(
             loader,
             model,
             SkillKind::TextGeneration,
             "a causal language model",
         )?;
-        let model_type = config
-            .get("model_type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let generation_config = generation_config::read(loader, model, &mut files)?;
-        let tokenizer_files = loader.from_pretrained(model, FileKind::Tokenizer)?;
-        let tokenizer = load_tokenizer(&name, &tokenizer_files[0].path)?;
-        let chat_template = chat_template::from_files(loader, model, &tokenizer_files);
-        files.extend(tokenizer_files);
+        let Task::TextGeneration(build) = files.family.task else {
+            return Err(files.wrong_task());
+        };
+        let generation_config = files.generation_config()?;
+        let tokenizer = files.tokenizer()?;
+        let chat_template = chat_template::from_files(loader, model, &files.files);
+        let config = files.config.clone();
+        let name = files.name.clone();
         let (lm, kind, loaded_files) = load_graph_or_weights(
-            loader,
-            model,
-            &name,
-            &config,
+            &files,
             backend,
             |session| {
                 let lm: Box<dyn CausalLm> =
                     Box::new(onnx_causal_lm::OnnxCausalLm::new(session, &config)?);
                 Ok(lm)
             },
-            |vb, _device| build_causal_lm(&name, &model_type, &config, vb),
+            |vb, _device| build(&config, vb).map_err(|e| crate::load::model_error(&name, e)),
         )?;
-        files.extend(loaded_files);
+        files.files.extend(loaded_files);
+        let eos_ids = generation_config::eos_ids(&files.config, generation_config.as_ref());
         Ok(Self {
-            eos_ids: generation_config::eos_ids(&config, generation_config.as_ref()),
-            model_name: name,
+            eos_ids,
             model: Mutex::new(lm),
             tokenizer,
-            backend: kind,
-            files,
             chat_template,
+            loaded: files.finish(kind),
         })
-    }
-
-    /// The backend that really runs this model.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// Every file loaded, with the layer that served it.
-    pub fn files(&self) -> &[ResolvedFile] {
-        &self.files
     }
 
     /// The tokenizer (with the post-processing `transformers` applies).
@@ -137,13 +118,13 @@ impl TextGenerator {
         if prompt.is_empty() {
             return Err(SkillError::InvalidInput("the prompt is empty".to_owned()));
         }
-        let encoding = self
-            .tokenizer
-            .encode(prompt, true)
-            .map_err(|e| SkillError::Tokenizer {
-                model: self.model_name.clone(),
-                reason: one_line(&e.to_string()),
-            })?;
+        let encoding =
+            self.tokenizer
+                .encode(prompt, true)
+                .map_err(|source| SkillError::Tokenizer {
+                    model: self.loaded.name.clone(),
+                    source,
+                })?;
         self.generate_from_ids(encoding.get_ids(), options, on_text)
     }
 
@@ -172,7 +153,7 @@ impl TextGenerator {
                 return Err(SkillError::InvalidInput(format!(
                     "the prompt is {} tokens but model '{}' holds {context} positions; shorten it",
                     prompt_ids.len(),
-                    self.model_name
+                    self.loaded.name
                 )));
             }
             Some(context) => context - prompt_ids.len(),
@@ -186,7 +167,7 @@ impl TextGenerator {
             options,
             context: prompt_ids.to_vec(),
             room,
-            model: &self.model_name,
+            model: &self.loaded.name,
         };
         let result = decode_loop::run(
             inputs,
@@ -197,53 +178,4 @@ impl TextGenerator {
         model.reset();
         result
     }
-}
-
-/// Reads `tokenizer.json`.
-pub(crate) fn load_tokenizer(model: &str, path: &std::path::Path) -> Result<Tokenizer, SkillError> {
-    Tokenizer::from_file(path).map_err(|e| SkillError::Tokenizer {
-        model: model.to_owned(),
-        reason: one_line(&e.to_string()),
-    })
-}
-
-/// Parses `config.json` into a model's config type; a wrong or missing key is
-/// a malformed-config error naming it.
-pub(crate) fn parse_config<T: DeserializeOwned>(
-    model: &str,
-    config: &Value,
-) -> Result<T, SkillError> {
-    serde_json::from_value(config.clone()).map_err(|e| {
-        SkillError::Load(LoadError::Malformed {
-            model: model.to_owned(),
-            file: "config.json".to_owned(),
-            reason: e.to_string(),
-        })
-    })
-}
-
-fn build_causal_lm(
-    name: &str,
-    model_type: &str,
-    config: &Value,
-    vb: VarBuilder<'static>,
-) -> Result<Box<dyn CausalLm>, SkillError> {
-    let weights_error = |e: candle_core::Error| SkillError::Weights {
-        model: name.to_owned(),
-        reason: one_line(&e.to_string()),
-    };
-    Ok(match model_type {
-        "gpt2" => {
-            Box::new(gpt2::Gpt2::load(vb, &parse_config(name, config)?).map_err(weights_error)?)
-        }
-        "llama" => Box::new(llama::Llama::load(name, vb, &parse_config(name, config)?)?),
-        "opt" => Box::new(opt::Opt::load(vb, &parse_config(name, config)?).map_err(weights_error)?),
-        other => {
-            return Err(SkillError::Unsupported {
-                model: name.to_owned(),
-                found: format!("model_type '{other}'"),
-                supported: registry::supported_for(SkillKind::TextGeneration),
-            })
-        }
-    })
 }

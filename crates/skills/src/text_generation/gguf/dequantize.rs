@@ -7,7 +7,7 @@
 //! load), so the model computes what `transformers` computes from the same
 //! file (it dequantizes GGUF to f32 on load).
 
-use crate::weights::one_line;
+use crate::load::weights::one_line;
 use crate::SkillError;
 use candle_core::quantized::gguf_file::{Content, TensorInfo};
 use candle_core::quantized::GgmlDType;
@@ -27,7 +27,7 @@ pub(crate) fn dequantized<R: Read + Seek>(
 ) -> Result<(Content, Cursor<Vec<u8>>), SkillError> {
     let failed = |tensor: &str, e: candle_core::Error| SkillError::Weights {
         model: model.to_owned(),
-        reason: format!("dequantizing '{tensor}': {}", one_line(&e.to_string())),
+        source: format!("dequantizing '{tensor}': {}", one_line(&e.to_string())).into(),
     };
     let mut data = Vec::new();
     let mut infos = HashMap::with_capacity(content.tensor_infos.len());

@@ -6,23 +6,23 @@
 mod dequantize;
 mod locate;
 mod metadata;
-mod model;
 mod sentencepiece;
 mod tokenizer;
 
 pub use locate::{locate, GgufModel};
 
 use super::chat_template::ChatTemplate;
-use super::{load_tokenizer, TextGenerator};
-use crate::backend_chain::load_on_chain;
-use crate::weights::one_line;
+use super::TextGenerator;
+use crate::load::backend_chain::load_on_chain;
+use crate::load::weights::one_line;
+use crate::load::{read_tokenizer, Loaded};
 use crate::SkillError;
 use candle_core::quantized::gguf_file::Content;
 use candle_transformers::models::quantized_llama::ModelWeights;
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ResolvedFile};
+use ipfs_accelerate_models::quantized_llama::GgufLlama;
 use metadata::Metadata;
-use model::GgufLlama;
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::Mutex;
@@ -79,7 +79,7 @@ impl TextGenerator {
         let mut files = vec![weights_file.clone()];
         let tokenizer = match loader.optional_file(&gguf.model, "tokenizer.json")? {
             Some(file) => {
-                let tokenizer = load_tokenizer(&name, &file.path)?;
+                let tokenizer = read_tokenizer(&name, &file.path)?;
                 files.push(file);
                 tokenizer
             }
@@ -103,18 +103,20 @@ impl TextGenerator {
             }
             .map_err(|e| SkillError::Weights {
                 model: name.clone(),
-                reason: format!("{}: {}", weights_file.file, one_line(&e.to_string())),
+                source: format!("{}: {}", weights_file.file, one_line(&e.to_string())).into(),
             })?;
             Ok(GgufLlama::new(weights, device.clone(), context))
         })?;
         tracing::debug!(model = %name, backend = %kind, ?compute, "GGUF model loaded");
         Ok(Self {
-            model_name: name,
+            loaded: Loaded {
+                name,
+                backend: kind,
+                files,
+            },
             model: Mutex::new(Box::new(lm)),
             tokenizer,
             eos_ids,
-            backend: kind,
-            files,
             chat_template,
         })
     }
@@ -125,7 +127,7 @@ fn open(name: &str, file: &ResolvedFile) -> Result<BufReader<File>, SkillError> 
         .map(BufReader::new)
         .map_err(|e| SkillError::Weights {
             model: name.to_owned(),
-            reason: format!("{}: {e}", file.file),
+            source: format!("{}: {e}", file.file).into(),
         })
 }
 
@@ -134,11 +136,12 @@ fn read_content(name: &str, file: &ResolvedFile) -> Result<Content, SkillError> 
     let mut reader = open(name, file)?;
     Content::read(&mut reader).map_err(|e| SkillError::Weights {
         model: name.to_owned(),
-        reason: format!(
+        source: format!(
             "{} is not a readable GGUF file: {}",
             file.file,
             one_line(&e.to_string())
-        ),
+        )
+        .into(),
     })
 }
 
@@ -159,10 +162,10 @@ fn check_tensor_extents(meta: &Metadata<'_>, file: &ResolvedFile) -> Result<(), 
         if end > size {
             return Err(SkillError::Weights {
                 model: meta.model.to_owned(),
-                reason: format!(
+                source: format!(
                     "{} is truncated: tensor '{tensor}' ends at byte {end} but the file has {size} bytes",
                     file.file
-                ),
+                ).into(),
             });
         }
     }

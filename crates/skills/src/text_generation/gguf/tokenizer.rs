@@ -12,7 +12,7 @@
 
 use super::metadata::Metadata;
 use super::sentencepiece;
-use crate::weights::one_line;
+use crate::load::weights::one_line;
 use crate::SkillError;
 use serde_json::{json, Map, Value};
 use tokenizers::Tokenizer;

@@ -1,0 +1,198 @@
+//! WAV files (PCM 8/16/24/32-bit integer or 32-bit float, any rate, any
+//! channel count) to mono f32 samples, and resampling to a model's rate.
+
+use crate::MediaError;
+use crate::PreprocessError;
+use std::path::Path;
+
+/// Longer recordings are refused: no skill here streams audio, and an hour
+/// at 48 kHz is already 700 MB of f32 before any model runs.
+pub const MAX_AUDIO_SECONDS: u64 = 3600;
+
+/// Mono audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// Samples in [-1, 1] (integer PCM divided by 2^(bits-1), as
+    /// soundfile/librosa read it).
+    pub samples: Vec<f32>,
+    /// Samples per second.
+    pub sample_rate: u32,
+}
+
+/// Reads a WAV file and mixes its channels down to mono (their mean).
+pub fn read_wav(path: &Path) -> Result<Audio, MediaError> {
+    let reader = hound::WavReader::open(path)
+        .map_err(|e| MediaError::new(path, format!("not a readable WAV file: {e}")))?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    if channels == 0 || spec.sample_rate == 0 {
+        return Err(MediaError::new(
+            path,
+            "the WAV header has no channels or a zero sample rate",
+        ));
+    }
+    let frames = u64::from(reader.duration());
+    if frames == 0 {
+        return Err(MediaError::new(path, "the WAV file holds no samples"));
+    }
+    if frames > MAX_AUDIO_SECONDS * u64::from(spec.sample_rate) {
+        return Err(MediaError::new(
+            path,
+            format!(
+                "the recording is {} s long; at most {MAX_AUDIO_SECONDS} s is accepted",
+                frames / u64::from(spec.sample_rate)
+            ),
+        ));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float if spec.bits_per_sample == 32 => reader
+            .into_samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(|e| MediaError::new(path, format!("corrupt WAV data: {e}")))?,
+        hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
+            let scale = 1.0 / f64::from(1u32 << (spec.bits_per_sample - 1));
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| (f64::from(v) * scale) as f32))
+                .collect::<Result<_, _>>()
+                .map_err(|e| MediaError::new(path, format!("corrupt WAV data: {e}")))?
+        }
+        format => {
+            return Err(MediaError::new(
+                path,
+                format!(
+                    "unsupported WAV sample format: {format:?} with {} bits",
+                    spec.bits_per_sample
+                ),
+            ))
+        }
+    };
+    if interleaved.len() < channels {
+        return Err(MediaError::new(
+            path,
+            "the WAV file holds no complete frame",
+        ));
+    }
+    let samples = if channels == 1 {
+        interleaved
+    } else {
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+            .collect()
+    };
+    Ok(Audio {
+        samples,
+        sample_rate: spec.sample_rate,
+    })
+}
+
+/// Zero crossings of the interpolation filter on each side: long enough
+/// that the pass band is flat and the stop band below -80 dB.
+const FILTER_ZEROS: f64 = 32.0;
+/// Cut-off relative to the lower Nyquist frequency (room for the
+/// transition band).
+const ROLLOFF: f64 = 0.945;
+/// Kaiser window shape.
+const KAISER_BETA: f64 = 12.0;
+
+/// Resamples `audio` to `rate` by band-limited (Kaiser-windowed sinc)
+/// interpolation: output sample `k` is the input signal at time
+/// `k / rate`, so the result has `ceil(len * rate / audio.rate)` samples and
+/// no delay. Beyond the ends the signal is taken as silence.
+pub fn resample(audio: &Audio, rate: u32) -> Result<Audio, PreprocessError> {
+    if rate == 0 {
+        return Err(PreprocessError::Input(
+            "the target sample rate is zero".to_owned(),
+        ));
+    }
+    if audio.sample_rate == rate {
+        return Ok(audio.clone());
+    }
+    let (from, to) = (f64::from(audio.sample_rate), f64::from(rate));
+    let input = &audio.samples;
+    let wanted =
+        (input.len() as u64 * u64::from(rate)).div_ceil(u64::from(audio.sample_rate)) as usize;
+    // Below the lower of the two Nyquist frequencies, in cycles per input sample.
+    let cutoff = ROLLOFF * (to / from).min(1.0);
+    let half_width = FILTER_ZEROS / cutoff;
+    let norm = bessel_i0(KAISER_BETA);
+    let samples = (0..wanted)
+        .map(|k| {
+            let center = k as f64 * from / to;
+            let first = (center - half_width).ceil().max(0.0) as usize;
+            let last = ((center + half_width).floor() as usize).min(input.len() - 1);
+            let mut acc = 0f64;
+            for (n, &x) in input.iter().enumerate().take(last + 1).skip(first) {
+                let t = n as f64 - center;
+                let r = t / half_width;
+                let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / norm;
+                let arg = std::f64::consts::PI * cutoff * t;
+                let sinc = if arg.abs() < 1e-12 {
+                    1.0
+                } else {
+                    arg.sin() / arg
+                };
+                acc += f64::from(x) * cutoff * sinc * window;
+            }
+            acc as f32
+        })
+        .collect();
+    Ok(Audio {
+        samples,
+        sample_rate: rate,
+    })
+}
+
+/// The modified Bessel function of the first kind, order 0 (power series;
+/// converges quickly for the arguments a Kaiser window uses).
+fn bessel_i0(x: f64) -> f64 {
+    let (mut sum, mut term, half) = (1.0, 1.0, x / 2.0);
+    for k in 1..64 {
+        term *= half / k as f64;
+        let add = term * term;
+        sum += add;
+        if add < sum * 1e-17 {
+            break;
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sine(rate: u32, seconds: f64, freq: f64) -> Vec<f32> {
+        (0..(f64::from(rate) * seconds) as usize)
+            .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin() as f32)
+            .collect()
+    }
+
+    #[test]
+    fn resampling_a_sine_gives_the_sine_at_the_new_rate() {
+        for (from, to) in [
+            (44_100, 16_000),
+            (8_000, 16_000),
+            (48_000, 16_000),
+            (22_050, 16_000),
+        ] {
+            let audio = Audio {
+                samples: sine(from, 0.5, 440.0),
+                sample_rate: from,
+            };
+            let out = resample(&audio, to).unwrap();
+            let want = sine(to, 0.5, 440.0);
+            assert_eq!(out.samples.len(), want.len(), "{from} -> {to}");
+            // The edges see the zero padding; the middle must be the sine.
+            let n = want.len();
+            let err = out.samples[n / 10..n * 9 / 10]
+                .iter()
+                .zip(&want[n / 10..n * 9 / 10])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 2e-3, "{from} -> {to}: max error {err}");
+        }
+    }
+}

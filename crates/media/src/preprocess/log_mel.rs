@@ -1,0 +1,123 @@
+//! `WhisperFeatureExtractor`: log-mel spectrogram of audio zero-padded to
+//! the model's window (30 s for every released Whisper), computed with the
+//! precisions `transformers`' numpy path uses (FFT in f64, spectrum stored
+//! as complex64, power and mel projection in f64, result f32).
+
+use super::stft::{mel_energy, mel_filters, MelFilter, MelScale, PowerStft};
+use crate::PreprocessError;
+use serde::Deserialize;
+
+/// The keys of `preprocessor_config.json` that matter here.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogMelConfig {
+    /// Mel bins.
+    pub feature_size: usize,
+    /// Rate the model expects.
+    pub sampling_rate: u32,
+    /// Samples between frames.
+    pub hop_length: usize,
+    /// FFT size (= frame and window length).
+    pub n_fft: usize,
+    /// Samples per window: audio is zero-padded to this.
+    pub n_samples: usize,
+    /// Random noise added before the FFT; only 0 reproduces a reference.
+    #[serde(default)]
+    pub dither: f64,
+}
+
+/// A ready front end: STFT and mel filters.
+pub struct LogMel {
+    config: LogMelConfig,
+    stft: PowerStft,
+    // [mel][frequency bin]
+    filters: Vec<MelFilter>,
+}
+
+impl std::fmt::Debug for LogMel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogMel")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogMel {
+    /// Checks the config and builds the filters.
+    pub fn new(config: LogMelConfig) -> Result<Self, PreprocessError> {
+        if config.n_fft < 4 || config.hop_length == 0 || config.feature_size == 0 {
+            return Err(PreprocessError::Config(format!(
+                "preprocessor_config.json: unusable n_fft {} / hop_length {} / feature_size {}",
+                config.n_fft, config.hop_length, config.feature_size
+            )));
+        }
+        if config.n_samples < config.n_fft {
+            return Err(PreprocessError::Config(format!(
+                "preprocessor_config.json: n_samples {} is shorter than n_fft {}",
+                config.n_samples, config.n_fft
+            )));
+        }
+        if config.dither != 0.0 {
+            tracing::warn!(
+                dither = config.dither,
+                "the feature extractor asks for dithering; features are computed without it"
+            );
+        }
+        let stft = PowerStft::new(config.n_fft, config.hop_length);
+        let filters = mel_filters(
+            stft.bins(),
+            config.feature_size,
+            0.0,
+            8000.0,
+            f64::from(config.sampling_rate),
+            MelScale::Slaney,
+            true,
+        );
+        Ok(Self {
+            config,
+            stft,
+            filters,
+        })
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> &LogMelConfig {
+        &self.config
+    }
+
+    /// Frames per window (3000 for Whisper).
+    pub fn frames(&self) -> usize {
+        self.config.n_samples / self.config.hop_length
+    }
+
+    /// `input_features` [feature_size × frames], row-major, for at most
+    /// `n_samples` samples at the model's rate.
+    pub fn features(&self, samples: &[f32]) -> Result<Vec<f32>, PreprocessError> {
+        let cfg = &self.config;
+        if samples.len() > cfg.n_samples {
+            return Err(PreprocessError::Input(format!(
+                "the audio is {:.1} s long; this model takes at most {:.1} s per request",
+                samples.len() as f64 / f64::from(cfg.sampling_rate),
+                cfg.n_samples as f64 / f64::from(cfg.sampling_rate)
+            )));
+        }
+        let mut padded = vec![0f64; cfg.n_samples];
+        for (p, &s) in padded.iter_mut().zip(samples) {
+            *p = f64::from(s);
+        }
+        // transformers drops the last frame.
+        let frames = self.stft.frame_count(cfg.n_samples) - 1;
+        let mels = cfg.feature_size;
+        let mut out = vec![0f32; mels * frames];
+        self.stft.for_each_frame(&padded, frames, |frame, power| {
+            for (m, filter) in self.filters.iter().enumerate() {
+                out[m * frames + frame] = mel_energy(filter, power).max(1e-10).log10() as f32;
+            }
+        });
+        let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let floor = max - 8.0;
+        for v in &mut out {
+            *v = (v.max(floor) + 4.0) / 4.0;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,269 @@
+//! OPT (`OPTForCausalLM`), written with candle-nn.
+//!
+//! Covers every layout the published checkpoints use: pre-LayerNorm (most
+//! sizes) and post-LayerNorm (opt-350m, `do_layer_norm_before: false`), a
+//! token embedding narrower than the hidden size (`word_embed_proj_dim`,
+//! with `project_in`/`project_out`), LayerNorms without affine parameters,
+//! projections without bias, and weights saved with or without the `model.`
+//! prefix (the original uploads were saved from `OPTModel`).
+
+use crate::layers::activation::Activation;
+use crate::layers::attention::{
+    attend, causal_mask, last_position, merge_heads, split_heads, KvCache,
+};
+use crate::CausalLm;
+use candle_core::{DType, Result, Tensor};
+use candle_nn::{embedding, Embedding, LayerNorm, Linear, Module, VarBuilder};
+use serde::Deserialize;
+
+/// Learned positions start at index 2 (a fairseq leftover kept by transformers).
+const POSITION_OFFSET: usize = 2;
+/// `nn.LayerNorm`'s default epsilon, which OPT uses.
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// The `config.json` keys OPT reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OptConfig {
+    /// Vocabulary rows.
+    pub vocab_size: usize,
+    /// Hidden size of the decoder layers.
+    pub hidden_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// Feed-forward width.
+    pub ffn_dim: usize,
+    /// Context length.
+    pub max_position_embeddings: usize,
+    /// Embedding width; differs from `hidden_size` in opt-350m.
+    #[serde(default)]
+    pub word_embed_proj_dim: Option<usize>,
+    /// Pre-LayerNorm (true) or post-LayerNorm (false).
+    #[serde(default = "yes")]
+    pub do_layer_norm_before: bool,
+    /// Old checkpoints without the decoder's final LayerNorm.
+    #[serde(default, rename = "_remove_final_layer_norm")]
+    pub remove_final_layer_norm: bool,
+    /// Feed-forward activation.
+    #[serde(default = "relu")]
+    pub activation_function: Activation,
+    /// Biases on the projections.
+    #[serde(default = "yes")]
+    pub enable_bias: bool,
+    /// LayerNorms with weight and bias.
+    #[serde(default = "yes")]
+    pub layer_norm_elementwise_affine: bool,
+    /// The LM head is the token embedding.
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn relu() -> Activation {
+    Activation::Relu
+}
+
+fn linear(vb: VarBuilder, n_in: usize, n_out: usize, bias: bool) -> Result<Linear> {
+    let weight = vb.get((n_out, n_in), "weight")?;
+    let bias = if bias {
+        Some(vb.get(n_out, "bias")?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+fn norm(vb: VarBuilder, size: usize, affine: bool) -> Result<LayerNorm> {
+    if affine {
+        let weight = vb.get(size, "weight")?;
+        let bias = vb.get(size, "bias")?;
+        return Ok(LayerNorm::new(weight, bias, LAYER_NORM_EPS));
+    }
+    let ones = Tensor::ones(size, DType::F32, vb.device())?.to_dtype(vb.dtype())?;
+    let zeros = ones.zeros_like()?;
+    Ok(LayerNorm::new(ones, zeros, LAYER_NORM_EPS))
+}
+
+#[derive(Debug)]
+struct Layer {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    self_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    act: Activation,
+    pre_norm: bool,
+    heads: usize,
+    scale: f64,
+    cache: KvCache,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &OptConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let bias = cfg.enable_bias;
+        let affine = cfg.layer_norm_elementwise_affine;
+        let attn = vb.pp("self_attn");
+        Ok(Self {
+            q_proj: linear(attn.pp("q_proj"), h, h, bias)?,
+            k_proj: linear(attn.pp("k_proj"), h, h, bias)?,
+            v_proj: linear(attn.pp("v_proj"), h, h, bias)?,
+            out_proj: linear(attn.pp("out_proj"), h, h, bias)?,
+            self_attn_layer_norm: norm(vb.pp("self_attn_layer_norm"), h, affine)?,
+            fc1: linear(vb.pp("fc1"), h, cfg.ffn_dim, bias)?,
+            fc2: linear(vb.pp("fc2"), cfg.ffn_dim, h, bias)?,
+            final_layer_norm: norm(vb.pp("final_layer_norm"), h, affine)?,
+            act: cfg.activation_function,
+            pre_norm: cfg.do_layer_norm_before,
+            heads: cfg.num_attention_heads,
+            scale: ((h / cfg.num_attention_heads) as f64).powf(-0.5),
+            cache: KvCache::default(),
+        })
+    }
+
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let residual = x;
+        let h = if self.pre_norm {
+            self.self_attn_layer_norm.forward(x)?
+        } else {
+            x.clone()
+        };
+        // transformers scales the query before the product; same numbers.
+        let q = split_heads(&(self.q_proj.forward(&h)? * self.scale)?, self.heads)?;
+        let k = split_heads(&self.k_proj.forward(&h)?, self.heads)?;
+        let v = split_heads(&self.v_proj.forward(&h)?, self.heads)?;
+        let (k, v) = self.cache.append(&k, &v)?;
+        let mask = causal_mask(q.dim(2)?, k.dim(2)?, x.device())?;
+        let attn = merge_heads(&attend(&q, &k, &v, 1.0, mask.as_ref())?)?;
+        let mut x = (residual + self.out_proj.forward(&attn)?)?;
+        if !self.pre_norm {
+            x = self.self_attn_layer_norm.forward(&x)?;
+        }
+        let residual = &x;
+        let h = if self.pre_norm {
+            self.final_layer_norm.forward(&x)?
+        } else {
+            x.clone()
+        };
+        let h = self
+            .fc2
+            .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
+        let mut x = (residual + h)?;
+        if !self.pre_norm {
+            x = self.final_layer_norm.forward(&x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// OPT with its LM head.
+#[derive(Debug)]
+pub struct Opt {
+    embed_tokens: Embedding,
+    embed_positions: Embedding,
+    project_in: Option<Linear>,
+    project_out: Option<Linear>,
+    layers: Vec<Layer>,
+    final_layer_norm: Option<LayerNorm>,
+    lm_head: Linear,
+    max_positions: usize,
+}
+
+impl Opt {
+    /// Builds the model from its weights.
+    pub fn load(vb: VarBuilder, cfg: &OptConfig) -> Result<Self> {
+        let decoder = if vb.contains_tensor("model.decoder.embed_tokens.weight") {
+            vb.pp("model.decoder")
+        } else {
+            vb.pp("decoder")
+        };
+        let h = cfg.hidden_size;
+        let word_dim = cfg.word_embed_proj_dim.unwrap_or(h);
+        let embed_tokens = embedding(cfg.vocab_size, word_dim, decoder.pp("embed_tokens"))?;
+        let embed_positions = embedding(
+            cfg.max_position_embeddings + POSITION_OFFSET,
+            h,
+            decoder.pp("embed_positions"),
+        )?;
+        let (project_in, project_out) = if word_dim == h {
+            (None, None)
+        } else {
+            (
+                Some(linear(decoder.pp("project_in"), word_dim, h, false)?),
+                Some(linear(decoder.pp("project_out"), h, word_dim, false)?),
+            )
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(decoder.pp(format!("layers.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let final_layer_norm = if cfg.do_layer_norm_before && !cfg.remove_final_layer_norm {
+            Some(norm(
+                decoder.pp("final_layer_norm"),
+                h,
+                cfg.layer_norm_elementwise_affine,
+            )?)
+        } else {
+            None
+        };
+        let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+            Linear::new(embed_tokens.embeddings().clone(), None)
+        } else {
+            linear(vb.pp("lm_head"), word_dim, cfg.vocab_size, false)?
+        };
+        Ok(Self {
+            embed_tokens,
+            embed_positions,
+            project_in,
+            project_out,
+            layers,
+            final_layer_norm,
+            lm_head,
+            max_positions: cfg.max_position_embeddings,
+        })
+    }
+}
+
+impl CausalLm for Opt {
+    fn forward(&mut self, ids: &[u32]) -> Result<Tensor> {
+        let device = self.embed_tokens.embeddings().device().clone();
+        let offset = self.layers.first().map_or(0, |l| l.cache.len());
+        let positions: Vec<u32> = (offset..offset + ids.len())
+            .map(|p| (p + POSITION_OFFSET) as u32)
+            .collect();
+        let ids = Tensor::new(ids, &device)?.unsqueeze(0)?;
+        let positions = Tensor::new(positions.as_slice(), &device)?.unsqueeze(0)?;
+        let mut x = self.embed_tokens.forward(&ids)?;
+        if let Some(project_in) = &self.project_in {
+            x = project_in.forward(&x)?;
+        }
+        x = (x + self.embed_positions.forward(&positions)?)?;
+        for layer in &mut self.layers {
+            x = layer.forward(&x)?;
+        }
+        let s = x.dim(1)?;
+        let mut x = x.narrow(1, s - 1, 1)?;
+        if let Some(norm) = &self.final_layer_norm {
+            x = norm.forward(&x)?;
+        }
+        if let Some(project_out) = &self.project_out {
+            x = project_out.forward(&x)?;
+        }
+        last_position(&self.lm_head.forward(&x)?)
+    }
+
+    fn reset(&mut self) {
+        for layer in &mut self.layers {
+            layer.cache.reset();
+        }
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.max_positions)
+    }
+}

@@ -1,0 +1,311 @@
+//! Whisper (`WhisperForConditionalGeneration`), written with candle-nn.
+//!
+//! Not candle-transformers' `whisper`: it fixes the MLP width at 4 × d_model
+//! (checkpoints set `encoder_ffn_dim`/`decoder_ffn_dim` freely), uses the
+//! tanh GELU where transformers uses the exact one, recomputes the encoder's
+//! positions instead of loading `embed_positions`, and re-runs the whole
+//! decoder prefix at every step. Here the decoder keeps a self-attention
+//! cache and the cross-attention keys/values are computed once.
+
+use crate::layers::activation::Activation;
+use crate::layers::attention::{attend, causal_mask, merge_heads, split_heads, KvCache};
+use candle_core::{Result, Tensor};
+use candle_nn::{
+    conv1d, embedding, layer_norm, linear, linear_no_bias, Conv1d, Conv1dConfig, Embedding,
+    LayerNorm, Linear, Module, VarBuilder,
+};
+use serde::Deserialize;
+
+/// The `config.json` keys Whisper reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhisperConfig {
+    pub vocab_size: usize,
+    pub num_mel_bins: usize,
+    pub d_model: usize,
+    pub encoder_layers: usize,
+    pub encoder_attention_heads: usize,
+    pub encoder_ffn_dim: usize,
+    pub decoder_layers: usize,
+    pub decoder_attention_heads: usize,
+    pub decoder_ffn_dim: usize,
+    pub max_source_positions: usize,
+    pub max_target_positions: usize,
+    #[serde(default = "default_activation")]
+    pub activation_function: Activation,
+    #[serde(default)]
+    pub scale_embedding: bool,
+}
+
+fn default_activation() -> Activation {
+    Activation::Gelu
+}
+
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+#[derive(Debug)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+    scale: f64,
+    cache: KvCache,
+}
+
+impl Attention {
+    fn load(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            q: linear(dim, dim, vb.pp("q_proj"))?,
+            k: linear_no_bias(dim, dim, vb.pp("k_proj"))?,
+            v: linear(dim, dim, vb.pp("v_proj"))?,
+            out: linear(dim, dim, vb.pp("out_proj"))?,
+            heads,
+            scale: ((dim / heads) as f64).powf(-0.5),
+            cache: KvCache::default(),
+        })
+    }
+
+    /// Self-attention; `causal` decoders append to their cache.
+    fn self_attend(&mut self, x: &Tensor, causal: bool) -> Result<Tensor> {
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        let k = split_heads(&self.k.forward(x)?, self.heads)?;
+        let v = split_heads(&self.v.forward(x)?, self.heads)?;
+        let (k, v, mask) = if causal {
+            let (k, v) = self.cache.append(&k, &v)?;
+            let mask = causal_mask(q.dim(2)?, k.dim(2)?, x.device())?;
+            (k, v, mask)
+        } else {
+            (k, v, None)
+        };
+        let y = attend(&q, &k, &v, self.scale, mask.as_ref())?;
+        self.out.forward(&merge_heads(&y)?)
+    }
+
+    /// Cross-attention over the encoder states (keys/values computed once).
+    fn cross_attend(&mut self, x: &Tensor, encoded: &Tensor) -> Result<Tensor> {
+        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        if self.cache.is_empty() {
+            let k = split_heads(&self.k.forward(encoded)?, self.heads)?;
+            let v = split_heads(&self.v.forward(encoded)?, self.heads)?;
+            self.cache.append(&k, &v)?;
+        }
+        let (k, v) = self
+            .cache
+            .get()
+            .ok_or_else(|| candle_core::Error::Msg("empty cache".into()))?;
+        let y = attend(&q, &k, &v, self.scale, None)?;
+        self.out.forward(&merge_heads(&y)?)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    cross: Option<(Attention, LayerNorm)>,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+    activation: Activation,
+}
+
+impl Layer {
+    fn load(
+        cfg: &WhisperConfig,
+        heads: usize,
+        ffn: usize,
+        decoder: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let d = cfg.d_model;
+        let cross = if decoder {
+            Some((
+                Attention::load(d, heads, vb.pp("encoder_attn"))?,
+                layer_norm(d, LAYER_NORM_EPS, vb.pp("encoder_attn_layer_norm"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            self_attn: Attention::load(d, heads, vb.pp("self_attn"))?,
+            self_attn_norm: layer_norm(d, LAYER_NORM_EPS, vb.pp("self_attn_layer_norm"))?,
+            cross,
+            fc1: linear(d, ffn, vb.pp("fc1"))?,
+            fc2: linear(ffn, d, vb.pp("fc2"))?,
+            final_norm: layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
+            activation: cfg.activation_function,
+        })
+    }
+
+    fn forward(&mut self, x: &Tensor, encoded: Option<&Tensor>) -> Result<Tensor> {
+        let causal = encoded.is_some();
+        let mut x = (x + self
+            .self_attn
+            .self_attend(&self.self_attn_norm.forward(x)?, causal)?)?;
+        if let (Some((attn, norm)), Some(encoded)) = (&mut self.cross, encoded) {
+            x = (&x + attn.cross_attend(&norm.forward(&x)?, encoded)?)?;
+        }
+        let h = self
+            .activation
+            .forward(&self.fc1.forward(&self.final_norm.forward(&x)?)?)?;
+        x + self.fc2.forward(&h)?
+    }
+
+    fn reset(&mut self) {
+        self.self_attn.cache.reset();
+        if let Some((attn, _)) = &mut self.cross {
+            attn.cache.reset();
+        }
+    }
+}
+
+/// Encoder + decoder with the decoder's caches.
+#[derive(Debug)]
+pub struct Whisper {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    encoder_positions: Tensor,
+    encoder_layers: Vec<Layer>,
+    encoder_norm: LayerNorm,
+    embed_tokens: Embedding,
+    decoder_positions: Tensor,
+    decoder_layers: Vec<Layer>,
+    decoder_norm: LayerNorm,
+    proj_out: Tensor,
+    activation: Activation,
+    max_target_positions: usize,
+    seen: usize,
+}
+
+impl Whisper {
+    pub fn load(vb: VarBuilder, cfg: &WhisperConfig) -> Result<Self> {
+        if cfg.scale_embedding {
+            candle_core::bail!(
+                "scale_embedding = true is not supported (no released Whisper uses it)"
+            );
+        }
+        let (d, vb_enc, vb_dec) = (cfg.d_model, vb.pp("model.encoder"), vb.pp("model.decoder"));
+        let conv = |stride| Conv1dConfig {
+            padding: 1,
+            stride,
+            ..Default::default()
+        };
+        let encoder_layers = (0..cfg.encoder_layers)
+            .map(|i| {
+                Layer::load(
+                    cfg,
+                    cfg.encoder_attention_heads,
+                    cfg.encoder_ffn_dim,
+                    false,
+                    vb_enc.pp(format!("layers.{i}")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        let decoder_layers = (0..cfg.decoder_layers)
+            .map(|i| {
+                Layer::load(
+                    cfg,
+                    cfg.decoder_attention_heads,
+                    cfg.decoder_ffn_dim,
+                    true,
+                    vb_dec.pp(format!("layers.{i}")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        let embed_tokens = embedding(cfg.vocab_size, d, vb_dec.pp("embed_tokens"))?;
+        // The head is tied to the token embedding unless stored.
+        let proj_out = if vb.contains_tensor("proj_out.weight") {
+            vb.get((cfg.vocab_size, d), "proj_out.weight")?
+        } else {
+            embed_tokens.embeddings().clone()
+        };
+        Ok(Self {
+            conv1: conv1d(cfg.num_mel_bins, d, 3, conv(1), vb_enc.pp("conv1"))?,
+            conv2: conv1d(d, d, 3, conv(2), vb_enc.pp("conv2"))?,
+            encoder_positions: vb_enc
+                .get((cfg.max_source_positions, d), "embed_positions.weight")?,
+            encoder_layers,
+            encoder_norm: layer_norm(d, LAYER_NORM_EPS, vb_enc.pp("layer_norm"))?,
+            embed_tokens,
+            decoder_positions: vb_dec
+                .get((cfg.max_target_positions, d), "embed_positions.weight")?,
+            decoder_layers,
+            decoder_norm: layer_norm(d, LAYER_NORM_EPS, vb_dec.pp("layer_norm"))?,
+            proj_out,
+            activation: cfg.activation_function,
+            max_target_positions: cfg.max_target_positions,
+            seen: 0,
+        })
+    }
+
+    /// Encoder states `[1, frames / 2, d_model]` for `[1, mels, frames]`
+    /// features.
+    pub fn encode(&mut self, features: &Tensor) -> Result<Tensor> {
+        let x = self.activation.forward(&self.conv1.forward(features)?)?;
+        let x = self.activation.forward(&self.conv2.forward(&x)?)?;
+        let x = x.transpose(1, 2)?;
+        let positions = x.dim(1)?;
+        if positions != self.encoder_positions.dim(0)? {
+            candle_core::bail!(
+                "the features give {positions} encoder positions; the model has {}",
+                self.encoder_positions.dim(0)?
+            );
+        }
+        let mut x = x.broadcast_add(&self.encoder_positions)?;
+        for layer in &mut self.encoder_layers {
+            x = layer.forward(&x, None)?;
+        }
+        self.encoder_norm.forward(&x)
+    }
+
+    /// Feeds `tokens` after those already seen and returns the logits at
+    /// the last one, f32 `[vocab]`.
+    pub fn decode(&mut self, tokens: &[u32], encoded: &Tensor) -> Result<Tensor> {
+        if self.seen + tokens.len() > self.max_target_positions {
+            candle_core::bail!(
+                "the decoder holds at most {} positions",
+                self.max_target_positions
+            );
+        }
+        let ids = Tensor::new(tokens, encoded.device())?.unsqueeze(0)?;
+        let positions = self.decoder_positions.narrow(0, self.seen, tokens.len())?;
+        let mut x = self.embed_tokens.forward(&ids)?.broadcast_add(&positions)?;
+        for layer in &mut self.decoder_layers {
+            x = layer.forward(&x, Some(encoded))?;
+        }
+        self.seen += tokens.len();
+        let x = self.decoder_norm.forward(&x)?;
+        let last = x.narrow(1, tokens.len() - 1, 1)?.squeeze(1)?;
+        last.matmul(&self.proj_out.t()?)?
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)
+    }
+
+    /// Decoder positions left.
+    pub fn room(&self) -> usize {
+        self.max_target_positions - self.seen
+    }
+
+    /// Forgets the decoded tokens (the next request starts afresh).
+    pub fn reset(&mut self) {
+        self.seen = 0;
+        for layer in &mut self.decoder_layers {
+            layer.reset();
+        }
+    }
+}
+
+/// Sets `ids` to -inf in f32 `[vocab]` logits.
+pub fn suppress(logits: &Tensor, ids: &[u32]) -> Result<Tensor> {
+    if ids.is_empty() {
+        return Ok(logits.clone());
+    }
+    let mut values = logits.to_vec1::<f32>()?;
+    for &id in ids {
+        if let Some(v) = values.get_mut(id as usize) {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    Tensor::new(values, logits.device())
+}

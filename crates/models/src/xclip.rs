@@ -1,0 +1,695 @@
+//! X-CLIP (`XCLIPModel`), written with candle-nn after transformers'
+//! `modeling_x_clip.py`: a CLIP vision tower whose layers exchange one
+//! message token per frame (cross-frame communication), a multi-frame
+//! integration transformer (MIT) over the frames' projected class tokens, the
+//! CLIP text transformer, and a prompt generator that lets each text attend
+//! to the video's patch features before the scaled cosine logits.
+//!
+//! Frames are preprocessed one by one with `VideoMAEImageProcessor`'s steps
+//! (the CLIP image processor's resize / crop / rescale / normalise with
+//! VideoMAE's defaults). The model takes exactly `vision_config.num_frames`
+//! frames: the message attention views the batch as videos of that many
+//! frames and the MIT's position embedding has one row per frame, so
+//! transformers itself fails on any other count. Longer videos are sampled
+//! as transformers' video processors sample by default
+//! (`floor(i · n / num_frames)`); shorter ones are an error.
+
+use crate::clip::{first_argmax, l2_normalize, ClipText, ClipTextConfig, VisionEmbeddings};
+use crate::layers::activation::Activation;
+use crate::layers::attention::{attend, merge_heads, split_heads};
+use crate::ModelError;
+use candle_core::{Device, Result, Tensor, D};
+use candle_nn::{layer_norm, linear, linear_no_bias, LayerNorm, Linear, Module, VarBuilder};
+use image::RgbImage;
+use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `XCLIPVisionConfig` (defaults are transformers').
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct XClipVisionConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub mit_hidden_size: usize,
+    pub mit_intermediate_size: usize,
+    pub mit_num_hidden_layers: usize,
+    pub mit_num_attention_heads: usize,
+    pub num_channels: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_frames: usize,
+    pub hidden_act: Activation,
+    pub layer_norm_eps: f64,
+}
+
+impl Default for XClipVisionConfig {
+    fn default() -> Self {
+        Self {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            mit_hidden_size: 512,
+            mit_intermediate_size: 2048,
+            mit_num_hidden_layers: 1,
+            mit_num_attention_heads: 8,
+            num_channels: 3,
+            image_size: 224,
+            patch_size: 32,
+            num_frames: 8,
+            hidden_act: Activation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+}
+
+/// `XCLIPConfig`. The text config is CLIP's (same keys and defaults; the
+/// eos id does not matter, X-CLIP pools at the largest token id).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct XClipConfig {
+    pub text_config: ClipTextConfig,
+    pub vision_config: XClipVisionConfig,
+    pub projection_dim: usize,
+    pub prompt_layers: usize,
+    pub prompt_hidden_act: Activation,
+    pub prompt_num_attention_heads: usize,
+}
+
+impl Default for XClipConfig {
+    fn default() -> Self {
+        Self {
+            text_config: ClipTextConfig::default(),
+            vision_config: XClipVisionConfig::default(),
+            projection_dim: 512,
+            prompt_layers: 2,
+            prompt_hidden_act: Activation::QuickGelu,
+            prompt_num_attention_heads: 8,
+        }
+    }
+}
+
+impl XClipConfig {
+    /// Sizes transformers would only trip over at run time (or divide by).
+    pub fn check(&self) -> std::result::Result<(), ModelError> {
+        let v = &self.vision_config;
+        let divides = [
+            (
+                "vision_config.hidden_size",
+                v.hidden_size,
+                v.num_attention_heads,
+            ),
+            (
+                "vision_config.mit_hidden_size",
+                v.mit_hidden_size,
+                v.mit_num_attention_heads,
+            ),
+            (
+                "projection_dim",
+                self.projection_dim,
+                self.prompt_num_attention_heads,
+            ),
+            ("vision_config.image_size", v.image_size, v.patch_size),
+        ];
+        for (what, size, parts) in divides {
+            if parts == 0 || size % parts != 0 {
+                return Err(ModelError::Config(format!(
+                    "{what} {size} is not a multiple of {parts}"
+                )));
+            }
+        }
+        if v.num_frames == 0 {
+            return Err(ModelError::Config(
+                "vision_config.num_frames is 0".to_owned(),
+            ));
+        }
+        // The MIT runs on the projected class tokens.
+        if v.mit_hidden_size != self.projection_dim {
+            return Err(ModelError::Config(format!(
+                "vision_config.mit_hidden_size {} differs from projection_dim {}",
+                v.mit_hidden_size, self.projection_dim
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `preprocessor_config.json` read as `VideoMAEImageProcessor` reads it:
+/// keys it leaves out (or sets to null) take VideoMAE's defaults, not
+/// CLIP's (bilinear, mean = std = 0.5, shortest edge 224, 224 × 224 crop).
+pub fn frame_processor(config: &Value) -> std::result::Result<ImageProcessor, ModelError> {
+    let mut config = config.clone();
+    let map = config
+        .as_object_mut()
+        .ok_or_else(|| ModelError::Config("it is not a JSON object".to_owned()))?;
+    let defaults = [
+        ("resample", json!(2)),
+        ("image_mean", json!([0.5, 0.5, 0.5])),
+        ("image_std", json!([0.5, 0.5, 0.5])),
+        ("size", json!({"shortest_edge": 224})),
+        ("crop_size", json!({"height": 224, "width": 224})),
+    ];
+    for (key, value) in defaults {
+        if map.get(key).is_none_or(Value::is_null) {
+            map.insert(key.to_owned(), value);
+        }
+    }
+    let config: ImageProcessorConfig =
+        serde_json::from_value(config).map_err(|source| ModelError::ConfigJson { source })?;
+    Ok(ImageProcessor::new(&config)?)
+}
+
+/// Which of `available` frames a `num_frames`-frame model sees: all when
+/// they are as many, else transformers' default uniform sampling.
+pub fn frame_indices(
+    available: usize,
+    num_frames: usize,
+) -> std::result::Result<Vec<usize>, ModelError> {
+    if available < num_frames {
+        return Err(ModelError::Input(format!(
+            "the video has {available} frames; the model takes {num_frames} \
+             (vision_config.num_frames)"
+        )));
+    }
+    Ok((0..num_frames)
+        .map(|i| i * available / num_frames)
+        .collect())
+}
+
+/// Multi-head attention: `XCLIPAttention` (biased q/k/v/out) or the prompt
+/// generator's `XCLIPCrossAttention` (unbiased q/k/v, biased `proj`).
+#[derive(Debug)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load_self(d: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            q: linear(d, d, vb.pp("q_proj"))?,
+            k: linear(d, d, vb.pp("k_proj"))?,
+            v: linear(d, d, vb.pp("v_proj"))?,
+            out: linear(d, d, vb.pp("out_proj"))?,
+            heads,
+        })
+    }
+
+    fn load_cross(d: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            q: linear_no_bias(d, d, vb.pp("q_proj"))?,
+            k: linear_no_bias(d, d, vb.pp("k_proj"))?,
+            v: linear_no_bias(d, d, vb.pp("v_proj"))?,
+            out: linear(d, d, vb.pp("proj"))?,
+            heads,
+        })
+    }
+
+    /// `queries` `[b, s, d]` attend to `keys_values` `[b, t, d]`, unmasked.
+    fn forward(&self, queries: &Tensor, keys_values: &Tensor) -> Result<Tensor> {
+        let q = split_heads(&self.q.forward(queries)?, self.heads)?;
+        let k = split_heads(&self.k.forward(keys_values)?, self.heads)?;
+        let v = split_heads(&self.v.forward(keys_values)?, self.heads)?;
+        let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
+        self.out
+            .forward(&merge_heads(&attend(&q, &k, &v, scale, None)?)?)
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    up: Linear,
+    down: Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    fn load(
+        d: usize,
+        ffn: usize,
+        activation: Activation,
+        (up, down): (&str, &str),
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            up: linear(d, ffn, vb.pp(up))?,
+            down: linear(ffn, d, vb.pp(down))?,
+            activation,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.down
+            .forward(&self.activation.forward(&self.up.forward(x)?)?)
+    }
+}
+
+/// Sizes of one transformer stack.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    d: usize,
+    ffn: usize,
+    heads: usize,
+    eps: f64,
+    activation: Activation,
+}
+
+/// `XCLIPEncoderLayer` (pre-LN), the MIT's layer.
+#[derive(Debug)]
+struct EncoderLayer {
+    norm1: LayerNorm,
+    attn: Attention,
+    norm2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl EncoderLayer {
+    fn load(dims: Dims, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: layer_norm(dims.d, dims.eps, vb.pp("layer_norm1"))?,
+            attn: Attention::load_self(dims.d, dims.heads, vb.pp("self_attn"))?,
+            norm2: layer_norm(dims.d, dims.eps, vb.pp("layer_norm2"))?,
+            mlp: Mlp::load(
+                dims.d,
+                dims.ffn,
+                dims.activation,
+                ("fc1", "fc2"),
+                vb.pp("mlp"),
+            )?,
+        })
+    }
+
+    /// Self-attention with its residual.
+    fn attention_block(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.norm1.forward(x)?;
+        x + self.attn.forward(&h, &h)?
+    }
+
+    /// The MLP with its residual.
+    fn mlp_block(&self, x: &Tensor) -> Result<Tensor> {
+        x + self.mlp.forward(&self.norm2.forward(x)?)?
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.mlp_block(&self.attention_block(x)?)
+    }
+}
+
+/// `XCLIPVisionEncoderLayer`: before the usual layer, each frame's class
+/// token becomes a message token; the messages of one video attend to each
+/// other and are appended to every frame's tokens for the self-attention,
+/// then dropped again.
+#[derive(Debug)]
+struct VisionLayer {
+    message_fc: Linear,
+    message_ln: LayerNorm,
+    message_attn: Attention,
+    layer: EncoderLayer,
+    num_frames: usize,
+}
+
+impl VisionLayer {
+    fn load(dims: Dims, num_frames: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            message_fc: linear(dims.d, dims.d, vb.pp("message_fc"))?,
+            message_ln: layer_norm(dims.d, dims.eps, vb.pp("message_ln"))?,
+            message_attn: Attention::load_self(dims.d, dims.heads, vb.pp("message_attn"))?,
+            layer: EncoderLayer::load(dims, vb)?,
+            num_frames,
+        })
+    }
+
+    /// `x` `[videos · frames, tokens, d]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch_frames, tokens, d) = x.dims3()?;
+        let videos = batch_frames / self.num_frames;
+        let message = self
+            .message_fc
+            .forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?
+            .reshape((videos, self.num_frames, d))?;
+        let h = self.message_ln.forward(&message)?;
+        let message = (&message + self.message_attn.forward(&h, &h)?)?;
+        let x = Tensor::cat(&[x, &message.reshape((batch_frames, 1, d))?], 1)?;
+        let x = self.layer.attention_block(&x)?.narrow(1, 0, tokens)?;
+        self.layer.mlp_block(&x)
+    }
+}
+
+/// `XCLIPVisionTransformer`, run on every frame.
+#[derive(Debug)]
+struct Vision {
+    embeddings: VisionEmbeddings,
+    pre_norm: LayerNorm,
+    layers: Vec<VisionLayer>,
+    post_norm: LayerNorm,
+}
+
+impl Vision {
+    fn load(cfg: &XClipVisionConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let dims = Dims {
+            d,
+            ffn: cfg.intermediate_size,
+            heads: cfg.num_attention_heads,
+            eps: cfg.layer_norm_eps,
+            activation: cfg.hidden_act,
+        };
+        Ok(Self {
+            embeddings: VisionEmbeddings::load(
+                d,
+                cfg.num_channels,
+                cfg.image_size,
+                cfg.patch_size,
+                vb.pp("embeddings"),
+            )?,
+            pre_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("pre_layernorm"))?,
+            layers: (0..cfg.num_hidden_layers)
+                .map(|i| {
+                    VisionLayer::load(dims, cfg.num_frames, vb.pp(format!("encoder.layers.{i}")))
+                })
+                .collect::<Result<_>>()?,
+            post_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+        })
+    }
+
+    /// `(last_hidden_state [frames, 1 + patches, d], pooled [frames, d])`
+    /// for `pixel_values` `[frames, 3, h, w]`.
+    fn forward(&self, pixel_values: &Tensor) -> Result<(Tensor, Tensor)> {
+        let mut x = self
+            .pre_norm
+            .forward(&self.embeddings.forward(pixel_values)?)?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        let pooled = self.post_norm.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?;
+        Ok((x, pooled))
+    }
+}
+
+/// `XCLIPMultiframeIntegrationTransformer`: frame positions, encoder,
+/// residual, mean over frames.
+#[derive(Debug)]
+struct Mit {
+    position_embedding: Tensor,
+    layers: Vec<EncoderLayer>,
+}
+
+impl Mit {
+    fn load(cfg: &XClipVisionConfig, vb: VarBuilder) -> Result<Self> {
+        let dims = Dims {
+            d: cfg.mit_hidden_size,
+            ffn: cfg.mit_intermediate_size,
+            heads: cfg.mit_num_attention_heads,
+            eps: cfg.layer_norm_eps,
+            activation: cfg.hidden_act,
+        };
+        Ok(Self {
+            position_embedding: vb.get(
+                (1, cfg.num_frames, cfg.mit_hidden_size),
+                "position_embedding",
+            )?,
+            layers: (0..cfg.mit_num_hidden_layers)
+                .map(|i| EncoderLayer::load(dims, vb.pp(format!("encoder.layers.{i}"))))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// `[videos, frames, d]` → `[videos, d]`.
+    fn forward(&self, frames: &Tensor) -> Result<Tensor> {
+        let mut x = frames.broadcast_add(&self.position_embedding)?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        (x + frames)?.mean(1)
+    }
+}
+
+/// `PromptGeneratorLayer`: texts attend to the video's patch features.
+#[derive(Debug)]
+struct PromptLayer {
+    norm1: LayerNorm,
+    cross_attn: Attention,
+    norm3: LayerNorm,
+    mlp: Mlp,
+}
+
+impl PromptLayer {
+    fn forward(&self, text: &Tensor, visual: &Tensor) -> Result<Tensor> {
+        let text = (text
+            + self
+                .cross_attn
+                .forward(&self.norm1.forward(text)?, visual)?)?;
+        &text + self.mlp.forward(&self.norm3.forward(&text)?)?
+    }
+}
+
+/// `XCLIPPromptGenerator` (the original's `VideoSpecificPrompt`).
+#[derive(Debug)]
+struct PromptGenerator {
+    layernorm: LayerNorm,
+    layers: Vec<PromptLayer>,
+    alpha: Tensor,
+}
+
+impl PromptGenerator {
+    fn load(cfg: &XClipConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.projection_dim;
+        // transformers' epsilons: the text config's inside the layers, the
+        // vision config's for the visual features.
+        let eps = cfg.text_config.layer_norm_eps;
+        let layers = (0..cfg.prompt_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("decoder.{i}"));
+                Ok(PromptLayer {
+                    norm1: layer_norm(d, eps, vb.pp("norm1"))?,
+                    cross_attn: Attention::load_cross(
+                        d,
+                        cfg.prompt_num_attention_heads,
+                        vb.pp("cross_attn"),
+                    )?,
+                    norm3: layer_norm(d, eps, vb.pp("norm3"))?,
+                    // `mlp` is Sequential(Linear, act, Dropout, Linear).
+                    mlp: Mlp::load(d, 4 * d, cfg.prompt_hidden_act, ("0", "3"), vb.pp("mlp"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layernorm: layer_norm(d, cfg.vision_config.layer_norm_eps, vb.pp("layernorm"))?,
+            layers,
+            alpha: vb.get(d, "alpha")?,
+        })
+    }
+
+    /// `text` `[videos, texts, d]`, `visual` `[videos, patches, d]`.
+    fn forward(&self, text: &Tensor, visual: &Tensor) -> Result<Tensor> {
+        let visual = self.layernorm.forward(visual)?;
+        let mut text = text.clone();
+        for layer in &self.layers {
+            text = layer.forward(&text, &visual)?;
+        }
+        text.broadcast_mul(&self.alpha)
+    }
+}
+
+/// What `XCLIPModel.forward` returns that the answer uses.
+#[derive(Debug)]
+pub struct XClipOutput {
+    /// `[videos, texts]`.
+    pub logits_per_video: Tensor,
+    /// Normalised, per video: `[videos, texts, projection_dim]`.
+    pub text_embeds: Tensor,
+    /// Normalised: `[videos, projection_dim]`.
+    pub video_embeds: Tensor,
+}
+
+/// The whole model.
+#[derive(Debug)]
+pub struct XClip {
+    pub text: ClipText,
+    vision: Vision,
+    text_projection: Linear,
+    visual_projection: Linear,
+    prompts_visual_norm: LayerNorm,
+    prompts_visual_projection: Tensor,
+    mit: Mit,
+    prompts_generator: PromptGenerator,
+    logit_scale: f32,
+    num_frames: usize,
+}
+
+impl XClip {
+    pub fn load(cfg: &XClipConfig, vb: VarBuilder) -> Result<Self> {
+        let vision = &cfg.vision_config;
+        let logit_scale = vb
+            .get((), "logit_scale")?
+            .to_dtype(candle_core::DType::F32)?
+            .to_scalar::<f32>()?;
+        Ok(Self {
+            text: ClipText::load(&cfg.text_config, vb.pp("text_model"))?,
+            vision: Vision::load(vision, vb.pp("vision_model"))?,
+            text_projection: linear_no_bias(
+                cfg.text_config.hidden_size,
+                cfg.projection_dim,
+                vb.pp("text_projection"),
+            )?,
+            visual_projection: linear_no_bias(
+                vision.hidden_size,
+                cfg.projection_dim,
+                vb.pp("visual_projection"),
+            )?,
+            prompts_visual_norm: layer_norm(
+                vision.hidden_size,
+                vision.layer_norm_eps,
+                vb.pp("prompts_visual_layernorm"),
+            )?,
+            prompts_visual_projection: vb.get(
+                (vision.hidden_size, cfg.projection_dim),
+                "prompts_visual_projection",
+            )?,
+            mit: Mit::load(vision, vb.pp("mit"))?,
+            prompts_generator: PromptGenerator::load(cfg, vb.pp("prompts_generator"))?,
+            logit_scale,
+            num_frames: vision.num_frames,
+        })
+    }
+
+    /// Frames per video.
+    pub fn num_frames(&self) -> usize {
+        self.num_frames
+    }
+
+    /// Square frame side in pixels.
+    pub fn image_size(&self) -> usize {
+        self.vision.embeddings.image_size
+    }
+
+    /// The projected, not yet prompted text feature `[projection_dim]` of
+    /// one unpadded sequence, pooled at the largest id as transformers'
+    /// `XCLIPTextTransformer` does (`input_ids.argmax(-1)`: the first EOS,
+    /// which is the largest id in CLIP's vocabularies).
+    pub fn text_features(&self, ids: &[u32]) -> Result<Tensor> {
+        let pooled = self.text.last_hidden_state(ids)?.get(first_argmax(ids))?;
+        self.text_projection
+            .forward(&pooled.unsqueeze(0)?)?
+            .squeeze(0)
+    }
+
+    /// `XCLIPModel.forward` for `pixel_values` `[videos, frames, 3, h, w]`
+    /// and `text_features` `[texts, projection_dim]` (from
+    /// [`Self::text_features`]).
+    pub fn forward(&self, pixel_values: &Tensor, text_features: &Tensor) -> Result<XClipOutput> {
+        let (videos, frames, channels, h, w) = pixel_values.dims5()?;
+        if frames != self.num_frames {
+            candle_core::bail!("{frames} frames given; the model takes {}", self.num_frames);
+        }
+        let (hidden, pooled) =
+            self.vision
+                .forward(&pixel_values.reshape((videos * frames, channels, h, w))?)?;
+        let class_features =
+            self.visual_projection
+                .forward(&pooled)?
+                .reshape((videos, frames, ()))?;
+        let video_embeds = self.mit.forward(&class_features)?;
+
+        // Patch features, averaged over frames, condition the texts.
+        let patches = hidden.dim(1)? - 1;
+        let patch_features = self
+            .prompts_visual_norm
+            .forward(&hidden.narrow(1, 1, patches)?)?
+            .broadcast_matmul(&self.prompts_visual_projection)?
+            .reshape((videos, frames, patches, ()))?
+            .mean(1)?;
+        let text = text_features
+            .unsqueeze(0)?
+            .repeat((videos, 1, 1))?
+            .contiguous()?;
+        let text = (&text + self.prompts_generator.forward(&text, &patch_features)?)?;
+
+        let video_embeds = l2_normalize(&video_embeds)?;
+        let text_embeds = l2_normalize(&text)?;
+        // einsum("bd,bkd->bk", video, scale · text)
+        let logits_per_video = (text_embeds
+            .matmul(&video_embeds.unsqueeze(2)?)?
+            .squeeze(2)?
+            * f64::from(self.logit_scale.exp()))?;
+        Ok(XClipOutput {
+            logits_per_video,
+            text_embeds,
+            video_embeds,
+        })
+    }
+}
+
+/// `pixel_values` `[1, num_frames, 3, side, side]` of a video's frames,
+/// sampled down to the model's frame count when there are more.
+pub fn video_pixel_values(
+    processor: &ImageProcessor,
+    frames: &[RgbImage],
+    model: &XClip,
+    device: &Device,
+) -> std::result::Result<Tensor, ModelError> {
+    let indices = frame_indices(frames.len(), model.num_frames())?;
+    if indices.len() < frames.len() {
+        tracing::info!(
+            "the video has {} frames; using {} of them: {indices:?}",
+            frames.len(),
+            indices.len()
+        );
+    }
+    let side = model.image_size() as u32;
+    let mut values = Vec::with_capacity(indices.len() * 3 * (side * side) as usize);
+    for &i in &indices {
+        let (frame, w, h) = processor.pixel_values(&frames[i]);
+        if (w, h) != (side, side) {
+            return Err(ModelError::Input(format!(
+                "frame {} preprocesses to {w}x{h}; the model takes {side}x{side}",
+                i + 1
+            )));
+        }
+        values.extend(frame);
+    }
+    let (s, n) = (side as usize, indices.len());
+    Ok(Tensor::from_vec(values, (1, n, 3, s, s), device)?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_sampling() {
+        assert_eq!(frame_indices(4, 4).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(frame_indices(7, 4).unwrap(), [0, 1, 3, 5]);
+        assert_eq!(frame_indices(10, 4).unwrap(), [0, 2, 5, 7]);
+        assert_eq!(frame_indices(32, 8).unwrap(), [0, 4, 8, 12, 16, 20, 24, 28]);
+        let err = frame_indices(3, 8).unwrap_err().to_string();
+        assert!(err.contains("has 3 frames; the model takes 8"), "{err}");
+    }
+
+    #[test]
+    fn videomae_defaults_fill_missing_keys() {
+        // microsoft/xclip-base-patch32's file: size as a number, no crop_size.
+        let config = json!({
+            "do_center_crop": true, "do_normalize": true, "do_resize": true,
+            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+            "resample": 2, "size": 224
+        });
+        let processor = frame_processor(&config).unwrap();
+        assert_eq!(processor.output_size(320, 240), (224, 224));
+        let bare = frame_processor(&json!({"crop_size": null})).unwrap();
+        let gray = RgbImage::from_pixel(300, 224, image::Rgb([255, 0, 128]));
+        let (values, w, h) = bare.pixel_values(&gray);
+        assert_eq!((w, h), (224, 224));
+        // mean = std = 0.5: 255 → 1, 0 → -1.
+        assert!((values[0] - 1.0).abs() < 1e-6);
+        assert!((values[(w * h) as usize] + 1.0).abs() < 1e-6);
+        assert!(frame_processor(&json!([1])).is_err());
+    }
+}
