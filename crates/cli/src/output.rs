@@ -21,16 +21,5 @@ pub fn print_text(text: &str) -> anyhow::Result<()> {
 /// The error and its causes on one line, without repeating a cause that the
 /// outer message already contains.
 pub fn one_line_error(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    ipfs_accelerate::error_line(err.as_ref())
 }

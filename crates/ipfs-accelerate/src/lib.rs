@@ -16,6 +16,7 @@
 //! ```
 
 mod accelerator;
+mod error_line;
 mod status;
 
 pub use ipfs_accelerate_backends as backends;
@@ -32,6 +33,7 @@ pub use accelerator::{
     Accelerator, AcceleratorError, EndpointOptions, EndpointStatus, Histogram, HistogramSnapshot,
     InferRequest, InferResponse, TextStream,
 };
+pub use error_line::error_line;
 pub use ipfs_accelerate_backends::{BackendInfo, BackendKind};
 pub use ipfs_accelerate_gating::Gate;
 pub use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};

@@ -50,7 +50,7 @@ impl From<AcceleratorError> for ApiError {
     fn from(err: AcceleratorError) -> Self {
         let status =
             StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, err.to_string())
+        Self::new(status, ipfs_accelerate::error_line(&err))
     }
 }
 
