@@ -1,5 +1,45 @@
 //! BERT-family encoders (all-MiniLM-L6-v2 and the like): candle-transformers'
-//! BERT, which matches transformers' `BertModel`; re-exported here so every
-//! family is found in this crate.
+//! BERT, which matches transformers' `BertModel`, behind a type of ours so
+//! every family is found in this crate with the same shape of API.
 
-pub use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use crate::ModelError;
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::BertModel;
+pub use candle_transformers::models::bert::Config as BertConfig;
+
+/// A BERT encoder.
+pub struct Bert {
+    model: BertModel,
+    hidden_size: usize,
+}
+
+impl Bert {
+    /// Builds the encoder from its weights.
+    pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self, ModelError> {
+        Ok(Self {
+            model: BertModel::load(vb, config)?,
+            hidden_size: config.hidden_size,
+        })
+    }
+
+    /// The last hidden states `[batch, seq, hidden]` of `ids` with their
+    /// token types and attention mask.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        token_types: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        self.model.forward(ids, token_types, mask)
+    }
+}
+
+impl std::fmt::Debug for Bert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // candle-transformers' `BertModel` has no `Debug`.
+        f.debug_struct("Bert")
+            .field("hidden_size", &self.hidden_size)
+            .finish_non_exhaustive()
+    }
+}

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 ///
 /// One sequence at a time: `forward` continues the cached context, so the
 /// first call takes the whole prompt and each later call one token.
-pub trait CausalLm: Send {
+pub trait CausalLm: Send + std::fmt::Debug {
     /// Runs `ids` after everything cached so far and returns the logits of
     /// the last position as an f32 tensor of shape `[vocab]`.
     fn forward(&mut self, ids: &[u32]) -> candle_core::Result<Tensor>;

@@ -5,7 +5,7 @@
 use crate::array::Array;
 use crate::load::backend_chain::load_on_chain;
 use crate::load::weights::{malformed, var_builder};
-use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
+use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::similarity::load_image_processor;
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, CausalLm};
@@ -14,7 +14,7 @@ use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::anyres::{AnyResConfig, AnyResProcessor};
 use ipfs_accelerate_media::preprocess::image_processor::ImageProcessor;
 use ipfs_accelerate_models::llava;
@@ -49,6 +49,7 @@ pub struct Caption {
     pub preprocessed: BTreeMap<String, Array>,
 }
 
+#[derive(Debug)]
 enum Processor {
     /// LLaVA: one CLIP-processed view.
     Single(ImageProcessor),
@@ -57,6 +58,7 @@ enum Processor {
 }
 
 /// A loaded LLaVA / LLaVA-NeXT model with its tokenizer and image processor.
+#[derive(Debug)]
 pub struct ImageCaptioner {
     loaded: Loaded,
     // One sequence at a time: the language model holds its own KV cache.
@@ -69,30 +71,18 @@ pub struct ImageCaptioner {
     device: Device,
 }
 
-impl std::fmt::Debug for ImageCaptioner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageCaptioner")
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
-    }
-}
-
-loaded_accessors!(ImageCaptioner);
+skill_api!(
+    ImageCaptioner,
+    SkillKind::ImageToText,
+    "an image-to-text model (LLaVA)"
+);
 
 impl ImageCaptioner {
-    /// Loads `model` (LLaVA or LLaVA-NeXT) through `loader` on the first
-    /// backend of the chain for `backend` that can hold it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::ImageToText,
-            "an image-to-text model (LLaVA)",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
+        let loader = files.loader;
         let (name, config) = (files.name.clone(), files.config.clone());
         let cfg = llava::LlavaConfig::parse(&config).map_err(|e| files.model_error(e))?;
         let generation = files.generation_config()?;

@@ -33,11 +33,24 @@ pub struct Loaded {
     pub files: Vec<ResolvedFile>,
 }
 
-/// The `name()`, `backend()` and `files()` of a skill whose [`Loaded`] is
-/// its `loaded` field.
-macro_rules! loaded_accessors {
-    ($skill:ty) => {
+/// What every skill offers the same way: `load` (open the model's files
+/// for `$kind`, whose models are "`$what`" in the error for a model of
+/// another task, then the skill's own `from_files`), and the `name()`,
+/// `backend()` and `files()` of its [`Loaded`] field `loaded`.
+macro_rules! skill_api {
+    ($skill:ty, $kind:expr, $what:literal) => {
         impl $skill {
+            /// Loads `model` through `loader` on the first backend of the
+            /// chain for `backend` that can hold it.
+            pub fn load(
+                loader: &ipfs_accelerate_loader::Loader,
+                model: &ipfs_accelerate_loader::ModelRef,
+                backend: ipfs_accelerate_backends::BackendKind,
+            ) -> Result<Self, $crate::SkillError> {
+                let files = $crate::load::ModelFiles::open(loader, model, $kind, $what)?;
+                Self::from_files(files, backend)
+            }
+
             /// The model as given.
             pub fn name(&self) -> &str {
                 &self.loaded.name
@@ -55,7 +68,7 @@ macro_rules! loaded_accessors {
         }
     };
 }
-pub(crate) use loaded_accessors;
+pub(crate) use skill_api;
 
 /// A model being loaded: its patched config, its family, and the files
 /// read so far.

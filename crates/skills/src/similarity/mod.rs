@@ -14,12 +14,12 @@ use crate::families::Task;
 use crate::load::backend_chain::{load_on_chain, load_on_chain_with_onnx};
 use crate::load::onnx_graph::{onnx_graph, open_session};
 use crate::load::weights::{malformed, var_builder};
-use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
+use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::clap_features::{ClapFeatureConfig, ClapFeatureExtractor};
 use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use ipfs_accelerate_media::{resample, Audio};
@@ -75,6 +75,7 @@ pub struct Similarity {
     pub outputs: BTreeMap<String, Array>,
 }
 
+#[derive(Debug)]
 enum Model {
     Clip {
         model: Box<clip::Clip>,
@@ -111,6 +112,7 @@ impl Model {
 }
 
 /// One family's raw answer, before it becomes a [`Similarity`].
+#[derive(Debug)]
 struct Scored {
     /// One logit per text.
     logits: Tensor,
@@ -123,19 +125,12 @@ struct Scored {
 }
 
 /// A loaded dual encoder with its tokenizer and media processor.
+#[derive(Debug)]
 pub struct SimilarityModel {
     loaded: Loaded,
     model: Model,
     tokenizer: Tokenizer,
     device: Device,
-}
-
-impl std::fmt::Debug for SimilarityModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimilarityModel")
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Reads `preprocessor_config.json` as an image processor.
@@ -169,23 +164,17 @@ impl Family {
     }
 }
 
-loaded_accessors!(SimilarityModel);
+skill_api!(
+    SimilarityModel,
+    SkillKind::Similarity,
+    "a text-media similarity model"
+);
 
 impl SimilarityModel {
-    /// Loads `model` (CLIP, CLAP or X-CLIP, by its `model_type`) through
-    /// `loader` on the first backend of the chain for `backend` that can
-    /// hold it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::Similarity,
-            "a text-media similarity model",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
         let Task::Similarity(family) = files.family.task else {
             return Err(files.wrong_task());
         };
@@ -463,6 +452,7 @@ fn load_clip(
 }
 
 /// CLIP on the backend that loaded it.
+#[derive(Debug)]
 enum ClipTower {
     Candle(Box<clip::Clip>),
     Onnx(OnnxClip),

@@ -11,13 +11,13 @@ use crate::families::Task;
 use crate::load::backend_chain::load_on_chain;
 use crate::load::graph_or_weights::load_graph_or_weights;
 use crate::load::weights::{malformed, var_builder};
-use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
+use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::log_mel::{LogMel, LogMelConfig};
 use ipfs_accelerate_media::preprocess::waveform::{self, WaveformConfig};
 use ipfs_accelerate_media::{resample, Audio};
@@ -64,6 +64,7 @@ pub struct Transcription {
     pub outputs: BTreeMap<String, Array>,
 }
 
+#[derive(Debug)]
 struct WhisperRunner {
     model: whisper::Whisper,
     front: LogMel,
@@ -76,11 +77,13 @@ struct WhisperRunner {
 }
 
 /// The CTC acoustic model, on the backend that loaded it.
+#[derive(Debug)]
 enum CtcModel {
     Candle(Box<wav2vec2::Wav2Vec2ForCtc>),
     Onnx(OnnxCtc),
 }
 
+#[derive(Debug)]
 struct Wav2Vec2Runner {
     model: CtcModel,
     config: wav2vec2::Wav2Vec2Config,
@@ -88,26 +91,19 @@ struct Wav2Vec2Runner {
     vocab: ctc::CtcVocab,
 }
 
+#[derive(Debug)]
 enum Runner {
     Whisper(Box<WhisperRunner>),
     Wav2Vec2(Box<Wav2Vec2Runner>),
 }
 
 /// A loaded speech-recognition model.
+#[derive(Debug)]
 pub struct SpeechRecognizer {
     loaded: Loaded,
     runner: Mutex<Runner>,
     device: Device,
     sampling_rate: u32,
-}
-
-impl std::fmt::Debug for SpeechRecognizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpeechRecognizer")
-            .field("loaded", &self.loaded)
-            .field("sampling_rate", &self.sampling_rate)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How a speech family decodes: its row in the family table says.
@@ -131,22 +127,18 @@ fn id_list(value: Option<&Value>) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-loaded_accessors!(SpeechRecognizer);
+skill_api!(
+    SpeechRecognizer,
+    SkillKind::SpeechRecognition,
+    "a speech-recognition model"
+);
 
 impl SpeechRecognizer {
-    /// Loads `model` (Whisper or wav2vec2 CTC) through `loader` on the first
-    /// backend of the chain for `backend` that can hold it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::SpeechRecognition,
-            "a speech-recognition model",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
+        let loader = files.loader;
         let Task::SpeechRecognition(family) = files.family.task else {
             return Err(files.wrong_task());
         };

@@ -11,19 +11,20 @@ mod onnx_t5;
 use crate::load::backend_chain::load_on_chain_with_onnx;
 use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::var_builder;
-use crate::load::{loaded_accessors, model_error, Loaded, ModelFiles};
+use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Tensor};
 use ipfs_accelerate_backends::{BackendError, BackendKind};
-use ipfs_accelerate_loader::{FileKind, Loader, ModelRef};
+use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_models::{t5, ModelError};
 use serde_json::Value;
 use std::sync::Mutex;
 use tokenizers::Tokenizer;
 
 /// A loaded encoder-decoder model with its tokenizer.
+#[derive(Debug)]
 pub struct Text2TextGenerator {
     loaded: Loaded,
     model: Mutex<Seq2Seq>,
@@ -32,31 +33,18 @@ pub struct Text2TextGenerator {
     decoder_start: u32,
 }
 
-impl std::fmt::Debug for Text2TextGenerator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Text2TextGenerator")
-            .field("loaded", &self.loaded)
-            .field("decoder_start", &self.decoder_start)
-            .finish_non_exhaustive()
-    }
-}
-
-loaded_accessors!(Text2TextGenerator);
+skill_api!(
+    Text2TextGenerator,
+    SkillKind::Text2Text,
+    "an encoder-decoder text-to-text model"
+);
 
 impl Text2TextGenerator {
-    /// Loads `model` through `loader` on the first backend of the chain for
-    /// `backend` that can hold it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::Text2Text,
-            "an encoder-decoder text-to-text model",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
+        let (loader, model) = (files.loader, files.model);
         let (name, config) = (files.name.clone(), files.config.clone());
         let generation = files.generation_config()?;
         let decoder_start = generation_config::decoder_start_id(&config, generation.as_ref())

@@ -12,13 +12,11 @@ mod sentence_transformers;
 pub use pooling::{l2_normalize, Pooling};
 
 use crate::load::graph_or_weights::load_graph_or_weights;
-use crate::load::{loaded_accessors, Loaded, ModelFiles};
+use crate::load::{skill_api, Loaded, ModelFiles};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{Loader, ModelRef};
-use ipfs_accelerate_models::bert::{BertConfig, BertModel};
-use ipfs_accelerate_models::ModelError;
+use ipfs_accelerate_models::bert::{Bert, BertConfig};
 use onnx_encoder::OnnxEncoder;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -41,15 +39,14 @@ impl Default for EmbedOptions {
 }
 
 /// The encoder, on the backend that loaded it.
+#[derive(Debug)]
 enum Encoder {
-    Candle {
-        model: Box<BertModel>,
-        device: Device,
-    },
+    Candle { model: Box<Bert>, device: Device },
     Onnx(OnnxEncoder),
 }
 
 /// A loaded sentence-embedding model.
+#[derive(Debug)]
 pub struct TextEmbedder {
     loaded: Loaded,
     encoder: Encoder,
@@ -60,33 +57,18 @@ pub struct TextEmbedder {
     pad_id: u32,
 }
 
-impl std::fmt::Debug for TextEmbedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextEmbedder")
-            .field("loaded", &self.loaded)
-            .field("max_seq_length", &self.max_seq_length)
-            .field("pooling", &self.pooling)
-            .field("normalize", &self.normalize)
-            .finish_non_exhaustive()
-    }
-}
-
-loaded_accessors!(TextEmbedder);
+skill_api!(
+    TextEmbedder,
+    SkillKind::TextEmbedding,
+    "a text-embedding model"
+);
 
 impl TextEmbedder {
-    /// Loads `model` through `loader` on the first backend of the chain for
-    /// `backend` that can run it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::TextEmbedding,
-            "a text-embedding model",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
+        let (loader, model) = (files.loader, files.model);
         let config: BertConfig = files.parse()?;
         let mut tokenizer = files.tokenizer()?;
         let st = sentence_transformers::read(loader, model)?;
@@ -114,8 +96,7 @@ impl TextEmbedder {
             backend,
             |session| Ok(Encoder::Onnx(OnnxEncoder::new(session)?)),
             |vb, device| {
-                let bert = BertModel::load(vb, &config)
-                    .map_err(|e| files.model_error(ModelError::Tensor(e)))?;
+                let bert = Bert::load(vb, &config).map_err(|e| files.model_error(e))?;
                 Ok(Encoder::Candle {
                     model: Box::new(bert),
                     device: device.clone(),

@@ -16,12 +16,11 @@ pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
 
 use crate::families::Task;
 use crate::load::graph_or_weights::load_graph_or_weights;
-use crate::load::{loaded_accessors, Loaded, ModelFiles};
+use crate::load::{skill_api, Loaded, ModelFiles};
 use crate::{SkillError, SkillKind};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use ipfs_accelerate_backends::BackendKind;
-use ipfs_accelerate_loader::{Loader, ModelRef};
 use ipfs_accelerate_models::ModelError;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -33,6 +32,7 @@ pub(crate) type BuildCausalLm =
     fn(&Value, VarBuilder<'static>) -> Result<Box<dyn CausalLm>, ModelError>;
 
 /// A loaded causal language model with its tokenizer.
+#[derive(Debug)]
 pub struct TextGenerator {
     loaded: Loaded,
     // One sequence at a time: the model holds its own KV cache.
@@ -42,31 +42,18 @@ pub struct TextGenerator {
     chat_template: Option<ChatTemplate>,
 }
 
-impl std::fmt::Debug for TextGenerator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextGenerator")
-            .field("loaded", &self.loaded)
-            .field("eos_ids", &self.eos_ids)
-            .finish_non_exhaustive()
-    }
-}
-
-loaded_accessors!(TextGenerator);
+skill_api!(
+    TextGenerator,
+    SkillKind::TextGeneration,
+    "a causal language model"
+);
 
 impl TextGenerator {
-    /// Loads `model` through `loader` on the first backend of the chain for
-    /// `backend` that can hold it.
-    pub fn load(
-        loader: &Loader,
-        model: &ModelRef,
-        backend: BackendKind,
-    ) -> Result<Self, SkillError> {
-        let mut files = ModelFiles::open(
-            loader,
-            model,
-            SkillKind::TextGeneration,
-            "a causal language model",
-        )?;
+    /// The network and everything the task needs besides the opened
+    /// files, on the first backend of the chain for `backend` that can hold
+    /// it.
+    fn from_files(mut files: ModelFiles<'_>, backend: BackendKind) -> Result<Self, SkillError> {
+        let (loader, model) = (files.loader, files.model);
         let Task::TextGeneration(build) = files.family.task else {
             return Err(files.wrong_task());
         };
