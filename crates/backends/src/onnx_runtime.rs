@@ -4,7 +4,9 @@
 use crate::ort_executor::Provider;
 use crate::ort_options::OrtOptions;
 use crate::ort_runtime::runtime;
-use crate::{Backend, BackendError, OrtSetupError, BackendInfo, BackendKind, Executor, OrtExecutor};
+use crate::{
+    Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor, OrtSetupError,
+};
 
 /// ONNX Runtime, CPU execution provider.
 #[derive(Debug, Clone, Copy, Default)]

@@ -6,7 +6,9 @@
 use crate::ort_executor::Provider;
 use crate::ort_options::{OrtOptions, Precision};
 use crate::ort_runtime::openvino;
-use crate::{Backend, BackendError, OrtSetupError, BackendInfo, BackendKind, Executor, OrtExecutor};
+use crate::{
+    Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor, OrtSetupError,
+};
 
 /// ONNX Runtime + OpenVINO execution provider.
 #[derive(Debug, Clone, Copy, Default)]

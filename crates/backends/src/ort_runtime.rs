@@ -6,9 +6,9 @@
 //! failure) is kept, so `status`, `auto` and every session see the same
 //! answer without reloading anything.
 
+use crate::ort_options::OrtOptionsError;
 use ort::environment::Environment;
 use ort::memory::DeviceType;
-use crate::ort_options::OrtOptionsError;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

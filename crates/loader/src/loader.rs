@@ -334,12 +334,11 @@ impl Loader {
         model: &ModelRef,
         file: &ResolvedFile,
     ) -> Result<T, LoadError> {
-        let text =
-            std::fs::read_to_string(&file.path).map_err(|source| LoadError::Unreadable {
-                model: model.to_string(),
-                file: file.file.clone(),
-                source,
-            })?;
+        let text = std::fs::read_to_string(&file.path).map_err(|source| LoadError::Unreadable {
+            model: model.to_string(),
+            file: file.file.clone(),
+            source,
+        })?;
         serde_json::from_str(&text).map_err(|source| LoadError::MalformedJson {
             model: model.to_string(),
             file: file.file.clone(),

@@ -119,9 +119,7 @@ pub fn undo<T: Target>(target: &mut T, edits: Vec<Edit<T::Value>>) -> Result<(),
     for edit in edits.into_iter().rev() {
         match edit {
             Edit::Renamed { from, to } => {
-                let value = target
-                    .remove(&to)
-                    .ok_or(UndoError::Gone { key: to })?;
+                let value = target.remove(&to).ok_or(UndoError::Gone { key: to })?;
                 target.insert(&from, value)?;
             }
             Edit::Removed { key, value } => {

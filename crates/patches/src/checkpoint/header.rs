@@ -36,8 +36,8 @@ pub fn read_shapes(path: &Path) -> Result<Tensors<Vec<usize>>, PatchError> {
     file.take(len)
         .read_to_end(&mut header)
         .map_err(|e| PatchError::io(path, e))?;
-    let json: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|source| PatchError::TargetJson {
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|source| PatchError::TargetJson {
             patch: HEADER.to_owned(),
             path: path.to_owned(),
             what: "header is not JSON",

@@ -104,12 +104,14 @@ impl FilePatch {
     /// the file this patch was written for.
     pub fn check(&self) -> Result<FileState, PatchError> {
         let manifest = self.package_dir.join("package.json");
-        let json: serde_json::Value = serde_json::from_str(&self.read(&manifest)?)
-            .map_err(|source| PatchError::TargetJson {
-                patch: self.name.clone(),
-                path: manifest.clone(),
-                what: "not JSON",
-                source,
+        let json: serde_json::Value =
+            serde_json::from_str(&self.read(&manifest)?).map_err(|source| {
+                PatchError::TargetJson {
+                    patch: self.name.clone(),
+                    path: manifest.clone(),
+                    what: "not JSON",
+                    source,
+                }
             })?;
         let found = json.get("version").and_then(|v| v.as_str()).unwrap_or("?");
         if found != self.version {
@@ -120,12 +122,10 @@ impl FilePatch {
         }
         let target = self.target();
         let body = self.read(&target)?;
-        state_of(&body, &self.original, &self.patched).map_err(|source| {
-            PatchError::TargetContent {
-                patch: self.name.clone(),
-                path: target,
-                source,
-            }
+        state_of(&body, &self.original, &self.patched).map_err(|source| PatchError::TargetContent {
+            patch: self.name.clone(),
+            path: target,
+            source,
         })
     }
 
@@ -180,7 +180,10 @@ pub struct UnexpectedContent {
 /// The state of `body`; an error unless exactly one of the two texts occurs
 /// exactly once.
 fn state_of(body: &str, original: &str, patched: &str) -> Result<FileState, UnexpectedContent> {
-    match (body.matches(original).count(), body.matches(patched).count()) {
+    match (
+        body.matches(original).count(),
+        body.matches(patched).count(),
+    ) {
         (1, 0) => Ok(FileState::Original),
         (0, 1) => Ok(FileState::Applied),
         (original, patched) => Err(UnexpectedContent { original, patched }),

@@ -305,8 +305,7 @@ impl IpfsClient {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                serde_json::from_str::<AddedEntry>(l)
-                    .map_err(|e| self.answer_err(&op, Some(l), e))
+                serde_json::from_str::<AddedEntry>(l).map_err(|e| self.answer_err(&op, Some(l), e))
             })
             .collect()
     }
