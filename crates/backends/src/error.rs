@@ -1,6 +1,6 @@
 //! Backend errors.
 
-use crate::BackendKind;
+use crate::{BackendKind, OrtSetupError};
 
 /// Why a backend could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,16 @@ pub enum BackendError {
         kind: BackendKind,
         /// Why not.
         detail: String,
+    },
+    /// An ONNX Runtime backend cannot run here: the runtime, its OpenVINO
+    /// plugin or their settings are missing or unusable.
+    #[error("backend '{kind}' is not available: {source}")]
+    OrtSetup {
+        /// Which backend.
+        kind: BackendKind,
+        /// What is missing.
+        #[source]
+        source: OrtSetupError,
     },
     /// The backend runs, but not this skill or this model.
     #[error("unsupported on {kind}: {why}")]

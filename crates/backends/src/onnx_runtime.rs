@@ -4,14 +4,16 @@
 use crate::ort_executor::Provider;
 use crate::ort_options::OrtOptions;
 use crate::ort_runtime::runtime;
-use crate::{Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor};
+use crate::{
+    Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor, OrtSetupError,
+};
 
 /// ONNX Runtime, CPU execution provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OnnxRuntimeCpu;
 
 impl OnnxRuntimeCpu {
-    fn ready(&self) -> Result<(OrtExecutor, String), String> {
+    fn ready(&self) -> Result<(OrtExecutor, String), OrtSetupError> {
         let runtime = runtime()?;
         let options = OrtOptions::from_env()?;
         let detail = format!(
@@ -31,7 +33,7 @@ impl Backend for OnnxRuntimeCpu {
     fn probe(&self) -> BackendInfo {
         let (available, detail) = match self.ready() {
             Ok((_, detail)) => (true, detail),
-            Err(why) => (false, why),
+            Err(why) => (false, why.to_string()),
         };
         BackendInfo {
             name: self.kind().name().to_owned(),
@@ -41,9 +43,9 @@ impl Backend for OnnxRuntimeCpu {
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {
-        let (executor, _) = self.ready().map_err(|detail| BackendError::Unavailable {
+        let (executor, _) = self.ready().map_err(|source| BackendError::OrtSetup {
             kind: self.kind(),
-            detail,
+            source,
         })?;
         Ok(Executor::Ort(executor))
     }

@@ -6,14 +6,16 @@
 use crate::ort_executor::Provider;
 use crate::ort_options::{OrtOptions, Precision};
 use crate::ort_runtime::openvino;
-use crate::{Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor};
+use crate::{
+    Backend, BackendError, BackendInfo, BackendKind, Executor, OrtExecutor, OrtSetupError,
+};
 
 /// ONNX Runtime + OpenVINO execution provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OnnxRuntimeOpenVino;
 
 impl OnnxRuntimeOpenVino {
-    fn ready(&self) -> Result<(OrtExecutor, String), String> {
+    fn ready(&self) -> Result<(OrtExecutor, String), OrtSetupError> {
         let (runtime, plugin) = openvino()?;
         let options = OrtOptions::from_env()?;
         let precision = Precision::from_env()?;
@@ -37,7 +39,7 @@ impl Backend for OnnxRuntimeOpenVino {
     fn probe(&self) -> BackendInfo {
         let (available, detail) = match self.ready() {
             Ok((_, detail)) => (true, detail),
-            Err(why) => (false, why),
+            Err(why) => (false, why.to_string()),
         };
         BackendInfo {
             name: self.kind().name().to_owned(),
@@ -47,9 +49,9 @@ impl Backend for OnnxRuntimeOpenVino {
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {
-        let (executor, _) = self.ready().map_err(|detail| BackendError::Unavailable {
+        let (executor, _) = self.ready().map_err(|source| BackendError::OrtSetup {
             kind: self.kind(),
-            detail,
+            source,
         })?;
         Ok(Executor::Ort(executor))
     }

@@ -13,6 +13,25 @@ pub const INTER_THREADS_ENV: &str = "IPFS_ACCELERATE_ORT_INTER_THREADS";
 /// PyTorch's), `bf16` or `f16` (faster on CPUs that have them, less exact).
 pub const OPENVINO_PRECISION_ENV: &str = "IPFS_ACCELERATE_OPENVINO_PRECISION";
 
+/// A session setting in the environment that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrtOptionsError {
+    /// A thread count that is not a positive number.
+    #[error("{name} must be a positive number of threads, got '{value}'")]
+    Threads {
+        /// The environment variable.
+        name: &'static str,
+        /// What it holds.
+        value: String,
+    },
+    /// An OpenVINO precision other than f32, bf16 or f16.
+    #[error("{OPENVINO_PRECISION_ENV} must be f32, bf16 or f16, got '{value}'")]
+    Precision {
+        /// What the variable holds.
+        value: String,
+    },
+}
+
 /// How ONNX Runtime sessions are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OrtOptions {
@@ -24,7 +43,7 @@ pub struct OrtOptions {
 
 impl OrtOptions {
     /// Reads [`THREADS_ENV`] and [`INTER_THREADS_ENV`].
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, OrtOptionsError> {
         Ok(Self {
             intra_threads: threads(THREADS_ENV, std::env::var(THREADS_ENV).ok().as_deref())?,
             inter_threads: threads(
@@ -48,14 +67,15 @@ impl fmt::Display for OrtOptions {
     }
 }
 
-fn threads(name: &str, value: Option<&str>) -> Result<Option<usize>, String> {
+fn threads(name: &'static str, value: Option<&str>) -> Result<Option<usize>, OrtOptionsError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(format!(
-                "{name} must be a positive number of threads, got '{v}'"
-            )),
+            _ => Err(OrtOptionsError::Threads {
+                name,
+                value: v.to_owned(),
+            }),
         },
     }
 }
@@ -74,18 +94,18 @@ pub enum Precision {
 
 impl Precision {
     /// Reads [`OPENVINO_PRECISION_ENV`].
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, OrtOptionsError> {
         Self::parse(std::env::var(OPENVINO_PRECISION_ENV).ok().as_deref())
     }
 
-    fn parse(value: Option<&str>) -> Result<Self, String> {
+    fn parse(value: Option<&str>) -> Result<Self, OrtOptionsError> {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("f32") | Some("fp32") => Ok(Self::F32),
             Some("bf16") => Ok(Self::Bf16),
             Some("f16") | Some("fp16") => Ok(Self::F16),
-            Some(other) => Err(format!(
-                "{OPENVINO_PRECISION_ENV} must be f32, bf16 or f16, got '{other}'"
-            )),
+            Some(other) => Err(OrtOptionsError::Precision {
+                value: other.to_owned(),
+            }),
         }
     }
 
@@ -108,7 +128,10 @@ mod tests {
     fn thread_counts() {
         assert_eq!(threads("X", None).unwrap(), None);
         assert_eq!(threads("X", Some(" 4 ")).unwrap(), Some(4));
-        assert!(threads("X", Some("0")).unwrap_err().contains("positive"));
+        assert!(threads("X", Some("0"))
+            .unwrap_err()
+            .to_string()
+            .contains("positive"));
         assert!(threads("X", Some("many")).is_err());
     }
 

@@ -6,10 +6,11 @@
 //! failure) is kept, so `status`, `auto` and every session see the same
 //! answer without reloading anything.
 
+use crate::ort_options::OrtOptionsError;
 use ort::environment::Environment;
 use ort::memory::DeviceType;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The ONNX Runtime shared library (`libonnxruntime.so.1.31.1`).
 pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -24,6 +25,51 @@ pub(crate) const OPENVINO_EP_NAME: &str = "OpenVINOExecutionProvider";
 /// ONNX Runtime's built-in CPU execution provider.
 const CPU_EP_NAME: &str = "CPUExecutionProvider";
 
+/// Why ONNX Runtime, its OpenVINO plugin or their settings cannot be used.
+/// Cloneable: the outcome of loading is kept for the whole process.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrtSetupError {
+    /// `ORT_DYLIB_PATH` is unset or empty.
+    #[error("{DYLIB_ENV} is not set; {INSTALL_HINT}")]
+    DylibUnset,
+    /// `ORT_DYLIB_PATH` names no file.
+    #[error("{DYLIB_ENV}={} is not a file; {INSTALL_HINT}", .0.display())]
+    DylibNotAFile(PathBuf),
+    /// The shared library could not be loaded.
+    #[error("cannot load ONNX Runtime from {}: {source}", library.display())]
+    Load {
+        /// The library file.
+        library: PathBuf,
+        /// Why `ort` could not load it.
+        #[source]
+        source: Arc<ort::LoadDynamicError>,
+    },
+    /// The library loaded but no environment could be created.
+    #[error("ONNX Runtime environment: {0}")]
+    Environment(#[source] Arc<ort::Error>),
+    /// `IPFS_ACCELERATE_OPENVINO_EP` is unset or empty.
+    #[error("the OpenVINO execution provider is not installed: {OPENVINO_EP_ENV} is not set; {INSTALL_HINT}")]
+    PluginUnset,
+    /// `IPFS_ACCELERATE_OPENVINO_EP` names no file.
+    #[error("{OPENVINO_EP_ENV}={} is not a file; {INSTALL_HINT}", .0.display())]
+    PluginNotAFile(PathBuf),
+    /// ONNX Runtime refused the OpenVINO plugin.
+    #[error("cannot register the OpenVINO plugin {}: {source}; {INSTALL_HINT}", plugin.display())]
+    Register {
+        /// The plugin library.
+        plugin: PathBuf,
+        /// ONNX Runtime's error.
+        #[source]
+        source: Arc<ort::Error>,
+    },
+    /// The plugin registered but lists no CPU device.
+    #[error("the OpenVINO plugin {} offers no CPU device", .0.display())]
+    NoCpuDevice(PathBuf),
+    /// A session setting in the environment is invalid.
+    #[error(transparent)]
+    Options(#[from] OrtOptionsError),
+}
+
 /// A loaded ONNX Runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct Runtime {
@@ -31,43 +77,47 @@ pub(crate) struct Runtime {
     pub library: PathBuf,
 }
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-static OPENVINO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static RUNTIME: OnceLock<Result<Runtime, OrtSetupError>> = OnceLock::new();
+static OPENVINO: OnceLock<Result<PathBuf, OrtSetupError>> = OnceLock::new();
 
 /// The runtime, loading it on first use; the error says what is missing.
-pub(crate) fn runtime() -> Result<&'static Runtime, String> {
+pub(crate) fn runtime() -> Result<&'static Runtime, OrtSetupError> {
     RUNTIME
         .get_or_init(load_runtime)
         .as_ref()
         .map_err(Clone::clone)
 }
 
-fn load_runtime() -> Result<Runtime, String> {
+fn load_runtime() -> Result<Runtime, OrtSetupError> {
     let library = match std::env::var_os(DYLIB_ENV) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => return Err(format!("{DYLIB_ENV} is not set; {INSTALL_HINT}")),
+        _ => return Err(OrtSetupError::DylibUnset),
     };
     if !library.is_file() {
-        return Err(format!(
-            "{DYLIB_ENV}={} is not a file; {INSTALL_HINT}",
-            library.display()
-        ));
+        return Err(OrtSetupError::DylibNotAFile(library));
     }
     // `ort` panics if its API is touched before a library is loaded, so the
     // library is loaded here, checked, before anything else of `ort` runs.
-    let builder = ort::init_from(&library)
-        .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
+    let builder = match ort::init_from(&library) {
+        Ok(builder) => builder,
+        Err(e) => {
+            return Err(OrtSetupError::Load {
+                library,
+                source: Arc::new(e),
+            })
+        }
+    };
     let env = builder
         .with_name("ipfs-accelerate")
         .build()
-        .map_err(|e| format!("ONNX Runtime environment: {e}"))?;
+        .map_err(|e| OrtSetupError::Environment(Arc::new(e)))?;
     tracing::debug!(library = %library.display(), "ONNX Runtime loaded");
     Ok(Runtime { env, library })
 }
 
 /// Registers the OpenVINO plugin once; returns its library path. Fails when
 /// the runtime or the plugin is missing, or the plugin offers no CPU device.
-pub(crate) fn openvino() -> Result<(&'static Runtime, &'static Path), String> {
+pub(crate) fn openvino() -> Result<(&'static Runtime, &'static Path), OrtSetupError> {
     let runtime = runtime()?;
     let plugin = OPENVINO
         .get_or_init(|| register_openvino(runtime))
@@ -76,35 +126,22 @@ pub(crate) fn openvino() -> Result<(&'static Runtime, &'static Path), String> {
     Ok((runtime, plugin.as_path()))
 }
 
-fn register_openvino(runtime: &Runtime) -> Result<PathBuf, String> {
+fn register_openvino(runtime: &Runtime) -> Result<PathBuf, OrtSetupError> {
     let plugin = match std::env::var_os(OPENVINO_EP_ENV) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => {
-            return Err(format!(
-                "the OpenVINO execution provider is not installed: {OPENVINO_EP_ENV} is not set; {INSTALL_HINT}"
-            ))
-        }
+        _ => return Err(OrtSetupError::PluginUnset),
     };
     if !plugin.is_file() {
-        return Err(format!(
-            "{OPENVINO_EP_ENV}={} is not a file; {INSTALL_HINT}",
-            plugin.display()
-        ));
+        return Err(OrtSetupError::PluginNotAFile(plugin));
     }
-    runtime
-        .env
-        .register_ep_library(OPENVINO_EP_NAME, &plugin)
-        .map_err(|e| {
-            format!(
-                "cannot register the OpenVINO plugin {}: {e}; {INSTALL_HINT}",
-                plugin.display()
-            )
-        })?;
+    if let Err(e) = runtime.env.register_ep_library(OPENVINO_EP_NAME, &plugin) {
+        return Err(OrtSetupError::Register {
+            plugin,
+            source: Arc::new(e),
+        });
+    }
     if !has_openvino_cpu(&runtime.env) {
-        return Err(format!(
-            "the OpenVINO plugin {} offers no CPU device",
-            plugin.display()
-        ));
+        return Err(OrtSetupError::NoCpuDevice(plugin));
     }
     tracing::debug!(plugin = %plugin.display(), "OpenVINO execution provider registered");
     Ok(plugin)

@@ -36,7 +36,7 @@ impl HubSettings {
         id: &str,
         revision: &str,
         file: &str,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, hf_hub::api::sync::ApiError> {
         use hf_hub::api::sync::ApiBuilder;
         use hf_hub::{Cache, Repo, RepoType};
         let cache = Cache::new(hub_dir.to_path_buf());
@@ -46,8 +46,8 @@ impl HubSettings {
         if self.token.is_some() {
             builder = builder.with_token(self.token.clone());
         }
-        let api = builder.build().map_err(|e| e.to_string())?;
+        let api = builder.build()?;
         let repo = Repo::with_revision(id.to_owned(), RepoType::Model, revision.to_owned());
-        api.repo(repo).download(file).map_err(|e| e.to_string())
+        api.repo(repo).download(file)
     }
 }

@@ -16,7 +16,7 @@ pub mod interception;
 mod loader;
 mod model_ref;
 
-pub use error::LoadError;
+pub use error::{IpfsUnavailable, LoadError};
 pub use file_kind::FileKind;
 pub use hub::HubSettings;
 pub use interception::{apply, disable, restore, should_intercept, status, InterceptionStatus};

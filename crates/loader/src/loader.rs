@@ -4,7 +4,7 @@ use crate::file_kind::FileKind;
 use crate::hub::HubSettings;
 use crate::interception;
 use crate::model_ref::ModelRef;
-use crate::{hub_cache, LoadError};
+use crate::{hub_cache, IpfsUnavailable, LoadError};
 use ipfs_accelerate_gating::Gate;
 use ipfs_accelerate_storage::{ipfs, IpfsClient, Layer, Manifest, StorageError, Store};
 use serde::de::DeserializeOwned;
@@ -118,6 +118,49 @@ pub struct Loader {
     node: Arc<OnceLock<Option<IpfsClient>>>,
 }
 
+/// Why one layer did not serve a file: one line of
+/// [`LoadError::NotFound`]'s "tried" list.
+#[derive(Debug, thiserror::Error)]
+enum LayerMiss {
+    /// The gate forbids IPFS.
+    #[error("IPFS: {0}")]
+    IpfsOff(#[source] IpfsUnavailable),
+    /// IPFS is not used for Hub ids: the gate forbids it.
+    #[error("IPFS: not in use ({0})")]
+    IpfsNotInUse(#[source] IpfsUnavailable),
+    /// IPFS is not used for Hub ids: no node answered.
+    #[error("IPFS: not in use (no node answers)")]
+    NoNode,
+    /// The node failed, or what it sent could not be stored.
+    #[error("IPFS {api}: {source}")]
+    Ipfs {
+        api: String,
+        #[source]
+        source: StorageError,
+    },
+    /// The node's name index has no entry for the file.
+    #[error("IPFS {api}: {id}@{revision} has no {file} in the name index")]
+    NotIndexed {
+        api: String,
+        id: String,
+        revision: String,
+        file: String,
+    },
+    /// Our cache failed while storing what a layer sent.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// `HF_HUB_OFFLINE`.
+    #[error("Hub: skipped (HF_HUB_OFFLINE is set)")]
+    HubOffline,
+    /// The Hub failed or has no such file.
+    #[error("Hub {endpoint}: {source}")]
+    Hub {
+        endpoint: String,
+        #[source]
+        source: hf_hub::api::sync::ApiError,
+    },
+}
+
 /// How long the one-time "does a node answer" probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -154,12 +197,12 @@ impl Loader {
 
     /// A client for the IPFS node, or why there is none: the gate's
     /// `IPFS_KIT_DISABLE` / `STORAGE_FORCE_LOCAL` mean no request is sent.
-    pub fn ipfs(&self) -> Result<IpfsClient, String> {
+    pub fn ipfs(&self) -> Result<IpfsClient, IpfsUnavailable> {
         if !self.gate.ipfs {
-            return Err("disabled by the gate (IPFS_KIT_DISABLE)".to_owned());
+            return Err(IpfsUnavailable::Disabled);
         }
         if self.gate.force_local {
-            return Err("storage is local only (STORAGE_FORCE_LOCAL)".to_owned());
+            return Err(IpfsUnavailable::LocalOnly);
         }
         let client = IpfsClient::from_env();
         Ok(match &self.ipfs_api {
@@ -291,13 +334,16 @@ impl Loader {
         model: &ModelRef,
         file: &ResolvedFile,
     ) -> Result<T, LoadError> {
-        let malformed = |reason: String| LoadError::Malformed {
+        let text = std::fs::read_to_string(&file.path).map_err(|source| LoadError::Unreadable {
             model: model.to_string(),
             file: file.file.clone(),
-            reason,
-        };
-        let text = std::fs::read_to_string(&file.path).map_err(|e| malformed(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| LoadError::MalformedJson {
+            model: model.to_string(),
+            file: file.file.clone(),
+            source,
+        })
     }
 
     fn shards(&self, model: &ModelRef, index: &ResolvedFile) -> Result<Vec<String>, LoadError> {
@@ -362,7 +408,7 @@ impl Loader {
                     Err(why) => {
                         self.store.record(Layer::Ipfs, false);
                         tracing::warn!("{why}");
-                        tried.push(why);
+                        tried.push(why.to_string());
                         return Err(not_found(tried));
                     }
                 }
@@ -398,20 +444,19 @@ impl Loader {
 
     /// Pulls `cid` from the node into our cache; the error is the line for
     /// the "tried" list.
-    fn pull_snapshot(&self, cid: &str) -> Result<Manifest, String> {
-        let client = self.ipfs().map_err(|why| format!("IPFS: {why}"))?;
-        let describe = |e: &dyn std::fmt::Display| format!("IPFS {}: {e}", client.api());
+    fn pull_snapshot(&self, cid: &str) -> Result<Manifest, LayerMiss> {
+        let client = self.ipfs().map_err(LayerMiss::IpfsOff)?;
+        let describe = |source: StorageError| LayerMiss::Ipfs {
+            api: client.api().to_owned(),
+            source,
+        };
         // One process pulls; the others wait and then find it cached.
-        let _lock = self
-            .store
-            .lock(&format!("pull/{cid}"))
-            .map_err(|e| describe(&e))?;
+        let _lock = self.store.lock(&format!("pull/{cid}")).map_err(describe)?;
         if let Ok(Some(m)) = self.cached_snapshot(cid) {
             return Ok(m);
         }
         tracing::info!(cid, api = %client.api(), "pulling snapshot from IPFS");
-        ipfs::pull(&self.store, &client, cid, &format!("ipfs/{cid}"), "main")
-            .map_err(|e| describe(&e))
+        ipfs::pull(&self.store, &client, cid, &format!("ipfs/{cid}"), "main").map_err(describe)
     }
 
     fn through_storage(
@@ -478,12 +523,12 @@ impl Loader {
                             source: Layer::Ipfs,
                         })
                     }
-                    Err(why) => tried.push(why),
+                    Err(why) => tried.push(why.to_string()),
                 }
                 match self.download(id, revision, file) {
                     Ok(path) => Some((path, Layer::Hub)),
                     Err(why) => {
-                        tried.push(why);
+                        tried.push(why.to_string());
                         None
                     }
                 }
@@ -512,13 +557,12 @@ impl Loader {
     /// The IPFS layer for a Hub id: the name index on the node gives the
     /// file's CID; the content is verified against it on the way into our
     /// cache. The error is the line for the "tried" list.
-    fn ipfs_layer(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+    fn ipfs_layer(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, LayerMiss> {
         let Some(client) = self.distributed() else {
-            let why = self
-                .ipfs()
-                .err()
-                .unwrap_or_else(|| "no node answers".to_owned());
-            return Err(format!("IPFS: not in use ({why})"));
+            return Err(match self.ipfs() {
+                Err(why) => LayerMiss::IpfsNotInUse(why),
+                Ok(_) => LayerMiss::NoNode,
+            });
         };
         let api = client.api().to_owned();
         let found = ipfs::name_index::lookup(&client, id, revision, file).and_then(|cid| {
@@ -532,23 +576,24 @@ impl Loader {
         match found {
             Ok(Some(blob)) => {
                 self.store.record(Layer::Ipfs, true);
-                self.store
-                    .add_to_manifest(id, revision, file, &blob)
-                    .map_err(|e| e.to_string())?;
+                self.store.add_to_manifest(id, revision, file, &blob)?;
                 tracing::info!(model = %format!("{id}@{revision}"), file, cid = %blob.cid, "fetched from IPFS");
-                self.store.get(&blob.sha256).map_err(|e| e.to_string())
+                Ok(self.store.get(&blob.sha256)?)
             }
             Ok(None) => {
                 self.store.record(Layer::Ipfs, false);
-                Err(format!(
-                    "IPFS {api}: {id}@{revision} has no {file} in the name index"
-                ))
+                Err(LayerMiss::NotIndexed {
+                    api,
+                    id: id.to_owned(),
+                    revision: revision.to_owned(),
+                    file: file.to_owned(),
+                })
             }
             Err(e) => {
                 // A node that fails mid-transfer: on to the next layer.
                 self.store.record(Layer::Ipfs, false);
                 tracing::warn!("IPFS layer failed, trying the next one: {e}");
-                Err(format!("IPFS {api}: {e}"))
+                Err(LayerMiss::Ipfs { api, source: e })
             }
         }
     }
@@ -594,7 +639,7 @@ impl Loader {
                 source: Layer::Hub,
             }),
             Err(why) => {
-                tried.push(why);
+                tried.push(why.to_string());
                 Err(LoadError::NotFound {
                     model: model.to_string(),
                     file: file.to_owned(),
@@ -606,12 +651,15 @@ impl Loader {
 
     /// Downloads from the Hub into the Hub cache; the error is the line for
     /// the "tried" list.
-    fn download(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
+    fn download(&self, id: &str, revision: &str, file: &str) -> Result<PathBuf, LayerMiss> {
         if self.hub.offline {
-            return Err("Hub: skipped (HF_HUB_OFFLINE is set)".to_owned());
+            return Err(LayerMiss::HubOffline);
         }
         self.hub
             .download(&self.hub_dir, id, revision, file)
-            .map_err(|e| format!("Hub {}: {e}", self.hub.endpoint))
+            .map_err(|source| LayerMiss::Hub {
+                endpoint: self.hub.endpoint.clone(),
+                source,
+            })
     }
 }

@@ -40,7 +40,10 @@ impl ModelRef {
             if cid.is_empty() || cid.contains('/') {
                 return Err(invalid("expected ipfs://<cid>"));
             }
-            cid::Cid::try_from(cid).map_err(|e| invalid(&format!("not a valid CID: {e}")))?;
+            cid::Cid::try_from(cid).map_err(|source| LoadError::InvalidCid {
+                reference: reference.to_owned(),
+                source,
+            })?;
             return Ok(Self::Ipfs {
                 cid: cid.to_owned(),
             });
@@ -71,10 +74,7 @@ impl ModelRef {
             Some(_) => ("", ""),
             None => (reference, "main"),
         };
-        validate_hub_id(id).map_err(|reason| LoadError::InvalidReference {
-            reference: reference.to_owned(),
-            reason,
-        })?;
+        validate_hub_id(reference, id)?;
         if revision.is_empty() {
             return Err(LoadError::InvalidReference {
                 reference: reference.to_owned(),
@@ -107,11 +107,16 @@ fn expand_home(reference: &str) -> PathBuf {
 }
 
 /// The Hub's rules: `name` or `org/name`, letters, digits, `-`, `_`, `.`,
-/// no `--` or `..`, at most 96 characters per part.
-fn validate_hub_id(id: &str) -> Result<(), String> {
+/// no `--` or `..`, at most 96 characters per part. The error names
+/// `reference`, what the user passed.
+fn validate_hub_id(reference: &str, id: &str) -> Result<(), LoadError> {
+    let invalid = |reason: String| LoadError::InvalidReference {
+        reference: reference.to_owned(),
+        reason,
+    };
     let parts: Vec<&str> = id.split('/').collect();
     if parts.len() > 2 {
-        return Err("a Hub id is 'name' or 'org/name'".to_owned());
+        return Err(invalid("a Hub id is 'name' or 'org/name'".to_owned()));
     }
     for part in parts {
         let ok_chars = part
@@ -124,9 +129,9 @@ fn validate_hub_id(id: &str) -> Result<(), String> {
             || part.contains("..")
             || part.starts_with(['-', '.'])
         {
-            return Err(format!(
+            return Err(invalid(format!(
                 "'{part}' is not a valid Hub name (letters, digits, '-', '_', '.') nor an existing folder"
-            ));
+            )));
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! exactly (renamed keys renamed back, removed values put back, overwritten
 //! values restored, added keys removed).
 
-use crate::{PatchError, Target};
+use crate::{KeyError, PatchError, Target};
 
 /// One edit, with what undoing it needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,20 @@ pub enum Edit<V> {
     Removed { key: String, value: V },
     /// `key` was set; it held `previous` (`None`: it did not exist).
     Set { key: String, previous: Option<V> },
+}
+
+/// Why [`undo`] failed: the target was changed after the edits were made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UndoError {
+    /// A renamed key is no longer there to be renamed back.
+    #[error("cannot undo the rename to {key}: it is gone")]
+    Gone {
+        /// The key the edit renamed to.
+        key: String,
+    },
+    /// A key could not be put back.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// Makes edits on a target and logs them.
@@ -44,6 +58,13 @@ impl<'a, T: Target> Editor<'a, T> {
         }
     }
 
+    fn key_error(&self, source: KeyError) -> PatchError {
+        PatchError::Key {
+            patch: self.patch.to_owned(),
+            source,
+        }
+    }
+
     /// Moves `from` to `to`; an error when `from` is missing or `to` exists
     /// (a patch never overwrites silently).
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), PatchError> {
@@ -54,8 +75,8 @@ impl<'a, T: Target> Editor<'a, T> {
             .target
             .remove(from)
             .ok_or_else(|| self.error(format!("cannot rename {from}: it does not exist")))?;
-        if let Err(reason) = self.target.insert(to, value) {
-            return Err(self.error(reason));
+        if let Err(source) = self.target.insert(to, value) {
+            return Err(self.key_error(source));
         }
         self.edits.push(Edit::Renamed {
             from: from.to_owned(),
@@ -79,7 +100,7 @@ impl<'a, T: Target> Editor<'a, T> {
         let previous = self
             .target
             .insert(key, value)
-            .map_err(|reason| self.error(reason))?;
+            .map_err(|source| self.key_error(source))?;
         self.edits.push(Edit::Set {
             key: key.to_owned(),
             previous,
@@ -94,13 +115,11 @@ impl<'a, T: Target> Editor<'a, T> {
 
 /// Undoes `edits` (last first). Edits replayed on the target they were made
 /// on cannot fail; an error means the target was changed in between.
-pub fn undo<T: Target>(target: &mut T, edits: Vec<Edit<T::Value>>) -> Result<(), String> {
+pub fn undo<T: Target>(target: &mut T, edits: Vec<Edit<T::Value>>) -> Result<(), UndoError> {
     for edit in edits.into_iter().rev() {
         match edit {
             Edit::Renamed { from, to } => {
-                let value = target
-                    .remove(&to)
-                    .ok_or_else(|| format!("cannot undo the rename to {to}: it is gone"))?;
+                let value = target.remove(&to).ok_or(UndoError::Gone { key: to })?;
                 target.insert(&from, value)?;
             }
             Edit::Removed { key, value } => {

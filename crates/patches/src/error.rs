@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use crate::file::UnexpectedContent;
+use crate::{KeyError, UndoError};
 use std::path::PathBuf;
 
 /// What can go wrong while parsing gates, applying, undoing or dumping patches.
@@ -14,12 +16,53 @@ pub enum PatchError {
     /// An edit a patch asked for cannot be made on this target.
     #[error("patch {patch}: {reason}")]
     Edit { patch: String, reason: String },
+    /// A patch set a key its target cannot hold.
+    #[error("patch {patch}: {source}")]
+    Key {
+        patch: String,
+        #[source]
+        source: KeyError,
+    },
+    /// Undoing a patch's edits failed: the target changed in between.
+    #[error("patch {patch}: undo failed: {source}")]
+    Undo {
+        patch: String,
+        #[source]
+        source: UndoError,
+    },
     /// A file patch's target is not the file it was written for.
     #[error("file patch {patch}: {path}: {reason}")]
     Target {
         patch: String,
         path: PathBuf,
         reason: String,
+    },
+    /// A patch's target file could not be read (`what` says which part).
+    #[error("file patch {patch}: {path}: {what}: {source}")]
+    TargetIo {
+        patch: String,
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A patch's target file holds JSON that does not parse.
+    #[error("file patch {patch}: {path}: {what}: {source}")]
+    TargetJson {
+        patch: String,
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A file patch's target holds neither the original nor the patched text
+    /// exactly once.
+    #[error("file patch {patch}: {path}: {source}")]
+    TargetContent {
+        patch: String,
+        path: PathBuf,
+        #[source]
+        source: UnexpectedContent,
     },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]

@@ -38,11 +38,11 @@ mod version;
 
 pub use catalog::{catalog, CatalogEntry, ModelView};
 pub use dump::{DumpFiles, RewriteDump};
-pub use edit::{undo, Edit, Editor};
+pub use edit::{undo, Edit, Editor, UndoError};
 pub use error::PatchError;
 pub use gate::{GateOutcome, Op, VersionGate, Versions, ONNX_OPSET, ONNX_RUNTIME, TRANSFORMERS};
 pub use kind::PatchKind;
 pub use patch::{Patch, PatchContext, PatchInfo};
 pub use set::{AppliedPatches, PatchSet, PatchSetBuilder};
-pub use target::{pointer, Target, TensorLike};
+pub use target::{pointer, KeyError, Target, TensorLike};
 pub use version::Version;

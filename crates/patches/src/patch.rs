@@ -115,9 +115,9 @@ pub trait Patch<T: Target>: std::fmt::Debug + Send + Sync {
 
     /// Reverts `edits` made by [`Patch::apply`] on `target`.
     fn undo(&self, target: &mut T, edits: Vec<Edit<T::Value>>) -> Result<(), PatchError> {
-        undo(target, edits).map_err(|reason| PatchError::Edit {
+        undo(target, edits).map_err(|source| PatchError::Undo {
             patch: self.info().name.clone(),
-            reason: format!("undo failed: {reason}"),
+            source,
         })
     }
 }

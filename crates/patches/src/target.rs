@@ -5,6 +5,23 @@
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// A key a target cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// A `config.json` key that is not a JSON pointer.
+    #[error("'{key}' is not a JSON pointer (it must start with '/')")]
+    NotAPointer {
+        /// The key.
+        key: String,
+    },
+    /// A JSON pointer whose parent is missing or not an object.
+    #[error("{key}: its parent is not a JSON object")]
+    ParentNotObject {
+        /// The key.
+        key: String,
+    },
+}
+
 /// A rewritable target.
 pub trait Target {
     /// What a key holds.
@@ -16,7 +33,7 @@ pub trait Target {
     fn get(&self, key: &str) -> Option<&Self::Value>;
     /// Sets `key`, returning what was there; an error when the key cannot
     /// exist (e.g. a JSON pointer whose parent is not an object).
-    fn insert(&mut self, key: &str, value: Self::Value) -> Result<Option<Self::Value>, String>;
+    fn insert(&mut self, key: &str, value: Self::Value) -> Result<Option<Self::Value>, KeyError>;
     /// Removes `key`, returning what was there.
     fn remove(&mut self, key: &str) -> Option<Self::Value>;
     /// Text for rewrite dumps: stable, one item per line where possible.
@@ -32,11 +49,13 @@ impl Target for Value {
         self.pointer(key)
     }
 
-    fn insert(&mut self, key: &str, value: Value) -> Result<Option<Value>, String> {
+    fn insert(&mut self, key: &str, value: Value) -> Result<Option<Value>, KeyError> {
         let (parent, last) = split_pointer(key)?;
         match self.pointer_mut(parent) {
             Some(Value::Object(map)) => Ok(map.insert(last, value)),
-            _ => Err(format!("{key}: its parent is not a JSON object")),
+            _ => Err(KeyError::ParentNotObject {
+                key: key.to_owned(),
+            }),
         }
     }
 
@@ -57,10 +76,10 @@ impl Target for Value {
 }
 
 /// `/a/b~1c` -> (`/a`, `b/c`).
-fn split_pointer(key: &str) -> Result<(&str, String), String> {
-    let at = key
-        .rfind('/')
-        .ok_or_else(|| format!("'{key}' is not a JSON pointer (it must start with '/')"))?;
+fn split_pointer(key: &str) -> Result<(&str, String), KeyError> {
+    let at = key.rfind('/').ok_or_else(|| KeyError::NotAPointer {
+        key: key.to_owned(),
+    })?;
     let last = key[at + 1..].replace("~1", "/").replace("~0", "~");
     Ok((&key[..at], last))
 }
@@ -101,7 +120,7 @@ impl<T: TensorLike> Target for HashMap<String, T> {
         HashMap::get(self, key)
     }
 
-    fn insert(&mut self, key: &str, value: T) -> Result<Option<T>, String> {
+    fn insert(&mut self, key: &str, value: T) -> Result<Option<T>, KeyError> {
         Ok(HashMap::insert(self, key.to_owned(), value))
     }
 

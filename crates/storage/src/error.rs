@@ -63,6 +63,15 @@ pub enum StorageError {
         /// Why it is invalid.
         reason: String,
     },
+    /// CID text that does not parse, or a CID that cannot be built.
+    #[error("invalid CID {cid:?}: {source}")]
+    Cid {
+        /// The CID text (or a description of what was being built).
+        cid: String,
+        /// Why it is invalid.
+        #[source]
+        source: cid::Error,
+    },
     /// Content fetched from elsewhere does not hash to what was asked for;
     /// it was not stored.
     #[error("content from {source_name} rejected: expected {expected}, got {actual}")]
@@ -84,6 +93,44 @@ pub enum StorageError {
         op: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The IPFS node could not be reached, or the request failed on the way.
+    #[error("IPFS node {api}: {op} failed: {source}")]
+    IpfsHttp {
+        /// The API base URL.
+        api: String,
+        /// The RPC call (e.g. `cat QmX...`).
+        op: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// Reading the IPFS node's answer failed (e.g. a dropped connection).
+    #[error("IPFS node {api}: {op} failed: {source}")]
+    IpfsIo {
+        /// The API base URL.
+        api: String,
+        /// The RPC call (e.g. `cat QmX...`).
+        op: String,
+        /// The read error.
+        #[source]
+        source: io::Error,
+    },
+    /// The IPFS node answered something that is not the JSON expected.
+    #[error(
+        "IPFS node {api}: {op} failed: unexpected answer{}: {source}",
+        answer.as_ref().map(|a| format!(" {a:?}")).unwrap_or_default()
+    )]
+    IpfsAnswer {
+        /// The API base URL.
+        api: String,
+        /// The RPC call.
+        op: String,
+        /// The line that did not parse, where it is short enough to show.
+        answer: Option<String>,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
     },
     /// The gate forbids IPFS (`IPFS_KIT_DISABLE`, `STORAGE_FORCE_LOCAL`).
     #[error("IPFS is disabled: {0}")]

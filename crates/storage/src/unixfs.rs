@@ -73,9 +73,9 @@ fn sha256_cid(version: Option<u64>, bytes: &[u8]) -> Result<Cid> {
         reason: e.to_string(),
     })?;
     match version {
-        None => Cid::new_v0(mh).map_err(|e| StorageError::InvalidCid {
+        None => Cid::new_v0(mh).map_err(|source| StorageError::Cid {
             cid: "CIDv0".into(),
-            reason: e.to_string(),
+            source,
         }),
         Some(codec) => Ok(Cid::new_v1(codec, mh)),
     }
@@ -354,9 +354,9 @@ pub fn path_cid(path: &Path, v: CidVersion) -> Result<DagNode> {
 
 /// Parse CID text (any version and base); the error says why it is not one.
 pub fn parse_cid(text: &str) -> Result<Cid> {
-    Cid::try_from(text).map_err(|e| StorageError::InvalidCid {
+    Cid::try_from(text).map_err(|source| StorageError::Cid {
         cid: text.to_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 

@@ -6,20 +6,28 @@ use crate::PatchError;
 use std::io::Read;
 use std::path::Path;
 
+/// The "patch" name in errors about a header.
+const HEADER: &str = "safetensors header";
+
 /// Headers larger than this are not safetensors files we can trust.
 const MAX_HEADER: u64 = 100 << 20;
 
 /// name -> shape of every tensor in the safetensors file at `path`.
 pub fn read_shapes(path: &Path) -> Result<Tensors<Vec<usize>>, PatchError> {
     let bad = |reason: String| PatchError::Target {
-        patch: "safetensors header".to_owned(),
+        patch: HEADER.to_owned(),
         path: path.to_owned(),
         reason,
     };
     let mut file = std::fs::File::open(path).map_err(|e| PatchError::io(path, e))?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len)
-        .map_err(|e| bad(format!("no header length: {e}")))?;
+        .map_err(|source| PatchError::TargetIo {
+            patch: HEADER.to_owned(),
+            path: path.to_owned(),
+            what: "no header length",
+            source,
+        })?;
     let len = u64::from_le_bytes(len);
     if len > MAX_HEADER {
         return Err(bad(format!("header length {len} is not plausible")));
@@ -28,8 +36,13 @@ pub fn read_shapes(path: &Path) -> Result<Tensors<Vec<usize>>, PatchError> {
     file.take(len)
         .read_to_end(&mut header)
         .map_err(|e| PatchError::io(path, e))?;
-    let json: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|source| PatchError::TargetJson {
+            patch: HEADER.to_owned(),
+            path: path.to_owned(),
+            what: "header is not JSON",
+            source,
+        })?;
     json.into_iter()
         .filter(|(name, _)| name != "__metadata__")
         .map(|(name, info)| {

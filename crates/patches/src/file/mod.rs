@@ -92,15 +92,27 @@ impl FilePatch {
     }
 
     fn read(&self, path: &Path) -> Result<String, PatchError> {
-        std::fs::read_to_string(path).map_err(|e| self.error(path, format!("cannot read it: {e}")))
+        std::fs::read_to_string(path).map_err(|source| PatchError::TargetIo {
+            patch: self.name.clone(),
+            path: path.to_owned(),
+            what: "cannot read it",
+            source,
+        })
     }
 
     /// Validates the target and reports its state; an error when it is not
     /// the file this patch was written for.
     pub fn check(&self) -> Result<FileState, PatchError> {
         let manifest = self.package_dir.join("package.json");
-        let json: serde_json::Value = serde_json::from_str(&self.read(&manifest)?)
-            .map_err(|e| self.error(&manifest, format!("not JSON: {e}")))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&self.read(&manifest)?).map_err(|source| {
+                PatchError::TargetJson {
+                    patch: self.name.clone(),
+                    path: manifest.clone(),
+                    what: "not JSON",
+                    source,
+                }
+            })?;
         let found = json.get("version").and_then(|v| v.as_str()).unwrap_or("?");
         if found != self.version {
             return Err(self.error(
@@ -110,7 +122,11 @@ impl FilePatch {
         }
         let target = self.target();
         let body = self.read(&target)?;
-        state_of(&body, &self.original, &self.patched).map_err(|reason| self.error(&target, reason))
+        state_of(&body, &self.original, &self.patched).map_err(|source| PatchError::TargetContent {
+            patch: self.name.clone(),
+            path: target,
+            source,
+        })
     }
 
     /// Applies the patch unless already applied.
@@ -150,15 +166,27 @@ impl FilePatch {
     }
 }
 
+/// A file patch's target holds neither the original nor the patched text
+/// exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected content: original text found {original} times, patched text {patched} times (expected one of them once)")]
+pub struct UnexpectedContent {
+    /// How often the original text occurs.
+    pub original: usize,
+    /// How often the patched text occurs.
+    pub patched: usize,
+}
+
 /// The state of `body`; an error unless exactly one of the two texts occurs
 /// exactly once.
-fn state_of(body: &str, original: &str, patched: &str) -> Result<FileState, String> {
-    match (body.matches(original).count(), body.matches(patched).count()) {
+fn state_of(body: &str, original: &str, patched: &str) -> Result<FileState, UnexpectedContent> {
+    match (
+        body.matches(original).count(),
+        body.matches(patched).count(),
+    ) {
         (1, 0) => Ok(FileState::Original),
         (0, 1) => Ok(FileState::Applied),
-        (o, p) => Err(format!(
-            "unexpected content: original text found {o} times, patched text {p} times (expected one of them once)"
-        )),
+        (original, patched) => Err(UnexpectedContent { original, patched }),
     }
 }
 

@@ -127,6 +127,36 @@ impl IpfsClient {
         }
     }
 
+    fn http_err(&self, op: &str, source: ureq::Error) -> StorageError {
+        StorageError::IpfsHttp {
+            api: self.api.clone(),
+            op: op.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    fn io_err(&self, op: &str, source: std::io::Error) -> StorageError {
+        StorageError::IpfsIo {
+            api: self.api.clone(),
+            op: op.to_owned(),
+            source,
+        }
+    }
+
+    fn answer_err(
+        &self,
+        op: &str,
+        answer: Option<&str>,
+        source: serde_json::Error,
+    ) -> StorageError {
+        StorageError::IpfsAnswer {
+            api: self.api.clone(),
+            op: op.to_owned(),
+            answer: answer.map(str::to_owned),
+            source,
+        }
+    }
+
     /// The node-side timeout argument: js-ipfs waits forever for a block it
     /// lacks unless told otherwise (Kubo takes the same option).
     fn node_timeout(&self) -> String {
@@ -158,7 +188,7 @@ impl IpfsClient {
             .agent
             .post(&url)
             .send_empty()
-            .map_err(|e| self.err(op, e))?;
+            .map_err(|e| self.http_err(op, e))?;
         self.check(op, resp)
     }
 
@@ -200,8 +230,8 @@ impl IpfsClient {
             .limit(256 * 1024 * 1024)
             .reader()
             .read_to_string(&mut text)
-            .map_err(|e| self.err(op, e))?;
-        serde_json::from_str(&text).map_err(|e| self.err(op, format!("unexpected answer: {e}")))
+            .map_err(|e| self.io_err(op, e))?;
+        serde_json::from_str(&text).map_err(|e| self.answer_err(op, None, e))
     }
 
     /// `version`: the node's version string; an error when no node answers.
@@ -262,7 +292,7 @@ impl IpfsClient {
             .post(&url)
             .header("Content-Type", content_type)
             .send(ureq::SendBody::from_owned_reader(body))
-            .map_err(|e| self.err(&op, e))?;
+            .map_err(|e| self.http_err(&op, e))?;
         let resp = self.check(&op, resp)?;
         let mut text = String::new();
         resp.into_body()
@@ -270,13 +300,12 @@ impl IpfsClient {
             .limit(256 * 1024 * 1024)
             .reader()
             .read_to_string(&mut text)
-            .map_err(|e| self.err(&op, e))?;
+            .map_err(|e| self.io_err(&op, e))?;
         // Newline-delimited JSON, one object per added entry.
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                serde_json::from_str::<AddedEntry>(l)
-                    .map_err(|e| self.err(&op, format!("unexpected answer {l:?}: {e}")))
+                serde_json::from_str::<AddedEntry>(l).map_err(|e| self.answer_err(&op, Some(l), e))
             })
             .collect()
     }
@@ -345,19 +374,14 @@ impl IpfsClient {
             .agent
             .post(&url)
             .send_empty()
-            .map_err(|e| self.err(&op, e))?;
-        // "does not exist" is an error answer (500 on js-ipfs and Kubo).
-        if resp.status().is_server_error() {
-            let err = self.check(&op, resp).err().map(|e| e.to_string());
-            if err
-                .as_deref()
-                .is_some_and(|e| e.contains("does not exist") || e.contains("not exist"))
-            {
-                return Ok(None);
-            }
-            return Err(self.err(&op, err.unwrap_or_default()));
-        }
-        let resp = self.check(&op, resp)?;
+            .map_err(|e| self.http_err(&op, e))?;
+        let server_error = resp.status().is_server_error();
+        let resp = match self.check(&op, resp) {
+            Ok(resp) => resp,
+            // "does not exist" is an error answer (500 on js-ipfs and Kubo).
+            Err(e) if server_error && e.to_string().contains("not exist") => return Ok(None),
+            Err(e) => return Err(e),
+        };
         Ok(Some(self.read_json::<Stat>(&op, resp)?.hash))
     }
 
@@ -425,7 +449,7 @@ impl IpfsClient {
             .agent
             .post(&url)
             .send_empty()
-            .map_err(|e| self.err(&op, e))?;
+            .map_err(|e| self.http_err(&op, e))?;
         // Kubo and js-ipfs answer an error status for "not pinned".
         if !resp.status().is_success() {
             return Ok(false);

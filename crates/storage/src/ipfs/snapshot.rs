@@ -103,10 +103,10 @@ pub fn fetch_cid(
     store
         .put_reader_verified(reader, Path::new(&source), expected)
         .map_err(|e| match e {
-            StorageError::Io { source: io, .. } => StorageError::Ipfs {
+            StorageError::Io { source, .. } => StorageError::IpfsIo {
                 api: client.api().to_owned(),
                 op: format!("cat {cid}"),
-                reason: io.to_string(),
+                source,
             },
             other => other,
         })
