@@ -7,6 +7,9 @@ use super::layers::{activation, dim_scalar, layer_norm, linear, merge_heads, spl
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
+pub use ipfs_accelerate_models::bert::MODEL_TYPE;
+use ipfs_accelerate_models::layers::activation::Activation;
+use ipfs_accelerate_models::pooling::Pooling;
 use serde::Deserialize;
 
 /// The `config.json` keys the BERT exporter reads.
@@ -24,7 +27,7 @@ pub struct BertConfig {
     pub intermediate_size: usize,
     /// MLP activation.
     #[serde(default = "default_act")]
-    pub hidden_act: String,
+    pub hidden_act: Activation,
     /// LayerNorm epsilon.
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
@@ -38,8 +41,8 @@ pub struct BertConfig {
     pub position_embedding_type: String,
 }
 
-fn default_act() -> String {
-    "gelu".to_owned()
+fn default_act() -> Activation {
+    Activation::Gelu
 }
 fn default_eps() -> f64 {
     1e-12
@@ -51,35 +54,11 @@ fn default_position_type() -> String {
     "absolute".to_owned()
 }
 
-/// Sentence-transformers pooling modes the graph can hold, concatenated in
-/// sentence-transformers' order (cls, max, mean, mean_sqrt_len).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct PoolingConfig {
-    /// `[CLS]` token.
-    #[serde(default)]
-    pub pooling_mode_cls_token: bool,
-    /// Max over real tokens.
-    #[serde(default)]
-    pub pooling_mode_max_tokens: bool,
-    /// Mean over real tokens.
-    #[serde(default)]
-    pub pooling_mode_mean_tokens: bool,
-    /// Sum over real tokens / sqrt(length).
-    #[serde(default)]
-    pub pooling_mode_mean_sqrt_len_tokens: bool,
-    /// Not exported.
-    #[serde(default)]
-    pub pooling_mode_weightedmean_tokens: bool,
-    /// Not exported.
-    #[serde(default)]
-    pub pooling_mode_lasttoken: bool,
-}
-
 /// Pooling and normalisation to put in the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentencePooling {
     /// Modes (none set means mean, as sentence-transformers' default).
-    pub pooling: PoolingConfig,
+    pub pooling: Pooling,
     /// L2-normalise (a `Normalize` module).
     pub normalize: bool,
 }
@@ -211,7 +190,7 @@ pub fn build(
         g.set_scope(format!("/encoder/layer.{i}/mlp"));
         let inter = cfg.intermediate_size;
         let up = linear(&mut g, w, &x1, &l("intermediate.dense"), (h, inter), true)?;
-        let act = activation(&mut g, &up, &cfg.hidden_act).map_err(unsupported)?;
+        let act = activation(&mut g, &up, cfg.hidden_act);
         let down = linear(&mut g, w, &act, &l("output.dense"), (inter, h), true)?;
         let res = g.op("Add", &[&down, &x1], vec![]);
         x = layer_norm(
@@ -247,7 +226,7 @@ pub fn build(
         );
     }
     Ok(g.finish(
-        "bert",
+        MODEL_TYPE,
         "BERT encoder exported from safetensors by ipfs-accelerate",
     ))
 }
@@ -258,7 +237,7 @@ fn pool(
     hidden: &str,
     maskf: &str,
     h: usize,
-    cfg: &PoolingConfig,
+    cfg: &Pooling,
 ) -> Result<(String, usize), String> {
     if cfg.pooling_mode_weightedmean_tokens || cfg.pooling_mode_lasttoken {
         return Err("pooling modes weightedmean and lasttoken are not exported".to_owned());

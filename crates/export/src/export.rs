@@ -6,7 +6,8 @@ use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueI
 use super::weights::Weights;
 use super::{bert, gpt2, llama, model_io, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
-use serde::{Deserialize, Serialize};
+use ipfs_accelerate_models::pooling::Pooling;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What to export.
@@ -46,7 +47,7 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 3] = ["bert", "gpt2", "llama"];
+pub const EXPORTABLE: [&str; 3] = [bert::MODEL_TYPE, gpt2::MODEL_TYPE, llama::MODEL_TYPE];
 
 /// Builds the graph of `model` in memory.
 pub fn export_model(
@@ -63,7 +64,7 @@ pub fn export_model(
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if options.pooling && model_type != "bert" {
+    if options.pooling && model_type != bert::MODEL_TYPE {
         return Err(OnnxError::Unsupported {
             model: name,
             reason: "pooling applies to encoders (bert) only".to_owned(),
@@ -82,7 +83,7 @@ pub fn export_model(
     tracing::info!(model = %name, model_type = %model_type, "exporting to ONNX");
     let weights = Weights::read(&name, &weight_files)?;
     let graph = match model_type.as_str() {
-        "bert" => {
+        bert::MODEL_TYPE => {
             let cfg: bert::BertConfig = serde_json::from_value(raw).map_err(malformed)?;
             let pooling = if options.pooling {
                 let (p, f) = sentence_pooling(loader, model)?;
@@ -93,11 +94,11 @@ pub fn export_model(
             };
             bert::build(&name, &cfg, &weights, pooling.as_ref())?
         }
-        "gpt2" => {
+        gpt2::MODEL_TYPE => {
             let cfg: gpt2::Gpt2Config = serde_json::from_value(raw).map_err(malformed)?;
             gpt2::build(&name, &cfg, &weights)?
         }
-        "llama" => {
+        llama::MODEL_TYPE => {
             let cfg: llama::LlamaConfig = serde_json::from_value(raw).map_err(malformed)?;
             llama::build(&name, &cfg, &weights)?
         }
@@ -197,42 +198,22 @@ fn dtype_name(t: i32) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-struct Module {
-    #[serde(default)]
-    path: String,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// The sentence-transformers files' pooling and normalisation; mean + L2
 /// when the model has no `modules.json` (as the embed command does).
 fn sentence_pooling(
     loader: &Loader,
     model: &ModelRef,
 ) -> Result<(bert::SentencePooling, Vec<ResolvedFile>), OnnxError> {
-    let mut files = Vec::new();
-    let mut out = bert::SentencePooling {
-        pooling: bert::PoolingConfig {
-            pooling_mode_mean_tokens: true,
-            ..bert::PoolingConfig::default()
-        },
-        normalize: true,
+    let files = loader.sentence_transformers::<Pooling>(model)?;
+    let pooling = bert::SentencePooling {
+        pooling: files.pooling.unwrap_or_default(),
+        normalize: files.normalize,
     };
-    if let Some(file) = loader.optional_file(model, "modules.json")? {
-        let modules: Vec<Module> = loader.read_json(model, &file)?;
-        files.push(file);
-        out.normalize = modules.iter().any(|m| m.kind.ends_with(".Normalize"));
-        if let Some(pooling) = modules.iter().find(|m| m.kind.ends_with(".Pooling")) {
-            let name = if pooling.path.is_empty() {
-                "config.json".to_owned()
-            } else {
-                format!("{}/config.json", pooling.path.trim_end_matches('/'))
-            };
-            let file = loader.file(model, &name)?;
-            out.pooling = loader.read_json(model, &file)?;
-            files.push(file);
-        }
-    }
-    Ok((out, files))
+    // `max_seq_length` is the tokenizer's business, not the graph's.
+    let read = files
+        .files
+        .into_iter()
+        .filter(|f| f.file != "sentence_bert_config.json")
+        .collect();
+    Ok((pooling, read))
 }

@@ -9,47 +9,8 @@ use super::layers::{
 use super::proto::ModelProto;
 use super::weights::Weights;
 use super::OnnxError;
-use serde::Deserialize;
 
-/// The `config.json` keys the GPT-2 exporter reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Gpt2Config {
-    /// Vocabulary rows.
-    pub vocab_size: usize,
-    /// Learned positions.
-    pub n_positions: usize,
-    /// Hidden size.
-    pub n_embd: usize,
-    /// Blocks.
-    pub n_layer: usize,
-    /// Heads.
-    pub n_head: usize,
-    /// MLP width (`null`: 4 × `n_embd`).
-    #[serde(default)]
-    pub n_inner: Option<usize>,
-    /// MLP activation.
-    #[serde(default = "default_act")]
-    pub activation_function: String,
-    /// LayerNorm epsilon.
-    #[serde(default = "default_eps")]
-    pub layer_norm_epsilon: f64,
-    /// Divide scores by √head_dim.
-    #[serde(default = "yes")]
-    pub scale_attn_weights: bool,
-    /// Also divide scores by the 1-based layer index.
-    #[serde(default)]
-    pub scale_attn_by_inverse_layer_idx: bool,
-}
-
-fn default_act() -> String {
-    "gelu_new".to_owned()
-}
-fn default_eps() -> f64 {
-    1e-5
-}
-fn yes() -> bool {
-    true
-}
+pub use ipfs_accelerate_models::gpt2::{Gpt2Config, MODEL_TYPE};
 
 /// Builds the decoder graph.
 pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, OnnxError> {
@@ -144,7 +105,7 @@ pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, O
             cfg.layer_norm_epsilon,
         )?;
         let up = conv1d(&mut g, w, &m, &l("mlp.c_fc"), (h, inner))?;
-        let act = activation(&mut g, &up, &cfg.activation_function).map_err(unsupported)?;
+        let act = activation(&mut g, &up, cfg.activation_function);
         let down = conv1d(&mut g, w, &act, &l("mlp.c_proj"), (inner, h))?;
         x = g.op("Add", &[&x, &down], vec![]);
     }
@@ -163,7 +124,7 @@ pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, O
     let logits = g.op("MatMul", &[&x, &head], vec![]);
     outputs(&mut g, &logits, cfg.vocab_size, &present, heads, d);
     Ok(g.finish(
-        "gpt2",
+        MODEL_TYPE,
         "GPT-2 decoder with KV cache exported from safetensors by ipfs-accelerate",
     ))
 }

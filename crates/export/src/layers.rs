@@ -4,6 +4,7 @@
 use super::builder::{attr_float, attr_int, attr_ints, GraphBuilder};
 use super::weights::Weights;
 use super::OnnxError;
+use ipfs_accelerate_models::layers::activation::Activation;
 
 /// `x @ W^T + b` of a `torch.nn.Linear` (`{prefix}.weight` `[out, in]`),
 /// with the weight stored transposed so it is one `MatMul`.
@@ -92,11 +93,12 @@ pub fn rms_norm(
     Ok(g.op("Mul", &[&scale, &normed], vec![]))
 }
 
-/// The activations `transformers` names in configs (`ACT2FN`). Opset 17 has
+/// The activations `transformers` names in configs (`ACT2FN`), as the
+/// models crate parses them. Opset 17 has
 /// no `Gelu` op, so GELU is written with `Erf` / `Tanh`.
-pub fn activation(g: &mut GraphBuilder, x: &str, name: &str) -> Result<String, String> {
-    Ok(match name {
-        "gelu" => {
+pub fn activation(g: &mut GraphBuilder, x: &str, act: Activation) -> String {
+    match act {
+        Activation::Gelu => {
             // x * 0.5 * (1 + erf(x / sqrt(2)))
             let sqrt2 = g.float(std::f32::consts::SQRT_2);
             let scaled = g.op("Div", &[x, &sqrt2], vec![]);
@@ -107,7 +109,7 @@ pub fn activation(g: &mut GraphBuilder, x: &str, name: &str) -> Result<String, S
             let xh = g.op("Mul", &[x, &half], vec![]);
             g.op("Mul", &[&xh, &plus], vec![])
         }
-        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => {
+        Activation::GeluTanh => {
             // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
             let three = g.float(3.0);
             let cube = g.op("Pow", &[x, &three], vec![]);
@@ -123,20 +125,19 @@ pub fn activation(g: &mut GraphBuilder, x: &str, name: &str) -> Result<String, S
             let xh = g.op("Mul", &[x, &half], vec![]);
             g.op("Mul", &[&xh, &plus], vec![])
         }
-        "quick_gelu" => {
+        Activation::QuickGelu => {
             let k = g.float(1.702);
             let scaled = g.op("Mul", &[x, &k], vec![]);
             let sig = g.op("Sigmoid", &[&scaled], vec![]);
             g.op("Mul", &[x, &sig], vec![])
         }
-        "silu" | "swish" => {
+        Activation::Silu => {
             let sig = g.op("Sigmoid", &[x], vec![]);
             g.op("Mul", &[x, &sig], vec![])
         }
-        "relu" => g.op("Relu", &[x], vec![]),
-        "tanh" => g.op("Tanh", &[x], vec![]),
-        other => return Err(format!("activation '{other}' is not exported")),
-    })
+        Activation::Relu => g.op("Relu", &[x], vec![]),
+        Activation::Tanh => g.op("Tanh", &[x], vec![]),
+    }
 }
 
 /// `[b, s, heads * d]` -> `[b, heads, s, d]`.

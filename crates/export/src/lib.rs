@@ -16,7 +16,7 @@ pub mod rewrites;
 mod rope;
 mod weights;
 
-pub use bert::{BertConfig, PoolingConfig, SentencePooling};
+pub use bert::{BertConfig, SentencePooling};
 pub use error::{OnnxError, StaticDimension};
 pub use export::{
     export, export_model, spec, ExportOptions, ExportSummary, TensorSpec, EXPORTABLE,

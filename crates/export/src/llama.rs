@@ -11,63 +11,8 @@ use super::layers::{
 use super::proto::ModelProto;
 use super::weights::Weights;
 use super::OnnxError;
-use serde::Deserialize;
-use serde_json::Value;
 
-/// The `config.json` keys the LLaMA exporter reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LlamaConfig {
-    /// Vocabulary rows.
-    pub vocab_size: usize,
-    /// Hidden size.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Decoder layers.
-    pub num_hidden_layers: usize,
-    /// Query heads.
-    pub num_attention_heads: usize,
-    /// Key/value heads; `num_attention_heads` if absent.
-    #[serde(default)]
-    pub num_key_value_heads: Option<usize>,
-    /// Per-head width; `hidden_size / num_attention_heads` if absent.
-    #[serde(default)]
-    pub head_dim: Option<usize>,
-    /// RMSNorm epsilon.
-    #[serde(default = "default_eps")]
-    pub rms_norm_eps: f64,
-    /// RoPE base.
-    #[serde(default = "default_theta")]
-    pub rope_theta: f64,
-    /// RoPE scaling.
-    #[serde(default)]
-    pub rope_scaling: Option<Value>,
-    /// Biases on q/k/v/o.
-    #[serde(default)]
-    pub attention_bias: bool,
-    /// Biases on the MLP.
-    #[serde(default)]
-    pub mlp_bias: bool,
-    /// MLP activation.
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
-    /// The LM head is the token embedding.
-    #[serde(default)]
-    pub tie_word_embeddings: bool,
-    /// Must be 1 (or absent) for LLaMA.
-    #[serde(default)]
-    pub partial_rotary_factor: Option<f64>,
-}
-
-fn default_eps() -> f64 {
-    1e-6
-}
-fn default_theta() -> f64 {
-    10000.0
-}
-fn default_act() -> String {
-    "silu".to_owned()
-}
+pub use ipfs_accelerate_models::llama::{LlamaConfig, MODEL_TYPE};
 
 /// Builds the decoder graph.
 pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
@@ -87,8 +32,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     }
     let d = cfg.head_dim.unwrap_or(h / heads);
     let n_rep = heads / kv_heads;
-    let inv_freq =
-        super::rope::inv_freq(cfg.rope_theta, d, cfg.rope_scaling.as_ref()).map_err(unsupported)?;
+    let inv_freq = super::rope::inv_freq(cfg, d).map_err(unsupported)?;
 
     let mut g = GraphBuilder::new();
     let io = inputs(&mut g, cfg.num_hidden_layers, kv_heads, d);
@@ -230,7 +174,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
         )?;
         let inter = cfg.intermediate_size;
         let gate = linear(&mut g, w, &m, &l("mlp.gate_proj"), (h, inter), cfg.mlp_bias)?;
-        let gate = activation(&mut g, &gate, &cfg.hidden_act).map_err(unsupported)?;
+        let gate = activation(&mut g, &gate, cfg.hidden_act);
         let up = linear(&mut g, w, &m, &l("mlp.up_proj"), (h, inter), cfg.mlp_bias)?;
         let prod = g.op("Mul", &[&gate, &up], vec![]);
         let down = linear(
@@ -254,7 +198,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     };
     outputs(&mut g, &logits, cfg.vocab_size, &present, kv_heads, d);
     Ok(g.finish(
-        "llama",
+        MODEL_TYPE,
         "LLaMA decoder with KV cache exported from safetensors by ipfs-accelerate",
     ))
 }

@@ -15,6 +15,7 @@ mod hub_cache;
 pub mod interception;
 mod loader;
 mod model_ref;
+mod sentence_transformers;
 
 pub use error::{IpfsUnavailable, LoadError};
 pub use file_kind::FileKind;
@@ -23,3 +24,4 @@ pub use interception::{apply, disable, restore, should_intercept, status, Interc
 pub use ipfs_accelerate_storage::{Layer, Store};
 pub use loader::{Loader, LoaderBuilder, ResolvedFile};
 pub use model_ref::ModelRef;
+pub use sentence_transformers::SentenceTransformersFiles;

@@ -8,6 +8,9 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
 pub use candle_transformers::models::bert::Config as BertConfig;
 
+/// `config.json`'s `model_type` for BERT-family encoders.
+pub const MODEL_TYPE: &str = "bert";
+
 /// A BERT encoder.
 pub struct Bert {
     model: BertModel,

@@ -19,6 +19,9 @@ use candle_nn::{
 };
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for CLAP.
+pub const MODEL_TYPE: &str = "clap";
+
 /// A config value that is one integer or a pair.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(untagged)]

@@ -15,6 +15,9 @@ use candle_nn::{
 };
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for CLIP.
+pub const MODEL_TYPE: &str = "clip";
+
 /// `CLIPTextConfig` (defaults are transformers').
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

@@ -14,6 +14,9 @@ use candle_nn::{
 };
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for GPT-2.
+pub const MODEL_TYPE: &str = "gpt2";
+
 /// The `config.json` keys GPT-2 reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Gpt2Config {

@@ -18,6 +18,7 @@ pub mod gpt2;
 pub mod llama;
 pub mod llava;
 pub mod opt;
+pub mod pooling;
 pub mod quantized_llama;
 pub mod t5;
 pub mod wav2vec2;

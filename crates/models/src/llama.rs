@@ -19,6 +19,9 @@ use candle_nn::{embedding, linear_b, rms_norm, Embedding, Linear, Module, RmsNor
 use serde::Deserialize;
 use serde_json::Value;
 
+/// `config.json`'s `model_type` for LLaMA.
+pub const MODEL_TYPE: &str = "llama";
+
 /// The `config.json` keys LLaMA reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlamaConfig {

@@ -15,6 +15,12 @@ use ipfs_accelerate_media::preprocess::anyres::{select_best_resolution, unpadded
 use serde::Deserialize;
 use serde_json::Value;
 
+/// `config.json`'s `model_type` for LLaVA.
+pub const MODEL_TYPE: &str = "llava";
+
+/// `config.json`'s `model_type` for LLaVA-NeXT (any-resolution tiling).
+pub const NEXT_MODEL_TYPE: &str = "llava_next";
+
 /// Which vision hidden state(s) feed the projector.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -91,7 +97,7 @@ fn config_error(reason: impl std::fmt::Display) -> ModelError {
 impl LlavaConfig {
     /// LLaVA-NeXT: images are cut into tiles at any resolution.
     pub fn tiles_images(&self) -> bool {
-        self.model_type == "llava_next"
+        self.model_type == NEXT_MODEL_TYPE
     }
 
     /// Parses `config.json`, filling what published checkpoints leave out

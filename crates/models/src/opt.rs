@@ -16,6 +16,9 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::{embedding, Embedding, LayerNorm, Linear, Module, VarBuilder};
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for OPT.
+pub const MODEL_TYPE: &str = "opt";
+
 /// Learned positions start at index 2 (a fairseq leftover kept by transformers).
 const POSITION_OFFSET: usize = 2;
 /// `nn.LayerNorm`'s default epsilon, which OPT uses.

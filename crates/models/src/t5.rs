@@ -14,6 +14,9 @@ use candle_nn::{embedding, Embedding, Linear, Module, VarBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// `config.json`'s `model_type` for T5.
+pub const MODEL_TYPE: &str = "t5";
+
 /// The `config.json` keys T5 reads (defaults are transformers' `T5Config`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct T5Config {

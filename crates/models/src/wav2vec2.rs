@@ -19,6 +19,9 @@ use candle_nn::{
 };
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for wav2vec2.
+pub const MODEL_TYPE: &str = "wav2vec2";
+
 /// The `config.json` keys wav2vec2 reads (defaults are `Wav2Vec2Config`'s).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Wav2Vec2Config {

@@ -16,6 +16,9 @@ use candle_nn::{
 };
 use serde::Deserialize;
 
+/// `config.json`'s `model_type` for Whisper.
+pub const MODEL_TYPE: &str = "whisper";
+
 /// The `config.json` keys Whisper reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WhisperConfig {

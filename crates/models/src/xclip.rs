@@ -25,6 +25,9 @@ use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImagePr
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// `config.json`'s `model_type` for X-CLIP.
+pub const MODEL_TYPE: &str = "xclip";
+
 /// `XCLIPVisionConfig` (defaults are transformers').
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

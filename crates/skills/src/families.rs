@@ -1,8 +1,9 @@
 //! The family table: every model family this build runs, one row each.
 //! The registry (`config.json` → skill), each task's dispatch to its
 //! networks, the `architectures` lookup, the model-status matrix and the
-//! benches all read this list; a family's `model_type` is written here and
-//! in its model file, nowhere else.
+//! benches all read this list. A family's `model_type` string is written
+//! once, as `MODEL_TYPE` in its model file; this table and the exporter
+//! name the constant.
 //!
 //! Adding a family to an existing task is one model file in
 //! `ipfs-accelerate-models` and one row here (README, "Adding a model
@@ -10,7 +11,9 @@
 
 use crate::text_generation::BuildCausalLm;
 use crate::{similarity, speech_recognition, SkillKind};
-use ipfs_accelerate_models::{gpt2, llama, opt, parse_config};
+use ipfs_accelerate_models::{
+    bert, clap, clip, gpt2, llama, llava, opt, parse_config, t5, wav2vec2, whisper, xclip,
+};
 
 /// What a task needs from one family to run it.
 #[derive(Clone, Copy)]
@@ -53,8 +56,8 @@ pub(crate) struct Family {
     pub(crate) architecture: &'static str,
     /// The task it runs, with what that task needs from it.
     pub(crate) task: Task,
-    /// Its tiny reference model under `fixtures/models/` (tests, matrix,
-    /// benches).
+    /// Its tiny reference model's folder under `fixtures/models/` (tests,
+    /// matrix, benches): named after the `model_type`.
     pub(crate) fixture: &'static str,
 }
 
@@ -63,82 +66,82 @@ pub(crate) struct Family {
 /// comes first.
 pub(crate) const FAMILIES: &[Family] = &[
     Family {
-        model_type: "bert",
+        model_type: bert::MODEL_TYPE,
         architecture: "Bert",
         task: Task::TextEmbedding,
-        fixture: "bert",
+        fixture: bert::MODEL_TYPE,
     },
     Family {
-        model_type: "gpt2",
+        model_type: gpt2::MODEL_TYPE,
         architecture: "GPT2",
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(gpt2::Gpt2::load(vb, &parse_config(config)?)?))
         }),
-        fixture: "gpt2",
+        fixture: gpt2::MODEL_TYPE,
     },
     Family {
-        model_type: "opt",
+        model_type: opt::MODEL_TYPE,
         architecture: "OPT",
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(opt::Opt::load(vb, &parse_config(config)?)?))
         }),
-        fixture: "opt",
+        fixture: opt::MODEL_TYPE,
     },
     Family {
-        model_type: "llama",
+        model_type: llama::MODEL_TYPE,
         architecture: "Llama",
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(llama::Llama::load(vb, &parse_config(config)?)?))
         }),
-        fixture: "llama",
+        fixture: llama::MODEL_TYPE,
     },
     Family {
-        model_type: "t5",
+        model_type: t5::MODEL_TYPE,
         architecture: "T5",
         task: Task::Text2Text,
-        fixture: "t5",
+        fixture: t5::MODEL_TYPE,
     },
     Family {
-        model_type: "whisper",
+        model_type: whisper::MODEL_TYPE,
         architecture: "Whisper",
         task: Task::SpeechRecognition(speech_recognition::Family::Whisper),
-        fixture: "whisper",
+        fixture: whisper::MODEL_TYPE,
     },
     Family {
-        model_type: "wav2vec2",
+        model_type: wav2vec2::MODEL_TYPE,
         architecture: "Wav2Vec2",
         task: Task::SpeechRecognition(speech_recognition::Family::Ctc),
-        fixture: "wav2vec2",
+        fixture: wav2vec2::MODEL_TYPE,
     },
     Family {
-        model_type: "clip",
+        model_type: clip::MODEL_TYPE,
         architecture: "CLIPModel",
         task: Task::Similarity(similarity::Family::Clip),
-        fixture: "clip",
+        fixture: clip::MODEL_TYPE,
     },
     Family {
-        model_type: "llava_next",
+        model_type: llava::NEXT_MODEL_TYPE,
         architecture: "LlavaNext",
         task: Task::ImageToText,
-        fixture: "llava_next",
+        fixture: llava::NEXT_MODEL_TYPE,
     },
     Family {
-        model_type: "llava",
+        model_type: llava::MODEL_TYPE,
         architecture: "Llava",
         task: Task::ImageToText,
-        fixture: "llava",
+        fixture: llava::MODEL_TYPE,
     },
     Family {
-        model_type: "xclip",
+        model_type: xclip::MODEL_TYPE,
         architecture: "XCLIPModel",
         task: Task::Similarity(similarity::Family::XClip),
-        fixture: "xclip",
+        fixture: xclip::MODEL_TYPE,
     },
     Family {
-        model_type: "clap",
+        model_type: clap::MODEL_TYPE,
         architecture: "ClapModel",
         task: Task::Similarity(similarity::Family::Clap),
-        fixture: "clap",
+        fixture: clap::MODEL_TYPE,
     },
 ];
 

@@ -78,6 +78,18 @@ pub enum RopeScaling {
 }
 
 impl RopeScaling {
+    /// The `rope_type` this is.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Linear { .. } => "linear",
+            Self::Dynamic { .. } => "dynamic",
+            Self::Yarn { .. } => "yarn",
+            Self::LongRope { .. } => "longrope",
+            Self::Llama3 { .. } => "llama3",
+        }
+    }
+
     /// Parses `config.rope_scaling` (`None` / `null` is plain RoPE). The
     /// legacy `type` key wins over `rope_type`, as `transformers`' config
     /// copies `type` into `rope_type`.

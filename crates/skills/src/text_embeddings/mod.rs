@@ -6,10 +6,8 @@
 //! `onnx/model.onnx`, on ONNX Runtime / OpenVINO; pooling is shared.
 
 mod onnx_encoder;
-mod pooling;
-mod sentence_transformers;
 
-pub use pooling::{l2_normalize, Pooling};
+pub use ipfs_accelerate_models::pooling::{l2_normalize, Pooling};
 
 use crate::load::graph_or_weights::load_graph_or_weights;
 use crate::load::{skill_api, Loaded, ModelFiles};
@@ -71,7 +69,7 @@ impl TextEmbedder {
         let (loader, model) = (files.loader, files.model);
         let config: BertConfig = files.parse()?;
         let mut tokenizer = files.tokenizer()?;
-        let st = sentence_transformers::read(loader, model)?;
+        let st = loader.sentence_transformers::<Pooling>(model)?;
         files.files.extend(st.files.iter().cloned());
         let max_seq_length = st
             .max_seq_length
@@ -107,7 +105,7 @@ impl TextEmbedder {
         Ok(Self {
             encoder,
             tokenizer,
-            pooling: st.pooling,
+            pooling: st.pooling.unwrap_or_default(),
             normalize: st.normalize,
             max_seq_length,
             pad_id: config.pad_token_id as u32,

@@ -1,4 +1,5 @@
-//! Sentence-transformers pooling (`1_Pooling/config.json`).
+//! Sentence-transformers pooling (`1_Pooling/config.json`): the config and
+//! the pooling itself, shared by the embedding skill and the ONNX exporter.
 
 use candle_core::{DType, Tensor, D};
 use serde::Deserialize;
