@@ -39,8 +39,8 @@ enum Kind {
 
 /// One fixture of one skill.
 struct Case {
-    skill: &'static str,
-    fixture: &'static str,
+    skill: String,
+    fixture: String,
     kind: Kind,
 }
 
@@ -101,31 +101,54 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn cases() -> Vec<Case> {
-    let similarity = |fixture, flag, media, key| Case {
-        skill: "similarity",
-        fixture,
-        kind: Kind::Similarity { flag, media, key },
-    };
-    let case = |skill, fixture, kind| Case {
-        skill,
-        fixture,
-        kind,
-    };
-    vec![
-        case("text_embedding", "bert", Kind::Embed),
-        case("text_generation", "gpt2", Kind::Generate),
-        case("text_generation", "opt", Kind::Generate),
-        case("text_generation", "llama", Kind::Generate),
-        case("text2text", "t5", Kind::Text2Text),
-        case("speech_recognition", "whisper", Kind::Whisper),
-        case("speech_recognition", "wav2vec2", Kind::Wav2Vec2),
-        similarity("clip", "--image", "input.png", "logits_per_image"),
-        similarity("clap", "--audio", "input.wav", "logits_per_audio"),
-        similarity("xclip", "--video", "frames", "logits_per_video"),
-        case("image_to_text", "llava", Kind::Caption),
-        case("image_to_text", "llava_next", Kind::Caption),
-    ]
+/// One case per model family, from the family table as the CLI reports it
+/// (`status --json`'s `families`): a family added to the table is in the
+/// matrix without touching this file.
+fn cases(bin: &Path) -> anyhow::Result<Vec<Case>> {
+    let out = Command::new(bin).args(["status", "--json"]).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "status --json failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    let families = status["families"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        !families.is_empty(),
+        "status --json lists no model families"
+    );
+    let mut cases = Vec::new();
+    for family in families {
+        let field = |key: &str| family[key].as_str().unwrap_or_default().to_owned();
+        let (skill, fixture) = (field("skill"), field("fixture"));
+        let kind = match (
+            skill.as_str(),
+            family["media"].as_str(),
+            family["decoding"].as_str(),
+        ) {
+            ("text_embedding", _, _) => Kind::Embed,
+            ("text_generation", _, _) => Kind::Generate,
+            ("text2text", _, _) => Kind::Text2Text,
+            ("speech_recognition", _, Some("ctc")) => Kind::Wav2Vec2,
+            ("speech_recognition", _, _) => Kind::Whisper,
+            ("similarity", Some(media), _) => {
+                let (flag, media, key) = match media {
+                    "image" => ("--image", "input.png", "logits_per_image"),
+                    "audio" => ("--audio", "input.wav", "logits_per_audio"),
+                    _ => ("--video", "frames", "logits_per_video"),
+                };
+                Kind::Similarity { flag, media, key }
+            }
+            ("image_to_text", _, _) => Kind::Caption,
+            (other, ..) => anyhow::bail!("the matrix has no check for skill '{other}' yet"),
+        };
+        cases.push(Case {
+            skill,
+            fixture,
+            kind,
+        });
+    }
+    Ok(cases)
 }
 
 /// The command line after `--json`, `--backend B` going in after the
@@ -288,8 +311,8 @@ fn run_cell(
     case: &Case,
     backend: &str,
 ) -> anyhow::Result<Value> {
-    let model = fixture_model(case.fixture);
-    let r = reference(case.fixture);
+    let model = fixture_model(&case.fixture);
+    let r = reference(&case.fixture);
     // `--backend` is each command's option: it goes after the subcommand.
     let args = arguments(case.kind, &model, &r);
     let mut cmd = Command::new(bin);
@@ -326,7 +349,7 @@ fn run_cell(
             "max_abs_diff": null, "wall_ms": wall_ms,
         }));
     }
-    let (same, diff) = check(case.kind, &answer, &r, case.fixture);
+    let (same, diff) = check(case.kind, &answer, &r, &case.fixture);
     let pass = same && diff <= TOLERANCE;
     let detail = match (same, diff <= TOLERANCE) {
         (true, true) => String::new(),
@@ -349,7 +372,7 @@ pub fn run(_args: &[String]) -> anyhow::Result<()> {
     let ort = ort_runtime::install()?;
     let available = availability(&bin, &home, &ort)?;
     let mut rows = Vec::new();
-    for case in cases() {
+    for case in cases(&bin)? {
         let mut cells = serde_json::Map::new();
         for &backend in BACKENDS {
             let cell = match available.iter().find(|(name, _, _)| name == backend) {

@@ -33,6 +33,8 @@ pub struct Status {
     pub storage: StorageStatus,
     /// Every backend and whether it can run here.
     pub backends: Vec<BackendInfo>,
+    /// Every model family this build runs (the family table).
+    pub families: Vec<ipfs_accelerate_skills::FamilyInfo>,
 }
 
 /// Gathers the status of `loader`, applying interception first as any load
@@ -50,6 +52,7 @@ pub fn status(loader: &Loader) -> Result<Status, StorageError> {
             stats: loader.store().stats()?,
         },
         backends: ipfs_accelerate_backends::report(),
+        families: ipfs_accelerate_skills::families().collect(),
         gate,
     })
 }

@@ -61,9 +61,9 @@ pub(crate) struct Family {
     pub(crate) fixture: &'static str,
 }
 
-/// Every family, in the order `supported` lists them. Where one
-/// architecture prefix starts another (`Llava` / `LlavaNext`), the longer
-/// comes first.
+/// Every family, in the order `supported` lists them. A config without a
+/// known `model_type` takes the family with the longest `architecture`
+/// prefix its `architectures` start with (`LlavaNext` over `Llava`).
 pub(crate) const FAMILIES: &[Family] = &[
     Family {
         model_type: bert::MODEL_TYPE,
@@ -120,16 +120,16 @@ pub(crate) const FAMILIES: &[Family] = &[
         fixture: clip::MODEL_TYPE,
     },
     Family {
-        model_type: llava::NEXT_MODEL_TYPE,
-        architecture: "LlavaNext",
-        task: Task::ImageToText,
-        fixture: llava::NEXT_MODEL_TYPE,
-    },
-    Family {
         model_type: llava::MODEL_TYPE,
         architecture: "Llava",
         task: Task::ImageToText,
         fixture: llava::MODEL_TYPE,
+    },
+    Family {
+        model_type: llava::NEXT_MODEL_TYPE,
+        architecture: "LlavaNext",
+        task: Task::ImageToText,
+        fixture: llava::NEXT_MODEL_TYPE,
     },
     Family {
         model_type: xclip::MODEL_TYPE,
@@ -146,20 +146,27 @@ pub(crate) const FAMILIES: &[Family] = &[
 ];
 
 /// What the outside sees of one family: its names, its skill and its
-/// reference fixture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// reference fixture (`status --json` lists these as `families`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FamilyInfo {
     /// `config.json`'s `model_type`.
     pub model_type: &'static str,
     /// The prefix of its `architectures` entries.
     pub architecture: &'static str,
     /// The skill that runs it.
+    #[serde(serialize_with = "skill_name")]
     pub skill: SkillKind,
     /// Its reference model's folder under `fixtures/models/`.
     pub fixture: &'static str,
     /// For similarity families, the media they compare texts with
     /// (`image`, `audio`, `video`).
     pub media: Option<&'static str>,
+    /// For speech families, how they decode: `generate` (Whisper) or `ctc`.
+    pub decoding: Option<&'static str>,
+}
+
+fn skill_name<S: serde::Serializer>(skill: &SkillKind, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(skill.name())
 }
 
 /// Every family this build runs.
@@ -171,6 +178,10 @@ pub fn families() -> impl Iterator<Item = FamilyInfo> {
         fixture: f.fixture,
         media: match f.task {
             Task::Similarity(family) => Some(family.media()),
+            _ => None,
+        },
+        decoding: match f.task {
+            Task::SpeechRecognition(family) => Some(family.decoding()),
             _ => None,
         },
     })

@@ -79,10 +79,11 @@ pub(crate) fn family_for_config(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if let Some(family) = FAMILIES
+    let by_architecture = FAMILIES
         .iter()
-        .find(|f| architectures.iter().any(|a| a.starts_with(f.architecture)))
-    {
+        .filter(|f| architectures.iter().any(|a| a.starts_with(f.architecture)))
+        .max_by_key(|f| f.architecture.len());
+    if let Some(family) = by_architecture {
         return Ok(family);
     }
     let found = match (model_type, architectures.is_empty()) {
@@ -119,6 +120,12 @@ mod tests {
         assert_eq!(
             skill_for_config("m", &json!({"architectures": ["LlamaForCausalLM"]})).unwrap(),
             SkillKind::TextGeneration
+        );
+        // The longest matching prefix wins, whatever the table's order.
+        let next = json!({"architectures": ["LlavaNextForConditionalGeneration"]});
+        assert_eq!(
+            family_for_config("m", &next).unwrap().model_type,
+            ipfs_accelerate_models::llava::NEXT_MODEL_TYPE
         );
     }
 }

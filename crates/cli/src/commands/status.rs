@@ -41,5 +41,9 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
         let mark = if b.available { "yes" } else { "no " };
         text.push_str(&format!("  {:<9} {mark}  {}\n", b.name, b.detail));
     }
+    text.push_str("model families:\n");
+    for f in &status.families {
+        text.push_str(&format!("  {:<11} {}\n", f.model_type, f.skill.name()));
+    }
     print_text(text.trim_end())
 }

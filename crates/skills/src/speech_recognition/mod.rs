@@ -115,6 +115,16 @@ pub(crate) enum Family {
     Ctc,
 }
 
+impl Family {
+    /// How it decodes, as `status --json` says it.
+    pub(crate) fn decoding(self) -> &'static str {
+        match self {
+            Self::Whisper => "generate",
+            Self::Ctc => "ctc",
+        }
+    }
+}
+
 fn id_list(value: Option<&Value>) -> Vec<u32> {
     value
         .and_then(Value::as_array)
