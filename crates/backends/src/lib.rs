@@ -29,7 +29,9 @@ pub use ort_executor::OrtExecutor;
 pub use ort_options::{
     OrtOptions, OrtOptionsError, Precision, INTER_THREADS_ENV, OPENVINO_PRECISION_ENV, THREADS_ENV,
 };
-pub use ort_runtime::{OrtSetupError, DYLIB_ENV, INSTALL_HINT, OPENVINO_EP_ENV};
+pub use ort_runtime::{
+    cpu_vendor, openvino_supports_this_cpu, OrtSetupError, DYLIB_ENV, INSTALL_HINT, OPENVINO_EP_ENV,
+};
 pub use ort_session::{OrtInput, OrtIo, OrtOutputs, OrtSession, OrtValue};
 pub use out_of_memory::is_out_of_memory;
 pub use selection::{select, Selection};

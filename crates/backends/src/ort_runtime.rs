@@ -62,9 +62,26 @@ pub enum OrtSetupError {
         #[source]
         source: Arc<ort::Error>,
     },
-    /// The plugin registered but lists no CPU device.
-    #[error("the OpenVINO plugin {} offers no CPU device", .0.display())]
-    NoCpuDevice(PathBuf),
+    /// The plugin registered but lists no CPU device. It offers Intel
+    /// processors only (ONNX Runtime's device vendor id 0x8086), so on
+    /// another vendor's CPU this is the hardware, not the setup.
+    #[error(
+        "the OpenVINO plugin {} offers no CPU device{}",
+        plugin.display(),
+        match vendor {
+            Some(v) if v != INTEL_VENDOR => format!(
+                " (it runs on Intel processors; this CPU is {v})"
+            ),
+            _ => String::new(),
+        }
+    )]
+    NoCpuDevice {
+        /// The plugin library.
+        plugin: PathBuf,
+        /// This CPU's vendor (`GenuineIntel`, `AuthenticAMD`, ...), when
+        /// the system says.
+        vendor: Option<String>,
+    },
     /// A session setting in the environment is invalid.
     #[error(transparent)]
     Options(#[from] OrtOptionsError),
@@ -141,10 +158,32 @@ fn register_openvino(runtime: &Runtime) -> Result<PathBuf, OrtSetupError> {
         });
     }
     if !has_openvino_cpu(&runtime.env) {
-        return Err(OrtSetupError::NoCpuDevice(plugin));
+        return Err(OrtSetupError::NoCpuDevice {
+            plugin,
+            vendor: cpu_vendor(),
+        });
     }
     tracing::debug!(plugin = %plugin.display(), "OpenVINO execution provider registered");
     Ok(plugin)
+}
+
+/// `/proc/cpuinfo`'s vendor of Intel processors.
+const INTEL_VENDOR: &str = "GenuineIntel";
+
+/// This CPU's vendor as `/proc/cpuinfo` names it (`None` elsewhere).
+pub fn cpu_vendor() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("vendor_id"))
+        .and_then(|rest| rest.split(':').nth(1))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Whether the OpenVINO execution provider can offer a CPU device here at
+/// all: it serves Intel processors only.
+pub fn openvino_supports_this_cpu() -> bool {
+    cpu_vendor().is_none_or(|v| v == INTEL_VENDOR)
 }
 
 /// ONNX Runtime's own CPU execution provider device.
