@@ -135,13 +135,57 @@ fn read_safetensors(
                 entry.shape, entry.dtype
             )));
         }
-        let mut bytes = vec![0u8; expected as usize];
         file.seek(SeekFrom::Start(data_start + start))?;
-        file.read_exact(&mut bytes)?;
-        let tensor = Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, device)?;
+        let tensor = read_tensor(&mut file, dtype, elements, &entry.shape, device)?;
         into.insert(name, tensor);
     }
     Ok(())
+}
+
+/// Bytes converted per read: the only copy of a tensor's data besides the
+/// tensor itself.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Reads `elements` little-endian values of `dtype` from `file`'s position
+/// straight into the tensor's own vector, a chunk at a time.
+fn read_tensor(
+    file: &mut impl std::io::Read,
+    dtype: DType,
+    elements: usize,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Tensor, SafetensorsError> {
+    macro_rules! values {
+        ($t:ty) => {{
+            const SIZE: usize = std::mem::size_of::<$t>();
+            let mut values: Vec<$t> = Vec::with_capacity(elements);
+            let mut chunk = vec![0u8; CHUNK_BYTES.min(elements * SIZE)];
+            while values.len() < elements {
+                let take = ((elements - values.len()) * SIZE).min(chunk.len());
+                file.read_exact(&mut chunk[..take])?;
+                values.extend(chunk[..take].chunks_exact(SIZE).map(|b| {
+                    let mut le = [0u8; SIZE];
+                    le.copy_from_slice(b);
+                    <$t>::from_le_bytes(le)
+                }));
+            }
+            Tensor::from_vec(values, shape, device)?
+        }};
+    }
+    Ok(match dtype {
+        DType::F32 => values!(f32),
+        DType::F64 => values!(f64),
+        DType::F16 => values!(half::f16),
+        DType::BF16 => values!(half::bf16),
+        DType::I64 => values!(i64),
+        DType::U32 => values!(u32),
+        DType::U8 => values!(u8),
+        other => {
+            return Err(SafetensorsError::Header(format!(
+                "dtype {other:?} is not read here"
+            )))
+        }
+    })
 }
 
 /// The candle dtype of a safetensors dtype name.
