@@ -211,7 +211,14 @@ pub fn build(
     );
     if let Some(pooling) = pooling {
         g.set_scope("/pooling");
-        let (pooled, width) = pool(&mut g, &x, &maskf, h, &pooling.pooling).map_err(unsupported)?;
+        if pooling.pooling.pooling_mode_weightedmean_tokens
+            || pooling.pooling.pooling_mode_lasttoken
+        {
+            return Err(unsupported(
+                "pooling modes weightedmean and lasttoken are not exported".to_owned(),
+            ));
+        }
+        let (pooled, width) = pool(&mut g, &x, &maskf, h, &pooling.pooling);
         let out = if pooling.normalize {
             l2_normalize(&mut g, &pooled)
         } else {
@@ -238,10 +245,7 @@ fn pool(
     maskf: &str,
     h: usize,
     cfg: &Pooling,
-) -> Result<(String, usize), String> {
-    if cfg.pooling_mode_weightedmean_tokens || cfg.pooling_mode_lasttoken {
-        return Err("pooling modes weightedmean and lasttoken are not exported".to_owned());
-    }
+) -> (String, usize) {
     let mean_default = !(cfg.pooling_mode_cls_token
         || cfg.pooling_mode_max_tokens
         || cfg.pooling_mode_mean_tokens
@@ -292,7 +296,7 @@ fn pool(
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         g.op("Concat", &refs, vec![attr_int("axis", 1)])
     };
-    Ok((out, width))
+    (out, width)
 }
 
 /// Rows divided by `max(||x||, 1e-12)`, as `torch.nn.functional.normalize`.

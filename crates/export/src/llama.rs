@@ -32,7 +32,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     }
     let d = cfg.head_dim.unwrap_or(h / heads);
     let n_rep = heads / kv_heads;
-    let inv_freq = super::rope::inv_freq(cfg, d).map_err(unsupported)?;
+    let inv_freq = super::rope::inv_freq(cfg, d).map_err(|e| unsupported(e.to_string()))?;
 
     let mut g = GraphBuilder::new();
     let io = inputs(&mut g, cfg.num_hidden_layers, kv_heads, d);

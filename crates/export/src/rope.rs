@@ -9,22 +9,33 @@
 use ipfs_accelerate_models::layers::rope::{RopeBase, RopeScaling, RotaryEmbedding};
 use ipfs_accelerate_models::llama::LlamaConfig;
 
+/// Why a config's RoPE cannot be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum RopeExportError {
+    /// The rotary dimension is odd or zero.
+    #[error("the rotary dimension must be even, got {0}")]
+    OddDimension(usize),
+    /// `rope_scaling` does not parse (or the rotary embedding refuses it).
+    #[error(transparent)]
+    Config(#[from] ipfs_accelerate_models::ModelError),
+    /// A scaling whose frequencies change at run time, or not written yet.
+    #[error("rope_scaling type '{0}' is not exported (supported: default, linear, llama3)")]
+    Unexported(&'static str),
+}
+
 /// The inverse frequencies `[dim / 2]` for `cfg.rope_scaling`, or why they
 /// cannot be exported.
-pub fn inv_freq(cfg: &LlamaConfig, dim: usize) -> Result<Vec<f32>, String> {
+pub fn inv_freq(cfg: &LlamaConfig, dim: usize) -> Result<Vec<f32>, RopeExportError> {
     if dim < 2 || !dim.is_multiple_of(2) {
-        return Err(format!("the rotary dimension must be even, got {dim}"));
+        return Err(RopeExportError::OddDimension(dim));
     }
-    let scaling = RopeScaling::from_config(cfg.rope_scaling.as_ref()).map_err(|e| e.to_string())?;
+    let scaling = RopeScaling::from_config(cfg.rope_scaling.as_ref())?;
     let exported = matches!(
         scaling,
         RopeScaling::Default | RopeScaling::Linear { .. } | RopeScaling::Llama3 { .. }
     );
     if !exported {
-        return Err(format!(
-            "rope_scaling type '{}' is not exported (supported: default, linear, llama3)",
-            scaling.name()
-        ));
+        return Err(RopeExportError::Unexported(scaling.name()));
     }
     let base = RopeBase {
         theta: cfg.rope_theta,
@@ -32,6 +43,6 @@ pub fn inv_freq(cfg: &LlamaConfig, dim: usize) -> Result<Vec<f32>, String> {
         max_position_embeddings: cfg.max_position_embeddings,
         original_max_position_embeddings: cfg.original_max_position_embeddings,
     };
-    let rope = RotaryEmbedding::new(base, scaling).map_err(|e| e.to_string())?;
+    let rope = RotaryEmbedding::new(base, scaling)?;
     Ok(rope.inv_freq().to_vec())
 }

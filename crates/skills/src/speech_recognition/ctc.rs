@@ -16,33 +16,37 @@ pub(super) struct CtcVocab {
     lower_case: bool,
 }
 
+/// `vocab.json` (with `tokenizer_config.json`) cannot be a CTC vocabulary.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct InvalidVocab(String);
+
 impl CtcVocab {
     /// Builds it from the two files' JSON; `vocab_size` is the model's.
     pub fn new(
         vocab: &Value,
         tokenizer_config: Option<&Value>,
         vocab_size: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidVocab> {
         let map = vocab
             .as_object()
-            .ok_or("vocab.json is not an object of token -> id")?;
+            .ok_or_else(|| InvalidVocab("vocab.json is not an object of token -> id".to_owned()))?;
         if map.values().all(Value::is_object) && !map.is_empty() {
-            return Err(
+            return Err(InvalidVocab(
                 "vocab.json holds one vocabulary per language (MMS style); pick one first"
                     .to_owned(),
-            );
+            ));
         }
         let mut tokens = vec![String::new(); vocab_size];
         let mut seen = HashMap::new();
         for (token, id) in map {
-            let id = id
-                .as_u64()
-                .ok_or_else(|| format!("vocab.json: the id of '{token}' is not a number"))?
-                as usize;
+            let id = id.as_u64().ok_or_else(|| {
+                InvalidVocab(format!("vocab.json: the id of '{token}' is not a number"))
+            })? as usize;
             if id >= vocab_size {
-                return Err(format!(
+                return Err(InvalidVocab(format!(
                     "vocab.json: '{token}' has id {id}, beyond the model's {vocab_size} outputs"
-                ));
+                )));
             }
             tokens[id] = token.clone();
             seen.insert(id, ());
@@ -59,9 +63,9 @@ impl CtcVocab {
         };
         let pad = text("pad_token", "<pad>");
         if !map.contains_key(&pad) {
-            return Err(format!(
+            return Err(InvalidVocab(format!(
                 "the blank token '{pad}' (pad_token) is not in vocab.json"
-            ));
+            )));
         }
         let mut specials: Vec<String> = ["bos_token", "eos_token", "unk_token"]
             .iter()
