@@ -201,3 +201,56 @@ pub fn shared_api() -> Option<String> {
         .map(|u| u.trim().trim_end_matches('/').to_owned())?;
     answers(&url).then_some(url)
 }
+
+/// [`shared_api`], or `None` after reporting the skip of `test`.
+pub fn shared_api_or_skip(test: &str) -> Option<String> {
+    crate::or_skip(
+        shared_api(),
+        test,
+        "no IPFS node answers (run `cargo xtask ipfs-node start` or set IPFS_API_URL)",
+    )
+}
+
+/// The shared node's API and `N` empty host folders (two cache roots on
+/// one machine stand for two hosts), or `None` after reporting the skip of
+/// `test` when no node answers.
+#[cfg(feature = "harness")]
+pub fn node_and_hosts<const N: usize>(test: &str) -> Option<(String, [tempfile::TempDir; N])> {
+    let api = shared_api_or_skip(test)?;
+    Some((
+        api,
+        std::array::from_fn(|_| tempfile::tempdir().expect("a temp folder")),
+    ))
+}
+
+/// A model host: its store, a snapshot imported into it and published to a
+/// node, and the client that published it.
+#[derive(Debug)]
+pub struct Published {
+    /// The host's store.
+    pub store: ipfs_accelerate_storage::Store,
+    /// The imported snapshot.
+    pub manifest: ipfs_accelerate_storage::Manifest,
+    /// A client of the node, with a 30 s timeout.
+    pub client: ipfs_accelerate_storage::IpfsClient,
+    /// The snapshot's root CID, as published.
+    pub root: String,
+}
+
+/// Imports fixture `fixture` as `id@main` into a store at `root` and
+/// publishes it to the node at `api`.
+pub fn publish_fixture(api: &str, root: &Path, fixture: &str, id: &str) -> Published {
+    let store = ipfs_accelerate_storage::Store::open(root).expect("the store opens");
+    let manifest = store
+        .import_dir(&crate::fixture_model(fixture), id, "main")
+        .expect("the fixture imports");
+    let client = ipfs_accelerate_storage::IpfsClient::new(api, Duration::from_secs(30));
+    let root = ipfs_accelerate_storage::ipfs::publish(&store, &client, &manifest)
+        .expect("the snapshot publishes");
+    Published {
+        store,
+        manifest,
+        client,
+        root,
+    }
+}

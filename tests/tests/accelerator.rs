@@ -3,22 +3,24 @@
 #![allow(clippy::unwrap_used)]
 
 use futures_util::future::join_all;
-use ipfs_accelerate::gating::Gate;
 use ipfs_accelerate::{
     Accelerator, AcceleratorError, BackendKind, EndpointOptions, InferRequest, InferResponse,
-    Loader,
 };
-use ipfs_accelerate_tests::{cosine, fixture_model, reference, reference_rows};
+use ipfs_accelerate_tests::{assert_cosines, bert_reference, fixture_model, loader};
 use std::time::Duration;
 
-fn accelerator(home: &std::path::Path, options: EndpointOptions) -> Accelerator {
-    let loader = Loader::builder()
-        .cache_dir(home.join("cache"))
-        .hub_cache_dir(home.join("hub"))
-        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
-        .build()
-        .unwrap();
-    Accelerator::new(loader, options)
+/// An accelerator over a temp cache, and the bert fixture's model id.
+fn accelerator(home: &std::path::Path, options: EndpointOptions) -> (Accelerator, String) {
+    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    (Accelerator::new(loader(home), options), model)
+}
+
+/// Waiting at most `max_wait` for a batch to fill.
+fn waiting(max_wait: Duration) -> EndpointOptions {
+    EndpointOptions {
+        max_wait,
+        ..EndpointOptions::default()
+    }
 }
 
 fn embeddings(r: InferResponse) -> Vec<Vec<f32>> {
@@ -31,14 +33,7 @@ fn embeddings(r: InferResponse) -> Vec<Vec<f32>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_batch_and_answer_in_order() {
     let home = tempfile::tempdir().unwrap();
-    let acc = accelerator(
-        home.path(),
-        EndpointOptions {
-            max_wait: Duration::from_millis(50),
-            ..EndpointOptions::default()
-        },
-    );
-    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    let (acc, model) = accelerator(home.path(), waiting(Duration::from_millis(50)));
     let results = acc
         .init_endpoints(
             &[model.clone(), "./no/such/model".to_owned()],
@@ -52,24 +47,18 @@ async fn endpoints_batch_and_answer_in_order() {
         "one failure does not stop the others"
     );
 
-    let r = reference("bert");
-    let texts: Vec<String> = r["inputs"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect();
-    let expected = reference_rows(&r["outputs"]["embeddings"]);
+    let (texts, expected) = bert_reference();
     // Three concurrent requests within one wait window: one batch, each
     // answered with its own vector.
     let calls = texts
         .iter()
         .map(|t| acc.infer(&model, InferRequest::embed([t.clone()])));
-    let answers = join_all(calls).await;
-    for (answer, e) in answers.into_iter().zip(&expected) {
-        let got = embeddings(answer.unwrap());
-        assert!(cosine(&got[0], e) >= 0.99999);
-    }
+    let got: Vec<Vec<f32>> = join_all(calls)
+        .await
+        .into_iter()
+        .map(|answer| embeddings(answer.unwrap()).remove(0))
+        .collect();
+    assert_cosines("batched", &got, &expected, 0.99999);
     let status = &acc.endpoints()[0];
     assert_eq!(status.backend, BackendKind::Cpu);
     assert_eq!(status.requests, 3);
@@ -96,14 +85,7 @@ async fn endpoints_batch_and_answer_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_caller_left_is_not_run() {
     let home = tempfile::tempdir().unwrap();
-    let acc = accelerator(
-        home.path(),
-        EndpointOptions {
-            max_wait: Duration::from_millis(300),
-            ..EndpointOptions::default()
-        },
-    );
-    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    let (acc, model) = accelerator(home.path(), waiting(Duration::from_millis(300)));
     acc.add_endpoint(&model, BackendKind::Cpu).await.unwrap();
     // The first caller gives up while its request waits for the batch window.
     let leaver = {
@@ -132,15 +114,12 @@ async fn a_request_whose_caller_left_is_not_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_busy() {
     let home = tempfile::tempdir().unwrap();
-    let acc = accelerator(
-        home.path(),
-        EndpointOptions {
-            max_batch_size: 1,
-            max_wait: Duration::ZERO,
-            max_queue: 1,
-        },
-    );
-    let model = fixture_model("bert").to_str().unwrap().to_owned();
+    let options = EndpointOptions {
+        max_batch_size: 1,
+        max_wait: Duration::ZERO,
+        max_queue: 1,
+    };
+    let (acc, model) = accelerator(home.path(), options);
     acc.add_endpoint(&model, BackendKind::Cpu).await.unwrap();
     let long = "word ".repeat(60);
     let calls: Vec<_> = (0..32)

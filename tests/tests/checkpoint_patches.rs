@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use ipfs_accelerate::gating::Gate;
-use ipfs_accelerate::{
-    BackendKind, GenerateOptions, Loader, ModelRef, TextEmbedder, TextGenerator,
+use ipfs_accelerate::{BackendKind, GenerateOptions, Loader, TextEmbedder, TextGenerator};
+use ipfs_accelerate_tests::{
+    as_strs, assert_cosines, assert_rows_close, bert_reference, copy_dir, fixture_model, id_list,
+    loader_builder, model_ref, read_json, reference,
 };
-use ipfs_accelerate_tests::{copy_dir, cosine, fixture_model, reference, reference_rows};
 use std::path::Path;
 
 /// A copy of fixture `name` whose tensors are renamed by `rename` (`None`
@@ -46,26 +46,17 @@ fn legacy_copy(
     let out = safetensors::serialize(views, None).unwrap();
     std::fs::write(dir.join("model.safetensors"), out).unwrap();
     let path = dir.join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut config = read_json(&path);
     edit_config(&mut config);
     std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
 fn loader(home: &Path, patches: Option<bool>) -> Loader {
-    let mut b = Loader::builder()
-        .cache_dir(home.join("cache"))
-        .hub_cache_dir(home.join("hub"))
-        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
-        .dump_rewriting(home.join("dump"));
+    let mut b = loader_builder(home).dump_rewriting(home.join("dump"));
     if let Some(on) = patches {
         b = b.patches(on);
     }
     b.build().unwrap()
-}
-
-fn model_ref(dir: &Path) -> ModelRef {
-    ModelRef::parse(dir.to_str().unwrap()).unwrap()
 }
 
 #[test]
@@ -98,23 +89,13 @@ fn tf_era_bert_loads_with_patches_and_fails_without() {
         },
     );
     let model = model_ref(&dir);
-    let r = reference("bert");
-    let texts: Vec<&str> = r["inputs"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
+    let (texts, expected) = bert_reference();
 
     let embedder =
         TextEmbedder::load(&loader(home.path(), None), &model, BackendKind::Cpu).unwrap();
-    let got = embedder.embed(&texts).unwrap();
-    for (g, e) in got.iter().zip(reference_rows(&r["outputs"]["embeddings"])) {
-        assert!(cosine(g, &e) >= 0.99999);
-        for (a, b) in g.iter().zip(&e) {
-            assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
-        }
-    }
+    let got = embedder.embed(&as_strs(&texts)).unwrap();
+    assert_cosines("bert-tf", &got, &expected, 0.99999);
+    assert_rows_close("bert-tf", &got, &expected, 1e-5);
     // The rewrites were dumped: config first, then the tensors.
     let dump = home.path().join("dump");
     let diff = std::fs::read_to_string(dump.join("000-config.torch_dtype_to_dtype.diff")).unwrap();
@@ -153,7 +134,7 @@ fn greedy_ids(generator: &TextGenerator, prompt: &str, n: usize) -> Vec<u32> {
 
 fn reference_ids(name: &str) -> (String, Vec<u32>, usize) {
     let r = reference(name);
-    let ids: Vec<u32> = serde_json::from_value(r["prompt"]["token_ids"].clone()).unwrap();
+    let ids = id_list(&r["prompt"]["token_ids"]);
     let n = r["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
     (r["inputs"]["prompt"].as_str().unwrap().to_owned(), ids, n)
 }
@@ -165,10 +146,7 @@ fn old_llama_base_checkpoint_loads_with_patches_and_fails_without() {
     // Saved from LlamaModel (no `model.` prefix) by transformers 4.30, with
     // the rotary inv_freq buffer of each layer (head_dim 8 -> 4 values),
     // and rope_scaling written with the legacy `type` key.
-    let config: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_model("llama").join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let config = read_json(&fixture_model("llama").join("config.json"));
     let layers = config["num_hidden_layers"].as_u64().unwrap() as usize;
     let head_dim = (config["hidden_size"].as_u64().unwrap()
         / config["num_attention_heads"].as_u64().unwrap()) as usize;

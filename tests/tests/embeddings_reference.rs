@@ -2,31 +2,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use ipfs_accelerate::gating::Gate;
-use ipfs_accelerate::{BackendKind, EmbedOptions, Loader, ModelRef, TextEmbedder};
-use ipfs_accelerate_tests::{cosine, fixture_model, reference, reference_rows};
+use ipfs_accelerate::{BackendKind, EmbedOptions, TextEmbedder};
+use ipfs_accelerate_tests::{
+    as_strs, assert_cosines, assert_rows_close, bert_reference, fixture_ref, loader,
+};
 
 #[test]
 fn bert_fixture_sorted_and_unsorted_agree_with_reference() {
     let home = tempfile::tempdir().unwrap();
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(home.path().join("hub"))
-        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
-        .build()
-        .unwrap();
-    let model = ModelRef::parse(fixture_model("bert").to_str().unwrap()).unwrap();
-    let embedder = TextEmbedder::load(&loader, &model, BackendKind::Cpu).unwrap();
+    let loader = loader(home.path());
+    let embedder = TextEmbedder::load(&loader, &fixture_ref("bert"), BackendKind::Cpu).unwrap();
     assert_eq!(embedder.backend(), BackendKind::Cpu);
     assert_eq!(embedder.max_seq_length(), 64);
-    let r = reference("bert");
-    let texts: Vec<&str> = r["inputs"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    let expected = reference_rows(&r["outputs"]["embeddings"]);
+    let (texts, expected) = bert_reference();
     for options in [
         EmbedOptions {
             batch_size: 32,
@@ -41,13 +29,10 @@ fn bert_fixture_sorted_and_unsorted_agree_with_reference() {
             sort_by_length: true,
         },
     ] {
-        let got = embedder.embed_with(&texts, options).unwrap();
-        for (g, e) in got.iter().zip(&expected) {
-            assert!(cosine(g, e) >= 0.99999, "{options:?}");
-            for (a, b) in g.iter().zip(e) {
-                assert!((a - b).abs() <= 1e-5, "{options:?}: {a} vs {b}");
-            }
-        }
+        let got = embedder.embed_with(&as_strs(&texts), options).unwrap();
+        let key = format!("{options:?}");
+        assert_cosines(&key, &got, &expected, 0.99999);
+        assert_rows_close(&key, &got, &expected, 1e-5);
     }
     assert!(embedder.embed(&[]).is_err());
 }

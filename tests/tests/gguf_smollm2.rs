@@ -5,40 +5,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-use ipfs_accelerate::gating::Gate;
 use ipfs_accelerate::skills::text_generation::gguf::{self, GgufCompute};
-use ipfs_accelerate::{BackendKind, Loader, TextGenerator};
-use ipfs_accelerate_tests::{fixtures_dir, skip, smollm2_gguf};
-
-fn tokenizer_reference() -> serde_json::Value {
-    let path = fixtures_dir().join("references/smollm2_gguf_tokenizer.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use ipfs_accelerate::{BackendKind, TextGenerator};
+use ipfs_accelerate_tests::{id_list, loader, shared_reference, smollm2_or_skip};
 
 #[test]
 fn smollm2_gguf_tokenizer_matches_transformers_and_round_trips() {
-    let Some(file) = smollm2_gguf() else {
-        return skip(
-            "smollm2_gguf_tokenizer_matches_transformers_and_round_trips",
-            "IPFS_ACCELERATE_SMOLLM2_GGUF is not set (run `cargo xtask fetch-models`)",
-        );
+    let test = "smollm2_gguf_tokenizer_matches_transformers_and_round_trips";
+    let Some(file) = smollm2_or_skip(test) else {
+        return;
     };
     let home = tempfile::tempdir().unwrap();
-    let loader = Loader::builder()
-        .cache_dir(home.path().join("cache"))
-        .hub_cache_dir(home.path().join("hub"))
-        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
-        .build()
-        .unwrap();
+    let loader = loader(home.path());
     let model = gguf::locate(file.to_str().unwrap(), None).unwrap().unwrap();
     let generator =
         TextGenerator::load_gguf(&loader, &model, BackendKind::Cpu, GgufCompute::Quantized)
             .unwrap();
-    let reference = tokenizer_reference();
+    let reference = shared_reference("smollm2_gguf_tokenizer.json");
     let tokenizer = generator.tokenizer();
     for case in reference["tokenized"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let want = id_list(&case["ids"]);
         let encoding = tokenizer.encode(text, false).unwrap();
         assert_eq!(encoding.get_ids(), want.as_slice(), "ids of {text:?}");
         let decoded = tokenizer.decode(&want, false).unwrap();

@@ -5,7 +5,7 @@
 use ipfs_accelerate::gating::Gate;
 use ipfs_accelerate::loader::{self, HubSettings};
 use ipfs_accelerate::{FileKind, Layer, LoadError, Loader, ModelRef};
-use ipfs_accelerate_tests::{fixture_model, make_hub_cache};
+use ipfs_accelerate_tests::{fixture_model, loader_builder, make_hub_cache, model_ref};
 
 fn offline() -> HubSettings {
     HubSettings {
@@ -21,8 +21,7 @@ fn allow() -> Gate {
 
 /// A loader over a temp cache, the given Hub cache, the Hub offline.
 fn loader(home: &std::path::Path, hub: &std::path::Path, gate: Gate) -> Loader {
-    Loader::builder()
-        .cache_dir(home.join("cache"))
+    loader_builder(home)
         .hub_cache_dir(hub)
         .hub(offline())
         .gate(gate)
@@ -132,7 +131,7 @@ fn local_folder_is_read_in_place() {
     let home = tempfile::tempdir().unwrap();
     let loader = loader(home.path(), &home.path().join("hub"), allow());
     let dir = fixture_model("bert");
-    let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
+    let model = model_ref(&dir);
     let files = loader.from_pretrained(&model, FileKind::Weights).unwrap();
     assert_eq!(files[0].source, Layer::LocalFolder);
     assert_eq!(files[0].path, dir.join("model.safetensors"));

@@ -5,99 +5,34 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use ipfs_accelerate::gating::Gate;
-use ipfs_accelerate::{BackendKind, Loader, ModelRef, TextEmbedder};
+use ipfs_accelerate::{BackendKind, TextEmbedder};
 use ipfs_accelerate_export::{export, ExportOptions, OnnxError};
-use ipfs_accelerate_tests::{fixture_model, minilm_dir, reference, reference_array, skip};
+use ipfs_accelerate_tests::{
+    as_strs, f32_list, f32_tensor, fixture_model, fixture_ref, fixtures_dir, i64_list, i64_tensor,
+    loader, max_abs_diff, minilm_or_skip, model_ref, ort_session, read_json, reference,
+    reference_array, run_session, shape_of, string_list, Outputs,
+};
 use ort::session::Session;
-use ort::value::{DynTensor, Tensor};
+use ort::value::DynTensor;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
-fn loader(home: &Path) -> Loader {
-    Loader::builder()
-        .cache_dir(home.join("cache"))
-        .hub_cache_dir(home.join("hub"))
-        .gate(Gate::decide([("HF_HUB_OFFLINE", "1")]))
-        .build()
-        .unwrap()
-}
-
-/// An ORT session, or `None` (after saying so) without ONNX Runtime.
-fn session(test: &str, path: &Path) -> Option<Session> {
-    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
-        skip(test, "ORT_DYLIB_PATH is not set (cargo xtask setup-ort)");
-        return None;
-    }
-    Some(
-        Session::builder(ort_env())
-            .unwrap()
-            .commit_from_file(path)
-            .unwrap(),
-    )
-}
-
-/// One ONNX Runtime environment for all tests, loaded from ORT_DYLIB_PATH.
-fn ort_env() -> &'static ort::environment::Environment {
-    static ENV: std::sync::OnceLock<ort::environment::Environment> = std::sync::OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = std::env::var_os("ORT_DYLIB_PATH").expect("checked by the caller");
-        ort::init_from(path).unwrap().build().unwrap()
-    })
-}
-
-fn i64_tensor(shape: &[usize], data: Vec<i64>) -> DynTensor {
-    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_array((shape, data)).unwrap().upcast()
-}
-
-fn f32_tensor(shape: &[usize], data: Vec<f32>) -> DynTensor {
-    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_array((shape, data)).unwrap().upcast()
-}
-
-type Outputs = HashMap<String, (Vec<usize>, Vec<f32>)>;
-
 fn run(session: &mut Session, inputs: HashMap<String, DynTensor>) -> Outputs {
-    let outputs = session.run(inputs).unwrap();
-    let mut out = HashMap::new();
-    for (name, value) in outputs.iter() {
-        let (shape, data) = value.try_extract_tensor::<f32>().unwrap();
-        let shape = shape.iter().map(|&d| d as usize).collect();
-        out.insert(name.to_owned(), (shape, data.to_vec()));
-    }
-    out
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    run_session(session, inputs).unwrap()
 }
 
 /// An integer reference array of fixture `name` (inline, or in
 /// `reference.safetensors` when large).
 fn ids(name: &str, array: &Value) -> (Vec<usize>, Vec<i64>) {
     if let Some(list) = array.as_array() {
-        return (
-            vec![list.len()],
-            list.iter().map(|v| v.as_i64().unwrap()).collect(),
-        );
+        return (vec![list.len()], i64_list(array));
     }
-    let Some(data) = array["data"].as_array() else {
+    if array.get("data").is_none() {
         let (shape, data) = reference_array(name, array);
         return (shape, data.into_iter().map(|v| v as i64).collect());
-    };
-    let shape = array["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
-    (shape, data.iter().map(|v| v.as_i64().unwrap()).collect())
+    }
+    (shape_of(&array["shape"]), i64_list(&array["data"]))
 }
 
 #[test]
@@ -105,7 +40,7 @@ fn bert_fixture_export_matches_transformers_and_candle() {
     let test = "bert_fixture_export_matches_transformers_and_candle";
     let home = tempfile::tempdir().unwrap();
     let loader = loader(home.path());
-    let model = ModelRef::parse(fixture_model("bert").to_str().unwrap()).unwrap();
+    let model = fixture_ref("bert");
     let out = home.path().join("onnx");
     let summary = export(&loader, &model, &out, &ExportOptions { pooling: true }).unwrap();
     assert_eq!(summary.opset, 17);
@@ -117,7 +52,7 @@ fn bert_fixture_export_matches_transformers_and_candle() {
     );
     let outs: Vec<&str> = summary.outputs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(outs, ["last_hidden_state", "sentence_embedding"]);
-    let Some(mut session) = session(test, &summary.path) else {
+    let Some(mut session) = ort_session(test, &summary.path) else {
         return;
     };
     let r = reference("bert");
@@ -128,20 +63,15 @@ fn bert_fixture_export_matches_transformers_and_candle() {
     }
     let got = run(&mut session, inputs);
     let (shape, want) = reference_array("bert", &r["outputs"]["last_hidden_state"]);
-    assert_eq!(got["last_hidden_state"].0, shape);
-    let d_hidden = max_abs(&got["last_hidden_state"].1, &want);
+    assert_eq!(got["last_hidden_state"].shape, shape);
+    let d_hidden = max_abs_diff(&got["last_hidden_state"].data, &want);
     let (_, want_emb) = reference_array("bert", &r["outputs"]["embeddings"]);
-    let d_ref = max_abs(&got["sentence_embedding"].1, &want_emb);
+    let d_ref = max_abs_diff(&got["sentence_embedding"].data, &want_emb);
     // candle's path: the embed skill on the same texts.
     let embedder = TextEmbedder::load(&loader, &model, BackendKind::Cpu).unwrap();
-    let texts: Vec<&str> = r["inputs"]["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    let candle: Vec<f32> = embedder.embed(&texts).unwrap().concat();
-    let d_candle = max_abs(&got["sentence_embedding"].1, &candle);
+    let texts = string_list(&r["inputs"]["texts"]);
+    let candle: Vec<f32> = embedder.embed(&as_strs(&texts)).unwrap().concat();
+    let d_candle = max_abs_diff(&got["sentence_embedding"].data, &candle);
     println!(
         "bert: last_hidden_state vs transformers max abs {d_hidden:e}; sentence_embedding vs transformers {d_ref:e}, vs candle {d_candle:e}"
     );
@@ -153,19 +83,15 @@ fn bert_fixture_export_matches_transformers_and_candle() {
 #[test]
 fn minilm_export_matches_candle() {
     let test = "minilm_export_matches_candle";
-    let Some(dir) = minilm_dir() else {
-        skip(
-            test,
-            "IPFS_ACCELERATE_MINILM_DIR is not set (cargo xtask fetch-models)",
-        );
+    let Some(dir) = minilm_or_skip(test) else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
     let loader = loader(home.path());
-    let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
+    let model = model_ref(&dir);
     let out = home.path().join("onnx");
     let summary = export(&loader, &model, &out, &ExportOptions { pooling: true }).unwrap();
-    let Some(mut session) = session(test, &summary.path) else {
+    let Some(mut session) = ort_session(test, &summary.path) else {
         return;
     };
     let texts = [
@@ -203,7 +129,7 @@ fn minilm_export_matches_candle() {
     let got = run(&mut session, inputs);
     let embedder = TextEmbedder::load(&loader, &model, BackendKind::Cpu).unwrap();
     let candle: Vec<f32> = embedder.embed(&texts).unwrap().concat();
-    let d = max_abs(&got["sentence_embedding"].1, &candle);
+    let d = max_abs_diff(&got["sentence_embedding"].data, &candle);
     println!(
         "all-MiniLM-L6-v2: sentence_embedding ORT vs candle max abs {d:e} ({b} texts, {s} tokens)"
     );
@@ -325,7 +251,7 @@ impl Decoder {
 
 fn export_decoder(test: &str, dir: &Path, home: &Path) -> Option<Decoder> {
     let loader = loader(home);
-    let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
+    let model = model_ref(dir);
     let summary = export(
         &loader,
         &model,
@@ -349,7 +275,7 @@ fn export_decoder(test: &str, dir: &Path, home: &Path) -> Option<Decoder> {
         serde_json::to_value(&summary.inputs[3].shape).unwrap()[2],
         "past_sequence_length"
     );
-    session(test, &summary.path).map(Decoder::new)
+    ort_session(test, &summary.path).map(Decoder::new)
 }
 
 fn decoder_fixture_matches_reference(name: &str) {
@@ -378,7 +304,7 @@ fn decoder_fixture_matches_reference(name: &str) {
     );
     let (_, want) = ids(name, &r["prompt"]["token_ids"]);
     let (_, want_logits) = reference_array(name, &r["prompt"]["last_logits"]);
-    let d = max_abs(&logits[0], &want_logits);
+    let d = max_abs_diff(&logits[0], &want_logits);
     println!(
         "{name}: prompt last logits vs transformers max abs {d:e}; ids {:?}",
         got[0]
@@ -400,7 +326,7 @@ fn decoder_fixture_matches_reference(name: &str) {
     );
     let (_, want) = ids(name, &r["batch"]["token_ids"]);
     let (_, want_logits) = reference_array(name, &r["batch"]["last_logits"]);
-    let d = max_abs(&logits.concat(), &want_logits);
+    let d = max_abs_diff(&logits.concat(), &want_logits);
     println!("{name}: batch last logits vs transformers max abs {d:e}");
     assert_eq!(got.concat(), want, "{name} batch greedy ids");
     assert!(d <= 1e-4, "{d}");
@@ -431,33 +357,15 @@ fn decoder_variants_export_matches_reference() {
         "gpt2_padded_vocab",
     ];
     for v in variants {
-        let dir = ipfs_accelerate_tests::fixtures_dir()
-            .join("models/variants")
-            .join(v);
+        let dir = fixtures_dir().join("models/variants").join(v);
         let home = tempfile::tempdir().unwrap();
         let Some(mut decoder) = export_decoder(test, &dir, home.path()) else {
             return;
         };
-        let r: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-        let prompt: Vec<i64> = r["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let want: Vec<i64> = r["token_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let want_logits: Vec<f32> = r["last_logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let r = read_json(&dir.join("reference.json"));
+        let prompt = i64_list(&r["input_ids"]);
+        let want = i64_list(&r["token_ids"]);
+        let want_logits = f32_list(&r["last_logits"]);
         let n = prompt.len();
         let (got, logits) = decoder.greedy(
             (1, n),
@@ -467,7 +375,7 @@ fn decoder_variants_export_matches_reference() {
             want.len(),
             (-1, 0),
         );
-        let d = max_abs(&logits[0][..want_logits.len()], &want_logits);
+        let d = max_abs_diff(&logits[0][..want_logits.len()], &want_logits);
         println!("{v}: last logits vs transformers max abs {d:e}");
         assert_eq!(got[0], want, "{v}");
         assert!(d <= 1e-4, "{v}: {d}");
@@ -478,15 +386,14 @@ fn decoder_variants_export_matches_reference() {
 fn unsupported_configs_are_refused_by_name() {
     let home = tempfile::tempdir().unwrap();
     let loader = loader(home.path());
-    let dir = ipfs_accelerate_tests::fixtures_dir().join("models/variants/llama_dynamic");
-    let model = ModelRef::parse(dir.to_str().unwrap()).unwrap();
+    let model = model_ref(&fixtures_dir().join("models/variants/llama_dynamic"));
     let err = export(&loader, &model, home.path(), &ExportOptions::default()).unwrap_err();
     assert!(matches!(err, OnnxError::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("'dynamic'"), "{err}");
-    let model = ModelRef::parse(fixture_model("t5").to_str().unwrap()).unwrap();
+    let model = fixture_ref("t5");
     let err = export(&loader, &model, home.path(), &ExportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("model_type 't5'"), "{err}");
-    let model = ModelRef::parse(fixture_model("gpt2").to_str().unwrap()).unwrap();
+    let model = fixture_ref("gpt2");
     let err = export(
         &loader,
         &model,

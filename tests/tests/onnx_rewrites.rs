@@ -14,42 +14,17 @@ use ipfs_accelerate_export::rewrites::{
     stop_if_static, DynamicAxes,
 };
 use ipfs_accelerate_export::{model_io, OnnxError};
-use ipfs_accelerate_tests::{fixture_model, reference, skip};
+use ipfs_accelerate_tests::{
+    f32_tensor, fixture_model, have_ort, i64_list, i64_tensor, max_abs_diff, reference,
+    session_from_memory, Outputs,
+};
 use ort::session::Session;
 use ort::value::{DynTensor, Tensor};
 use std::collections::HashMap;
 
-fn ort_env() -> Option<&'static ort::environment::Environment> {
-    static ENV: std::sync::OnceLock<ort::environment::Environment> = std::sync::OnceLock::new();
-    let path = std::env::var_os("ORT_DYLIB_PATH")?;
-    Some(ENV.get_or_init(|| ort::init_from(path).unwrap().build().unwrap()))
-}
-
 /// A session on an in-memory model; `Err` carries ORT's refusal.
 fn session(model: &ModelProto) -> Result<Session, String> {
-    let env = ort_env().ok_or("no ORT")?;
-    Session::builder(env)
-        .unwrap()
-        .commit_from_memory(&model_io::encode(model))
-        .map_err(|e| e.to_string())
-}
-
-fn have_ort(test: &str) -> bool {
-    if ort_env().is_none() {
-        skip(test, "ORT_DYLIB_PATH is not set (cargo xtask setup-ort)");
-        return false;
-    }
-    true
-}
-
-fn i64_tensor(shape: &[usize], data: Vec<i64>) -> DynTensor {
-    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_array((shape, data)).unwrap().upcast()
-}
-
-fn f32_tensor(shape: &[usize], data: Vec<f32>) -> DynTensor {
-    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_array((shape, data)).unwrap().upcast()
+    session_from_memory(&model_io::encode(model))
 }
 
 /// Deterministic values in [-1, 1).
@@ -67,26 +42,13 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-type Outputs = HashMap<String, Vec<f32>>;
-
-fn run(session: &mut Session, inputs: HashMap<String, DynTensor>) -> Result<Outputs, String> {
-    let outputs = session.run(inputs).map_err(|e| e.to_string())?;
-    Ok(outputs
-        .iter()
-        .map(|(name, v)| {
-            let (_, data) = v.try_extract_tensor::<f32>().unwrap();
-            (name.to_owned(), data.to_vec())
-        })
-        .collect())
+/// The outputs' values by name.
+fn run(session: &mut Session, inputs: HashMap<String, DynTensor>) -> Result<Values, String> {
+    let outputs: Outputs = ipfs_accelerate_tests::run_session(session, inputs)?;
+    Ok(outputs.into_iter().map(|(k, v)| (k, v.data)).collect())
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+type Values = HashMap<String, Vec<f32>>;
 
 fn ops(model: &ModelProto, op: &str) -> usize {
     model
@@ -103,12 +65,7 @@ fn bert_inputs(batch: usize) -> HashMap<String, DynTensor> {
     let r = reference("bert");
     let mut inputs = HashMap::new();
     for name in ["input_ids", "attention_mask", "token_type_ids"] {
-        let data: Vec<i64> = r["pair"][name]["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let data = i64_list(&r["pair"][name]["data"]);
         let n = data.len();
         let data = data.repeat(batch);
         inputs.insert(name.to_owned(), i64_tensor(&[batch, n], data));
@@ -203,8 +160,8 @@ fn fold_if_on_optimum_merged_t5_decoder() {
         // Inputs the taken branch does not read are still declared; ORT
         // accepts them fed.
         let got = run(&mut s, inputs(None, past_len)).unwrap();
-        let d = max_abs(&got["logits"], &want["logits"]);
-        let dk = max_abs(
+        let d = max_abs_diff(&got["logits"], &want["logits"]);
+        let dk = max_abs_diff(
             &got["present.1.decoder.key"],
             &want["present.1.decoder.key"],
         );
@@ -236,7 +193,7 @@ fn decompose_layer_norm_on_the_bert_fixture() {
     }
     let want = run(&mut session(&original).unwrap(), bert_inputs(2)).unwrap();
     let got = run(&mut session(&m).unwrap(), bert_inputs(2)).unwrap();
-    let d = max_abs(&got["last_hidden_state"], &want["last_hidden_state"]);
+    let d = max_abs_diff(&got["last_hidden_state"], &want["last_hidden_state"]);
     println!("LayerNormalization decomposed: last_hidden_state max abs {d:e}");
     assert!(d <= 1e-5, "{d}");
 }
@@ -274,8 +231,8 @@ fn decompose_gelu_on_an_opset_20_graph() {
     let want = run(&mut session(&original).unwrap(), inputs()).unwrap();
     let got = run(&mut session(&m).unwrap(), inputs()).unwrap();
     let (de, da) = (
-        max_abs(&got["exact"], &want["exact"]),
-        max_abs(&got["approx"], &want["approx"]),
+        max_abs_diff(&got["exact"], &want["exact"]),
+        max_abs_diff(&got["approx"], &want["approx"]),
     );
     println!("Gelu decomposed: exact max abs {de:e}, tanh max abs {da:e}");
     assert!(de <= 1e-6 && da <= 1e-6);

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [embed|serve|storage|generate|multimodal]`: criterion benchmarks
+//! `cargo xtask bench [embed|serve|serve-load|storage|generate|multimodal]`: criterion benchmarks
 //! on the real models, then a summary with the ratios the issues ask for
 //! (all from the same run).
 
@@ -24,6 +24,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .args(["bench", "-p", "ipfs-accelerate-server", "--bench", "serve"])
                 .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))
         }
+        // The binary's server under 64 clients and 2,000 requests (fixture
+        // model; once a test in crates/cli/tests/serve.rs).
+        "serve-load" => sh(cargo().args([
+            "bench",
+            "-p",
+            "ipfs-accelerate-cli",
+            "--bench",
+            "serve_load",
+        ])),
         "storage" => crate::bench_storage::run(),
         "generate" => {
             let gguf = models::smollm2_gguf()?;
@@ -40,7 +49,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         other => {
             bail!(
-                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, storage, generate, multimodal)"
+                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, serve-load, storage, generate, multimodal)"
             )
         }
     }

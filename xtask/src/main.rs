@@ -3,7 +3,7 @@
 //! * `ci`: fmt check, clippy -D warnings, every test (nextest) and doc test,
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
-//! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench storage`, `bench generate`, `bench multimodal`).
+//! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench serve-load`, `bench storage`, `bench generate`, `bench multimodal`).
 //! * `ipfs-node start|stop|status|patch`: the real IPFS node (js-ipfs) the
 //!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
             Ok(())
         }
         other => bail!(

@@ -6,6 +6,14 @@ mod common;
 use common::*;
 use std::path::Path;
 
+/// The binary in `home`, loading through our cache even where the gate
+/// would not intercept (CI).
+fn intercepting(home: &Path) -> std::process::Command {
+    let mut cmd = cli(home);
+    cmd.env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1");
+    cmd
+}
+
 fn blobs(home: &Path) -> Vec<std::path::PathBuf> {
     let mut found: Vec<_> = std::fs::read_dir(home.join("cache/blobs"))
         .unwrap()
@@ -30,9 +38,7 @@ fn flip_a_byte(path: &Path) {
 fn import_ls_and_root_cid() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_model("bert");
-    let answer = json_ok(&run(cli(home.path())
-        .args(["cache", "import", "--json", "--as", "fixtures/bert"])
-        .arg(&model)));
+    let answer = cache_import(cli(home.path()), "fixtures/bert", &model);
     assert_eq!(answer["id"], "fixtures/bert");
     let files = answer["files"].as_array().unwrap();
     let on_disk = walk(&model);
@@ -50,7 +56,7 @@ fn import_ls_and_root_cid() {
             .unwrap();
     assert_eq!(answer["root_cid"], expected.cid.to_string());
 
-    let ls = json_ok(&run(cli(home.path()).args(["cache", "ls", "--json"])));
+    let ls = cache(cli(home.path()), &["ls"]);
     let models = ls["models"].as_array().unwrap();
     assert_eq!(models.len(), 1);
     assert_eq!(models[0]["id"], "fixtures/bert");
@@ -60,15 +66,9 @@ fn import_ls_and_root_cid() {
     assert!(ls["stats"].is_object());
 
     // Loading by id serves every file from the cache and counts the hits.
-    let out = json_ok(&run(cli(home.path())
-        .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
-        .args(["embed", "--json", "--model", "fixtures/bert", "hello"])));
-    assert!(out["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|f| f["source"] == "cache"));
-    let ls = json_ok(&run(cli(home.path()).args(["cache", "ls", "--json"])));
+    let out = embed(intercepting(home.path()), "fixtures/bert", &["hello"], &[]);
+    assert!(pluck(&out["files"], "source").iter().all(|s| s == "cache"));
+    let ls = cache(cli(home.path()), &["ls"]);
     assert!(
         ls["stats"]["cache"]["hits"].as_u64().unwrap() >= 3,
         "{}",
@@ -93,10 +93,8 @@ fn walk(dir: &Path) -> usize {
 #[test]
 fn flipped_byte_is_detected_and_never_served() {
     let home = tempfile::tempdir().unwrap();
-    json_ok(&run(cli(home.path())
-        .args(["cache", "import", "--json", "--as", "fixtures/bert"])
-        .arg(fixture_model("bert"))));
-    let clean = json_ok(&run(cli(home.path()).args(["cache", "verify", "--json"])));
+    cache_import(cli(home.path()), "fixtures/bert", &fixture_model("bert"));
+    let clean = cache(cli(home.path()), &["verify"]);
     assert_eq!(clean["ok"], true);
 
     // Corrupt the weights blob.
@@ -109,7 +107,7 @@ fn flipped_byte_is_detected_and_never_served() {
     assert!(blob.is_file(), "blobs are named by sha256");
     flip_a_byte(&blob);
 
-    let report = json_ok(&run(cli(home.path()).args(["cache", "verify", "--json"])));
+    let report = cache(cli(home.path()), &["verify"]);
     assert_eq!(report["ok"], false);
     let corrupt: Vec<&str> = report["corrupt"]
         .as_array()
@@ -125,9 +123,8 @@ fn flipped_byte_is_detected_and_never_served() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("error: cache verification failed"));
 
     // Loading refuses the corrupt blob: no other source has it here.
-    let line = one_line_failure(&run(cli(home.path())
-        .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
-        .args(["embed", "--json", "--model", "fixtures/bert", "hello"])));
+    let bert = Path::new("fixtures/bert");
+    let line = failure_of(intercepting(home.path()), "embed", bert, &["hello"]);
     assert!(line.contains("model.safetensors"), "{line}");
 
     // With the Hub cache holding the file, the load repairs the cache.
@@ -136,9 +133,7 @@ fn flipped_byte_is_detected_and_never_served() {
         "fixtures/bert",
         &fixture_model("bert"),
     );
-    let answer = json_ok(&run(cli(home.path())
-        .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
-        .args(["embed", "--json", "--model", "fixtures/bert", "hello"])));
+    let answer = embed(intercepting(home.path()), bert, &["hello"], &[]);
     let weights_source = answer["files"]
         .as_array()
         .unwrap()
@@ -147,7 +142,7 @@ fn flipped_byte_is_detected_and_never_served() {
         .unwrap()["source"]
         .clone();
     assert_eq!(weights_source, "hub_cache");
-    let report = json_ok(&run(cli(home.path()).args(["cache", "verify", "--json"])));
+    let report = cache(cli(home.path()), &["verify"]);
     assert_eq!(report["ok"], true, "{report}");
 }
 
@@ -158,8 +153,7 @@ fn two_processes_load_one_uncached_model() {
     make_hub_cache(&home.path().join("hub"), id, &fixture_model("bert"));
     let (texts, expected) = bert_reference();
     let spawn = || {
-        cli(home.path())
-            .env("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")
+        intercepting(home.path())
             .args(["embed", "--json", "--model", id])
             .args(&texts)
             .stdout(std::process::Stdio::piped())
@@ -173,15 +167,12 @@ fn two_processes_load_one_uncached_model() {
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     for out in &outputs {
-        let got = embeddings(&json_ok(out));
-        for (g, e) in got.iter().zip(&expected) {
-            assert!(cosine(g, e) >= 0.99999);
-        }
+        assert_cosines("embeddings", &embeddings(&json_ok(out)), &expected, 0.99999);
     }
     // One copy of each file, nothing half-written left behind.
     let files = walk(&fixture_model("bert"));
     let stored = blobs(home.path());
-    let manifest = json_ok(&run(cli(home.path()).args(["cache", "ls", "--json"])));
+    let manifest = cache(cli(home.path()), &["ls"]);
     let model = &manifest["models"][0];
     assert_eq!(manifest["models"].as_array().unwrap().len(), 1);
     let loaded = model["files"].as_u64().unwrap() as usize;

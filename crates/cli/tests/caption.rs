@@ -8,65 +8,79 @@ mod common;
 use common::*;
 use std::path::Path;
 
-fn caption(home: &Path, model: &Path, prompt: &str, extra: &[&str]) -> serde_json::Value {
-    let out = run(cli(home)
-        .args(["caption", "--json", "--model"])
-        .arg(model)
-        .arg("--image")
-        .arg(model.join("input.png"))
-        .args(extra)
-        .arg(prompt));
-    json_ok(&out)
+/// `caption --greedy --return-inputs --return-logits` of the fixture's
+/// image, `max_new_tokens` (a JSON number) new tokens.
+fn caption_greedy(
+    home: &Path,
+    fixture: &Fixture,
+    prompt: &serde_json::Value,
+    max_new_tokens: &serde_json::Value,
+) -> serde_json::Value {
+    let max_new = max_new_tokens.as_u64().unwrap().to_string();
+    let extra = ["--max-new-tokens", &max_new, "--greedy"];
+    let extra = [&extra[..], &["--return-inputs", "--return-logits"]].concat();
+    caption(cli(home), &fixture.dir, prompt.as_str().unwrap(), &extra)
+}
+
+/// What a caption answer must reproduce.
+struct Want<'a> {
+    input_ids: &'a serde_json::Value,
+    image_tokens: &'a serde_json::Value,
+    last_logits: Vec<f32>,
+    token_ids: &'a serde_json::Value,
+    text: &'a serde_json::Value,
+}
+
+/// The expanded prompt ids, the image token count, the last logits
+/// (within 1e-4), greedy ids and text of an answer.
+fn assert_caption(name: &str, answer: &serde_json::Value, want: &Want<'_>) {
+    assert_eq!(
+        id_list(&answer["input_ids"]),
+        id_list(want.input_ids),
+        "{name}: input_ids"
+    );
+    assert_eq!(answer["image_tokens"], *want.image_tokens, "{name}");
+    let logits = f32_list(&answer["last_logits"]);
+    assert_close(
+        &format!("{name}: last_logits"),
+        &logits,
+        &want.last_logits,
+        1e-4,
+    );
+    assert_eq!(
+        id_list(&answer["token_ids"]),
+        id_list(want.token_ids),
+        "{name}: token_ids"
+    );
+    assert_eq!(answer["text"], *want.text, "{name}: text");
 }
 
 fn check_fixture(name: &str) {
     let home = tempfile::tempdir().unwrap();
-    let model = fixture_model(name);
-    let reference = reference(name);
-    let generation = &reference["generation"];
-    let max_new = generation["max_new_tokens"].as_u64().unwrap().to_string();
-    let answer = caption(
-        home.path(),
-        &model,
-        reference["inputs"]["prompt"].as_str().unwrap(),
-        &[
-            "--max-new-tokens",
-            &max_new,
-            "--greedy",
-            "--return-inputs",
-            "--return-logits",
-        ],
-    );
-    assert_eq!(
-        id_list(&answer["input_ids"]),
-        id_list(&reference["preprocessed"]["input_ids"]["data"]),
-        "{name}: input_ids"
-    );
-    assert_eq!(
-        answer["image_tokens"],
-        reference["preprocessed"]["num_image_tokens"]
-    );
-    let (shape, want) = reference_array(name, &reference["preprocessed"]["pixel_values"]);
-    let got = &answer["preprocessed"]["pixel_values"];
-    // transformers batches images: [batch, ...]; ours is one image.
-    let got_shape: Vec<usize> = serde_json::from_value(got["shape"].clone()).unwrap();
-    let want_shape: Vec<usize> = if shape.len() == 5 {
-        shape[1..].to_vec()
-    } else {
-        shape.clone()
+    let fixture = Fixture::new(name);
+    let generation = &fixture["generation"];
+    let prompt = &fixture["inputs"]["prompt"];
+    let answer = caption_greedy(home.path(), &fixture, prompt, &generation["max_new_tokens"]);
+    let want = Want {
+        input_ids: &fixture["preprocessed"]["input_ids"]["data"],
+        image_tokens: &fixture["preprocessed"]["num_image_tokens"],
+        last_logits: fixture.array_at(&["outputs", "last_logits"]).data,
+        token_ids: &generation["token_ids"],
+        text: &generation["text"],
     };
-    assert_eq!(got_shape, want_shape, "{name}: pixel_values shape");
-    let diff = max_abs_diff(&f32_list(&got["data"]), &want);
-    assert!(diff <= 1e-4, "{name}: pixel_values max abs diff {diff}");
-    let (_, last_logits) = reference_array(name, &reference["outputs"]["last_logits"]);
-    let diff = max_abs_diff(&f32_list(&answer["last_logits"]), &last_logits);
-    assert!(diff <= 1e-4, "{name}: last_logits max abs diff {diff}");
-    assert_eq!(
-        id_list(&answer["token_ids"]),
-        id_list(&generation["token_ids"]),
-        "{name}: token_ids"
+    assert_caption(name, &answer, &want);
+    let want = fixture.array_at(&["preprocessed", "pixel_values"]);
+    let got = Array::from_json(&answer["preprocessed"]["pixel_values"]);
+    // transformers batches images: [batch, ...]; ours is one image.
+    let batched = want.shape.len() == 5;
+    let want_shape = &want.shape[usize::from(batched)..];
+    assert_eq!(got.shape, want_shape, "{name}: pixel_values shape");
+    assert_close(
+        &format!("{name}: pixel_values"),
+        &got.data,
+        &want.data,
+        1e-4,
     );
-    assert_eq!(answer["text"], generation["text"], "{name}: text");
     assert_eq!(answer["backend"], "cpu");
 }
 
@@ -85,57 +99,27 @@ fn llava_next_fixture_matches_reference() {
 /// layout, LLaVA-NeXT on other aspect ratios.
 #[test]
 fn llava_variants_match_reference() {
-    let dirs = variant_dirs("llava");
-    assert!(dirs.len() >= 5, "llava variants missing: {dirs:?}");
+    let variants = Fixture::variants("llava");
+    assert!(variants.len() >= 5, "llava variants missing: {variants:?}");
     let home = tempfile::tempdir().unwrap();
-    for model in dirs {
-        let reference: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(model.join("reference.json")).unwrap())
-                .unwrap();
-        let name = reference["variant"].as_str().unwrap().to_owned();
-        let max_new = reference["max_new_tokens"].as_u64().unwrap().to_string();
-        let answer = caption(
-            home.path(),
-            &model,
-            reference["prompt"].as_str().unwrap(),
-            &[
-                "--max-new-tokens",
-                &max_new,
-                "--greedy",
-                "--return-inputs",
-                "--return-logits",
-            ],
-        );
-        assert_eq!(
-            id_list(&answer["input_ids"]),
-            id_list(&reference["input_ids"]),
-            "{name}: input_ids"
-        );
-        assert_eq!(
-            answer["image_tokens"], reference["num_image_tokens"],
-            "{name}"
-        );
-        let shape: Vec<usize> =
-            serde_json::from_value(answer["preprocessed"]["pixel_values"]["shape"].clone())
-                .unwrap();
-        let want: Vec<usize> =
-            serde_json::from_value(reference["pixel_values_shape"].clone()).unwrap();
+    for variant in variants {
+        let (name, r) = (&variant.name, &variant.reference);
+        let answer = caption_greedy(home.path(), &variant, &r["prompt"], &r["max_new_tokens"]);
+        let want = Want {
+            input_ids: &r["input_ids"],
+            image_tokens: &r["num_image_tokens"],
+            last_logits: f32_list(&r["last_logits"]),
+            token_ids: &r["token_ids"],
+            text: &r["text"],
+        };
+        assert_caption(name, &answer, &want);
+        let shape = shape_of(&answer["preprocessed"]["pixel_values"]["shape"]);
+        let want = shape_of(&r["pixel_values_shape"]);
         assert_eq!(
             shape[..],
             want[want.len() - 4..],
             "{name}: pixel_values shape"
         );
-        let diff = max_abs_diff(
-            &f32_list(&answer["last_logits"]),
-            &f32_list(&reference["last_logits"]),
-        );
-        assert!(diff <= 1e-4, "{name}: last_logits max abs diff {diff}");
-        assert_eq!(
-            id_list(&answer["token_ids"]),
-            id_list(&reference["token_ids"]),
-            "{name}: token_ids"
-        );
-        assert_eq!(answer["text"], reference["text"], "{name}: text");
     }
 }
 
@@ -144,8 +128,8 @@ fn prompt_without_image_token_gets_one_in_front() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_model("llava");
     let args = ["--max-new-tokens", "3", "--return-inputs"];
-    let bare = caption(home.path(), &model, "What is this?", &args);
-    let explicit = caption(home.path(), &model, "<image>\nWhat is this?", &args);
+    let bare = caption(cli(home.path()), &model, "What is this?", &args);
+    let explicit = caption(cli(home.path()), &model, "<image>\nWhat is this?", &args);
     assert_eq!(bare["input_ids"], explicit["input_ids"]);
     assert_eq!(bare["token_ids"], explicit["token_ids"]);
 }
@@ -156,11 +140,10 @@ fn bad_input_fails_with_one_line() {
     let model = fixture_model("llava");
     let image = model.join("input.png");
     let image = image.to_str().unwrap();
-    let fail = |extra: &[&str]| failure_of(home.path(), "caption", &model, extra);
+    let fail = |extra: &[&str]| failure_of(cli(home.path()), "caption", &model, extra);
     // A corrupt PNG (a truncated copy of the fixture's).
     let corrupt = home.path().join("corrupt.png");
-    let bytes = std::fs::read(model.join("input.png")).unwrap();
-    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
+    write_prefix(&model.join("input.png"), &corrupt, |n| n / 2);
     let err = fail(&["--image", corrupt.to_str().unwrap(), "<image> what?"]);
     assert!(err.contains("corrupt.png"), "{err}");
     // Not an image at all.
@@ -181,7 +164,7 @@ fn bad_input_fails_with_one_line() {
     assert!(err.contains("512 positions"), "{err}");
     // A text-only model is not a captioner.
     let err = failure_of(
-        home.path(),
+        cli(home.path()),
         "caption",
         &fixture_model("llama"),
         &["--image", image, "<image> what?"],

@@ -9,22 +9,18 @@ use common::*;
 fn export_onnx_answers_path_inputs_outputs_opset() {
     let home = tempfile::tempdir().unwrap();
     let out_dir = home.path().join("exported");
-    let out = run(cli(home.path())
-        .args(["export", "onnx", "--json", "--model"])
-        .arg(fixture_model("llama"))
-        .arg("--out")
-        .arg(&out_dir));
-    let answer = json_ok(&out);
+    let answer = json_of(
+        cli(home.path())
+            .args(["export", "onnx", "--json", "--model"])
+            .arg(fixture_model("llama"))
+            .arg("--out")
+            .arg(&out_dir),
+    );
     assert_eq!(answer["opset"], 17);
     let path = std::path::PathBuf::from(answer["path"].as_str().unwrap());
     assert_eq!(path, out_dir.join("model.onnx"));
     assert!(path.is_file());
-    let inputs: Vec<&str> = answer["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let inputs = pluck(&answer["inputs"], "name");
     assert_eq!(
         inputs,
         [

@@ -9,10 +9,22 @@ mod common;
 use common::*;
 use std::path::Path;
 
+/// `generate --greedy --return-logits`, its answer.
+fn generate(home: &Path, model: &Path, prompt: &str, new_tokens: usize) -> serde_json::Value {
+    greedy(
+        cli(home),
+        "generate",
+        model,
+        prompt,
+        new_tokens,
+        &["--return-logits"],
+    )
+}
+
 /// Checks one answer against a fixture's prompt reference.
 fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
-    let diff = max_abs_diff(&f32_list(&answer["last_logits"]), logits);
-    assert!(diff <= 1e-4, "{name}: last_logits max abs diff {diff}");
+    let got = f32_list(&answer["last_logits"]);
+    assert_close(&format!("{name}: last_logits"), &got, logits, 1e-4);
     assert_eq!(id_list(&answer["token_ids"]), ids, "{name}: token_ids");
     assert_eq!(answer["text"], text, "{name}: text");
     assert_eq!(answer["backend"], "cpu", "{name}");
@@ -20,15 +32,11 @@ fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &st
 
 fn shared_fixture(name: &str) {
     let home = tempfile::tempdir().unwrap();
-    let reference = reference(name);
-    let prompt = &reference["prompt"];
-    let new_tokens = reference["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
-    let answer = generate_greedy(
-        home.path(),
-        &fixture_model(name),
-        reference["inputs"]["prompt"].as_str().unwrap(),
-        new_tokens,
-    );
+    let fixture = Fixture::new(name);
+    let prompt = &fixture["prompt"];
+    let new_tokens = fixture["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let text = fixture["inputs"]["prompt"].as_str().unwrap();
+    let answer = generate(home.path(), &fixture.dir, text, new_tokens);
     assert_matches(
         name,
         &answer,
@@ -60,22 +68,16 @@ fn llama_fixture_matches_reference() {
 
 fn variants(prefix: &str) {
     let home = tempfile::tempdir().unwrap();
-    for dir in variant_dirs(prefix) {
-        let reference: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-        let ids = id_list(&reference["token_ids"]);
-        let answer = generate_greedy(
-            home.path(),
-            &dir,
-            reference["prompt"].as_str().unwrap(),
-            ids.len(),
-        );
+    for variant in Fixture::variants(prefix) {
+        let ids = id_list(&variant["token_ids"]);
+        let prompt = variant["prompt"].as_str().unwrap();
+        let answer = generate(home.path(), &variant.dir, prompt, ids.len());
         assert_matches(
-            &dir.display().to_string(),
+            &variant.dir.display().to_string(),
             &answer,
             &ids,
-            reference["text"].as_str().unwrap(),
-            &f32_list(&reference["last_logits"]),
+            variant["text"].as_str().unwrap(),
+            &f32_list(&variant["last_logits"]),
         );
     }
 }
@@ -109,12 +111,14 @@ fn gpt2_prompt() -> String {
 }
 
 fn sample(home: &Path, extra: &[&str]) -> Vec<u32> {
-    let out = run(cli(home)
-        .args(["generate", "--json", "--max-new-tokens", "12", "--model"])
-        .arg(fixture_model("gpt2"))
-        .args(extra)
-        .arg(gpt2_prompt()));
-    id_list(&json_ok(&out)["token_ids"])
+    let answer = json_of(
+        cli(home)
+            .args(["generate", "--json", "--max-new-tokens", "12", "--model"])
+            .arg(fixture_model("gpt2"))
+            .args(extra)
+            .arg(gpt2_prompt()),
+    );
+    id_list(&answer["token_ids"])
 }
 
 #[test]
@@ -138,12 +142,16 @@ fn sampling_is_reproducible_by_seed() {
 fn stop_strings_cut_the_text() {
     let home = tempfile::tempdir().unwrap();
     // The greedy text is "ong\u{fffd}ARgieciec thP\u{fffd} light".
-    let out = run(cli(home.path())
-        .args(["generate", "--greedy", "--json", "--max-new-tokens", "12"])
-        .args(["--stop", " th", "--model"])
-        .arg(fixture_model("gpt2"))
-        .arg(gpt2_prompt()));
-    let answer = json_ok(&out);
+    let stop = ["--stop", " th"];
+    let gpt2 = fixture_model("gpt2");
+    let answer = greedy(
+        cli(home.path()),
+        "generate",
+        &gpt2,
+        &gpt2_prompt(),
+        12,
+        &stop,
+    );
     assert_eq!(answer["text"], "ong\u{fffd}ARgieciec");
     assert_eq!(answer["stop_reason"], "stop_string");
     let ids = id_list(&answer["token_ids"]);
@@ -154,32 +162,22 @@ fn stop_strings_cut_the_text() {
 #[test]
 fn streams_the_text_without_json() {
     let home = tempfile::tempdir().unwrap();
-    let out = run(cli(home.path())
-        .args(["generate", "--greedy", "--max-new-tokens", "12", "--model"])
-        .arg(fixture_model("opt"))
-        .arg(reference("opt")["inputs"]["prompt"].as_str().unwrap()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let opt = Fixture::new("opt");
+    let prompt = opt["inputs"]["prompt"].as_str().unwrap();
+    let stdout = streamed(cli(home.path()), "generate", &opt.dir, prompt, 12);
+    assert_eq!(
+        stdout,
+        format!("{}\n", opt["prompt"]["text"].as_str().unwrap())
     );
-    let expected = reference("opt")["prompt"]["text"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-        + "\n";
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }
 
 #[test]
 fn bad_input_gets_one_line_errors() {
     let home = tempfile::tempdir().unwrap();
     let gpt2 = fixture_model("gpt2");
-    let generate = |model: &Path, extra: &[&str]| failure_of(home.path(), "generate", model, extra);
-    let err = generate(&gpt2, &["--max-new-tokens", "4", ""]);
-    assert!(err.contains("empty"), "{err}");
-    let err = generate(&gpt2, &["--max-new-tokens", "0", "hello"]);
-    assert!(err.contains("at least 1"), "{err}");
+    assert_refuses_empty_prompt_and_no_tokens(|| cli(home.path()), "generate", &gpt2);
+    let generate =
+        |model: &Path, extra: &[&str]| failure_of(cli(home.path()), "generate", model, extra);
     // n_positions is 64: a prompt of ~200 tokens cannot fit.
     let long = "a b c d ".repeat(50);
     let err = generate(&gpt2, &["--max-new-tokens", "4", &long]);

@@ -11,34 +11,14 @@ use common::*;
 use std::path::Path;
 
 fn chat(home: &Path, model: &Path, question: &str, extra: &[&str]) -> serde_json::Value {
-    json_ok(&run(cli(home)
-        .args(["generate", "--chat", "--greedy", "--json"])
-        .args(["--max-new-tokens", "24", "--model"])
-        .arg(model)
-        .args(extra)
-        .arg(question)))
-}
-
-fn smollm2(test: &str) -> Option<std::path::PathBuf> {
-    let file = smollm2_gguf();
-    if file.is_none() {
-        skip(
-            test,
-            "IPFS_ACCELERATE_SMOLLM2_GGUF is not set (run `cargo xtask fetch-models`)",
-        );
-    }
-    file
-}
-
-fn read_reference(name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(fixtures_dir().join("references").join(name)).unwrap())
-        .unwrap()
+    let extra = [&["--chat"], extra].concat();
+    greedy(cli(home), "generate", model, question, 24, &extra)
 }
 
 #[test]
 fn smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically() {
-    let Some(file) = smollm2("smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically")
-    else {
+    let test = "smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically";
+    let Some(file) = smollm2_or_skip(test) else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
@@ -63,11 +43,11 @@ fn smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically() {
 
 #[test]
 fn smollm2_gguf_dequantized_matches_an_f32_reference() {
-    let Some(file) = smollm2("smollm2_gguf_dequantized_matches_an_f32_reference") else {
+    let Some(file) = smollm2_or_skip("smollm2_gguf_dequantized_matches_an_f32_reference") else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let reference = read_reference("smollm2_gguf_f32_greedy.json");
+    let reference = shared_reference("smollm2_gguf_f32_greedy.json");
     let answer = chat(
         home.path(),
         &file,
@@ -88,31 +68,31 @@ fn smollm2_gguf_dequantized_matches_an_f32_reference() {
     let ids = id_list(&reference["top_logits"]["ids"]);
     let want = f32_list(&reference["top_logits"]["values"]);
     let got: Vec<f32> = ids.iter().map(|&i| logits[i as usize]).collect();
-    let diff = max_abs_diff(&got, &want);
-    assert!(diff <= 1e-3, "top-20 logits max abs diff {diff}");
+    assert_close("top-20 logits", &got, &want, 1e-3);
 }
 
 #[test]
 fn broken_gguf_files_are_one_line_errors() {
-    let Some(file) = smollm2("broken_gguf_files_are_one_line_errors") else {
+    let Some(file) = smollm2_or_skip("broken_gguf_files_are_one_line_errors") else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
     let generate = |model: &Path| {
-        one_line_failure(&run(cli(home.path())
-            .args(["generate", "--json", "--max-new-tokens", "4", "--model"])
-            .arg(model)
-            .arg("Hello")))
+        failure_of(
+            cli(home.path()),
+            "generate",
+            model,
+            &["--max-new-tokens", "4", "Hello"],
+        )
     };
     // An interrupted download: the header is whole, the tensors are not.
-    let bytes = std::fs::read(&file).unwrap();
     let truncated = home.path().join("truncated").join("model.gguf");
     std::fs::create_dir_all(truncated.parent().unwrap()).unwrap();
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    write_prefix(&file, &truncated, |n| n / 2);
     let err = generate(&truncated);
     assert!(err.contains("truncated"), "{err}");
     // Cut inside the header.
-    std::fs::write(&truncated, &bytes[..64]).unwrap();
+    write_prefix(&file, &truncated, |_| 64);
     let err = generate(&truncated);
     assert!(err.contains("not a readable GGUF"), "{err}");
     // Not a GGUF file at all.

@@ -5,27 +5,18 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn generate(home: &Path, model: &Path, prompt: &str, new_tokens: usize) -> std::process::Output {
-    run(cli(home)
-        .args(["generate", "--model"])
-        .arg(model)
-        .args(["--max-new-tokens", &new_tokens.to_string()])
-        .args(["--greedy", "--json", "--return-logits", prompt]))
-}
-
-/// A copy of the shared fixture with `edit` applied to its config.json.
-fn edited_llama(into: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let dir = fixture_copy("llama", into);
-    let mut config = read_json(&dir.join("config.json"));
-    edit(&mut config);
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    dir
+/// The one error line of generating two tokens from "Hello".
+fn generate_fails(home: &Path, model: &Path) -> String {
+    let extra = [
+        "--max-new-tokens",
+        "2",
+        "--greedy",
+        "--return-logits",
+        "Hello",
+    ];
+    failure_of(cli(home), "generate", model, &extra)
 }
 
 #[test]
@@ -58,8 +49,10 @@ fn unusable_llama_configs_are_one_line_errors() {
         ),
     ];
     for (i, (needle, key, value)) in cases.into_iter().enumerate() {
-        let dir = edited_llama(&home.path().join(i.to_string()), |c| c[key] = value);
-        let line = one_line_failure(&generate(home.path(), &dir, "Hello", 2));
+        // A copy of the shared fixture with the value in its config.json.
+        let dir = fixture_copy("llama", &home.path().join(i.to_string()));
+        edit_json(&dir.join("config.json"), |c| c[key] = value);
+        let line = generate_fails(home.path(), &dir);
         assert!(line.contains(needle), "{needle}: {line}");
     }
     // An untied head whose weight is missing is named, not silently random.
@@ -72,6 +65,6 @@ fn unusable_llama_configs_are_one_line_errors() {
     let mut renamed = bytes.clone();
     renamed[at..at + to.len()].copy_from_slice(to);
     std::fs::write(&weights, renamed).unwrap();
-    let line = one_line_failure(&generate(home.path(), &dir, "Hello", 2));
+    let line = generate_fails(home.path(), &dir);
     assert!(line.contains("lm_head.weight"), "{line}");
 }

@@ -13,15 +13,6 @@ use ipfs_accelerate::storage::{
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn entries(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// A model folder with one big weights file, so a pull takes long enough
 /// to be interrupted.
 fn big_model(dir: &Path, mb: usize) -> std::path::PathBuf {
@@ -133,20 +124,11 @@ fn killing_the_node_mid_pull_leaves_no_partial_file_and_a_retry_succeeds() {
 #[test]
 fn content_that_does_not_match_its_cid_is_rejected() {
     let test = "content_that_does_not_match_its_cid_is_rejected";
-    let Some(api) = ipfs_node::shared_api() else {
-        skip(
-            test,
-            "no IPFS node answers (run `cargo xtask ipfs-node start`)",
-        );
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
         return;
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let store_a = Store::open(a.path()).unwrap();
-    let manifest = store_a
-        .import_dir(&fixture_model("bert"), "fixtures/bert", "main")
-        .unwrap();
-    let client = IpfsClient::new(&api, Duration::from_secs(30));
-    publish(&store_a, &client, &manifest).unwrap();
+    let a_host = ipfs_node::publish_fixture(&api, a.path(), "bert", "fixtures/bert");
+    let (manifest, client) = (&a_host.manifest, &a_host.client);
 
     // A manifest entry for config.json whose CID names another file: the
     // node answers those other bytes, honestly, for that CID.
@@ -154,7 +136,7 @@ fn content_that_does_not_match_its_cid_is_rejected() {
     let other = manifest.file("vocab.txt").unwrap();
     entry.cid = other.cid.clone();
     let store_b = Store::open(b.path()).unwrap();
-    let err = fetch_file(&store_b, &client, &entry).unwrap_err();
+    let err = fetch_file(&store_b, client, &entry).unwrap_err();
     assert!(matches!(err, StorageError::ContentMismatch { .. }), "{err}");
     assert!(err.to_string().contains(&entry.sha256), "{err}");
     assert!(!store_b.has(&entry.sha256));
@@ -163,7 +145,7 @@ fn content_that_does_not_match_its_cid_is_rejected() {
 
     // The honest entry is fetched and verified.
     let good = manifest.file("config.json").unwrap();
-    let info = fetch_file(&store_b, &client, good).unwrap();
+    let info = fetch_file(&store_b, client, good).unwrap();
     assert_eq!(info.sha256, good.sha256);
     assert!(store_b.get(&good.sha256).is_ok());
 }

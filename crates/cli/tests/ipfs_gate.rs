@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +57,7 @@ impl Drop for Counter {
 fn gate_variables_keep_every_request_away_from_the_node() {
     let counter = Counter::start();
     let home = tempfile::tempdir().unwrap();
-    let imported = json_ok(&run(cli(home.path())
-        .args(["cache", "import", "--json", "--as", "fixtures/bert"])
-        .arg(fixture_model("bert"))));
+    let imported = cache_import(cli(home.path()), "fixtures/bert", &fixture_model("bert"));
     let root = imported["root_cid"].as_str().unwrap();
 
     for (var, why) in [
@@ -66,44 +65,30 @@ fn gate_variables_keep_every_request_away_from_the_node() {
         ("STORAGE_FORCE_LOCAL", "STORAGE_FORCE_LOCAL"),
     ] {
         let gated = || {
-            let mut cmd = cli(home.path());
-            cmd.env("IPFS_API_URL", &counter.url).env(var, "1");
+            let mut cmd = with_ipfs(cli(home.path()), &counter.url);
+            cmd.env(var, "1");
             cmd
         };
-        let status = json_ok(&run(gated().args(["status", "--json"])));
+        let status = json_of(gated().args(["status", "--json"]));
         assert_eq!(status["storage"]["mode"], "local", "{var}");
 
-        let err = one_line_failure(&run(gated().args([
-            "cache",
-            "publish",
-            "fixtures/bert",
-            "--json",
-        ])));
+        let err = failure(gated().args(["cache", "publish", "fixtures/bert", "--json"]));
         assert!(err.contains(why), "{var}: {err}");
-        let err = one_line_failure(&run(
-            gated().args(["cache", "pull", root, "--as", "x/y", "--json"])
-        ));
+        let err = failure(gated().args(["cache", "pull", root, "--as", "x/y", "--json"]));
         assert!(err.contains(why), "{var}: {err}");
         // The imported snapshot is served from the cache; an unknown CID
         // is not looked for on the node.
-        let local = json_ok(&run(gated()
-            .args(["embed", "--model", &format!("ipfs://{root}"), "--json"])
-            .arg("hello")));
+        let local = embed(gated(), format!("ipfs://{root}"), &["hello"], &[]);
         assert_eq!(local["dim"], 32);
-        let unknown = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn";
-        let err = one_line_failure(&run(gated()
-            .args(["embed", "--model", &format!("ipfs://{unknown}"), "--json"])
-            .arg("hello")));
+        let unknown = "ipfs://QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn";
+        let err = failure_of(gated(), "embed", Path::new(unknown), &["hello"]);
         assert!(err.contains(why), "{var}: {err}");
         assert_eq!(counter.hits(), 0, "{var}: a request reached the node");
     }
 
     // The same commands without the gate do reach it (so the count above
     // means something).
-    let mut open = cli(home.path());
-    open.env("IPFS_API_URL", &counter.url);
-    one_line_failure(&run(
-        open.args(["cache", "pull", root, "--as", "x/y", "--json"])
-    ));
+    let mut open = with_ipfs(cli(home.path()), &counter.url);
+    failure(open.args(["cache", "pull", root, "--as", "x/y", "--json"]));
     assert!(counter.hits() > 0);
 }

@@ -7,45 +7,25 @@
 
 mod common;
 use common::*;
-use ipfs_accelerate::storage::{self, ipfs::publish, CidVersion, IpfsClient, Store};
-use std::time::Duration;
+use ipfs_accelerate::storage::{self, CidVersion, Store};
+use std::path::Path;
 
-/// The shared node (`cargo xtask ipfs-node start`), or a printed skip.
-fn node(test: &str) -> Option<String> {
-    let api = ipfs_node::shared_api();
-    if api.is_none() {
-        skip(
-            test,
-            "no IPFS node answers (run `cargo xtask ipfs-node start` or set IPFS_API_URL)",
-        );
-    }
-    api
-}
-
-fn host(api: &str, home: &std::path::Path) -> std::process::Command {
-    let mut cmd = cli(home);
-    cmd.env("IPFS_API_URL", api);
-    cmd
+/// A host of the shared node: the binary in `home`, talking to `api`.
+fn host(api: &str, home: &Path) -> std::process::Command {
+    with_ipfs(cli(home), api)
 }
 
 #[test]
 fn host_b_loads_by_cid_what_host_a_published() {
-    let Some(api) = node("host_b_loads_by_cid_what_host_a_published") else {
+    let test = "host_b_loads_by_cid_what_host_a_published";
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
         return;
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let model = fixture_model("bert");
 
     // Host A: import, publish.
-    let imported = json_ok(&run(host(&api, a.path())
-        .args(["cache", "import", "--json", "--as", "fixtures/bert"])
-        .arg(&model)));
-    let published = json_ok(&run(host(&api, a.path()).args([
-        "cache",
-        "publish",
-        "fixtures/bert",
-        "--json",
-    ])));
+    let imported = cache_import(host(&api, a.path()), "fixtures/bert", &model);
+    let published = cache(host(&api, a.path()), &["publish", "fixtures/bert"]);
     let root = published["root_cid"].as_str().unwrap().to_owned();
 
     // One root CID three ways: our import, our local computation, and the
@@ -53,7 +33,7 @@ fn host_b_loads_by_cid_what_host_a_published() {
     assert_eq!(imported["root_cid"], root.as_str());
     let local = storage::path_cid(&model, CidVersion::V0).unwrap();
     assert_eq!(local.cid.to_string(), root);
-    let client = IpfsClient::new(&api, Duration::from_secs(30));
+    let client = storage::IpfsClient::new(&api, std::time::Duration::from_secs(30));
     let files = storage::unixfs::walk_files(&model).unwrap();
     let added = client.add_dir("bert", &files, false).unwrap();
     let node_root = added.iter().find(|e| e.name == "bert").unwrap();
@@ -70,74 +50,54 @@ fn host_b_loads_by_cid_what_host_a_published() {
         assert_eq!(entry.hash, f.cid, "{}", f.path);
     }
     assert!(client.is_pinned(&root).unwrap(), "publish pins the root");
-    let pinned = json_ok(&run(host(&api, a.path()).args([
-        "cache",
-        "pin",
-        "fixtures/bert",
-        "--json",
-    ])));
+    let pinned = cache(host(&api, a.path()), &["pin", "fixtures/bert"]);
     assert_eq!(pinned["ipfs_pinned"], true, "{pinned}");
 
     // Host A embeds from its cache.
     let (texts, reference) = bert_reference();
-    let from_a = json_ok(&run(host(&api, a.path())
-        .args(["embed", "--model", "fixtures/bert", "--json"])
-        .args(&texts)));
+    let from_a = embeddings(&embed(host(&api, a.path()), "fixtures/bert", &texts, &[]));
 
     // Host B: empty cache, Hub offline, only the CID.
     let model_ref = format!("ipfs://{root}");
-    let from_b = json_ok(&run(host(&api, b.path())
-        .args(["embed", "--model", &model_ref, "--json"])
-        .args(&texts)));
-    assert_eq!(embeddings(&from_b), embeddings(&from_a), "same embeddings");
-    for (got, want) in embeddings(&from_b).iter().zip(&reference) {
+    let from_b = embeddings(&embed(host(&api, b.path()), &model_ref, &texts, &[]));
+    assert_eq!(from_b, from_a, "same embeddings");
+    for (got, want) in from_b.iter().zip(&reference) {
         assert!(cosine(got, want) > 0.99999);
     }
-    let ls = json_ok(&run(host(&api, b.path()).args(["cache", "ls", "--json"])));
+    let ls = cache(host(&api, b.path()), &["ls"]);
     assert_eq!(ls["models"][0]["root_cid"], root.as_str());
     let ipfs_hits = ls["stats"]["ipfs"]["hits"].as_u64().unwrap();
     assert!(ipfs_hits >= 1, "{ls}");
     assert!(ls["stats"]["hub"]["hits"] == 0, "{ls}");
 
     // Host B again: now served by its own cache, the node is not needed.
-    let again = json_ok(&run(cli(b.path())
-        .args(["embed", "--model", &model_ref, "--json"])
-        .args(&texts)));
-    assert_eq!(embeddings(&again), embeddings(&from_a));
-    let ls = json_ok(&run(cli(b.path()).args(["cache", "ls", "--json"])));
+    let again = embeddings(&embed(cli(b.path()), &model_ref, &texts, &[]));
+    assert_eq!(again, from_a);
+    let ls = cache(cli(b.path()), &["ls"]);
     assert_eq!(ls["stats"]["ipfs"]["hits"].as_u64().unwrap(), ipfs_hits);
-    let verify = json_ok(&run(cli(b.path()).args(["cache", "verify", "--json"])));
+    let verify = cache(cli(b.path()), &["verify"]);
     assert_eq!(verify["ok"], true);
 }
 
 #[test]
 fn pull_by_cid_fills_an_empty_cache() {
-    let Some(api) = node("pull_by_cid_fills_an_empty_cache") else {
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts("pull_by_cid_fills_an_empty_cache") else {
         return;
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let store_a = Store::open(a.path()).unwrap();
-    let manifest = store_a
-        .import_dir(&fixture_model("bert"), "fixtures/bert", "main")
-        .unwrap();
-    let client = IpfsClient::new(&api, Duration::from_secs(30));
-    let root = publish(&store_a, &client, &manifest).unwrap();
+    let a_host = ipfs_node::publish_fixture(&api, a.path(), "bert", "fixtures/bert");
+    let (manifest, root) = (&a_host.manifest, &a_host.root);
 
-    let pulled = json_ok(&run(host(&api, b.path()).args([
-        "cache",
-        "pull",
-        &root,
-        "--as",
-        "mirror/bert@v1",
-        "--json",
-    ])));
+    let pulled = cache(
+        host(&api, b.path()),
+        &["pull", root, "--as", "mirror/bert@v1"],
+    );
     assert_eq!(pulled["id"], "mirror/bert");
     assert_eq!(pulled["revision"], "v1");
     assert_eq!(pulled["root_cid"], root.as_str());
     let files: Vec<storage::ManifestFile> =
         serde_json::from_value(pulled["files"].clone()).unwrap();
     assert_eq!(files, manifest.files);
-    let verify = json_ok(&run(cli(b.path()).args(["cache", "verify", "--json"])));
+    let verify = cache(cli(b.path()), &["verify"]);
     assert_eq!(verify["ok"], true);
     // Blobs are counted once however many files share them.
     let distinct: std::collections::BTreeSet<&str> =
@@ -145,58 +105,45 @@ fn pull_by_cid_fills_an_empty_cache() {
     assert_eq!(verify["checked"], distinct.len());
 
     // A CIDv1 of the same root names the same snapshot.
-    let v1 = storage::unixfs::parse_cid(&root)
+    let v1 = storage::unixfs::parse_cid(root)
         .unwrap()
         .into_v1()
         .unwrap()
         .to_string();
-    let again = json_ok(&run(host(&api, b.path()).args([
-        "cache",
-        "pull",
-        &v1,
-        "--as",
-        "mirror/bert@v2",
-        "--json",
-    ])));
+    let again = cache(
+        host(&api, b.path()),
+        &["pull", &v1, "--as", "mirror/bert@v2"],
+    );
     assert_eq!(again["root_cid"], root.as_str());
 
     // `cache warm ipfs://CID` on a third host pulls the whole snapshot.
     let c = tempfile::tempdir().unwrap();
-    let warm = json_ok(&run(host(&api, c.path()).args([
-        "cache",
-        "warm",
-        &format!("ipfs://{root}"),
-        "--json",
-    ])));
+    let warm = cache(host(&api, c.path()), &["warm", &format!("ipfs://{root}")]);
     assert!(
         warm["models"][0]["sources"]["ipfs"].as_u64().unwrap() >= 1,
         "{warm}"
     );
-    let ls = json_ok(&run(cli(c.path()).args(["cache", "ls", "--json"])));
+    let ls = cache(cli(c.path()), &["ls"]);
     assert_eq!(ls["models"][0]["root_cid"], root.as_str());
     assert_eq!(ls["models"][0]["files"], manifest.files.len());
 }
 
 #[test]
 fn bad_cids_and_unknown_models_are_one_line_errors() {
-    let Some(api) = node("bad_cids_and_unknown_models_are_one_line_errors") else {
+    let test = "bad_cids_and_unknown_models_are_one_line_errors";
+    let Some((api, [home])) = ipfs_node::node_and_hosts(test) else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let err = one_line_failure(&run(host(&api, home.path()).args([
-        "cache",
-        "pull",
-        "not-a-cid",
-        "--as",
-        "a/b",
-        "--json",
-    ])));
+    let cache_fails = |args: &[&str]| {
+        failure(
+            host(&api, home.path())
+                .arg("cache")
+                .args(args)
+                .arg("--json"),
+        )
+    };
+    let err = cache_fails(&["pull", "not-a-cid", "--as", "a/b"]);
     assert!(err.contains("not a CID"), "{err}");
-    let err = one_line_failure(&run(host(&api, home.path()).args([
-        "cache",
-        "publish",
-        "no/such-model",
-        "--json",
-    ])));
+    let err = cache_fails(&["publish", "no/such-model"]);
     assert!(err.contains("not in the cache"), "{err}");
 }

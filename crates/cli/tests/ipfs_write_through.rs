@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Ids unique to this run: the shared node outlives the test.
@@ -18,86 +19,53 @@ fn unique_id(name: &str) -> String {
     format!("it-{nanos}/{name}")
 }
 
-fn sources(answer: &serde_json::Value) -> Vec<String> {
-    answer["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["source"].as_str().unwrap().to_owned())
-        .collect()
+/// `embed` of `texts` with model `id` on host `home` of the node `api`;
+/// asserts every file came from `source`.
+fn embed_from(api: &str, home: &Path, id: &str, texts: &[String], source: &str) -> Vec<Vec<f32>> {
+    let answer = embed(with_ipfs(cli(home), api), id, texts, &[]);
+    let sources = pluck(&answer["files"], "source");
+    assert!(sources.iter().all(|s| s == source), "{answer}");
+    embeddings(&answer)
 }
 
 #[test]
 fn a_model_loaded_from_the_hub_reaches_the_next_host_through_ipfs() {
     let test = "a_model_loaded_from_the_hub_reaches_the_next_host_through_ipfs";
-    let Some(api) = ipfs_node::shared_api() else {
-        skip(
-            test,
-            "no IPFS node answers (run `cargo xtask ipfs-node start`)",
-        );
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
         return;
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let id = unique_id("bert");
     make_hub_cache(&a.path().join("hub"), &id, &fixture_model("bert"));
     let (texts, _) = bert_reference();
 
-    let from_a = json_ok(&run(cli(a.path())
-        .env("IPFS_API_URL", &api)
-        .args(["embed", "--model", &id, "--json"])
-        .args(&texts)));
-    assert!(
-        sources(&from_a).iter().all(|s| s == "hub_cache"),
-        "{from_a}"
-    );
-
-    let from_b = json_ok(&run(cli(b.path())
-        .env("IPFS_API_URL", &api)
-        .args(["embed", "--model", &id, "--json"])
-        .args(&texts)));
-    assert!(sources(&from_b).iter().all(|s| s == "ipfs"), "{from_b}");
-    assert_eq!(embeddings(&from_b), embeddings(&from_a));
-    let ls = json_ok(&run(cli(b.path()).args(["cache", "ls", "--json"])));
+    let from_a = embed_from(&api, a.path(), &id, &texts, "hub_cache");
+    let from_b = embed_from(&api, b.path(), &id, &texts, "ipfs");
+    assert_eq!(from_b, from_a);
+    let ls = cache(cli(b.path()), &["ls"]);
     assert!(ls["stats"]["ipfs"]["hits"].as_u64().unwrap() >= 1, "{ls}");
     assert_eq!(ls["stats"]["hub"]["hits"], 0, "{ls}");
-    let verify = json_ok(&run(cli(b.path()).args(["cache", "verify", "--json"])));
+    let verify = cache(cli(b.path()), &["verify"]);
     assert_eq!(verify["ok"], true);
 }
 
 #[test]
 fn a_published_snapshot_is_found_by_its_id() {
     let test = "a_published_snapshot_is_found_by_its_id";
-    let Some(api) = ipfs_node::shared_api() else {
-        skip(
-            test,
-            "no IPFS node answers (run `cargo xtask ipfs-node start`)",
-        );
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
         return;
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let id = unique_id("bert");
     let published_id = format!("{id}@v1");
-    json_ok(&run(cli(a.path())
-        .args(["cache", "import", "--json", "--as", &published_id])
-        .arg(fixture_model("bert"))));
-    let published = json_ok(&run(cli(a.path()).env("IPFS_API_URL", &api).args([
-        "cache",
-        "publish",
-        &published_id,
-        "--json",
-    ])));
+    cache_import(cli(a.path()), &published_id, &fixture_model("bert"));
+    let published = cache(with_ipfs(cli(a.path()), &api), &["publish", &published_id]);
 
     let (texts, reference) = bert_reference();
-    let from_b = json_ok(&run(cli(b.path())
-        .env("IPFS_API_URL", &api)
-        .args(["embed", "--model", &published_id, "--json"])
-        .args(&texts)));
-    assert!(sources(&from_b).iter().all(|s| s == "ipfs"), "{from_b}");
-    for (got, want) in embeddings(&from_b).iter().zip(&reference) {
+    let from_b = embed_from(&api, b.path(), &published_id, &texts, "ipfs");
+    for (got, want) in from_b.iter().zip(&reference) {
         assert!(cosine(got, want) > 0.99999);
     }
     // What B fetched is A's files, CID for CID.
-    let store = |home: &std::path::Path| {
+    let store = |home: &Path| {
         ipfs_accelerate::Store::open(home.join("cache"))
             .unwrap()
             .manifest(&id, "v1")
@@ -111,12 +79,12 @@ fn a_published_snapshot_is_found_by_its_id() {
         assert_eq!(on_a.file(&f.path), Some(f), "{}", f.path);
     }
     // Another revision is not in the index: the Hub (offline) is next.
-    let err = one_line_failure(&run(cli(b.path()).env("IPFS_API_URL", &api).args([
+    let other = format!("{id}@v2");
+    let err = failure_of(
+        with_ipfs(cli(b.path()), &api),
         "embed",
-        "--model",
-        &format!("{id}@v2"),
-        "--json",
-        "x",
-    ])));
+        Path::new(&other),
+        &["x"],
+    );
     assert!(err.contains("name index"), "{err}");
 }

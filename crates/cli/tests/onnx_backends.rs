@@ -10,48 +10,41 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
+const BACKENDS: [&str; 2] = ["ort", "openvino"];
+
 /// `cli` with the ONNX Runtime library (and the OpenVINO plugin when
 /// `openvino`) from this process's environment; `None` (after reporting the
 /// skip) when they are not installed.
 fn ort_cli(home: &Path, test: &str, openvino: bool) -> Option<Command> {
-    if let Some(reason) = ort_missing(openvino) {
-        skip(test, reason);
-        return None;
-    }
-    let mut cmd = cli(home);
-    cmd.env("ORT_DYLIB_PATH", ort_dylib().unwrap());
-    if openvino {
-        cmd.env("IPFS_ACCELERATE_OPENVINO_EP", openvino_ep().unwrap());
-    }
-    Some(cmd)
+    with_ort(cli(home), test, openvino)
 }
 
 #[test]
 fn onnx_backends_reproduce_the_references() {
     let test = "onnx_backends_reproduce_the_references";
     let (texts, expected) = bert_reference();
-    for backend in ["ort", "openvino"] {
+    for backend in BACKENDS {
         let home = tempfile::tempdir().unwrap();
-        let Some(mut cmd) = ort_cli(home.path(), test, backend == "openvino") else {
+        let openvino = backend == "openvino";
+        let Some(cmd) = ort_cli(home.path(), test, openvino) else {
             return;
         };
-        let answer = json_ok(&run(cmd
-            .args(["embed", "--json", "--backend", backend, "--model"])
-            .arg(fixture_model("bert"))
-            .args(&texts)));
+        let on_backend = ["--backend", backend];
+        let answer = embed(cmd, fixture_model("bert"), &texts, &on_backend);
         assert_eq!(answer["backend"], backend);
-        for (i, (g, e)) in embeddings(&answer).iter().zip(&expected).enumerate() {
-            let c = cosine(g, e);
-            assert!(c >= 0.9999, "{backend} text {i}: cosine {c}");
-        }
+        assert_cosines(backend, &embeddings(&answer), &expected, 0.9999);
         for name in ["gpt2", "llama"] {
             let r = reference(name);
-            let mut cmd = ort_cli(home.path(), test, backend == "openvino").unwrap();
-            let answer = json_ok(&run(cmd
-                .args(["generate", "--greedy", "--json", "--backend", backend])
-                .args(["--max-new-tokens", "12", "--model"])
-                .arg(fixture_model(name))
-                .arg(r["inputs"]["prompt"].as_str().unwrap())));
+            let cmd = ort_cli(home.path(), test, openvino).unwrap();
+            let prompt = r["inputs"]["prompt"].as_str().unwrap();
+            let answer = greedy(
+                cmd,
+                "generate",
+                &fixture_model(name),
+                prompt,
+                12,
+                &on_backend,
+            );
             assert_eq!(answer["backend"], backend, "{name}");
             assert_eq!(
                 id_list(&answer["token_ids"]),
@@ -63,98 +56,31 @@ fn onnx_backends_reproduce_the_references() {
     }
 }
 
-/// The answer's `{shape, data}` against the reference array, within
-/// `tolerance`.
-fn assert_array_close(
-    got: &serde_json::Value,
-    want: &serde_json::Value,
-    what: &str,
-    tolerance: f32,
-) {
-    assert_eq!(got["shape"], want["shape"], "{what}: shape");
-    let diff = max_abs_diff(&f32_list(&got["data"]), &f32_list(&want["data"]));
-    assert!(diff <= tolerance, "{what}: max abs diff {diff}");
-}
-
 #[test]
 fn onnx_backends_reproduce_the_media_references() {
     let test = "onnx_backends_reproduce_the_media_references";
-    let wav2vec2 = reference("wav2vec2");
-    let clip = reference("clip");
-    let texts: Vec<String> = serde_json::from_value(clip["inputs"]["texts"].clone()).unwrap();
-    for backend in ["ort", "openvino"] {
+    let wav2vec2 = Fixture::new("wav2vec2");
+    let clip = Fixture::new("clip");
+    let texts = clip.texts();
+    for backend in BACKENDS {
         let home = tempfile::tempdir().unwrap();
-        let Some(mut cmd) = ort_cli(home.path(), test, backend == "openvino") else {
+        let openvino = backend == "openvino";
+        let Some(cmd) = ort_cli(home.path(), test, openvino) else {
             return;
         };
         // wav2vec2: same input values, logits, frame ids and CTC text.
-        let model = fixture_model("wav2vec2");
-        let answer = json_ok(&run(cmd
-            .args(["transcribe", "--json", "--return-inputs", "--return-logits"])
-            .args(["--backend", backend, "--model"])
-            .arg(&model)
-            .arg(model.join("input.wav"))));
+        let extra = ["--return-inputs", "--return-logits", "--backend", backend];
+        let audio = wav2vec2.file("input.wav");
+        let answer = transcribe(cmd, &wav2vec2.dir, &audio, &extra);
         assert_eq!(answer["backend"], backend);
-        let what = format!("wav2vec2 on {backend}");
-        let (shape, want) = reference_array("wav2vec2", &wav2vec2["outputs"]["logits"]);
-        let logits = &answer["outputs"]["logits"];
-        assert_eq!(
-            logits["shape"],
-            serde_json::json!(shape),
-            "{what}: logits shape"
-        );
-        let diff = max_abs_diff(&f32_list(&logits["data"]), &want);
-        assert!(diff <= 1e-4, "{what}: logits max abs diff {diff}");
-        let (shape, want) = reference_array("wav2vec2", &wav2vec2["preprocessed"]["input_values"]);
-        let values = &answer["preprocessed"]["input_values"];
-        assert_eq!(
-            values["shape"],
-            serde_json::json!(shape),
-            "{what}: input_values shape"
-        );
-        let diff = max_abs_diff(&f32_list(&values["data"]), &want);
-        assert!(diff <= 1e-4, "{what}: input_values max abs diff {diff}");
-        assert_eq!(
-            id_list(&answer["frame_ids"]),
-            id_list(&wav2vec2["outputs"]["argmax_ids"]),
-            "{what}"
-        );
-        assert_eq!(answer["text"], wav2vec2["outputs"]["text"], "{what}");
+        assert_wav2vec2_reference(&format!("wav2vec2 on {backend}"), &wav2vec2, &answer);
         // CLIP: the texts as one padded batch, against the image.
-        let model = fixture_model("clip");
-        let mut cmd = ort_cli(home.path(), test, backend == "openvino").unwrap();
-        let answer = json_ok(&run(cmd
-            .args([
-                "similarity",
-                "--json",
-                "--return-inputs",
-                "--return-embeddings",
-            ])
-            .args(["--backend", backend, "--model"])
-            .arg(&model)
-            .arg("--image")
-            .arg(model.join("input.png"))
-            .args(&texts)));
+        let cmd = ort_cli(home.path(), test, openvino).unwrap();
+        let image = clip.file("input.png");
+        let answer = similarity(cmd, &clip.dir, ("--image", &image), &texts, &extra[2..]);
         assert_eq!(answer["backend"], backend);
         let what = format!("clip on {backend}");
-        let logits = reference_rows(&clip["outputs"]["logits_per_image"]);
-        let diff = max_abs_diff(&f32_list(&answer["logits"]), &logits[0]);
-        assert!(diff <= 1e-4, "{what}: logits max abs diff {diff}");
-        let probs = reference_rows(&clip["outputs"]["probs"]);
-        let diff = max_abs_diff(&f32_list(&answer["probs"]), &probs[0]);
-        assert!(diff <= 1e-5, "{what}: probs max abs diff {diff}");
-        for (section, name) in [
-            ("preprocessed", "pixel_values"),
-            ("outputs", "text_embeds"),
-            ("outputs", "image_embeds"),
-        ] {
-            assert_array_close(
-                &answer[section][name],
-                &clip[section][name],
-                &format!("{what}: {name}"),
-                1e-4,
-            );
-        }
+        assert_similarity_reference(&what, &clip, &answer, "pixel_values", "image");
     }
 }
 
@@ -164,9 +90,9 @@ fn status_describes_the_onnx_backends() {
     let Some(mut cmd) = ort_cli(home.path(), "status_describes_the_onnx_backends", true) else {
         return;
     };
-    let answer = json_ok(&run(cmd.args(["status", "--json"])));
+    let answer = json_of(cmd.args(["status", "--json"]));
     let backends = answer["backends"].as_array().unwrap();
-    for name in ["ort", "openvino"] {
+    for name in BACKENDS {
         let b = backends.iter().find(|b| b["name"] == name).unwrap();
         assert_eq!(b["available"], true, "{b}");
         assert!(
@@ -175,17 +101,12 @@ fn status_describes_the_onnx_backends() {
         );
     }
     // Without the libraries they say what to run.
-    let answer = json_ok(&run(cli(home.path()).args(["status", "--json"])));
+    let answer = json_of(cli(home.path()).args(["status", "--json"]));
     for b in answer["backends"].as_array().unwrap() {
         if b["name"] == "ort" || b["name"] == "openvino" {
             assert_eq!(b["available"], false, "{b}");
-            assert!(
-                b["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("cargo xtask setup-ort"),
-                "{b}"
-            );
+            let detail = b["detail"].as_str().unwrap();
+            assert!(detail.contains("cargo xtask setup-ort"), "{b}");
         }
     }
 }
@@ -194,26 +115,19 @@ fn status_describes_the_onnx_backends() {
 fn openvino_without_the_plugin_says_how_to_install_it() {
     let home = tempfile::tempdir().unwrap();
     let bert = fixture_model("bert");
+    let on_openvino = ["--backend", "openvino", "hi"];
     // Nothing installed.
-    let line = failure_of(
-        home.path(),
-        "embed",
-        &bert,
-        &["--backend", "openvino", "hi"],
-    );
+    let line = failure_of(cli(home.path()), "embed", &bert, &on_openvino);
     assert!(
         line.contains("openvino") && line.contains("cargo xtask setup-ort"),
         "{line}"
     );
     // ONNX Runtime, but no plugin: the variable to set is named.
     let test = "openvino_without_the_plugin_says_how_to_install_it";
-    let Some(mut cmd) = ort_cli(home.path(), test, false) else {
+    let Some(cmd) = ort_cli(home.path(), test, false) else {
         return;
     };
-    let line = one_line_failure(&run(cmd
-        .args(["embed", "--json", "--backend", "openvino", "--model"])
-        .arg(&bert)
-        .arg("hi")));
+    let line = failure_of(cmd, "embed", &bert, &on_openvino);
     assert!(line.contains("IPFS_ACCELERATE_OPENVINO_EP"), "{line}");
     assert!(line.contains("cargo xtask setup-ort"), "{line}");
 }
@@ -222,18 +136,14 @@ fn openvino_without_the_plugin_says_how_to_install_it() {
 fn auto_falls_back_past_a_broken_provider_or_graph() {
     let test = "auto_falls_back_past_a_broken_provider_or_graph";
     let home = tempfile::tempdir().unwrap();
-    let Some(_) = ort_cli(home.path(), test, false) else {
+    let Some(mut cmd) = ort_cli(home.path(), test, false) else {
         return;
     };
     // A plugin file that is no library: OpenVINO is passed over, ORT runs.
     let fake = home.path().join("libfake_openvino_plugin.so");
     std::fs::write(&fake, b"not a shared library").unwrap();
-    let mut cmd = ort_cli(home.path(), test, false).unwrap();
-    let answer = json_ok(&run(cmd
-        .env("IPFS_ACCELERATE_OPENVINO_EP", &fake)
-        .args(["embed", "--json", "--model"])
-        .arg(fixture_model("bert"))
-        .arg("hello")));
+    cmd.env("IPFS_ACCELERATE_OPENVINO_EP", &fake);
+    let answer = embed(cmd, fixture_model("bert"), &["hello"], &[]);
     assert_eq!(answer["backend"], "ort");
     // A graph no session can be made from: down the chain to candle, with
     // the same answer as the reference.
@@ -242,14 +152,8 @@ fn auto_falls_back_past_a_broken_provider_or_graph() {
     let r = reference("gpt2");
     let mut cmd = ort_cli(home.path(), test, openvino_ep().is_some()).unwrap();
     let out = run(cmd
-        .args([
-            "generate",
-            "--greedy",
-            "--json",
-            "--max-new-tokens",
-            "12",
-            "--model",
-        ])
+        .args(["generate", "--greedy", "--json", "--max-new-tokens", "12"])
+        .arg("--model")
         .arg(&model)
         .arg(r["inputs"]["prompt"].as_str().unwrap()));
     let answer = json_ok(&out);
@@ -260,28 +164,25 @@ fn auto_falls_back_past_a_broken_provider_or_graph() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("falling back"));
     // Asked for by name, the broken graph is the answer.
-    let mut cmd = ort_cli(home.path(), test, false).unwrap();
-    let line = one_line_failure(&run(cmd
-        .args([
-            "generate",
-            "--greedy",
-            "--json",
-            "--backend",
-            "ort",
-            "--model",
-        ])
-        .arg(&model)
-        .arg("hello")));
+    let cmd = ort_cli(home.path(), test, false).unwrap();
+    let line = failure_of(
+        cmd,
+        "generate",
+        &model,
+        &["--greedy", "--backend", "ort", "hello"],
+    );
     assert!(line.contains("cannot create a session"), "{line}");
 }
 
 #[test]
 fn skills_without_an_onnx_path_say_so() {
     let home = tempfile::tempdir().unwrap();
-    let line = failure_of(
-        home.path(),
+    let fail = |command: &str, model: &str, extra: &[&str]| {
+        failure_of(cli(home.path()), command, &fixture_model(model), extra)
+    };
+    let line = fail(
         "generate",
-        &fixture_model("opt"),
+        "opt",
         &["--backend", "ort", "--greedy", "hello"],
     );
     assert!(
@@ -290,21 +191,24 @@ fn skills_without_an_onnx_path_say_so() {
     );
     // Whisper and CLAP run on candle only (wav2vec2 and CLIP have graphs).
     let wav = fixture_model("whisper").join("input.wav");
-    let line = one_line_failure(&run(cli(home.path())
-        .args(["transcribe", "--json", "--backend", "openvino", "--model"])
-        .arg(fixture_model("whisper"))
-        .arg(&wav)));
+    let line = fail(
+        "transcribe",
+        "whisper",
+        &["--backend", "openvino", wav.to_str().unwrap()],
+    );
     assert!(
         line.contains("unsupported on openvino: this skill has no ONNX Runtime path"),
         "{line}"
     );
-    let clap = fixture_model("clap");
-    let line = one_line_failure(&run(cli(home.path())
-        .args(["similarity", "--json", "--backend", "ort", "--model"])
-        .arg(&clap)
-        .arg("--audio")
-        .arg(clap.join("input.wav"))
-        .arg("a dog")));
+    let wav = fixture_model("clap").join("input.wav");
+    let extra = [
+        "--backend",
+        "ort",
+        "--audio",
+        wav.to_str().unwrap(),
+        "a dog",
+    ];
+    let line = fail("similarity", "clap", &extra);
     assert!(
         line.contains("unsupported on ort: this skill has no ONNX Runtime path"),
         "{line}"
@@ -314,67 +218,41 @@ fn skills_without_an_onnx_path_say_so() {
 #[test]
 fn t5_on_onnx_backends_reproduces_the_reference() {
     let test = "t5_on_onnx_backends_reproduces_the_reference";
-    let r = reference("t5");
-    let texts = r["inputs"]["texts"].as_array().unwrap();
-    let logits = reference_rows(&r["outputs"]["first_step_logits"]);
-    let generation = &r["generation"];
+    let t5 = Fixture::new("t5");
+    let texts = t5.texts();
+    let logits = reference_rows(&t5["outputs"]["first_step_logits"]);
+    let generation = &t5["generation"];
     let eos = generation["eos_token_id"].as_u64().unwrap() as u32;
     // An incomplete export: asked for by name, the missing graphs are named
     // (with or without ONNX Runtime installed) ...
     let home = tempfile::tempdir().unwrap();
     let partial = fixture_copy("t5", home.path());
     std::fs::remove_file(partial.join("onnx/decoder_with_past_model.onnx")).unwrap();
-    let line = failure_of(
-        home.path(),
-        "text2text",
-        &partial,
-        &["--backend", "openvino", "--greedy", "hello"],
-    );
+    let extra = ["--backend", "openvino", "--greedy", "hello"];
+    let line = failure_of(cli(home.path()), "text2text", &partial, &extra);
     assert!(
         line.contains("unsupported on openvino: the model has no ONNX graphs")
             && line.contains("onnx/decoder_with_past_model.onnx"),
         "{line}"
     );
     // ... and `auto` runs it on candle, with the reference's answer.
-    let first = texts[0].as_str().unwrap();
-    let mut want = id_list(&generation["token_ids"][0]);
-    if let Some(end) = want.iter().position(|&t| t == eos) {
-        want.truncate(end + 1);
-    }
-    if let Some(mut cmd) = ort_cli(home.path(), test, openvino_ep().is_some()) {
-        let answer = json_ok(&run(cmd
-            .args(["text2text", "--greedy", "--json", "--max-new-tokens", "12"])
-            .arg("--model")
-            .arg(&partial)
-            .arg(first)));
+    let want = through_eos(id_list(&generation["token_ids"][0]), eos);
+    if let Some(cmd) = ort_cli(home.path(), test, openvino_ep().is_some()) {
+        let answer = greedy(cmd, "text2text", &partial, &texts[0], 12, &[]);
         assert_eq!(answer["backend"], "cpu");
         assert_eq!(id_list(&answer["token_ids"]), want);
     }
-    for backend in ["ort", "openvino"] {
+    for backend in BACKENDS {
         let home = tempfile::tempdir().unwrap();
         for (i, text) in texts.iter().enumerate() {
-            let Some(mut cmd) = ort_cli(home.path(), test, backend == "openvino") else {
+            let Some(cmd) = ort_cli(home.path(), test, backend == "openvino") else {
                 return;
             };
-            let answer = json_ok(&run(cmd
-                .args(["text2text", "--greedy", "--json", "--return-logits"])
-                .args(["--backend", backend, "--max-new-tokens", "12", "--model"])
-                .arg(fixture_model("t5"))
-                .arg(text.as_str().unwrap())));
+            let extra = ["--return-logits", "--backend", backend];
+            let answer = greedy(cmd, "text2text", &t5.dir, text, 12, &extra);
             let name = format!("t5 text {i} on {backend}");
             assert_eq!(answer["backend"], backend, "{name}");
-            let diff = max_abs_diff(&f32_list(&answer["last_logits"]), &logits[i]);
-            assert!(
-                diff <= 1e-4,
-                "{name}: first-step logits max abs diff {diff}"
-            );
-            // The batched reference pads rows that ended early; we stop at EOS.
-            let mut want = id_list(&generation["token_ids"][i]);
-            if let Some(end) = want.iter().position(|&t| t == eos) {
-                want.truncate(end + 1);
-            }
-            assert_eq!(id_list(&answer["token_ids"]), want, "{name}: token_ids");
-            assert_eq!(answer["text"], generation["texts"][i], "{name}: text");
+            assert_t5_answer(&name, &answer, &logits[i], generation, i);
         }
     }
 }

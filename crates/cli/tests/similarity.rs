@@ -7,57 +7,12 @@ mod common;
 use common::*;
 use std::path::Path;
 
-fn texts(reference: &serde_json::Value) -> Vec<String> {
-    serde_json::from_value(reference["inputs"]["texts"].clone()).unwrap()
-}
-
-fn assert_close(got: &serde_json::Value, want: &serde_json::Value, what: &str) {
-    assert_eq!(got["shape"], want["shape"], "{what}: shape");
-    let diff = max_abs_diff(&f32_list(&got["data"]), &f32_list(&want["data"]));
-    assert!(diff <= 1e-4, "{what}: max abs diff {diff}");
-}
-
 #[test]
 fn clip_fixture_matches_reference() {
     let home = tempfile::tempdir().unwrap();
-    let model = fixture_model("clip");
-    let reference = reference("clip");
-    let out = run(cli(home.path())
-        .args([
-            "similarity",
-            "--json",
-            "--return-inputs",
-            "--return-embeddings",
-            "--model",
-        ])
-        .arg(&model)
-        .arg("--image")
-        .arg(model.join("input.png"))
-        .args(texts(&reference)));
-    let answer = json_ok(&out);
-    assert_close(
-        &answer["preprocessed"]["pixel_values"],
-        &reference["preprocessed"]["pixel_values"],
-        "pixel_values",
-    );
-    assert_close(
-        &answer["outputs"]["text_embeds"],
-        &reference["outputs"]["text_embeds"],
-        "text_embeds",
-    );
-    assert_close(
-        &answer["outputs"]["image_embeds"],
-        &reference["outputs"]["image_embeds"],
-        "image_embeds",
-    );
-    let logits = reference_rows(&reference["outputs"]["logits_per_image"]);
-    let diff = max_abs_diff(&f32_list(&answer["logits"]), &logits[0]);
-    assert!(diff <= 1e-4, "logits: max abs diff {diff}");
-    let probs = reference_rows(&reference["outputs"]["probs"]);
-    let diff = max_abs_diff(&f32_list(&answer["probs"]), &probs[0]);
-    assert!(diff <= 1e-5, "probs: max abs diff {diff}");
-    assert_eq!(answer["backend"], "cpu");
-    assert_eq!(answer["model"], model.to_str().unwrap());
+    let clip = Fixture::new("clip");
+    let image = clip.file("input.png");
+    check_similarity_fixture(cli(home.path()), &clip, ("--image", &image), "pixel_values");
 }
 
 /// A PNG that declares `width` x `height` pixels (valid signature and IHDR
@@ -98,75 +53,46 @@ fn png_declaring(path: &Path, width: u32, height: u32) {
 fn bad_images_fail_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_model("clip");
-    let image_args = |path: &Path| {
-        vec![
-            "--image".to_owned(),
-            path.to_str().unwrap().to_owned(),
-            "a dog".to_owned(),
-        ]
-    };
-    let fail = |args: Vec<String>| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        failure_of(home.path(), "similarity", &model, &args)
+    let image = model.join("input.png");
+    let fail = |media: (&str, &Path), text: &str| {
+        similarity_failure(cli(home.path()), &model, media, text)
     };
     // Corrupt: a PNG cut in half.
-    let bytes = std::fs::read(model.join("input.png")).unwrap();
     let truncated = home.path().join("truncated.png");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let err = fail(image_args(&truncated));
+    write_prefix(&image, &truncated, |n| n / 2);
+    let err = fail(("--image", &truncated), "a dog");
     assert!(
         err.contains("truncated.png") && err.contains("not a readable PNG or JPEG"),
         "{err}"
     );
     // Not an image at all.
     let wav = fixture_model("wav2vec2").join("input.wav");
-    let err = fail(image_args(&wav));
+    let err = fail(("--image", &wav), "a dog");
     assert!(err.contains("not a readable PNG or JPEG"), "{err}");
     // Far larger than 100 megapixels: refused before decoding.
     let huge = home.path().join("huge.png");
     png_declaring(&huge, 50_000, 50_000);
-    let err = fail(image_args(&huge));
+    let err = fail(("--image", &huge), "a dog");
     assert!(
         err.contains("50000x50000") && err.contains("at most 100 megapixels"),
         "{err}"
     );
     // Missing file.
-    let err = fail(image_args(Path::new("/nonexistent.png")));
+    let err = fail(("--image", Path::new("/nonexistent.png")), "a dog");
     assert!(err.contains("/nonexistent.png"), "{err}");
     // A text longer than the 77 positions.
-    let long = "dog ".repeat(100);
-    let err = fail(vec![
-        "--image".into(),
-        model.join("input.png").to_str().unwrap().into(),
-        long,
-    ]);
+    let err = fail(("--image", &image), &"dog ".repeat(100));
     assert!(err.contains("the model takes at most 77"), "{err}");
     // CLIP takes images, not audio.
-    let err = fail(vec![
-        "--audio".into(),
-        wav.to_str().unwrap().into(),
-        "a dog".into(),
-    ]);
+    let err = fail(("--audio", &wav), "a dog");
     assert!(err.contains("takes an image (--image), not audio"), "{err}");
     // An empty frames folder is refused before any model loads.
     let empty = home.path().join("no_frames");
     std::fs::create_dir(&empty).unwrap();
-    let err = fail(vec![
-        "--video".into(),
-        empty.to_str().unwrap().into(),
-        "a dog".into(),
-    ]);
+    let err = fail(("--video", &empty), "a dog");
     assert!(err.contains("holds no video frames"), "{err}");
     // A speech model is not a similarity model.
-    let err = failure_of(
-        home.path(),
-        "similarity",
-        &fixture_model("whisper"),
-        &[
-            "--image",
-            model.join("input.png").to_str().unwrap(),
-            "a dog",
-        ],
-    );
+    let whisper = fixture_model("whisper");
+    let err = similarity_failure(cli(home.path()), &whisper, ("--image", &image), "a dog");
     assert!(err.contains("not a text-media similarity model"), "{err}");
 }

@@ -9,70 +9,19 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 
-fn string_list(value: &serde_json::Value) -> Vec<String> {
-    serde_json::from_value(value.clone()).unwrap()
-}
-
-/// Largest difference between an answer's `{shape, data}` and a reference's
-/// shape and values.
-fn array_diff(got: &serde_json::Value, shape: &[usize], want: &[f32]) -> f32 {
-    let got_shape: Vec<usize> = serde_json::from_value(got["shape"].clone()).unwrap();
-    assert_eq!(got_shape, shape, "shape");
-    max_abs_diff(&f32_list(&got["data"]), want)
-}
-
-fn inline(array: &serde_json::Value) -> (Vec<usize>, Vec<f32>) {
-    (
-        serde_json::from_value(array["shape"].clone()).unwrap(),
-        f32_list(&array["data"]),
-    )
-}
-
-fn similarity_json(
-    home: &Path,
-    model: &Path,
-    frames: &Path,
-    texts: &[String],
-) -> serde_json::Value {
-    json_ok(&run(cli(home)
-        .args([
-            "similarity",
-            "--json",
-            "--return-inputs",
-            "--return-embeddings",
-            "--model",
-        ])
-        .arg(model)
-        .arg("--video")
-        .arg(frames)
-        .args(texts)))
-}
-
 #[test]
 fn xclip_fixture_matches_reference() {
     let home = tempfile::tempdir().unwrap();
-    let model = fixture_model("xclip");
-    let reference = reference("xclip");
-    let texts = string_list(&reference["inputs"]["texts"]);
-    let answer = similarity_json(home.path(), &model, &model.join("frames"), &texts);
-
-    let (shape, want) = reference_array("xclip", &reference["preprocessed"]["pixel_values"]);
-    assert_eq!(shape, [1, 4, 3, 32, 32]);
-    let diff = array_diff(&answer["preprocessed"]["pixel_values"], &shape, &want);
-    assert!(diff <= 1e-4, "pixel_values: max abs diff {diff}");
-    for name in ["text_embeds", "video_embeds"] {
-        let (shape, want) = inline(&reference["outputs"][name]);
-        let diff = array_diff(&answer["outputs"][name], &shape, &want);
-        assert!(diff <= 1e-4, "{name}: max abs diff {diff}");
-    }
-    let logits = reference_rows(&reference["outputs"]["logits_per_video"]);
-    let diff = max_abs_diff(&f32_list(&answer["logits"]), &logits[0]);
-    assert!(diff <= 1e-4, "logits: max abs diff {diff}");
-    let probs = reference_rows(&reference["outputs"]["probs"]);
-    let diff = max_abs_diff(&f32_list(&answer["probs"]), &probs[0]);
-    assert!(diff <= 1e-5, "probs: max abs diff {diff}");
-    assert_eq!(answer["backend"], "cpu");
-    assert_eq!(answer["model"], model.to_str().unwrap());
+    let xclip = Fixture::new("xclip");
+    let pixel_values = xclip.array_at(&["preprocessed", "pixel_values"]);
+    assert_eq!(pixel_values.shape, [1, 4, 3, 32, 32]);
+    let frames = xclip.file("frames");
+    check_similarity_fixture(
+        cli(home.path()),
+        &xclip,
+        ("--video", &frames),
+        "pixel_values",
+    );
 }
 
 /// `fixtures/references/xclip_video7.json` (make_xclip_references.py) and
@@ -81,10 +30,9 @@ fn xclip_fixture_matches_reference() {
 /// between checkouts may have built from another checkout.
 fn video7_reference() -> (PathBuf, serde_json::Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/references");
-    let text = std::fs::read_to_string(dir.join("xclip_video7.json")).unwrap();
     (
         dir.join("xclip_video7"),
-        serde_json::from_str(&text).unwrap(),
+        read_json(&dir.join("xclip_video7.json")),
     )
 }
 
@@ -98,26 +46,20 @@ fn longer_video_is_sampled_as_transformers_samples() {
         serde_json::json!([0, 1, 3, 5])
     );
     let texts = string_list(&reference["texts"]);
-    let answer = similarity_json(home.path(), &model, &frames, &texts);
+    let answer = similarity(cli(home.path()), &model, ("--video", &frames), &texts, &[]);
     for (name, got) in [
         ("pixel_values", &answer["preprocessed"]["pixel_values"]),
         ("text_embeds", &answer["outputs"]["text_embeds"]),
         ("video_embeds", &answer["outputs"]["video_embeds"]),
     ] {
-        let (shape, want) = inline(&reference[name]);
-        let diff = array_diff(got, &shape, &want);
-        assert!(diff <= 1e-4, "{name}: max abs diff {diff}");
+        assert_array_close(name, got, &Array::from_json(&reference[name]), 1e-4);
     }
-    let diff = max_abs_diff(
-        &f32_list(&answer["logits"]),
+    assert_scores(
+        "video7",
+        &answer,
         &f32_list(&reference["logits_per_video"]["data"]),
-    );
-    assert!(diff <= 1e-4, "logits: max abs diff {diff}");
-    let diff = max_abs_diff(
-        &f32_list(&answer["probs"]),
         &f32_list(&reference["probs"]["data"]),
     );
-    assert!(diff <= 1e-5, "probs: max abs diff {diff}");
 }
 
 #[test]
@@ -125,12 +67,7 @@ fn bad_videos_fail_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     let model = fixture_model("xclip");
     let fail = |model: &Path, media: &str, path: &Path| {
-        failure_of(
-            home.path(),
-            "similarity",
-            model,
-            &[media, path.to_str().unwrap(), "a ball"],
-        )
+        similarity_failure(cli(home.path()), model, (media, path), "a ball")
     };
     let frames_copy = |name: &str, count: usize| {
         let dir = home.path().join(name);
@@ -143,8 +80,8 @@ fn bad_videos_fail_with_one_line() {
     };
     // A corrupt frame: the error names it.
     let corrupt = frames_copy("corrupt", 4);
-    let bytes = std::fs::read(corrupt.join("frame_02.png")).unwrap();
-    std::fs::write(corrupt.join("frame_02.png"), &bytes[..bytes.len() / 2]).unwrap();
+    let frame = corrupt.join("frame_02.png");
+    write_prefix(&frame, &frame, |n| n / 2);
     let err = fail(&model, "--video", &corrupt);
     assert!(
         err.contains("frame_02.png") && err.contains("not a readable PNG or JPEG"),

@@ -5,95 +5,98 @@
 mod common;
 use common::*;
 
-/// (env, intercept, ipfs, force_local, ci)
-type Case = (
-    &'static [(&'static str, &'static str)],
-    bool,
-    bool,
-    bool,
-    bool,
-);
+/// What `status` reports as `gate.{intercept, ipfs, force_local, ci}`.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    intercept: bool,
+    ipfs: bool,
+    force_local: bool,
+    ci: bool,
+}
+
+/// The default decision: intercept, IPFS on, not forced local, not CI.
+const DEFAULT: Expect = Expect {
+    intercept: true,
+    ipfs: true,
+    force_local: false,
+    ci: false,
+};
+
+/// A CI system: no interception (unless forced), IPFS on.
+const ON_CI: Expect = Expect {
+    intercept: false,
+    ci: true,
+    ..DEFAULT
+};
+
+/// The variable every CI system sets, with the value it sets.
+const CI_SYSTEMS: &str = "CI=true GITHUB_ACTIONS=true GITLAB_CI=true \
+    JENKINS_URL=http://ci.example/ BUILDKITE=true CIRCLECI=true TRAVIS=true \
+    TF_BUILD=True TEAMCITY_VERSION=2025.1 BITBUCKET_BUILD_NUMBER=42";
+
+/// `K=V` pairs separated by spaces.
+fn vars(list: &str) -> Vec<(String, String)> {
+    list.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
 
 #[test]
 fn gate_table() {
-    let cases: &[Case] = &[
-        (&[], true, true, false, false),
+    let no_intercept = Expect {
+        intercept: false,
+        ..DEFAULT
+    };
+    let mut cases: Vec<(&str, Expect)> = vec![
+        ("", DEFAULT),
+        ("TRANSFORMERS_PATCH_DISABLE=1", no_intercept),
+        ("TRANSFORMERS_PATCH_DISABLE=no", DEFAULT),
         (
-            &[("TRANSFORMERS_PATCH_DISABLE", "1")],
-            false,
-            true,
-            false,
-            false,
+            "IPFS_KIT_DISABLE=true",
+            Expect {
+                ipfs: false,
+                ..no_intercept
+            },
         ),
         (
-            &[("TRANSFORMERS_PATCH_DISABLE", "no")],
-            true,
-            true,
-            false,
-            false,
+            "STORAGE_FORCE_LOCAL=YES",
+            Expect {
+                force_local: true,
+                ..DEFAULT
+            },
         ),
-        (&[("IPFS_KIT_DISABLE", "true")], false, false, false, false),
-        (&[("STORAGE_FORCE_LOCAL", "YES")], true, true, true, false),
+        ("STORAGE_FORCE_LOCAL=garbage", DEFAULT),
+        ("CI=0", DEFAULT),
         (
-            &[("STORAGE_FORCE_LOCAL", "garbage")],
-            true,
-            true,
-            false,
-            false,
-        ),
-        (&[("CI", "true")], false, true, false, true),
-        (&[("CI", "0")], true, true, false, false),
-        (&[("GITHUB_ACTIONS", "true")], false, true, false, true),
-        (&[("GITLAB_CI", "true")], false, true, false, true),
-        (
-            &[("JENKINS_URL", "http://ci.example/")],
-            false,
-            true,
-            false,
-            true,
-        ),
-        (&[("BUILDKITE", "true")], false, true, false, true),
-        (&[("CIRCLECI", "true")], false, true, false, true),
-        (&[("TRAVIS", "true")], false, true, false, true),
-        (&[("TF_BUILD", "True")], false, true, false, true),
-        (&[("TEAMCITY_VERSION", "2025.1")], false, true, false, true),
-        (
-            &[("BITBUCKET_BUILD_NUMBER", "42")],
-            false,
-            true,
-            false,
-            true,
-        ),
-        (
-            &[("CI", "true"), ("IPFS_ACCELERATE_FORCE_INTERCEPT", "1")],
-            true,
-            true,
-            false,
-            true,
+            "CI=true IPFS_ACCELERATE_FORCE_INTERCEPT=1",
+            Expect {
+                intercept: true,
+                ..ON_CI
+            },
         ),
     ];
+    cases.extend(CI_SYSTEMS.split_whitespace().map(|var| (var, ON_CI)));
     let home = tempfile::tempdir().unwrap();
-    for (env, intercept, ipfs, force_local, ci) in cases {
+    for (env, want) in cases {
         let mut cmd = cli(home.path());
-        cmd.args(["status", "--json"]);
-        for (k, v) in *env {
-            cmd.env(k, v);
-        }
-        let s = json_ok(&run(&mut cmd));
+        let s = json_of(cmd.args(["status", "--json"]).envs(vars(env)));
         let gate = &s["gate"];
-        assert_eq!(gate["intercept"], *intercept, "{env:?}: {gate}");
-        assert_eq!(gate["ipfs"], *ipfs, "{env:?}: {gate}");
-        assert_eq!(gate["force_local"], *force_local, "{env:?}: {gate}");
-        assert_eq!(gate["ci"], *ci, "{env:?}: {gate}");
+        assert_eq!(gate["intercept"], want.intercept, "{env}: {gate}");
+        assert_eq!(gate["ipfs"], want.ipfs, "{env}: {gate}");
+        assert_eq!(gate["force_local"], want.force_local, "{env}: {gate}");
+        assert_eq!(gate["ci"], want.ci, "{env}: {gate}");
         assert!(!gate["reasons"].as_array().unwrap().is_empty());
-        assert_eq!(s["interception"]["enabled"], *intercept);
-        assert_eq!(s["interception"]["applied"], *intercept);
+        assert_eq!(s["interception"]["enabled"], want.intercept);
+        assert_eq!(s["interception"]["applied"], want.intercept);
         assert_eq!(
             s["interception"]["intercepted"]
                 .as_array()
                 .unwrap()
                 .is_empty(),
-            !*intercept
+            !want.intercept
         );
         assert_eq!(s["storage"]["mode"], "local", "no IPFS node answers here");
     }
@@ -102,27 +105,31 @@ fn gate_table() {
 #[test]
 fn status_shape() {
     let home = tempfile::tempdir().unwrap();
-    let s = json_ok(&run(cli(home.path()).args(["status", "--json"])));
+    let s = json_of(cli(home.path()).args(["status", "--json"]));
     assert_eq!(
         s["storage"]["cache_dir"],
         home.path().join("cache").to_str().unwrap()
     );
     assert_eq!(s["storage"]["ipfs_api"], "http://127.0.0.1:9");
-    let backends = s["backends"].as_array().unwrap();
-    let names: Vec<&str> = backends
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
-        .collect();
+    let backends = &s["backends"];
+    let names = pluck(backends, "name");
     for name in ["cpu", "cuda", "ort", "openvino"] {
-        assert!(names.contains(&name), "{names:?}");
+        assert!(names.iter().any(|n| n == name), "{names:?}");
     }
-    let cpu = backends.iter().find(|b| b["name"] == "cpu").unwrap();
+    let cpu = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "cpu")
+        .unwrap();
     assert_eq!(cpu["available"], true);
     // --cache-dir wins over IPFS_ACCELERATE_CACHE.
     let other = home.path().join("elsewhere");
-    let s = json_ok(&run(cli(home.path())
-        .args(["status", "--json", "--cache-dir"])
-        .arg(&other)));
+    let s = json_of(
+        cli(home.path())
+            .args(["status", "--json", "--cache-dir"])
+            .arg(&other),
+    );
     assert_eq!(s["storage"]["cache_dir"], other.to_str().unwrap());
     // Human output works too.
     let out = run(cli(home.path()).arg("status"));

@@ -15,19 +15,15 @@ fn cpu_against_itself_is_exact_for_each_skill() {
         ("gpt2", "first-step logits", 600),
         ("t5", "first-step logits", 375),
     ] {
-        let out = run(cli(home.path())
-            .args(["validate", "--json", "--backend", "cpu", "--against", "cpu"])
-            .args([
-                "--repeat",
-                "2",
-                "--text",
-                "one input",
-                "--text",
-                "and a second one",
-            ])
-            .arg("--model")
-            .arg(fixture_model(model)));
-        let answer = json_ok(&out);
+        let texts = ["--text", "one input", "--text", "and a second one"];
+        let answer = json_of(
+            cli(home.path())
+                .args(["validate", "--json", "--backend", "cpu", "--against", "cpu"])
+                .args(["--repeat", "2"])
+                .args(texts)
+                .arg("--model")
+                .arg(fixture_model(model)),
+        );
         assert_eq!(answer["compared"], compared, "{model}");
         assert_eq!(answer["inputs"], 2, "{model}");
         assert_eq!(answer["n"], 2 * per_input, "{model}");
@@ -48,7 +44,7 @@ fn bad_requests_fail_with_one_line() {
     let fail = |model: &str, extra: &[&str]| {
         let mut args = vec!["--backend", "cpu", "--against", "cpu"];
         args.extend_from_slice(extra);
-        failure_of(home.path(), "validate", &fixture_model(model), &args)
+        failure_of(cli(home.path()), "validate", &fixture_model(model), &args)
     };
     let err = fail("clip", &[]);
     assert!(err.contains("similarity model"), "{err}");
@@ -63,20 +59,18 @@ fn bad_requests_fail_with_one_line() {
 #[test]
 fn onnx_backends_against_cpu_are_within_1e4() {
     let test = "onnx_backends_against_cpu_are_within_1e4";
-    if let Some(reason) = ort_missing(true) {
-        skip(test, reason);
+    if ort_missing_skip(test, true) {
         return;
     }
     let home = tempfile::tempdir().unwrap();
     for backend in ["ort", "openvino"] {
         for model in ["bert", "gpt2", "llama"] {
-            let out = run(cli(home.path())
-                .env("ORT_DYLIB_PATH", ort_dylib().unwrap())
-                .env("IPFS_ACCELERATE_OPENVINO_EP", openvino_ep().unwrap())
-                .args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
-                .args(["--backend", backend, "--model"])
-                .arg(fixture_model(model)));
-            let answer = json_ok(&out);
+            let mut cmd = with_ort(cli(home.path()), test, true).unwrap();
+            let answer = json_of(
+                cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
+                    .args(["--backend", backend, "--model"])
+                    .arg(fixture_model(model)),
+            );
             assert_eq!(answer["backend"], backend, "{model}");
             assert_eq!(answer["against"], "cpu", "{model}");
             assert_eq!(answer["nan"], 0, "{model} on {backend}");

@@ -1,0 +1,156 @@
+//! `ipfs-accelerate serve` run as a child process, and an HTTP client for
+//! it: shared by the command-line tests and the load bench.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// The server process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that returns error statuses as answers, with a 60 s
+/// timeout.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+impl Server {
+    /// Runs `cmd` (the binary in `home`, e.g. `common::cli(home.path())`)
+    /// as `serve --addr 127.0.0.1:0 --model MODEL EXTRA...`, and waits
+    /// until `/health` answers 200 (at most 60 s). The server owns `home`.
+    pub fn start(mut cmd: Command, home: tempfile::TempDir, model: &Path, extra: &[&str]) -> Self {
+        let mut child = cmd
+            .args(["serve", "--addr", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("server printed its address")
+                .expect("stderr is readable");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            child,
+            base,
+            _home: home,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, _) = server.get("/health");
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server never became healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `GET path`: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut resp = agent()
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .expect("GET answered");
+        let body = resp.body_mut().read_to_string().expect("a text body");
+        (resp.status().as_u16(), body)
+    }
+
+    /// `POST path` with a JSON body: status and JSON answer.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.post_with(path, body, None)
+    }
+
+    /// `POST path` with a JSON body and, when given, a bearer token.
+    pub fn post_with(&self, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = agent()
+            .post(&format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.send(body).expect("POST answered");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().expect("a text body");
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status} answered non-JSON ({e}): {text}"));
+        (status, value)
+    }
+
+    /// `POST path` with the JSON `body`, expecting a JSON error with
+    /// status `want`; returns the error body.
+    pub fn post_error(&self, path: &str, body: &Value, want: u16) -> Value {
+        let (status, answer) = self.post(path, &body.to_string());
+        assert_json_error(status, &answer, want);
+        answer
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let (status, metrics) = self.get("/metrics");
+        assert_eq!(status, 200, "{metrics}");
+        metrics
+    }
+}
+
+/// Asserts a JSON error answer: status `want`, `error.message`, and
+/// `error.code` equal to the status.
+pub fn assert_json_error(status: u16, body: &Value, want: u16) {
+    assert_eq!(status, want, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert_eq!(body["error"]["code"], want);
+}
+
+/// The resident memory of process `pid` in KiB (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The value of the Prometheus line that starts with `line_prefix` (0 when
+/// there is none).
+pub fn metric(metrics: &str, line_prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .map_or(0, |v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{line_prefix}: {e}"))
+        })
+}
