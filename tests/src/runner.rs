@@ -107,10 +107,10 @@ fn is_log_line(line: &str) -> bool {
 
 /// `cmd` with the ONNX Runtime library (and the OpenVINO plugin when
 /// `openvino`) from this process's environment; `None` (after reporting the
-/// skip of `test`) when they are not installed.
+/// skip of `test`) when they are not installed or this processor is not one
+/// the OpenVINO provider serves.
 pub fn with_ort(mut cmd: Command, test: &str, openvino: bool) -> Option<Command> {
-    if let Some(reason) = crate::ort_missing(openvino) {
-        crate::skip(test, reason);
+    if crate::ort_missing_skip(test, openvino) {
         return None;
     }
     cmd.env("ORT_DYLIB_PATH", crate::ort_dylib()?);
