@@ -28,6 +28,7 @@ pub mod library;
 pub mod media;
 #[cfg(feature = "harness")]
 pub mod onnx;
+pub mod parity;
 pub mod runner;
 #[cfg(feature = "harness")]
 pub mod serve;
@@ -41,6 +42,7 @@ pub use library::*;
 pub use media::*;
 #[cfg(feature = "harness")]
 pub use onnx::*;
+pub use parity::{parity, Check};
 pub use runner::*;
 
 use std::path::{Path, PathBuf};
@@ -84,9 +86,8 @@ pub fn openvino_unsupported_cpu() -> Option<String> {
         .nth(1)?
         .trim()
         .to_owned();
-    (vendor != "GenuineIntel").then(|| {
-        format!("the OpenVINO plugin serves Intel processors only; this CPU is {vendor}")
-    })
+    (vendor != "GenuineIntel")
+        .then(|| format!("the OpenVINO plugin serves Intel processors only; this CPU is {vendor}"))
 }
 
 /// `found`, or `None` after reporting the skip of `test` for `reason`.

@@ -11,7 +11,7 @@
 use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, output, root, sh};
 use anyhow::{bail, Context};
-use ipfs_accelerate_tests::{fixture_model, reference, reference_array};
+use ipfs_accelerate_tests::{fixture_model, parity, reference, Check};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,70 +20,11 @@ use std::time::Instant;
 const BACKENDS: &[&str] = &["cpu", "cuda", "ort", "openvino"];
 const TOLERANCE: f64 = 1e-4;
 
-/// How a fixture is run and checked.
-#[derive(Clone, Copy)]
-enum Kind {
-    Embed,
-    Generate,
-    Text2Text,
-    Whisper,
-    Wav2Vec2,
-    /// `similarity FLAG MEDIA`, logits against `outputs.KEY`.
-    Similarity {
-        flag: &'static str,
-        media: &'static str,
-        key: &'static str,
-    },
-    Caption,
-}
-
 /// One fixture of one skill.
 struct Case {
     skill: String,
     fixture: String,
-    kind: Kind,
-}
-
-/// A reference array's values, inline or from `reference.safetensors`.
-fn array(fixture: &str, value: &Value) -> Vec<f32> {
-    match value.get("data") {
-        Some(data) => f32s(data),
-        None => reference_array(fixture, value).1,
-    }
-}
-
-fn f32s(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .flat_map(|v| match v {
-                    Value::Array(_) => f32s(v),
-                    _ => vec![v.as_f64().unwrap_or(f64::NAN) as f32],
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn ids(value: &Value) -> Vec<i64> {
-    value
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
-}
-
-fn max_abs_diff(got: &[f32], want: &[f32]) -> f64 {
-    if got.len() != want.len() {
-        return f64::INFINITY;
-    }
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
-        .fold(
-            0.0,
-            |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
-        )
+    check: Check,
 }
 
 fn path(p: &Path) -> String {
@@ -121,31 +62,16 @@ fn cases(bin: &Path) -> anyhow::Result<Vec<Case>> {
     for family in families {
         let field = |key: &str| family[key].as_str().unwrap_or_default().to_owned();
         let (skill, fixture) = (field("skill"), field("fixture"));
-        let kind = match (
-            skill.as_str(),
+        let check = Check::for_family(
+            &skill,
             family["media"].as_str(),
             family["decoding"].as_str(),
-        ) {
-            ("text_embedding", _, _) => Kind::Embed,
-            ("text_generation", _, _) => Kind::Generate,
-            ("text2text", _, _) => Kind::Text2Text,
-            ("speech_recognition", _, Some("ctc")) => Kind::Wav2Vec2,
-            ("speech_recognition", _, _) => Kind::Whisper,
-            ("similarity", Some(media), _) => {
-                let (flag, media, key) = match media {
-                    "image" => ("--image", "input.png", "logits_per_image"),
-                    "audio" => ("--audio", "input.wav", "logits_per_audio"),
-                    _ => ("--video", "frames", "logits_per_video"),
-                };
-                Kind::Similarity { flag, media, key }
-            }
-            ("image_to_text", _, _) => Kind::Caption,
-            (other, ..) => anyhow::bail!("the matrix has no check for skill '{other}' yet"),
-        };
+        )
+        .with_context(|| format!("the matrix has no check for skill '{skill}' yet"))?;
         cases.push(Case {
             skill,
             fixture,
-            kind,
+            check,
         });
     }
     Ok(cases)
@@ -153,7 +79,7 @@ fn cases(bin: &Path) -> anyhow::Result<Vec<Case>> {
 
 /// The command line after `--json`, `--backend B` going in after the
 /// subcommand.
-fn arguments(kind: Kind, model: &Path, r: &Value) -> Vec<String> {
+fn arguments(check: Check, model: &Path, r: &Value) -> Vec<String> {
     let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let prompt = || {
         r["inputs"]["prompt"]
@@ -162,33 +88,34 @@ fn arguments(kind: Kind, model: &Path, r: &Value) -> Vec<String> {
             .to_owned()
     };
     let texts = || strings(&r["inputs"]["texts"]);
-    let (command, mut rest): (&str, Vec<String>) = match kind {
-        Kind::Embed => ("embed", texts()),
-        Kind::Generate => {
+    let (command, mut rest): (&str, Vec<String>) = match check {
+        Check::Embed => ("embed", texts()),
+        Check::Generate => {
             let mut a = owned(&["--greedy", "--return-logits", "--max-new-tokens", "12"]);
             a.push(prompt());
             ("generate", a)
         }
-        Kind::Text2Text => {
+        Check::Text2Text => {
             let mut a = owned(&["--greedy", "--return-logits", "--max-new-tokens", "12"]);
             a.push(texts().first().cloned().unwrap_or_default());
             ("text2text", a)
         }
-        Kind::Whisper => {
+        Check::Whisper => {
             let mut a = owned(&["--return-logits", "--max-new-tokens", "12"]);
             a.push(path(&model.join("input.wav")));
             ("transcribe", a)
         }
-        Kind::Wav2Vec2 => (
+        Check::Ctc => (
             "transcribe",
             vec!["--return-logits".to_owned(), path(&model.join("input.wav"))],
         ),
-        Kind::Similarity { flag, media, .. } => {
-            let mut a = vec![flag.to_owned(), path(&model.join(media))];
+        Check::Similarity { media } => {
+            let input = Check::media_input(media);
+            let mut a = vec![format!("--{media}"), path(&model.join(input))];
             a.extend(texts());
             ("similarity", a)
         }
-        Kind::Caption => {
+        Check::Caption => {
             let mut a = owned(&[
                 "--greedy",
                 "--return-logits",
@@ -204,67 +131,6 @@ fn arguments(kind: Kind, model: &Path, r: &Value) -> Vec<String> {
     let mut args = vec![command.to_owned(), "--model".to_owned(), path(model)];
     args.append(&mut rest);
     args
-}
-
-/// `(ids_or_text_match, max_abs_diff)` of an answer against the reference.
-fn check(kind: Kind, answer: &Value, r: &Value, fixture: &str) -> (bool, f64) {
-    // The first row of a reference array, as long as the answer's values.
-    let first_row = |got: &[f32], reference: &Value| {
-        let want = array(fixture, reference);
-        max_abs_diff(got, &want[..got.len().min(want.len())])
-    };
-    match kind {
-        Kind::Embed => (
-            true,
-            max_abs_diff(
-                &f32s(&answer["embeddings"]),
-                &array(fixture, &r["outputs"]["embeddings"]),
-            ),
-        ),
-        Kind::Generate => (
-            ids(&answer["token_ids"]) == ids(&r["prompt"]["token_ids"]),
-            max_abs_diff(
-                &f32s(&answer["last_logits"]),
-                &array(fixture, &r["prompt"]["last_logits"]),
-            ),
-        ),
-        Kind::Text2Text => (
-            ids(&answer["token_ids"])
-                == r["generation"]["token_ids"]
-                    .get(0)
-                    .map(ids)
-                    .unwrap_or_default(),
-            first_row(
-                &f32s(&answer["last_logits"]),
-                &r["outputs"]["first_step_logits"],
-            ),
-        ),
-        Kind::Whisper => (
-            ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]),
-            max_abs_diff(
-                &f32s(&answer["outputs"]["prefix_logits"]["data"]),
-                &array(fixture, &r["outputs"]["prefix_logits"]),
-            ),
-        ),
-        Kind::Wav2Vec2 => (
-            answer["text"] == r["outputs"]["text"],
-            max_abs_diff(
-                &f32s(&answer["outputs"]["logits"]["data"]),
-                &array(fixture, &r["outputs"]["logits"]),
-            ),
-        ),
-        Kind::Similarity { key, .. } => (
-            true,
-            first_row(&f32s(&answer["logits"]), &r["outputs"][key]),
-        ),
-        Kind::Caption => (
-            ids(&answer["token_ids"]) == ids(&r["generation"]["token_ids"]),
-            max_abs_diff(
-                &f32s(&answer["last_logits"]),
-                &array(fixture, &r["outputs"]["last_logits"]),
-            ),
-        ),
-    }
 }
 
 /// The release CLI, built once.
@@ -314,7 +180,7 @@ fn run_cell(
     let model = fixture_model(&case.fixture);
     let r = reference(&case.fixture);
     // `--backend` is each command's option: it goes after the subcommand.
-    let args = arguments(case.kind, &model, &r);
+    let args = arguments(case.check, &model, &r);
     let mut cmd = Command::new(bin);
     ort.apply(&mut cmd);
     cmd.arg("--cache-dir").arg(home).arg("--json").arg(&args[0]);
@@ -349,7 +215,7 @@ fn run_cell(
             "max_abs_diff": null, "wall_ms": wall_ms,
         }));
     }
-    let (same, diff) = check(case.kind, &answer, &r, &case.fixture);
+    let (same, diff) = parity(case.check, &answer, &r, &case.fixture);
     let pass = same && diff <= TOLERANCE;
     let detail = match (same, diff <= TOLERANCE) {
         (true, true) => String::new(),

@@ -94,7 +94,10 @@ fn status_describes_the_onnx_backends() {
     // The plugin is installed whatever the processor: status must say
     // whether it can run here, and why not.
     let Some(plugin) = openvino_ep() else {
-        return skip(test, "OpenVINO EP not installed (run `cargo xtask setup-ort`)");
+        return skip(
+            test,
+            "OpenVINO EP not installed (run `cargo xtask setup-ort`)",
+        );
     };
     cmd.env("IPFS_ACCELERATE_OPENVINO_EP", plugin);
     let answer = json_of(cmd.args(["status", "--json"]));
