@@ -13,11 +13,11 @@ impl Backend for CandleCpu {
 
     fn probe(&self) -> BackendInfo {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        BackendInfo {
-            name: self.kind().name().to_owned(),
-            available: true,
-            detail: format!("candle on CPU, {threads} threads"),
-        }
+        BackendInfo::new(
+            self.kind(),
+            true,
+            format!("candle on CPU, {threads} threads"),
+        )
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {

@@ -59,11 +59,7 @@ impl Backend for CandleCuda {
             Err(BackendError::Unavailable { detail, .. }) => (false, detail),
             Err(err) => (false, err.to_string()),
         };
-        BackendInfo {
-            name: self.kind().name().to_owned(),
-            available,
-            detail,
-        }
+        BackendInfo::new(self.kind(), available, detail)
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {

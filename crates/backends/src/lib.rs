@@ -12,6 +12,7 @@ mod error;
 mod kind;
 mod onnx_runtime;
 mod openvino;
+mod ort_backend;
 mod ort_executor;
 mod ort_options;
 mod ort_runtime;
@@ -56,6 +57,17 @@ pub struct BackendInfo {
     pub available: bool,
     /// What was found, or what is missing.
     pub detail: String,
+}
+
+impl BackendInfo {
+    /// What `kind`'s probe found: whether it can run here, and the detail.
+    pub(crate) fn new(kind: BackendKind, available: bool, detail: String) -> Self {
+        Self {
+            name: kind.name().to_owned(),
+            available,
+            detail,
+        }
+    }
 }
 
 /// One way of running models.

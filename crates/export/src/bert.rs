@@ -73,10 +73,7 @@ pub fn build(
     w: &Weights,
     pooling: Option<&SentencePooling>,
 ) -> Result<ModelProto, OnnxError> {
-    let unsupported = |reason: String| OnnxError::Unsupported {
-        model: model.to_owned(),
-        reason,
-    };
+    let unsupported = |reason: String| OnnxError::unsupported(model, reason);
     if cfg.position_embedding_type != "absolute" {
         return Err(unsupported(format!(
             "position_embedding_type '{}' (only 'absolute' is exported)",
@@ -137,14 +134,7 @@ pub fn build(
     let pe = g.op("Gather", &[&pos, &positions], vec![attr_int("axis", 0)]);
     let x = g.op("Add", &[&x, &t], vec![]);
     let x = g.op("Add", &[&x, &pe], vec![]);
-    let mut x = layer_norm(
-        &mut g,
-        w,
-        &x,
-        (&e("LayerNorm.weight"), &e("LayerNorm.bias")),
-        h,
-        cfg.layer_norm_eps,
-    )?;
+    let mut x = layer_norm(&mut g, w, &x, &e("LayerNorm"), h, cfg.layer_norm_eps)?;
 
     // Additive key mask [b, 1, 1, s]: 0 for real tokens, float32 min for
     // padding, as transformers' extended attention mask.
@@ -180,10 +170,7 @@ pub fn build(
             &mut g,
             w,
             &res,
-            (
-                &l("attention.output.LayerNorm.weight"),
-                &l("attention.output.LayerNorm.bias"),
-            ),
+            &l("attention.output.LayerNorm"),
             h,
             cfg.layer_norm_eps,
         )?;
@@ -197,7 +184,7 @@ pub fn build(
             &mut g,
             w,
             &res,
-            (&l("output.LayerNorm.weight"), &l("output.LayerNorm.bias")),
+            &l("output.LayerNorm"),
             h,
             cfg.layer_norm_eps,
         )?;

@@ -56,66 +56,68 @@ pub fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoProto {
     }
 }
 
+/// An attribute of this name and type, its value not yet set.
+fn attr(name: &str, kind: i32) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: kind,
+        ..AttributeProto::default()
+    }
+}
+
 /// An integer attribute.
 pub fn attr_int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
-        name: name.to_owned(),
-        r#type: attribute_type::INT,
         i,
-        ..AttributeProto::default()
+        ..attr(name, attribute_type::INT)
     }
 }
 
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
     AttributeProto {
-        name: name.to_owned(),
-        r#type: attribute_type::INTS,
         ints: ints.to_vec(),
-        ..AttributeProto::default()
+        ..attr(name, attribute_type::INTS)
     }
 }
 
 /// A float attribute.
 pub fn attr_float(name: &str, f: f32) -> AttributeProto {
     AttributeProto {
-        name: name.to_owned(),
-        r#type: attribute_type::FLOAT,
         f,
-        ..AttributeProto::default()
+        ..attr(name, attribute_type::FLOAT)
     }
 }
 
 /// A tensor attribute (for `Constant`, `ConstantOfShape`).
 pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
-        name: name.to_owned(),
-        r#type: attribute_type::TENSOR,
         t: Some(t),
-        ..AttributeProto::default()
+        ..attr(name, attribute_type::TENSOR)
+    }
+}
+
+/// A tensor of this element type whose values are `raw_data`.
+fn tensor_raw(name: &str, dims: &[i64], data_type: i32, raw_data: Vec<u8>) -> TensorProto {
+    TensorProto {
+        name: name.to_owned(),
+        dims: dims.to_vec(),
+        data_type,
+        raw_data,
+        ..TensorProto::default()
     }
 }
 
 /// A float32 tensor, stored as raw little-endian bytes.
 pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.to_owned(),
-        dims: dims.to_vec(),
-        data_type: data_type::FLOAT,
-        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..TensorProto::default()
-    }
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_raw(name, dims, data_type::FLOAT, raw)
 }
 
 /// An int64 tensor, stored as raw little-endian bytes.
 pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.to_owned(),
-        dims: dims.to_vec(),
-        data_type: data_type::INT64,
-        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..TensorProto::default()
-    }
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_raw(name, dims, data_type::INT64, raw)
 }
 
 /// Builds one graph. Node names are `{scope}/{Op}_{n}` so a node can be

@@ -5,6 +5,7 @@
 //! `past_sequence_length` axes.
 
 use super::builder::{Dim, GraphBuilder};
+use super::layers::{causal_bias, dim_scalar};
 use super::proto::data_type;
 
 /// Batch axis name.
@@ -53,6 +54,21 @@ pub fn inputs(g: &mut GraphBuilder, layers: usize, kv_heads: usize, d: usize) ->
         attention_mask,
         position_ids,
         past,
+    }
+}
+
+impl DecoderInputs {
+    /// The causal attention bias of these inputs (see
+    /// [`causal_bias`]), under the `/mask` scope: the past length is read
+    /// from the first layer's cached keys (0 for a model without layers).
+    pub fn causal_bias(&self, g: &mut GraphBuilder) -> String {
+        g.set_scope("/mask");
+        let seq = dim_scalar(g, &self.input_ids, 1);
+        let past_len = match self.past.first() {
+            Some((k, _)) => dim_scalar(g, k, 2),
+            None => g.int(0),
+        };
+        causal_bias(g, &self.attention_mask, &past_len, &seq)
     }
 }
 

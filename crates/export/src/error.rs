@@ -53,6 +53,17 @@ pub enum OnnxError {
     StaticDimension(Box<StaticDimension>),
 }
 
+impl OnnxError {
+    /// [`OnnxError::Unsupported`] for `model`, the way every architecture's
+    /// builder refuses a config it cannot export.
+    pub(crate) fn unsupported(model: &str, reason: String) -> Self {
+        Self::Unsupported {
+            model: model.to_owned(),
+            reason,
+        }
+    }
+}
+
 /// Where a dimension declared dynamic became static.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

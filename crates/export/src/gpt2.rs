@@ -3,9 +3,7 @@
 
 use super::builder::{attr_int, attr_ints, GraphBuilder};
 use super::decoder_io::{inputs, outputs};
-use super::layers::{
-    activation, causal_bias, conv1d, dim_scalar, layer_norm, merge_heads, split_heads, weight_as_is,
-};
+use super::layers::{activation, conv1d, layer_norm, merge_heads, split_heads, weight_as_is};
 use super::proto::ModelProto;
 use super::weights::Weights;
 use super::OnnxError;
@@ -14,15 +12,12 @@ pub use ipfs_accelerate_models::gpt2::{Gpt2Config, MODEL_TYPE};
 
 /// Builds the decoder graph.
 pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, OnnxError> {
-    let unsupported = |reason: String| OnnxError::Unsupported {
-        model: model.to_owned(),
-        reason,
-    };
     let (h, heads) = (cfg.n_embd, cfg.n_head);
     if heads == 0 || !h.is_multiple_of(heads) {
-        return Err(unsupported(format!(
-            "n_embd {h} is not a multiple of n_head {heads}"
-        )));
+        return Err(OnnxError::unsupported(
+            model,
+            format!("n_embd {h} is not a multiple of n_head {heads}"),
+        ));
     }
     let d = h / heads;
     let inner = cfg.n_inner.unwrap_or(4 * h);
@@ -46,26 +41,13 @@ pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, O
     );
     let mut x = g.op("Add", &[&tok, &pos], vec![]);
 
-    g.set_scope("/mask");
-    let seq = dim_scalar(&mut g, &io.input_ids, 1);
-    let past_len = match io.past.first() {
-        Some((k, _)) => dim_scalar(&mut g, k, 2),
-        None => g.int(0),
-    };
-    let bias = causal_bias(&mut g, &io.attention_mask, &past_len, &seq);
+    let bias = io.causal_bias(&mut g);
 
     let mut present = Vec::new();
     for (i, (past_k, past_v)) in io.past.iter().enumerate() {
         let l = |n: &str| format!("{p}h.{i}.{n}");
         g.set_scope(format!("/h.{i}/attn"));
-        let a = layer_norm(
-            &mut g,
-            w,
-            &x,
-            (&l("ln_1.weight"), &l("ln_1.bias")),
-            h,
-            cfg.layer_norm_epsilon,
-        )?;
+        let a = layer_norm(&mut g, w, &x, &l("ln_1"), h, cfg.layer_norm_epsilon)?;
         let qkv = conv1d(&mut g, w, &a, &l("attn.c_attn"), (h, 3 * h))?;
         let sizes = g.ints(&[h as i64, h as i64, h as i64]);
         let parts = g.op_n("Split", &[&qkv, &sizes], vec![attr_int("axis", -1)], 3);
@@ -96,14 +78,7 @@ pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, O
         present.push((k, v));
 
         g.set_scope(format!("/h.{i}/mlp"));
-        let m = layer_norm(
-            &mut g,
-            w,
-            &x,
-            (&l("ln_2.weight"), &l("ln_2.bias")),
-            h,
-            cfg.layer_norm_epsilon,
-        )?;
+        let m = layer_norm(&mut g, w, &x, &l("ln_2"), h, cfg.layer_norm_epsilon)?;
         let up = conv1d(&mut g, w, &m, &l("mlp.c_fc"), (h, inner))?;
         let act = activation(&mut g, &up, cfg.activation_function);
         let down = conv1d(&mut g, w, &act, &l("mlp.c_proj"), (inner, h))?;
@@ -114,7 +89,7 @@ pub fn build(model: &str, cfg: &Gpt2Config, w: &Weights) -> Result<ModelProto, O
         &mut g,
         w,
         &x,
-        (&format!("{p}ln_f.weight"), &format!("{p}ln_f.bias")),
+        &format!("{p}ln_f"),
         h,
         cfg.layer_norm_epsilon,
     )?;

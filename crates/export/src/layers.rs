@@ -56,12 +56,12 @@ pub fn layer_norm(
     g: &mut GraphBuilder,
     w: &Weights,
     x: &str,
-    (weight, bias): (&str, &str),
+    prefix: &str,
     hidden: usize,
     eps: f64,
 ) -> Result<String, OnnxError> {
-    let scale = weight_as_is(g, w, weight, &[hidden])?;
-    let b = weight_as_is(g, w, bias, &[hidden])?;
+    let scale = weight_as_is(g, w, &format!("{prefix}.weight"), &[hidden])?;
+    let b = weight_as_is(g, w, &format!("{prefix}.bias"), &[hidden])?;
     Ok(g.op(
         "LayerNormalization",
         &[x, &scale, &b],
@@ -103,11 +103,7 @@ pub fn activation(g: &mut GraphBuilder, x: &str, act: Activation) -> String {
             let sqrt2 = g.float(std::f32::consts::SQRT_2);
             let scaled = g.op("Div", &[x, &sqrt2], vec![]);
             let erf = g.op("Erf", &[&scaled], vec![]);
-            let one = g.float(1.0);
-            let plus = g.op("Add", &[&erf, &one], vec![]);
-            let half = g.float(0.5);
-            let xh = g.op("Mul", &[x, &half], vec![]);
-            g.op("Mul", &[&xh, &plus], vec![])
+            half_x_one_plus(g, x, &erf)
         }
         Activation::GeluTanh => {
             // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
@@ -119,11 +115,7 @@ pub fn activation(g: &mut GraphBuilder, x: &str, act: Activation) -> String {
             let k = g.float((2.0 / std::f64::consts::PI).sqrt() as f32);
             let scaled = g.op("Mul", &[&inner, &k], vec![]);
             let tanh = g.op("Tanh", &[&scaled], vec![]);
-            let one = g.float(1.0);
-            let plus = g.op("Add", &[&tanh, &one], vec![]);
-            let half = g.float(0.5);
-            let xh = g.op("Mul", &[x, &half], vec![]);
-            g.op("Mul", &[&xh, &plus], vec![])
+            half_x_one_plus(g, x, &tanh)
         }
         Activation::QuickGelu => {
             let k = g.float(1.702);
@@ -138,6 +130,16 @@ pub fn activation(g: &mut GraphBuilder, x: &str, act: Activation) -> String {
         Activation::Relu => g.op("Relu", &[x], vec![]),
         Activation::Tanh => g.op("Tanh", &[x], vec![]),
     }
+}
+
+/// `x * 0.5 * (1 + t)`: the outer form both GELUs share, `t` being the
+/// `Erf` or `Tanh` term.
+fn half_x_one_plus(g: &mut GraphBuilder, x: &str, t: &str) -> String {
+    let one = g.float(1.0);
+    let plus = g.op("Add", &[t, &one], vec![]);
+    let half = g.float(0.5);
+    let xh = g.op("Mul", &[x, &half], vec![]);
+    g.op("Mul", &[&xh, &plus], vec![])
 }
 
 /// `[b, s, heads * d]` -> `[b, heads, s, d]`.

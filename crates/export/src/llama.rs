@@ -5,9 +5,7 @@
 
 use super::builder::{attr_int, attr_ints, GraphBuilder};
 use super::decoder_io::{inputs, outputs};
-use super::layers::{
-    activation, causal_bias, dim_scalar, linear, merge_heads, rms_norm, split_heads, weight_as_is,
-};
+use super::layers::{activation, linear, merge_heads, rms_norm, split_heads, weight_as_is};
 use super::proto::ModelProto;
 use super::weights::Weights;
 use super::OnnxError;
@@ -16,10 +14,7 @@ pub use ipfs_accelerate_models::llama::{LlamaConfig, MODEL_TYPE};
 
 /// Builds the decoder graph.
 pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
-    let unsupported = |reason: String| OnnxError::Unsupported {
-        model: model.to_owned(),
-        reason,
-    };
+    let unsupported = |reason: String| OnnxError::unsupported(model, reason);
     let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
     let kv_heads = cfg.num_key_value_heads.unwrap_or(heads);
     if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
@@ -44,13 +39,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
         vec![attr_int("axis", 0)],
     );
 
-    g.set_scope("/mask");
-    let seq = dim_scalar(&mut g, &io.input_ids, 1);
-    let past_len = match io.past.first() {
-        Some((k, _)) => dim_scalar(&mut g, k, 2),
-        None => g.int(0),
-    };
-    let bias = causal_bias(&mut g, &io.attention_mask, &past_len, &seq);
+    let bias = io.causal_bias(&mut g);
 
     // cos/sin [b, 1, s, d]: positions × inv_freq, the halves repeated, as
     // LlamaRotaryEmbedding (float32 product, then cat(freqs, freqs)).
@@ -76,40 +65,25 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     let mut present = Vec::new();
     for (i, (past_k, past_v)) in io.past.iter().enumerate() {
         let l = |n: &str| format!("model.layers.{i}.{n}");
+        let norm = |g: &mut GraphBuilder, x: &str, weight: &str| {
+            rms_norm(g, w, x, &l(weight), h, cfg.rms_norm_eps)
+        };
         g.set_scope(format!("/layers.{i}/self_attn"));
-        let a = rms_norm(
-            &mut g,
-            w,
-            &x,
-            &l("input_layernorm.weight"),
-            h,
-            cfg.rms_norm_eps,
-        )?;
+        let a = norm(&mut g, &x, "input_layernorm.weight")?;
         let bias_on = cfg.attention_bias;
-        let q = linear(
-            &mut g,
-            w,
-            &a,
-            &l("self_attn.q_proj"),
-            (h, heads * d),
-            bias_on,
-        )?;
-        let k = linear(
-            &mut g,
-            w,
-            &a,
-            &l("self_attn.k_proj"),
-            (h, kv_heads * d),
-            bias_on,
-        )?;
-        let v = linear(
-            &mut g,
-            w,
-            &a,
-            &l("self_attn.v_proj"),
-            (h, kv_heads * d),
-            bias_on,
-        )?;
+        let project = |g: &mut GraphBuilder, name: &str, out: usize| {
+            linear(
+                g,
+                w,
+                &a,
+                &l(&format!("self_attn.{name}")),
+                (h, out),
+                bias_on,
+            )
+        };
+        let q = project(&mut g, "q_proj", heads * d)?;
+        let k = project(&mut g, "k_proj", kv_heads * d)?;
+        let v = project(&mut g, "v_proj", kv_heads * d)?;
         let q = split_heads(&mut g, &q, heads, d);
         let k = split_heads(&mut g, &k, kv_heads, d);
         let v = split_heads(&mut g, &v, kv_heads, d);
@@ -164,14 +138,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
         present.push((k, v));
 
         g.set_scope(format!("/layers.{i}/mlp"));
-        let m = rms_norm(
-            &mut g,
-            w,
-            &x,
-            &l("post_attention_layernorm.weight"),
-            h,
-            cfg.rms_norm_eps,
-        )?;
+        let m = norm(&mut g, &x, "post_attention_layernorm.weight")?;
         let inter = cfg.intermediate_size;
         let gate = linear(&mut g, w, &m, &l("mlp.gate_proj"), (h, inter), cfg.mlp_bias)?;
         let gate = activation(&mut g, &gate, cfg.hidden_act);

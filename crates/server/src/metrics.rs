@@ -83,11 +83,34 @@ type EndpointMetric = (
     fn(&ipfs_accelerate::EndpointStatus) -> f64,
 );
 
+/// (name, help, value) of a per-endpoint histogram.
+type EndpointHistogram = (
+    &'static str,
+    &'static str,
+    fn(&ipfs_accelerate::EndpointStatus) -> &ipfs_accelerate::HistogramSnapshot,
+);
+
+/// (name, help, value) of a per-storage-layer counter.
+type LayerMetric = (
+    &'static str,
+    &'static str,
+    fn(&ipfs_accelerate::storage::LayerStats) -> u64,
+);
+
+/// The `# HELP` and `# TYPE` lines of metric `name`.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// Everything in the Prometheus text format.
 pub fn render(state: &AppState) -> String {
     let mut out = String::new();
-    out.push_str("# HELP ipfs_accelerate_http_requests_total HTTP requests by route and status.\n");
-    out.push_str("# TYPE ipfs_accelerate_http_requests_total counter\n");
+    header(
+        &mut out,
+        "ipfs_accelerate_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+    );
     if let Ok(requests) = state.metrics.requests.lock() {
         for ((route, status), n) in requests.iter() {
             let _ = writeln!(
@@ -97,8 +120,12 @@ pub fn render(state: &AppState) -> String {
             );
         }
     }
-    out.push_str("# HELP ipfs_accelerate_http_request_duration_seconds HTTP latency by route.\n");
-    out.push_str("# TYPE ipfs_accelerate_http_request_duration_seconds histogram\n");
+    header(
+        &mut out,
+        "ipfs_accelerate_http_request_duration_seconds",
+        "histogram",
+        "HTTP latency by route.",
+    );
     let latencies: Vec<(String, Arc<Histogram>)> = state
         .metrics
         .latency
@@ -142,56 +169,48 @@ pub fn render(state: &AppState) -> String {
         ),
     ];
     for (name, kind, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        header(&mut out, name, kind, help);
         for e in &endpoints {
             let _ = writeln!(out, "{name}{{{}}} {}", endpoint_labels(e), value(e));
         }
     }
-    out.push_str(
-        "# HELP ipfs_accelerate_endpoint_latency_seconds Queue + inference latency per endpoint.\n",
-    );
-    out.push_str("# TYPE ipfs_accelerate_endpoint_latency_seconds histogram\n");
-    for e in &endpoints {
-        histogram(
-            &mut out,
+    let endpoint_histograms: [EndpointHistogram; 2] = [
+        (
             "ipfs_accelerate_endpoint_latency_seconds",
-            &endpoint_labels(e),
-            &e.latency_seconds,
-        );
-    }
-    out.push_str("# HELP ipfs_accelerate_batch_size Texts per executed batch.\n");
-    out.push_str("# TYPE ipfs_accelerate_batch_size histogram\n");
-    for e in &endpoints {
-        histogram(
-            &mut out,
+            "Queue + inference latency per endpoint.",
+            |e| &e.latency_seconds,
+        ),
+        (
             "ipfs_accelerate_batch_size",
-            &endpoint_labels(e),
-            &e.batch_sizes,
-        );
+            "Texts per executed batch.",
+            |e| &e.batch_sizes,
+        ),
+    ];
+    for (name, help, value) in endpoint_histograms {
+        header(&mut out, name, "histogram", help);
+        for e in &endpoints {
+            histogram(&mut out, name, &endpoint_labels(e), value(e));
+        }
     }
 
     let stats = state.accelerator.loader().store().session_stats();
-    out.push_str(
-        "# HELP ipfs_accelerate_cache_hits_total Model-file lookups served, per storage layer.\n",
-    );
-    out.push_str("# TYPE ipfs_accelerate_cache_hits_total counter\n");
-    for (layer, s) in &stats {
-        let _ = writeln!(
-            out,
-            "ipfs_accelerate_cache_hits_total{{layer=\"{layer}\"}} {}",
-            s.hits
-        );
-    }
-    out.push_str(
-        "# HELP ipfs_accelerate_cache_misses_total Model-file lookups missed, per storage layer.\n",
-    );
-    out.push_str("# TYPE ipfs_accelerate_cache_misses_total counter\n");
-    for (layer, s) in &stats {
-        let _ = writeln!(
-            out,
-            "ipfs_accelerate_cache_misses_total{{layer=\"{layer}\"}} {}",
-            s.misses
-        );
+    let layer_counters: [LayerMetric; 2] = [
+        (
+            "ipfs_accelerate_cache_hits_total",
+            "Model-file lookups served, per storage layer.",
+            |s| s.hits,
+        ),
+        (
+            "ipfs_accelerate_cache_misses_total",
+            "Model-file lookups missed, per storage layer.",
+            |s| s.misses,
+        ),
+    ];
+    for (name, help, value) in layer_counters {
+        header(&mut out, name, "counter", help);
+        for (layer, s) in &stats {
+            let _ = writeln!(out, "{name}{{layer=\"{layer}\"}} {}", value(s));
+        }
     }
     out
 }

@@ -1,5 +1,6 @@
 //! The local content-addressed blob store: `blobs/<sha256 hex>`.
 
+use std::convert::Infallible;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil::{self, TempGuard};
 use crate::stats::SessionCounters;
-use crate::unixfs::{CidVersion, FileBuilder, CHUNK_SIZE};
+use crate::unixfs::{for_each_chunk, CidVersion, FileBuilder};
 
 /// What the store knows about a blob once it is in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,17 +79,12 @@ pub(crate) fn check_sha256(sha256: &str) -> Result<String> {
 }
 
 /// Stream `reader` to completion, returning the sha256 hex.
-pub(crate) fn hash_reader<R: Read>(mut reader: R) -> io::Result<String> {
+pub(crate) fn hash_reader<R: Read>(reader: R) -> io::Result<String> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK_SIZE];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let Ok(()) = for_each_chunk(reader, |chunk| {
+        hasher.update(chunk);
+        Ok::<(), Infallible>(())
+    })?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -162,7 +158,7 @@ impl Store {
 
     fn put_checked<R: Read>(
         &self,
-        mut reader: R,
+        reader: R,
         source: &Path,
         expected: Option<&Expected>,
     ) -> Result<BlobInfo> {
@@ -170,18 +166,13 @@ impl Store {
         let mut guard = TempGuard(Some(tmp.clone()));
         let mut hasher = Sha256::new();
         let mut dag = FileBuilder::new(CidVersion::V0);
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).at(source),
-            };
-            hasher.update(&buf[..n]);
-            dag.update(&buf[..n])?;
-            file.write_all(&buf[..n]).at(&tmp)?;
-        }
+        // A read error is the source's; a write error the temporary file's.
+        for_each_chunk(reader, |chunk| {
+            hasher.update(chunk);
+            dag.update(chunk)?;
+            file.write_all(chunk).at(&tmp)
+        })
+        .at(source)??;
         file.sync_all().at(&tmp)?;
         let mut perms = file.metadata().at(&tmp)?.permissions();
         // Read-only so a stray writer cannot corrupt a shared blob in place.

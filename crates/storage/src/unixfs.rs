@@ -244,21 +244,32 @@ impl FileBuilder {
     }
 }
 
-fn read_into_builder<R: Read>(mut reader: R, v: CidVersion) -> io::Result<Result<DagNode>> {
-    let mut builder = FileBuilder::new(v);
+/// Reads `reader` to its end in chunks of at most [`CHUNK_SIZE`] bytes and
+/// hands each to `each`, stopping at the first error; a read interrupted by
+/// a signal is retried. The outer error is the read's (the caller knows
+/// which path it reads), the inner one `each`'s.
+pub(crate) fn for_each_chunk<R: Read, E>(
+    mut reader: R,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+) -> io::Result<Result<(), E>> {
     let mut buf = vec![0u8; CHUNK_SIZE];
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(Ok(())),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if let Err(e) = builder.update(&buf[..n]) {
+        if let Err(e) = each(&buf[..n]) {
             return Ok(Err(e));
         }
     }
-    Ok(builder.finish())
+}
+
+fn read_into_builder<R: Read>(reader: R, v: CidVersion) -> io::Result<Result<DagNode>> {
+    let mut builder = FileBuilder::new(v);
+    let fed = for_each_chunk(reader, |chunk| builder.update(chunk))?;
+    Ok(fed.and_then(|()| builder.finish()))
 }
 
 /// The CID `ipfs add` gives the content of `reader`. Streams: memory use is

@@ -80,6 +80,14 @@ struct LsModel {
     root_cid: String,
 }
 
+/// `id@revision (root cid)`: how the text answers name a cached snapshot.
+fn named(manifest: &ipfs_accelerate::Manifest) -> String {
+    format!(
+        "{}@{} (root {})",
+        manifest.id, manifest.revision, manifest.root_cid
+    )
+}
+
 /// `org/name[@revision]` as (id, revision); a folder path is refused.
 fn hub_id(reference: &str) -> anyhow::Result<(String, String)> {
     match ipfs_accelerate::ModelRef::hub(reference)? {
@@ -159,13 +167,8 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             if ctx.json {
                 return print_json(&manifest);
             }
-            print_text(&format!(
-                "imported {} files as {}@{} (root {})",
-                manifest.files.len(),
-                manifest.id,
-                manifest.revision,
-                manifest.root_cid
-            ))
+            let files = manifest.files.len();
+            print_text(&format!("imported {files} files as {}", named(&manifest)))
         }
         CacheCommand::Ls => {
             let models: Vec<LsModel> = store
@@ -243,13 +246,11 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 return print_json(&manifest);
             }
             print_text(&format!(
-                "pulled {} files ({} bytes) from {} as {}@{} (root {})",
+                "pulled {} files ({} bytes) from {} as {}",
                 manifest.files.len(),
                 manifest.total_size(),
                 client.api(),
-                manifest.id,
-                manifest.revision,
-                manifest.root_cid
+                named(&manifest)
             ))
         }
         CacheCommand::Pin { id } => pin(ctx, &loader, &id, true),

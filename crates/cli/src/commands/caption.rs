@@ -3,11 +3,10 @@
 
 use super::generate::{streamer, DecodingArgs};
 use super::Context;
-use crate::output::print_json;
+use crate::output::{print_json, ModelAnswer};
 use ipfs_accelerate::skills::media::read_image;
-use ipfs_accelerate::skills::{Caption, CaptionOptions, ImageCaptioner};
-use ipfs_accelerate::{BackendKind, ModelRef, ResolvedFile};
-use serde::Serialize;
+use ipfs_accelerate::skills::{CaptionOptions, ImageCaptioner};
+use ipfs_accelerate::BackendKind;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -34,28 +33,15 @@ pub struct CaptionArgs {
     prompt: String,
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
-    model: String,
-    backend: BackendKind,
-    #[serde(flatten)]
-    caption: Caption,
-    files: &'a [ResolvedFile],
-}
-
 pub fn run(ctx: &Context, args: CaptionArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
-    let options = args.decoding.options();
-    if options.max_new_tokens == 0 {
-        anyhow::bail!("--max-new-tokens must be at least 1");
-    }
+    let options = args.decoding.options()?;
     if args.prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty: pass the question or instruction as PROMPT");
     }
     // The image first: a bad file should not wait for a model load.
     let image = read_image(&args.image)?;
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     let captioner = ImageCaptioner::load(&loader, &model, backend)?;
     let caption_options = CaptionOptions {
         return_inputs: args.return_inputs,
@@ -71,10 +57,5 @@ pub fn run(ctx: &Context, args: CaptionArgs) -> anyhow::Result<()> {
         writeln!(std::io::stdout().lock())?;
         return Ok(());
     }
-    print_json(&Answer {
-        model: args.model,
-        backend: captioner.backend(),
-        caption,
-        files: captioner.files(),
-    })
+    print_json(&ModelAnswer::new(args.model, &captioner, caption))
 }

@@ -3,7 +3,7 @@
 use super::Context;
 use crate::output::{print_json, print_text};
 use ipfs_accelerate::skills::retry_on_cpu_after_oom;
-use ipfs_accelerate::{BackendKind, EmbedOptions, ModelRef, ResolvedFile, TextEmbedder};
+use ipfs_accelerate::{BackendKind, EmbedOptions, ResolvedFile, TextEmbedder};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -35,8 +35,7 @@ pub fn run(ctx: &Context, args: EmbedArgs) -> anyhow::Result<()> {
         anyhow::bail!("no texts given: pass one or more TEXT arguments to embed");
     }
     let backend: BackendKind = args.backend.parse()?;
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     // Load errors already name the model, the file and the places tried.
     let embedder = TextEmbedder::load(&loader, &model, backend)?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();

@@ -4,7 +4,6 @@
 use super::Context;
 use crate::output::{print_json, print_text};
 use ipfs_accelerate::export::{export, ExportOptions, ExportSummary};
-use ipfs_accelerate::ModelRef;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -38,8 +37,7 @@ struct Answer {
 
 pub fn run(ctx: &Context, cmd: ExportCommand) -> anyhow::Result<()> {
     let ExportCommand::Onnx(args) = cmd;
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     let options = ExportOptions {
         pooling: args.pooling,
     };

@@ -1,12 +1,11 @@
 //! `generate`: text from a causal language model.
 
 use super::Context;
-use crate::output::print_json;
+use crate::output::{print_json, ModelAnswer};
 use ipfs_accelerate::skills::text_generation::gguf::{self, GgufCompute};
 use ipfs_accelerate::{
-    BackendKind, GenerateOptions, Generation, ModelRef, ResolvedFile, SamplingParams, TextGenerator,
+    BackendKind, GenerateOptions, Generation, ModelRef, SamplingParams, TextGenerator,
 };
-use serde::Serialize;
 use std::io::Write;
 
 /// Decoding options shared by `generate` and `text2text`.
@@ -45,8 +44,11 @@ pub struct DecodingArgs {
 }
 
 impl DecodingArgs {
-    /// The options these flags ask for.
-    pub fn options(&self) -> GenerateOptions {
+    /// The options these flags ask for; `--max-new-tokens 0` is refused.
+    pub fn options(&self) -> anyhow::Result<GenerateOptions> {
+        if self.max_new_tokens == 0 {
+            anyhow::bail!("--max-new-tokens must be at least 1");
+        }
         let sampling = (self.sample
             || self.temperature.is_some()
             || self.top_k.is_some()
@@ -57,13 +59,13 @@ impl DecodingArgs {
             top_p: self.top_p,
             seed: self.seed,
         });
-        GenerateOptions {
+        Ok(GenerateOptions {
             max_new_tokens: self.max_new_tokens,
             sampling,
             repetition_penalty: self.repetition_penalty,
             stop: self.stop.clone(),
             return_logits: self.return_logits,
-        }
+        })
     }
 }
 
@@ -95,16 +97,6 @@ pub struct GenerateArgs {
     prompt: String,
 }
 
-/// The JSON answer of `generate` and `text2text`.
-#[derive(Serialize)]
-pub struct GenerationAnswer<'a> {
-    pub model: String,
-    pub backend: BackendKind,
-    #[serde(flatten)]
-    pub generation: Generation,
-    pub files: &'a [ResolvedFile],
-}
-
 /// Streams text pieces to stdout unless the answer is JSON.
 pub fn streamer(json: bool) -> impl FnMut(&str) {
     move |piece: &str| {
@@ -117,8 +109,9 @@ pub fn streamer(json: bool) -> impl FnMut(&str) {
     }
 }
 
-/// Ends a streamed answer (newline) or prints the JSON one.
-pub fn finish(ctx: &Context, answer: &GenerationAnswer<'_>) -> anyhow::Result<()> {
+/// Ends a streamed answer (newline) or prints the JSON one (the answer of
+/// `generate` and `text2text`).
+pub fn finish(ctx: &Context, answer: &ModelAnswer<'_, Generation>) -> anyhow::Result<()> {
     if ctx.json {
         return print_json(answer);
     }
@@ -129,10 +122,7 @@ pub fn finish(ctx: &Context, answer: &GenerationAnswer<'_>) -> anyhow::Result<()
 
 pub fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
-    let options = args.decoding.options();
-    if options.max_new_tokens == 0 {
-        anyhow::bail!("--max-new-tokens must be at least 1");
-    }
+    let options = args.decoding.options()?;
     if args.prompt.is_empty() {
         anyhow::bail!("the prompt is empty: pass the text to continue as PROMPT");
     }
@@ -160,13 +150,5 @@ pub fn run(ctx: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     } else {
         generator.generate(&args.prompt, &options, &mut on_text)?
     };
-    finish(
-        ctx,
-        &GenerationAnswer {
-            model: args.model,
-            backend: generator.backend(),
-            generation,
-            files: generator.files(),
-        },
-    )
+    finish(ctx, &ModelAnswer::new(args.model, &generator, generation))
 }

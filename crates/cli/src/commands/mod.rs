@@ -14,7 +14,7 @@ pub mod transcribe;
 pub mod validate;
 pub mod warm;
 
-use ipfs_accelerate::Loader;
+use ipfs_accelerate::{Loader, ModelRef};
 use std::path::PathBuf;
 
 /// Options every command shares.
@@ -40,5 +40,12 @@ impl Context {
             builder = builder.patches(false);
         }
         Ok(builder.build()?)
+    }
+
+    /// `model` (a folder, a Hub id or `ipfs://<cid>`) parsed, then a
+    /// loader for it: what every command that runs one model starts with.
+    pub fn model_and_loader(&self, model: &str) -> anyhow::Result<(ModelRef, Loader)> {
+        let model = ModelRef::parse(model)?;
+        Ok((model, self.loader()?))
     }
 }

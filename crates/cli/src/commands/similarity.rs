@@ -2,11 +2,10 @@
 //! (CLAP) or a video given as a folder of frames (X-CLIP).
 
 use super::Context;
-use crate::output::{print_json, print_text};
+use crate::output::{print_json, print_text, ModelAnswer};
 use ipfs_accelerate::skills::media::{read_frames, read_image, read_wav};
-use ipfs_accelerate::skills::{Media, Similarity, SimilarityModel, SimilarityOptions};
-use ipfs_accelerate::{BackendKind, ModelRef, ResolvedFile};
-use serde::Serialize;
+use ipfs_accelerate::skills::{Media, SimilarityModel, SimilarityOptions};
+use ipfs_accelerate::BackendKind;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -40,15 +39,6 @@ pub struct SimilarityArgs {
     texts: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
-    model: String,
-    backend: BackendKind,
-    #[serde(flatten)]
-    similarity: Similarity,
-    files: &'a [ResolvedFile],
-}
-
 pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
     // Media first: a bad file is reported before any model is loaded.
@@ -68,8 +58,7 @@ pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
         }
         (None, None, None) => anyhow::bail!("give --image, --audio or --video"),
     };
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     let scorer = SimilarityModel::load(&loader, &model, backend)?;
     let options = SimilarityOptions {
         return_inputs: args.return_inputs,
@@ -85,10 +74,5 @@ pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
             .collect();
         return print_text(&lines.join("\n"));
     }
-    print_json(&Answer {
-        model: args.model,
-        backend: scorer.backend(),
-        similarity,
-        files: scorer.files(),
-    })
+    print_json(&ModelAnswer::new(args.model, &scorer, similarity))
 }

@@ -1,9 +1,10 @@
 //! `text2text`: output text from an encoder-decoder model (T5).
 
-use super::generate::{finish, streamer, DecodingArgs, GenerationAnswer};
+use super::generate::{finish, streamer, DecodingArgs};
 use super::Context;
+use crate::output::ModelAnswer;
 use ipfs_accelerate::skills::{retry_on_cpu_after_oom, Text2TextGenerator};
-use ipfs_accelerate::{BackendKind, ModelRef};
+use ipfs_accelerate::BackendKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Text2TextArgs {
@@ -21,15 +22,11 @@ pub struct Text2TextArgs {
 
 pub fn run(ctx: &Context, args: Text2TextArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
-    let options = args.decoding.options();
-    if options.max_new_tokens == 0 {
-        anyhow::bail!("--max-new-tokens must be at least 1");
-    }
+    let options = args.decoding.options()?;
     if args.text.is_empty() {
         anyhow::bail!("the text is empty: pass the input as TEXT");
     }
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     let generator = Text2TextGenerator::load(&loader, &model, backend)?;
     let loaded_on = generator.backend();
     let mut on_text = streamer(ctx.json);
@@ -39,13 +36,5 @@ pub fn run(ctx: &Context, args: Text2TextArgs) -> anyhow::Result<()> {
         |g| g.generate(&args.text, &options, &mut on_text),
         || Text2TextGenerator::load(&loader, &model, BackendKind::Cpu),
     )?;
-    finish(
-        ctx,
-        &GenerationAnswer {
-            model: args.model,
-            backend: generator.backend(),
-            generation,
-            files: generator.files(),
-        },
-    )
+    finish(ctx, &ModelAnswer::new(args.model, &generator, generation))
 }

@@ -2,13 +2,10 @@
 //! (Whisper, wav2vec2 CTC).
 
 use super::Context;
-use crate::output::{print_json, print_text};
+use crate::output::{print_json, print_text, ModelAnswer};
 use ipfs_accelerate::skills::media::read_wav;
-use ipfs_accelerate::skills::{
-    retry_on_cpu_after_oom, SpeechRecognizer, TranscribeOptions, Transcription,
-};
-use ipfs_accelerate::{BackendKind, ModelRef, ResolvedFile};
-use serde::Serialize;
+use ipfs_accelerate::skills::{retry_on_cpu_after_oom, SpeechRecognizer, TranscribeOptions};
+use ipfs_accelerate::BackendKind;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -40,15 +37,6 @@ pub struct TranscribeArgs {
     audio: PathBuf,
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
-    model: String,
-    backend: BackendKind,
-    #[serde(flatten)]
-    transcription: Transcription,
-    files: &'a [ResolvedFile],
-}
-
 pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
     if args.max_new_tokens == 0 {
@@ -56,8 +44,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
     }
     // Read the audio first: a bad file should not wait for a model load.
     let audio = read_wav(&args.audio)?;
-    let model = ModelRef::parse(&args.model)?;
-    let loader = ctx.loader()?;
+    let (model, loader) = ctx.model_and_loader(&args.model)?;
     let recognizer = SpeechRecognizer::load(&loader, &model, backend)?;
     let options = TranscribeOptions {
         max_new_tokens: args.max_new_tokens,
@@ -74,10 +61,5 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
     if !ctx.json {
         return print_text(&transcription.text);
     }
-    print_json(&Answer {
-        model: args.model,
-        backend: recognizer.backend(),
-        transcription,
-        files: recognizer.files(),
-    })
+    print_json(&ModelAnswer::new(args.model, &recognizer, transcription))
 }

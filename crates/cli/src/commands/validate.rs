@@ -70,34 +70,28 @@ fn first_logits(options: &GenerateOptions) -> GenerateOptions {
     }
 }
 
-struct CausalLogits(TextGenerator);
-
-impl Runner for CausalLogits {
-    fn backend(&self) -> BackendKind {
-        self.0.backend()
-    }
-    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
-        let options = first_logits(&GenerateOptions::default());
-        let mut out = Vec::new();
-        for text in texts {
-            let generation = self.0.generate(text, &options, &mut |_| {})?;
-            out.extend(generation.last_logits.unwrap_or_default());
-        }
-        Ok(out)
-    }
+/// A generator whose first-step logits are compared: the decoder-only and
+/// the encoder-decoder kinds are run the same way.
+enum Logits {
+    Causal(TextGenerator),
+    Seq2Seq(Text2TextGenerator),
 }
 
-struct Seq2SeqLogits(Text2TextGenerator);
-
-impl Runner for Seq2SeqLogits {
+impl Runner for Logits {
     fn backend(&self) -> BackendKind {
-        self.0.backend()
+        match self {
+            Self::Causal(generator) => generator.backend(),
+            Self::Seq2Seq(generator) => generator.backend(),
+        }
     }
     fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
         let options = first_logits(&GenerateOptions::default());
         let mut out = Vec::new();
         for text in texts {
-            let generation = self.0.generate(text, &options, &mut |_| {})?;
+            let generation = match self {
+                Self::Causal(generator) => generator.generate(text, &options, &mut |_| {})?,
+                Self::Seq2Seq(generator) => generator.generate(text, &options, &mut |_| {})?,
+            };
             out.extend(generation.last_logits.unwrap_or_default());
         }
         Ok(out)
@@ -133,10 +127,10 @@ fn load(
         SkillKind::TextEmbedding => {
             Box::new(Embeddings(TextEmbedder::load(&loader, model, backend)?))
         }
-        SkillKind::TextGeneration => {
-            Box::new(CausalLogits(TextGenerator::load(&loader, model, backend)?))
-        }
-        SkillKind::Text2Text => Box::new(Seq2SeqLogits(Text2TextGenerator::load(
+        SkillKind::TextGeneration => Box::new(Logits::Causal(TextGenerator::load(
+            &loader, model, backend,
+        )?)),
+        SkillKind::Text2Text => Box::new(Logits::Seq2Seq(Text2TextGenerator::load(
             &loader, model, backend,
         )?)),
         other => bail!(

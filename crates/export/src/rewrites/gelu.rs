@@ -2,25 +2,17 @@
 //! opset 20 runs on runtimes that stop at opset 19 — and opset 17 exports
 //! (ours) never need it.
 
-use super::decompose::Emitter;
-use super::{graph_mut, names_in, opset_version};
-use crate::proto::{ModelProto, NodeProto};
+use super::decompose::replace_nodes;
+use crate::proto::ModelProto;
 use crate::OnnxError;
 
 const NAME: &str = "decompose_gelu";
 
 /// Replaces every `Gelu` (`approximate` "none" or "tanh"); returns how many.
 pub fn decompose_gelu(model: &mut ModelProto) -> Result<usize, OnnxError> {
-    let opset = opset_version(model);
-    let graph = graph_mut(model, NAME)?;
-    let mut taken = names_in(graph);
-    let mut out: Vec<NodeProto> = Vec::with_capacity(graph.node.len());
-    let mut initializers = Vec::new();
-    let mut count = 0;
-    for node in std::mem::take(&mut graph.node) {
+    replace_nodes(model, NAME, |node, e| {
         if node.op_type != "Gelu" || !node.domain.is_empty() || node.input.is_empty() {
-            out.push(node);
-            continue;
+            return Ok(false);
         }
         let approximate = node
             .attribute
@@ -28,13 +20,6 @@ pub fn decompose_gelu(model: &mut ModelProto) -> Result<usize, OnnxError> {
             .find(|a| a.name == "approximate")
             .map(|a| String::from_utf8_lossy(&a.s).into_owned())
             .unwrap_or_else(|| "none".to_owned());
-        let mut e = Emitter {
-            taken: &mut taken,
-            prefix: node.name.clone(),
-            opset,
-            nodes: Vec::new(),
-            initializers: Vec::new(),
-        };
         let x = node.input[0].as_str();
         let y = node.output[0].as_str();
         let inner = match approximate.as_str() {
@@ -65,11 +50,6 @@ pub fn decompose_gelu(model: &mut ModelProto) -> Result<usize, OnnxError> {
         let half = e.float(0.5);
         let xh = e.op("Mul", &[x, &half], vec![], None);
         e.op("Mul", &[&xh, &plus], vec![], Some(y));
-        out.extend(e.nodes);
-        initializers.extend(e.initializers);
-        count += 1;
-    }
-    graph.node = out;
-    graph.initializer.extend(initializers);
-    Ok(count)
+        Ok(true)
+    })
 }

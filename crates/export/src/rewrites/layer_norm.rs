@@ -2,9 +2,8 @@
 //! for runtimes or opsets that lack it (ONNX Runtime builds for opset ≤ 16,
 //! older OpenVINO front ends), computed as the op's definition says.
 
-use super::decompose::Emitter;
-use super::{graph_mut, names_in, opset_version};
-use crate::proto::{ModelProto, NodeProto};
+use super::decompose::replace_nodes;
+use crate::proto::ModelProto;
 use crate::OnnxError;
 
 const NAME: &str = "decompose_layer_norm";
@@ -13,13 +12,7 @@ const NAME: &str = "decompose_layer_norm";
 /// `InvStdDev` outputs are unused; returns how many. Float32 graphs only
 /// (the epsilon constant is float32).
 pub fn decompose_layer_norm(model: &mut ModelProto) -> Result<usize, OnnxError> {
-    let opset = opset_version(model);
-    let graph = graph_mut(model, NAME)?;
-    let mut taken = names_in(graph);
-    let mut out: Vec<NodeProto> = Vec::with_capacity(graph.node.len());
-    let mut initializers = Vec::new();
-    let mut count = 0;
-    for node in std::mem::take(&mut graph.node) {
+    replace_nodes(model, NAME, |node, e| {
         let int = |n: &str, d: i64| {
             node.attribute
                 .iter()
@@ -28,26 +21,17 @@ pub fn decompose_layer_norm(model: &mut ModelProto) -> Result<usize, OnnxError> 
         };
         let extra_outputs = node.output.iter().skip(1).any(|o| !o.is_empty());
         if node.op_type != "LayerNormalization" || !node.domain.is_empty() {
-            out.push(node);
-            continue;
+            return Ok(false);
         }
         if int("axis", -1) != -1 || extra_outputs || node.input.len() < 2 {
             tracing::warn!(node = %node.name, "LayerNormalization kept: not over the last axis only, or Mean/InvStdDev used");
-            out.push(node);
-            continue;
+            return Ok(false);
         }
         let eps = node
             .attribute
             .iter()
             .find(|a| a.name == "epsilon")
             .map_or(1e-5, |a| a.f);
-        let mut e = Emitter {
-            taken: &mut taken,
-            prefix: node.name.clone(),
-            opset,
-            nodes: Vec::new(),
-            initializers: Vec::new(),
-        };
         let x = node.input[0].as_str();
         let mean = e.mean_last(x);
         let centered = e.op("Sub", &[x, &mean], vec![], None);
@@ -67,11 +51,6 @@ pub fn decompose_layer_norm(model: &mut ModelProto) -> Result<usize, OnnxError> 
                 e.op("Mul", &[&normed, &node.input[1]], vec![], Some(y));
             }
         }
-        out.extend(e.nodes);
-        initializers.extend(e.initializers);
-        count += 1;
-    }
-    graph.node = out;
-    graph.initializer.extend(initializers);
-    Ok(count)
+        Ok(true)
+    })
 }

@@ -33,18 +33,14 @@ pub struct AddedEntry {
     pub size: u64,
 }
 
-/// One entry of a folder, from `ls`.
+/// One entry of a folder, from `ls`: the fields `add` answers with (the
+/// size is the content size for files, cumulative for folders on some
+/// nodes), plus the entry's type.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct LsLink {
-    /// Entry name.
-    #[serde(rename = "Name")]
-    pub name: String,
-    /// Its CID.
-    #[serde(rename = "Hash")]
-    pub hash: String,
-    /// Content size for files (cumulative for folders on some nodes).
-    #[serde(rename = "Size", default, deserialize_with = "number_or_string")]
-    pub size: u64,
+    /// Entry name, CID and size.
+    #[serde(flatten)]
+    pub entry: AddedEntry,
     /// UnixFS type: 1 is a folder; anything else is read as a file.
     #[serde(rename = "Type", default)]
     pub kind: i64,
@@ -219,11 +215,9 @@ impl IpfsClient {
         Err(self.err(op, format!("HTTP {status}: {reason}")))
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &str,
-        resp: ureq::http::Response<ureq::Body>,
-    ) -> Result<T> {
+    /// The whole body of an answer as text, up to 256 MiB (a JSON answer
+    /// larger than that is not one the storage layer asked for).
+    fn read_text(&self, op: &str, resp: ureq::http::Response<ureq::Body>) -> Result<String> {
         let mut text = String::new();
         resp.into_body()
             .into_with_config()
@@ -231,6 +225,15 @@ impl IpfsClient {
             .reader()
             .read_to_string(&mut text)
             .map_err(|e| self.io_err(op, e))?;
+        Ok(text)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &str,
+        resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<T> {
+        let text = self.read_text(op, resp)?;
         serde_json::from_str(&text).map_err(|e| self.answer_err(op, None, e))
     }
 
@@ -294,13 +297,7 @@ impl IpfsClient {
             .send(ureq::SendBody::from_owned_reader(body))
             .map_err(|e| self.http_err(&op, e))?;
         let resp = self.check(&op, resp)?;
-        let mut text = String::new();
-        resp.into_body()
-            .into_with_config()
-            .limit(256 * 1024 * 1024)
-            .reader()
-            .read_to_string(&mut text)
-            .map_err(|e| self.io_err(&op, e))?;
+        let text = self.read_text(&op, resp)?;
         // Newline-delimited JSON, one object per added entry.
         text.lines()
             .filter(|l| !l.trim().is_empty())
@@ -485,6 +482,20 @@ mod tests {
         let js: AddedEntry = serde_json::from_str(r#"{"Name":"a","Hash":"Qm","Size":12}"#).unwrap();
         assert_eq!(kubo, js);
         assert_eq!(kubo.size, 12);
+    }
+
+    #[test]
+    fn ls_link_reads_the_add_fields_and_the_type() {
+        let link: LsLink =
+            serde_json::from_str(r#"{"Name":"d","Hash":"Qm","Size":"7","Type":1,"Target":""}"#)
+                .unwrap();
+        assert_eq!(link.entry.name, "d");
+        assert_eq!(link.entry.hash, "Qm");
+        assert_eq!(link.entry.size, 7);
+        assert!(link.is_dir());
+        let file: LsLink = serde_json::from_str(r#"{"Name":"f","Hash":"Qm","Size":3}"#).unwrap();
+        assert_eq!(file.entry.size, 3);
+        assert!(!file.is_dir());
     }
 
     #[test]

@@ -118,17 +118,18 @@ fn list_files(client: &IpfsClient, cid: &str) -> Result<Vec<(String, String)>> {
     let mut stack = vec![(String::new(), cid.to_owned())];
     while let Some((prefix, dir)) = stack.pop() {
         for link in client.ls(&dir)? {
-            if link.name.is_empty() || link.name.contains('/') || link.name == ".." {
+            let name = &link.entry.name;
+            if name.is_empty() || name.contains('/') || name == ".." {
                 return Err(StorageError::InvalidPath {
-                    path: link.name,
+                    path: link.entry.name,
                     reason: format!("unusable entry name in IPFS folder {dir}"),
                 });
             }
-            let path = format!("{prefix}{}", link.name);
+            let path = format!("{prefix}{name}");
             if link.is_dir() {
-                stack.push((format!("{path}/"), link.hash));
+                stack.push((format!("{path}/"), link.entry.hash));
             } else {
-                out.push((path, link.hash));
+                out.push((path, link.entry.hash));
             }
         }
     }
