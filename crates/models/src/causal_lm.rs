@@ -1,6 +1,6 @@
 //! What the generation loop needs from a decoder-only model.
 
-use candle_core::Tensor;
+use candle_core::{Device, Result, Tensor};
 
 /// A causal language model that keeps its own key/value cache.
 ///
@@ -16,4 +16,11 @@ pub trait CausalLm: Send + std::fmt::Debug {
 
     /// How many positions the model can attend to; `None` when unbounded.
     fn context_length(&self) -> Option<usize>;
+}
+
+/// Position ids `[1, len]` (u32) from `first` on: the input of a learned
+/// position embedding after `first` cached positions.
+pub(crate) fn position_ids(first: usize, len: usize, device: &Device) -> Result<Tensor> {
+    let positions: Vec<u32> = (first..first + len).map(|p| p as u32).collect();
+    Tensor::new(positions.as_slice(), device)?.unsqueeze(0)
 }

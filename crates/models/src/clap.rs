@@ -8,9 +8,11 @@
 //! the global patch embedding). Configs that transformers cannot run (shape
 //! mismatches it would only hit at inference) are refused at load.
 
-use crate::clip::l2_normalize;
+use crate::clip::{l2_normalize, scalar};
 use crate::layers::activation::Activation;
-use crate::layers::attention::{attend, merge_heads, split_heads};
+use crate::layers::attention::MultiHeadAttention;
+use crate::layers::encoder::EncoderLayer;
+use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{
@@ -149,51 +151,46 @@ fn default_projection_act() -> Activation {
 
 // ---------------------------------------------------------------- text ---
 
-#[derive(Debug)]
-struct TextLayer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+/// BERT's attention projections: `self.{query,key,value}` and
+/// `output.dense` under `vb`.
+fn bert_attention(
+    vb: VarBuilder,
+    hidden: usize,
     heads: usize,
-    attention_out: Linear,
-    attention_norm: LayerNorm,
-    intermediate: Linear,
-    activation: Activation,
-    output: Linear,
-    output_norm: LayerNorm,
+    qkv_bias: bool,
+) -> Result<MultiHeadAttention> {
+    let qkv = |name: &str| linear_b(hidden, hidden, qkv_bias, vb.pp("self").pp(name));
+    Ok(MultiHeadAttention::new(
+        qkv("query")?,
+        qkv("key")?,
+        qkv("value")?,
+        linear(hidden, hidden, vb.pp("output.dense"))?,
+        heads,
+    ))
 }
 
-impl TextLayer {
-    fn load(cfg: &ClapTextConfig, vb: VarBuilder) -> Result<Self> {
-        let (d, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
-        let attention = vb.pp("attention");
-        Ok(Self {
-            query: linear(d, d, attention.pp("self.query"))?,
-            key: linear(d, d, attention.pp("self.key"))?,
-            value: linear(d, d, attention.pp("self.value"))?,
-            heads: cfg.num_attention_heads,
-            attention_out: linear(d, d, attention.pp("output.dense"))?,
-            attention_norm: layer_norm(d, eps, attention.pp("output.LayerNorm"))?,
-            intermediate: linear(d, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
-            activation: cfg.hidden_act,
-            output: linear(cfg.intermediate_size, d, vb.pp("output.dense"))?,
-            output_norm: layer_norm(d, eps, vb.pp("output.LayerNorm"))?,
-        })
-    }
+/// BERT's feed-forward: `intermediate.dense`, then `output.dense`.
+fn bert_mlp(vb: VarBuilder, hidden: usize, inner: usize, activation: Activation) -> Result<Mlp> {
+    Mlp::load_named(
+        vb,
+        ("intermediate.dense", "output.dense"),
+        hidden,
+        inner,
+        activation,
+    )
+}
 
-    /// Post-LN BERT layer over one unpadded sequence (no mask needed).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let q = split_heads(&self.query.forward(x)?, self.heads)?;
-        let k = split_heads(&self.key.forward(x)?, self.heads)?;
-        let v = split_heads(&self.value.forward(x)?, self.heads)?;
-        let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
-        let attended = merge_heads(&attend(&q, &k, &v, scale, None)?)?;
-        let x = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&attended)? + x)?)?;
-        let h = self.activation.forward(&self.intermediate.forward(&x)?)?;
-        self.output_norm.forward(&(self.output.forward(&h)? + x)?)
-    }
+/// A post-LN BERT layer (`ClapTextLayer`).
+fn text_layer(cfg: &ClapTextConfig, vb: VarBuilder) -> Result<EncoderLayer> {
+    let (d, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
+    let attention = vb.pp("attention");
+    Ok(EncoderLayer::new(
+        bert_attention(attention.clone(), d, cfg.num_attention_heads, true)?,
+        layer_norm(d, eps, attention.pp("output.LayerNorm"))?,
+        bert_mlp(vb.clone(), d, cfg.intermediate_size, cfg.hidden_act)?,
+        layer_norm(d, eps, vb.pp("output.LayerNorm"))?,
+        false,
+    ))
 }
 
 /// The RoBERTa text tower with its pooler.
@@ -203,7 +200,7 @@ pub struct ClapText {
     position_embeddings: Option<Embedding>,
     token_type_row: Tensor,
     embeddings_norm: LayerNorm,
-    layers: Vec<TextLayer>,
+    layers: Vec<EncoderLayer>,
     pooler: Linear,
     pad_token_id: u32,
     max_positions: usize,
@@ -231,7 +228,7 @@ impl ClapText {
             token_type_row: token_types.get(0)?,
             embeddings_norm: layer_norm(d, cfg.layer_norm_eps, emb.pp("LayerNorm"))?,
             layers: (0..cfg.num_hidden_layers)
-                .map(|i| TextLayer::load(cfg, vb.pp(format!("encoder.layer.{i}"))))
+                .map(|i| text_layer(cfg, vb.pp(format!("encoder.layer.{i}"))))
                 .collect::<Result<_>>()?,
             pooler: linear(d, d, vb.pp("pooler.dense"))?,
             pad_token_id: cfg.pad_token_id,
@@ -275,7 +272,8 @@ impl ClapText {
         }
         let mut x = self.embeddings_norm.forward(&x)?;
         for layer in &self.layers {
-            x = layer.forward(&x)?;
+            // One unpadded sequence: nothing to mask.
+            x = layer.forward(&x, None)?;
         }
         self.pooler
             .forward(&x.squeeze(0)?.narrow(0, 0, 1)?)?
@@ -435,19 +433,13 @@ impl FeatureFusion {
 #[derive(Debug)]
 struct SwinBlock {
     norm_before: LayerNorm,
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    heads: usize,
+    attention: MultiHeadAttention,
     // [heads, window², window²]
     position_bias: Tensor,
     // [windows, window², window²] for shifted blocks
     shift_mask: Option<Tensor>,
-    attention_out: Linear,
     norm_after: LayerNorm,
-    intermediate: Linear,
-    activation: Activation,
-    output: Linear,
+    mlp: Mlp,
     window: usize,
     shift: usize,
     resolution: (usize, usize),
@@ -500,20 +492,13 @@ impl SwinBlock {
             None
         };
         let ffn = (cfg.mlp_ratio * dim as f64) as usize;
-        let bias = cfg.qkv_bias;
         Ok(Self {
             norm_before: layer_norm(dim, cfg.layer_norm_eps, vb.pp("layernorm_before"))?,
-            query: linear_b(dim, dim, bias, attention.pp("self.query"))?,
-            key: linear_b(dim, dim, bias, attention.pp("self.key"))?,
-            value: linear_b(dim, dim, bias, attention.pp("self.value"))?,
-            heads,
+            attention: bert_attention(attention, dim, heads, cfg.qkv_bias)?,
             position_bias,
             shift_mask,
-            attention_out: linear(dim, dim, attention.pp("output.dense"))?,
             norm_after: layer_norm(dim, cfg.layer_norm_eps, vb.pp("layernorm_after"))?,
-            intermediate: linear(dim, ffn, vb.pp("intermediate.dense"))?,
-            activation: cfg.hidden_act,
-            output: linear(ffn, dim, vb.pp("output.dense"))?,
+            mlp: bert_mlp(vb.clone(), dim, ffn, cfg.hidden_act)?,
             window,
             shift,
             resolution,
@@ -551,17 +536,13 @@ impl SwinBlock {
             grid = grid.narrow(1, 0, h)?.narrow(2, 0, w)?;
         }
         let x = (x + grid.contiguous()?.reshape((b, h * w, c))?)?;
-        let y = self
-            .activation
-            .forward(&self.intermediate.forward(&self.norm_after.forward(&x)?)?)?;
-        x + self.output.forward(&y)?
+        &x + self.mlp.forward(&self.norm_after.forward(&x)?)?
     }
 
     /// Attention within each window of `[b · windows, window², c]`.
     fn attention(&self, x: &Tensor, batch: usize) -> Result<Tensor> {
-        let q = split_heads(&self.query.forward(x)?, self.heads)?;
-        let k = split_heads(&self.key.forward(x)?, self.heads)?;
-        let v = split_heads(&self.value.forward(x)?, self.heads)?;
+        let q = self.attention.queries(x)?;
+        let (k, v) = self.attention.keys_values(x)?;
         let head_dim = q.dim(D::Minus1)? as f64;
         let mut scores = (q.matmul(&k.t()?.contiguous()?)? / head_dim.sqrt())?
             .broadcast_add(&self.position_bias.unsqueeze(0)?)?;
@@ -574,8 +555,7 @@ impl SwinBlock {
                 .reshape((bw, heads, n, n))?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        self.attention_out
-            .forward(&merge_heads(&probs.matmul(&v)?)?)
+        self.attention.output(&probs.matmul(&v)?)
     }
 }
 
@@ -1042,26 +1022,15 @@ fn cubic_weights(from: usize, to: usize) -> Vec<f32> {
 
 // ------------------------------------------------------------- the pair ---
 
-#[derive(Debug)]
-struct Projection {
-    linear1: Linear,
-    activation: Activation,
-    linear2: Linear,
-}
-
-impl Projection {
-    fn load(hidden: usize, dim: usize, activation: Activation, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            linear1: linear(hidden, dim, vb.pp("linear1"))?,
-            activation,
-            linear2: linear(dim, dim, vb.pp("linear2"))?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.linear2
-            .forward(&self.activation.forward(&self.linear1.forward(x)?)?)
-    }
+/// `ClapProjectionLayer`: `linear2(act(linear1(x)))`, `hidden` →
+/// `projection_dim`.
+fn projection(cfg: &ClapConfig, hidden: usize, vb: VarBuilder) -> Result<Mlp> {
+    let dim = cfg.projection_dim;
+    Ok(Mlp::new(
+        linear(hidden, dim, vb.pp("linear1"))?,
+        linear(dim, dim, vb.pp("linear2"))?,
+        cfg.projection_hidden_act,
+    ))
 }
 
 /// The whole dual encoder.
@@ -1069,33 +1038,27 @@ impl Projection {
 pub struct Clap {
     pub text: ClapText,
     pub audio: ClapAudio,
-    text_projection: Projection,
-    audio_projection: Projection,
+    text_projection: Mlp,
+    audio_projection: Mlp,
     logit_scale_a: f32,
 }
 
 impl Clap {
     pub fn load(cfg: &ClapConfig, vb: VarBuilder) -> Result<Self> {
-        let scalar = |name: &str| -> Result<f32> {
-            vb.get((), name)?.to_dtype(DType::F32)?.to_scalar::<f32>()
-        };
-        let act = cfg.projection_hidden_act;
         Ok(Self {
             text: ClapText::load(&cfg.text_config, vb.pp("text_model"))?,
             audio: ClapAudio::load(&cfg.audio_config, vb.pp("audio_model"))?,
-            text_projection: Projection::load(
+            text_projection: projection(
+                cfg,
                 cfg.text_config.hidden_size,
-                cfg.projection_dim,
-                act,
                 vb.pp("text_projection"),
             )?,
-            audio_projection: Projection::load(
+            audio_projection: projection(
+                cfg,
                 cfg.audio_config.hidden_size,
-                cfg.projection_dim,
-                act,
                 vb.pp("audio_projection"),
             )?,
-            logit_scale_a: scalar("logit_scale_a")?,
+            logit_scale_a: scalar(&vb, "logit_scale_a")?,
         })
     }
 

@@ -8,10 +8,12 @@
 //! `eos_token_id`.
 
 use crate::layers::activation::Activation;
-use crate::layers::attention::{attend, causal_mask, merge_heads, split_heads};
+use crate::layers::attention::{causal_mask, MultiHeadAttention};
+use crate::layers::encoder::EncoderLayer;
+use crate::layers::mlp::Mlp;
 use candle_core::{Result, Tensor, D};
 use candle_nn::{
-    embedding, layer_norm, linear, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder,
+    embedding, layer_norm, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder,
 };
 use serde::Deserialize;
 
@@ -91,75 +93,60 @@ pub struct ClipConfig {
     pub projection_dim: usize,
 }
 
+/// `layer_dims()` for the text and vision configs, which name the encoder's
+/// sizes alike.
+macro_rules! impl_layer_dims {
+    ($($config:ty),+) => {$(
+        impl $config {
+            pub(crate) fn layer_dims(&self) -> LayerDims {
+                LayerDims {
+                    hidden: self.hidden_size,
+                    ffn: self.intermediate_size,
+                    heads: self.num_attention_heads,
+                    eps: self.layer_norm_eps,
+                    activation: self.hidden_act,
+                }
+            }
+        }
+    )+};
+}
+
+impl_layer_dims!(ClipTextConfig, ClipVisionConfig);
+
 fn default_projection() -> usize {
     512
 }
 
-#[derive(Debug)]
-struct EncoderLayer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-    norm1: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    norm2: LayerNorm,
-    activation: Activation,
+/// Sizes of one encoder stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerDims {
+    pub(crate) hidden: usize,
+    pub(crate) ffn: usize,
+    pub(crate) heads: usize,
+    pub(crate) eps: f64,
+    pub(crate) activation: Activation,
 }
 
-impl EncoderLayer {
-    fn load(
-        d: usize,
-        ffn: usize,
-        heads: usize,
-        eps: f64,
-        activation: Activation,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        let attn = vb.pp("self_attn");
-        Ok(Self {
-            q: linear(d, d, attn.pp("q_proj"))?,
-            k: linear(d, d, attn.pp("k_proj"))?,
-            v: linear(d, d, attn.pp("v_proj"))?,
-            out: linear(d, d, attn.pp("out_proj"))?,
-            heads,
-            norm1: layer_norm(d, eps, vb.pp("layer_norm1"))?,
-            fc1: linear(d, ffn, vb.pp("mlp.fc1"))?,
-            fc2: linear(ffn, d, vb.pp("mlp.fc2"))?,
-            norm2: layer_norm(d, eps, vb.pp("layer_norm2"))?,
-            activation,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let q = split_heads(&self.q.forward(&h)?, self.heads)?;
-        let k = split_heads(&self.k.forward(&h)?, self.heads)?;
-        let v = split_heads(&self.v.forward(&h)?, self.heads)?;
-        let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
-        let attn = self
-            .out
-            .forward(&merge_heads(&attend(&q, &k, &v, scale, mask)?)?)?;
-        let x = (x + attn)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?;
-        let h = self.fc2.forward(&self.activation.forward(&h)?)?;
-        x + h
-    }
+/// `CLIPEncoderLayer` (pre-LN), also X-CLIP's.
+pub(crate) fn encoder_layer(dims: LayerDims, vb: VarBuilder) -> Result<EncoderLayer> {
+    let d = dims.hidden;
+    Ok(EncoderLayer::new(
+        MultiHeadAttention::load(vb.pp("self_attn"), d, dims.heads, true)?,
+        layer_norm(d, dims.eps, vb.pp("layer_norm1"))?,
+        Mlp::load(vb.pp("mlp"), d, dims.ffn, dims.activation)?,
+        layer_norm(d, dims.eps, vb.pp("layer_norm2"))?,
+        true,
+    ))
 }
 
-fn encoder_layers(
+/// `n` layers at `vb`'s `layers.{i}`.
+pub(crate) fn encoder_layers(
     n: usize,
-    d: usize,
-    ffn: usize,
-    heads: usize,
-    eps: f64,
-    act: Activation,
+    dims: LayerDims,
     vb: VarBuilder,
 ) -> Result<Vec<EncoderLayer>> {
     (0..n)
-        .map(|i| EncoderLayer::load(d, ffn, heads, eps, act, vb.pp(format!("layers.{i}"))))
+        .map(|i| encoder_layer(dims, vb.pp(format!("layers.{i}"))))
         .collect()
 }
 
@@ -184,15 +171,7 @@ impl ClipText {
                 (cfg.max_position_embeddings, d),
                 "position_embedding.weight",
             )?,
-            layers: encoder_layers(
-                cfg.num_hidden_layers,
-                d,
-                cfg.intermediate_size,
-                cfg.num_attention_heads,
-                cfg.layer_norm_eps,
-                cfg.hidden_act,
-                vb.pp("encoder"),
-            )?,
+            layers: encoder_layers(cfg.num_hidden_layers, cfg.layer_dims(), vb.pp("encoder"))?,
             final_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("final_layer_norm"))?,
             eos_token_id: cfg.eos_token_id,
             max_positions: cfg.max_position_embeddings,
@@ -258,17 +237,12 @@ pub struct VisionEmbeddings {
 
 impl VisionEmbeddings {
     /// From `vb` at `...embeddings`.
-    pub fn load(
-        hidden: usize,
-        channels: usize,
-        image_size: usize,
-        patch_size: usize,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    pub fn load(cfg: &ClipVisionConfig, vb: VarBuilder) -> Result<Self> {
+        let (hidden, image_size, patch_size) = (cfg.hidden_size, cfg.image_size, cfg.patch_size);
         let patches = (image_size / patch_size).pow(2);
         Ok(Self {
             patch_embedding: vb.get(
-                (hidden, channels, patch_size, patch_size),
+                (hidden, cfg.num_channels, patch_size, patch_size),
                 "patch_embedding.weight",
             )?,
             patch_size,
@@ -310,24 +284,10 @@ impl ClipVision {
     pub fn load(cfg: &ClipVisionConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                d,
-                cfg.num_channels,
-                cfg.image_size,
-                cfg.patch_size,
-                vb.pp("embeddings"),
-            )?,
+            embeddings: VisionEmbeddings::load(cfg, vb.pp("embeddings"))?,
             // transformers' attribute name has the typo.
             pre_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("pre_layrnorm"))?,
-            layers: encoder_layers(
-                cfg.num_hidden_layers,
-                d,
-                cfg.intermediate_size,
-                cfg.num_attention_heads,
-                cfg.layer_norm_eps,
-                cfg.hidden_act,
-                vb.pp("encoder"),
-            )?,
+            layers: encoder_layers(cfg.num_hidden_layers, cfg.layer_dims(), vb.pp("encoder"))?,
             post_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
         })
     }
@@ -370,10 +330,6 @@ pub struct Clip {
 
 impl Clip {
     pub fn load(cfg: &ClipConfig, vb: VarBuilder) -> Result<Self> {
-        let logit_scale = vb
-            .get((), "logit_scale")?
-            .to_dtype(candle_core::DType::F32)?
-            .to_scalar::<f32>()?;
         Ok(Self {
             text: ClipText::load(&cfg.text_config, vb.pp("text_model"))?,
             vision: ClipVision::load(&cfg.vision_config, vb.pp("vision_model"))?,
@@ -387,7 +343,7 @@ impl Clip {
                 cfg.projection_dim,
                 vb.pp("visual_projection"),
             )?,
-            logit_scale,
+            logit_scale: scalar(&vb, "logit_scale")?,
         })
     }
 
@@ -414,6 +370,13 @@ impl Clip {
     pub fn scale(&self) -> f32 {
         self.logit_scale.exp()
     }
+}
+
+/// The scalar parameter `name` (a logit scale) as f32.
+pub(crate) fn scalar(vb: &VarBuilder, name: &str) -> Result<f32> {
+    vb.get((), name)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_scalar::<f32>()
 }
 
 /// Rows divided by their L2 norm.

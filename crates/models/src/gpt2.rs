@@ -3,10 +3,12 @@
 //! Conv1D layers store their weight as `[in, out]`; checkpoints come with or
 //! without the `transformer.` prefix (the original OpenAI upload has none).
 
+use crate::causal_lm::position_ids;
 use crate::layers::activation::Activation;
 use crate::layers::attention::{
     attend, causal_mask, last_position, merge_heads, split_heads, KvCache,
 };
+use crate::layers::mlp::Mlp;
 use crate::CausalLm;
 use candle_core::{Result, Tensor};
 use candle_nn::{
@@ -84,9 +86,7 @@ struct Block {
     c_attn: Linear,
     c_proj: Linear,
     ln_2: LayerNorm,
-    c_fc: Linear,
-    mlp_proj: Linear,
-    act: Activation,
+    mlp: Mlp,
     heads: usize,
     scale: f64,
     cache: KvCache,
@@ -109,9 +109,11 @@ impl Block {
             c_attn: conv1d(vb.pp("attn.c_attn"), h, 3 * h)?,
             c_proj: conv1d(vb.pp("attn.c_proj"), h, h)?,
             ln_2: norm(vb.pp("ln_2"), h, cfg.layer_norm_epsilon)?,
-            c_fc: conv1d(vb.pp("mlp.c_fc"), h, inner)?,
-            mlp_proj: conv1d(vb.pp("mlp.c_proj"), inner, h)?,
-            act: cfg.activation_function,
+            mlp: Mlp::new(
+                conv1d(vb.pp("mlp.c_fc"), h, inner)?,
+                conv1d(vb.pp("mlp.c_proj"), inner, h)?,
+                cfg.activation_function,
+            ),
             heads: cfg.n_head,
             scale,
             cache: KvCache::default(),
@@ -128,9 +130,7 @@ impl Block {
         let mask = causal_mask(q.dim(2)?, k.dim(2)?, x.device())?;
         let attn = merge_heads(&attend(&q, &k, &v, self.scale, mask.as_ref())?)?;
         let x = (x + self.c_proj.forward(&attn)?)?;
-        let mlp = self.c_fc.forward(&self.ln_2.forward(&x)?)?;
-        let mlp = self.mlp_proj.forward(&self.act.forward(&mlp)?)?;
-        x + mlp
+        &x + self.mlp.forward(&self.ln_2.forward(&x)?)?
     }
 }
 
@@ -182,9 +182,8 @@ impl CausalLm for Gpt2 {
     fn forward(&mut self, ids: &[u32]) -> Result<Tensor> {
         let device = self.wte.embeddings().device().clone();
         let offset = self.blocks.first().map_or(0, |b| b.cache.len());
-        let positions: Vec<u32> = (offset..offset + ids.len()).map(|p| p as u32).collect();
+        let positions = position_ids(offset, ids.len(), &device)?;
         let ids = Tensor::new(ids, &device)?.unsqueeze(0)?;
-        let positions = Tensor::new(positions.as_slice(), &device)?.unsqueeze(0)?;
         let mut x = (self.wte.forward(&ids)? + self.wpe.forward(&positions)?)?;
         for block in &mut self.blocks {
             x = block.forward(&x)?;

@@ -7,10 +7,10 @@
 //! projections without bias, and weights saved with or without the `model.`
 //! prefix (the original uploads were saved from `OPTModel`).
 
+use crate::causal_lm::position_ids;
 use crate::layers::activation::Activation;
-use crate::layers::attention::{
-    attend, causal_mask, last_position, merge_heads, split_heads, KvCache,
-};
+use crate::layers::attention::{attend, causal_mask, last_position, KvCache, MultiHeadAttention};
+use crate::layers::mlp::Mlp;
 use crate::CausalLm;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{embedding, Embedding, LayerNorm, Linear, Module, VarBuilder};
@@ -92,17 +92,11 @@ fn norm(vb: VarBuilder, size: usize, affine: bool) -> Result<LayerNorm> {
 
 #[derive(Debug)]
 struct Layer {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
+    self_attn: MultiHeadAttention,
     self_attn_layer_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
     final_layer_norm: LayerNorm,
-    act: Activation,
     pre_norm: bool,
-    heads: usize,
     scale: f64,
     cache: KvCache,
 }
@@ -112,19 +106,21 @@ impl Layer {
         let h = cfg.hidden_size;
         let bias = cfg.enable_bias;
         let affine = cfg.layer_norm_elementwise_affine;
-        let attn = vb.pp("self_attn");
         Ok(Self {
-            q_proj: linear(attn.pp("q_proj"), h, h, bias)?,
-            k_proj: linear(attn.pp("k_proj"), h, h, bias)?,
-            v_proj: linear(attn.pp("v_proj"), h, h, bias)?,
-            out_proj: linear(attn.pp("out_proj"), h, h, bias)?,
+            self_attn: MultiHeadAttention::load(
+                vb.pp("self_attn"),
+                h,
+                cfg.num_attention_heads,
+                bias,
+            )?,
             self_attn_layer_norm: norm(vb.pp("self_attn_layer_norm"), h, affine)?,
-            fc1: linear(vb.pp("fc1"), h, cfg.ffn_dim, bias)?,
-            fc2: linear(vb.pp("fc2"), cfg.ffn_dim, h, bias)?,
+            mlp: Mlp::new(
+                linear(vb.pp("fc1"), h, cfg.ffn_dim, bias)?,
+                linear(vb.pp("fc2"), cfg.ffn_dim, h, bias)?,
+                cfg.activation_function,
+            ),
             final_layer_norm: norm(vb.pp("final_layer_norm"), h, affine)?,
-            act: cfg.activation_function,
             pre_norm: cfg.do_layer_norm_before,
-            heads: cfg.num_attention_heads,
             scale: ((h / cfg.num_attention_heads) as f64).powf(-0.5),
             cache: KvCache::default(),
         })
@@ -138,13 +134,12 @@ impl Layer {
             x.clone()
         };
         // transformers scales the query before the product; same numbers.
-        let q = split_heads(&(self.q_proj.forward(&h)? * self.scale)?, self.heads)?;
-        let k = split_heads(&self.k_proj.forward(&h)?, self.heads)?;
-        let v = split_heads(&self.v_proj.forward(&h)?, self.heads)?;
+        let q = (self.self_attn.queries(&h)? * self.scale)?;
+        let (k, v) = self.self_attn.keys_values(&h)?;
         let (k, v) = self.cache.append(&k, &v)?;
         let mask = causal_mask(q.dim(2)?, k.dim(2)?, x.device())?;
-        let attn = merge_heads(&attend(&q, &k, &v, 1.0, mask.as_ref())?)?;
-        let mut x = (residual + self.out_proj.forward(&attn)?)?;
+        let attn = attend(&q, &k, &v, 1.0, mask.as_ref())?;
+        let mut x = (residual + self.self_attn.output(&attn)?)?;
         if !self.pre_norm {
             x = self.self_attn_layer_norm.forward(&x)?;
         }
@@ -154,10 +149,7 @@ impl Layer {
         } else {
             x.clone()
         };
-        let h = self
-            .fc2
-            .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
-        let mut x = (residual + h)?;
+        let mut x = (residual + self.mlp.forward(&h)?)?;
         if !self.pre_norm {
             x = self.final_layer_norm.forward(&x)?;
         }
@@ -236,11 +228,8 @@ impl CausalLm for Opt {
     fn forward(&mut self, ids: &[u32]) -> Result<Tensor> {
         let device = self.embed_tokens.embeddings().device().clone();
         let offset = self.layers.first().map_or(0, |l| l.cache.len());
-        let positions: Vec<u32> = (offset..offset + ids.len())
-            .map(|p| (p + POSITION_OFFSET) as u32)
-            .collect();
+        let positions = position_ids(offset + POSITION_OFFSET, ids.len(), &device)?;
         let ids = Tensor::new(ids, &device)?.unsqueeze(0)?;
-        let positions = Tensor::new(positions.as_slice(), &device)?.unsqueeze(0)?;
         let mut x = self.embed_tokens.forward(&ids)?;
         if let Some(project_in) = &self.project_in {
             x = project_in.forward(&x)?;

@@ -10,9 +10,11 @@
 //! `parametrizations.weight.original0/1` (newer) or already folded.
 
 use crate::layers::activation::Activation;
-use crate::layers::attention::{attend, merge_heads, split_heads};
+use crate::layers::attention::MultiHeadAttention;
+use crate::layers::encoder::EncoderLayer;
+use crate::layers::mlp::Mlp;
 use crate::ModelError;
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::{
     group_norm, layer_norm, linear, linear_b, Conv1d, Conv1dConfig, GroupNorm, LayerNorm, Linear,
     Module, VarBuilder,
@@ -138,67 +140,23 @@ impl FeatureConv {
     }
 }
 
-#[derive(Debug)]
-struct EncoderLayer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-    norm: LayerNorm,
-    ff_in: Linear,
-    ff_out: Linear,
-    final_norm: LayerNorm,
-    activation: Activation,
-    pre_norm: bool,
-}
-
-impl EncoderLayer {
-    fn load(cfg: &Wav2Vec2Config, vb: VarBuilder) -> Result<Self> {
-        let d = cfg.hidden_size;
-        let attn = vb.pp("attention");
-        Ok(Self {
-            q: linear(d, d, attn.pp("q_proj"))?,
-            k: linear(d, d, attn.pp("k_proj"))?,
-            v: linear(d, d, attn.pp("v_proj"))?,
-            out: linear(d, d, attn.pp("out_proj"))?,
-            heads: cfg.num_attention_heads,
-            norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm"))?,
-            ff_in: linear(
-                d,
-                cfg.intermediate_size,
-                vb.pp("feed_forward.intermediate_dense"),
-            )?,
-            ff_out: linear(cfg.intermediate_size, d, vb.pp("feed_forward.output_dense"))?,
-            final_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("final_layer_norm"))?,
-            activation: cfg.hidden_act,
-            pre_norm: cfg.do_stable_layer_norm,
-        })
-    }
-
-    fn attention(&self, x: &Tensor) -> Result<Tensor> {
-        let q = split_heads(&self.q.forward(x)?, self.heads)?;
-        let k = split_heads(&self.k.forward(x)?, self.heads)?;
-        let v = split_heads(&self.v.forward(x)?, self.heads)?;
-        let scale = ((q.dim(D::Minus1)?) as f64).powf(-0.5);
-        self.out
-            .forward(&merge_heads(&attend(&q, &k, &v, scale, None)?)?)
-    }
-
-    fn feed_forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.ff_out
-            .forward(&self.activation.forward(&self.ff_in.forward(x)?)?)
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.pre_norm {
-            let x = (x + self.attention(&self.norm.forward(x)?)?)?;
-            &x + self.feed_forward(&self.final_norm.forward(&x)?)?
-        } else {
-            let x = self.norm.forward(&(x + self.attention(x)?)?)?;
-            self.final_norm.forward(&(&x + self.feed_forward(&x)?)?)
-        }
-    }
+/// `Wav2Vec2EncoderLayer`, or with `do_stable_layer_norm` the pre-LN
+/// `Wav2Vec2EncoderLayerStableLayerNorm`.
+fn encoder_layer(cfg: &Wav2Vec2Config, vb: VarBuilder) -> Result<EncoderLayer> {
+    let d = cfg.hidden_size;
+    Ok(EncoderLayer::new(
+        MultiHeadAttention::load(vb.pp("attention"), d, cfg.num_attention_heads, true)?,
+        layer_norm(d, cfg.layer_norm_eps, vb.pp("layer_norm"))?,
+        Mlp::load_named(
+            vb.pp("feed_forward"),
+            ("intermediate_dense", "output_dense"),
+            d,
+            cfg.intermediate_size,
+            cfg.hidden_act,
+        )?,
+        layer_norm(d, cfg.layer_norm_eps, vb.pp("final_layer_norm"))?,
+        cfg.do_stable_layer_norm,
+    ))
 }
 
 /// The whole CTC model.
@@ -288,7 +246,7 @@ impl Wav2Vec2ForCtc {
             pos_activation: cfg.feat_extract_activation,
             encoder_norm: layer_norm(d, cfg.layer_norm_eps, enc.pp("layer_norm"))?,
             layers: (0..cfg.num_hidden_layers)
-                .map(|i| EncoderLayer::load(cfg, enc.pp(format!("layers.{i}"))))
+                .map(|i| encoder_layer(cfg, enc.pp(format!("layers.{i}"))))
                 .collect::<Result<_>>()?,
             stable: cfg.do_stable_layer_norm,
             lm_head: linear_b(d, cfg.vocab_size, true, vb.pp("lm_head"))?,
@@ -317,7 +275,7 @@ impl Wav2Vec2ForCtc {
             x = self.encoder_norm.forward(&x)?;
         }
         for layer in &self.layers {
-            x = layer.forward(&x)?;
+            x = layer.forward(&x, None)?;
         }
         if self.stable {
             x = self.encoder_norm.forward(&x)?;

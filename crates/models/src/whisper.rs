@@ -8,11 +8,12 @@
 //! cache and the cross-attention keys/values are computed once.
 
 use crate::layers::activation::Activation;
-use crate::layers::attention::{attend, causal_mask, merge_heads, split_heads, KvCache};
+use crate::layers::attention::{causal_mask, KvCache, MultiHeadAttention};
+use crate::layers::mlp::Mlp;
 use candle_core::{Result, Tensor};
 use candle_nn::{
     conv1d, embedding, layer_norm, linear, linear_no_bias, Conv1d, Conv1dConfig, Embedding,
-    LayerNorm, Linear, Module, VarBuilder,
+    LayerNorm, Module, VarBuilder,
 };
 use serde::Deserialize;
 
@@ -45,35 +46,31 @@ fn default_activation() -> Activation {
 
 const LAYER_NORM_EPS: f64 = 1e-5;
 
+/// `WhisperAttention` (no bias on `k_proj`) with the decoder's cache.
 #[derive(Debug)]
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-    scale: f64,
+    attn: MultiHeadAttention,
     cache: KvCache,
 }
 
 impl Attention {
     fn load(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            q: linear(dim, dim, vb.pp("q_proj"))?,
-            k: linear_no_bias(dim, dim, vb.pp("k_proj"))?,
-            v: linear(dim, dim, vb.pp("v_proj"))?,
-            out: linear(dim, dim, vb.pp("out_proj"))?,
-            heads,
-            scale: ((dim / heads) as f64).powf(-0.5),
+            attn: MultiHeadAttention::new(
+                linear(dim, dim, vb.pp("q_proj"))?,
+                linear_no_bias(dim, dim, vb.pp("k_proj"))?,
+                linear(dim, dim, vb.pp("v_proj"))?,
+                linear(dim, dim, vb.pp("out_proj"))?,
+                heads,
+            ),
             cache: KvCache::default(),
         })
     }
 
     /// Self-attention; `causal` decoders append to their cache.
     fn self_attend(&mut self, x: &Tensor, causal: bool) -> Result<Tensor> {
-        let q = split_heads(&self.q.forward(x)?, self.heads)?;
-        let k = split_heads(&self.k.forward(x)?, self.heads)?;
-        let v = split_heads(&self.v.forward(x)?, self.heads)?;
+        let q = self.attn.queries(x)?;
+        let (k, v) = self.attn.keys_values(x)?;
         let (k, v, mask) = if causal {
             let (k, v) = self.cache.append(&k, &v)?;
             let mask = causal_mask(q.dim(2)?, k.dim(2)?, x.device())?;
@@ -81,24 +78,21 @@ impl Attention {
         } else {
             (k, v, None)
         };
-        let y = attend(&q, &k, &v, self.scale, mask.as_ref())?;
-        self.out.forward(&merge_heads(&y)?)
+        self.attn.attend(&q, &k, &v, mask.as_ref())
     }
 
     /// Cross-attention over the encoder states (keys/values computed once).
     fn cross_attend(&mut self, x: &Tensor, encoded: &Tensor) -> Result<Tensor> {
-        let q = split_heads(&self.q.forward(x)?, self.heads)?;
+        let q = self.attn.queries(x)?;
         if self.cache.is_empty() {
-            let k = split_heads(&self.k.forward(encoded)?, self.heads)?;
-            let v = split_heads(&self.v.forward(encoded)?, self.heads)?;
+            let (k, v) = self.attn.keys_values(encoded)?;
             self.cache.append(&k, &v)?;
         }
         let (k, v) = self
             .cache
             .get()
             .ok_or_else(|| candle_core::Error::Msg("empty cache".into()))?;
-        let y = attend(&q, &k, &v, self.scale, None)?;
-        self.out.forward(&merge_heads(&y)?)
+        self.attn.attend(&q, &k, &v, None)
     }
 }
 
@@ -107,38 +101,43 @@ struct Layer {
     self_attn: Attention,
     self_attn_norm: LayerNorm,
     cross: Option<(Attention, LayerNorm)>,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
     final_norm: LayerNorm,
-    activation: Activation,
 }
 
 impl Layer {
-    fn load(
-        cfg: &WhisperConfig,
-        heads: usize,
-        ffn: usize,
-        decoder: bool,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// An encoder layer, or a `decoder` one (with cross-attention).
+    fn load(cfg: &WhisperConfig, decoder: bool, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d_model;
-        let cross = if decoder {
-            Some((
+        let (heads, ffn, cross) = if decoder {
+            let heads = cfg.decoder_attention_heads;
+            let cross = (
                 Attention::load(d, heads, vb.pp("encoder_attn"))?,
                 layer_norm(d, LAYER_NORM_EPS, vb.pp("encoder_attn_layer_norm"))?,
-            ))
+            );
+            (heads, cfg.decoder_ffn_dim, Some(cross))
         } else {
-            None
+            (cfg.encoder_attention_heads, cfg.encoder_ffn_dim, None)
         };
         Ok(Self {
             self_attn: Attention::load(d, heads, vb.pp("self_attn"))?,
             self_attn_norm: layer_norm(d, LAYER_NORM_EPS, vb.pp("self_attn_layer_norm"))?,
             cross,
-            fc1: linear(d, ffn, vb.pp("fc1"))?,
-            fc2: linear(ffn, d, vb.pp("fc2"))?,
+            mlp: Mlp::load(vb.clone(), d, ffn, cfg.activation_function)?,
             final_norm: layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
-            activation: cfg.activation_function,
         })
+    }
+
+    /// `layers.{i}` under `vb`, as many as the encoder or `decoder` has.
+    fn stack(cfg: &WhisperConfig, decoder: bool, vb: VarBuilder) -> Result<Vec<Self>> {
+        let n = if decoder {
+            cfg.decoder_layers
+        } else {
+            cfg.encoder_layers
+        };
+        (0..n)
+            .map(|i| Self::load(cfg, decoder, vb.pp(format!("layers.{i}"))))
+            .collect()
     }
 
     fn forward(&mut self, x: &Tensor, encoded: Option<&Tensor>) -> Result<Tensor> {
@@ -149,10 +148,8 @@ impl Layer {
         if let (Some((attn, norm)), Some(encoded)) = (&mut self.cross, encoded) {
             x = (&x + attn.cross_attend(&norm.forward(&x)?, encoded)?)?;
         }
-        let h = self
-            .activation
-            .forward(&self.fc1.forward(&self.final_norm.forward(&x)?)?)?;
-        x + self.fc2.forward(&h)?
+        let h = self.mlp.forward(&self.final_norm.forward(&x)?)?;
+        x + h
     }
 
     fn reset(&mut self) {
@@ -194,28 +191,8 @@ impl Whisper {
             stride,
             ..Default::default()
         };
-        let encoder_layers = (0..cfg.encoder_layers)
-            .map(|i| {
-                Layer::load(
-                    cfg,
-                    cfg.encoder_attention_heads,
-                    cfg.encoder_ffn_dim,
-                    false,
-                    vb_enc.pp(format!("layers.{i}")),
-                )
-            })
-            .collect::<Result<_>>()?;
-        let decoder_layers = (0..cfg.decoder_layers)
-            .map(|i| {
-                Layer::load(
-                    cfg,
-                    cfg.decoder_attention_heads,
-                    cfg.decoder_ffn_dim,
-                    true,
-                    vb_dec.pp(format!("layers.{i}")),
-                )
-            })
-            .collect::<Result<_>>()?;
+        let encoder_layers = Layer::stack(cfg, false, vb_enc.clone())?;
+        let decoder_layers = Layer::stack(cfg, true, vb_dec.clone())?;
         let embed_tokens = embedding(cfg.vocab_size, d, vb_dec.pp("embed_tokens"))?;
         // The head is tied to the token embedding unless stored.
         let proj_out = if vb.contains_tensor("proj_out.weight") {

@@ -14,11 +14,16 @@
 //! as transformers' video processors sample by default
 //! (`floor(i · n / num_frames)`); shorter ones are an error.
 
-use crate::clip::{first_argmax, l2_normalize, ClipText, ClipTextConfig, VisionEmbeddings};
+use crate::clip::{
+    encoder_layer, encoder_layers, first_argmax, l2_normalize, scalar, ClipText, ClipTextConfig,
+    ClipVisionConfig, LayerDims, VisionEmbeddings,
+};
 use crate::layers::activation::Activation;
-use crate::layers::attention::{attend, merge_heads, split_heads};
+use crate::layers::attention::MultiHeadAttention;
+use crate::layers::encoder::EncoderLayer;
+use crate::layers::mlp::Mlp;
 use crate::ModelError;
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::{layer_norm, linear, linear_no_bias, LayerNorm, Linear, Module, VarBuilder};
 use image::RgbImage;
 use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
@@ -91,6 +96,24 @@ impl Default for XClipConfig {
             prompt_layers: 2,
             prompt_hidden_act: Activation::QuickGelu,
             prompt_num_attention_heads: 8,
+        }
+    }
+}
+
+impl XClipVisionConfig {
+    /// The CLIP vision config this one extends with the message tokens and
+    /// the MIT: the frames' tower is CLIP's.
+    fn clip(&self) -> ClipVisionConfig {
+        ClipVisionConfig {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            num_channels: self.num_channels,
+            image_size: self.image_size,
+            patch_size: self.patch_size,
+            hidden_act: self.hidden_act,
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -182,126 +205,16 @@ pub fn frame_indices(
         .collect())
 }
 
-/// Multi-head attention: `XCLIPAttention` (biased q/k/v/out) or the prompt
-/// generator's `XCLIPCrossAttention` (unbiased q/k/v, biased `proj`).
-#[derive(Debug)]
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-}
-
-impl Attention {
-    fn load_self(d: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            q: linear(d, d, vb.pp("q_proj"))?,
-            k: linear(d, d, vb.pp("k_proj"))?,
-            v: linear(d, d, vb.pp("v_proj"))?,
-            out: linear(d, d, vb.pp("out_proj"))?,
-            heads,
-        })
-    }
-
-    fn load_cross(d: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            q: linear_no_bias(d, d, vb.pp("q_proj"))?,
-            k: linear_no_bias(d, d, vb.pp("k_proj"))?,
-            v: linear_no_bias(d, d, vb.pp("v_proj"))?,
-            out: linear(d, d, vb.pp("proj"))?,
-            heads,
-        })
-    }
-
-    /// `queries` `[b, s, d]` attend to `keys_values` `[b, t, d]`, unmasked.
-    fn forward(&self, queries: &Tensor, keys_values: &Tensor) -> Result<Tensor> {
-        let q = split_heads(&self.q.forward(queries)?, self.heads)?;
-        let k = split_heads(&self.k.forward(keys_values)?, self.heads)?;
-        let v = split_heads(&self.v.forward(keys_values)?, self.heads)?;
-        let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
-        self.out
-            .forward(&merge_heads(&attend(&q, &k, &v, scale, None)?)?)
-    }
-}
-
-#[derive(Debug)]
-struct Mlp {
-    up: Linear,
-    down: Linear,
-    activation: Activation,
-}
-
-impl Mlp {
-    fn load(
-        d: usize,
-        ffn: usize,
-        activation: Activation,
-        (up, down): (&str, &str),
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        Ok(Self {
-            up: linear(d, ffn, vb.pp(up))?,
-            down: linear(ffn, d, vb.pp(down))?,
-            activation,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.down
-            .forward(&self.activation.forward(&self.up.forward(x)?)?)
-    }
-}
-
-/// Sizes of one transformer stack.
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    d: usize,
-    ffn: usize,
-    heads: usize,
-    eps: f64,
-    activation: Activation,
-}
-
-/// `XCLIPEncoderLayer` (pre-LN), the MIT's layer.
-#[derive(Debug)]
-struct EncoderLayer {
-    norm1: LayerNorm,
-    attn: Attention,
-    norm2: LayerNorm,
-    mlp: Mlp,
-}
-
-impl EncoderLayer {
-    fn load(dims: Dims, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            norm1: layer_norm(dims.d, dims.eps, vb.pp("layer_norm1"))?,
-            attn: Attention::load_self(dims.d, dims.heads, vb.pp("self_attn"))?,
-            norm2: layer_norm(dims.d, dims.eps, vb.pp("layer_norm2"))?,
-            mlp: Mlp::load(
-                dims.d,
-                dims.ffn,
-                dims.activation,
-                ("fc1", "fc2"),
-                vb.pp("mlp"),
-            )?,
-        })
-    }
-
-    /// Self-attention with its residual.
-    fn attention_block(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        x + self.attn.forward(&h, &h)?
-    }
-
-    /// The MLP with its residual.
-    fn mlp_block(&self, x: &Tensor) -> Result<Tensor> {
-        x + self.mlp.forward(&self.norm2.forward(x)?)?
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.mlp_block(&self.attention_block(x)?)
-    }
+/// The prompt generator's `XCLIPCrossAttention`: unbiased q/k/v, biased
+/// `proj`.
+fn cross_attention(d: usize, heads: usize, vb: VarBuilder) -> Result<MultiHeadAttention> {
+    Ok(MultiHeadAttention::new(
+        linear_no_bias(d, d, vb.pp("q_proj"))?,
+        linear_no_bias(d, d, vb.pp("k_proj"))?,
+        linear_no_bias(d, d, vb.pp("v_proj"))?,
+        linear(d, d, vb.pp("proj"))?,
+        heads,
+    ))
 }
 
 /// `XCLIPVisionEncoderLayer`: before the usual layer, each frame's class
@@ -312,18 +225,19 @@ impl EncoderLayer {
 struct VisionLayer {
     message_fc: Linear,
     message_ln: LayerNorm,
-    message_attn: Attention,
+    message_attn: MultiHeadAttention,
     layer: EncoderLayer,
     num_frames: usize,
 }
 
 impl VisionLayer {
-    fn load(dims: Dims, num_frames: usize, vb: VarBuilder) -> Result<Self> {
+    fn load(dims: LayerDims, num_frames: usize, vb: VarBuilder) -> Result<Self> {
+        let d = dims.hidden;
         Ok(Self {
-            message_fc: linear(dims.d, dims.d, vb.pp("message_fc"))?,
-            message_ln: layer_norm(dims.d, dims.eps, vb.pp("message_ln"))?,
-            message_attn: Attention::load_self(dims.d, dims.heads, vb.pp("message_attn"))?,
-            layer: EncoderLayer::load(dims, vb)?,
+            message_fc: linear(d, d, vb.pp("message_fc"))?,
+            message_ln: layer_norm(d, dims.eps, vb.pp("message_ln"))?,
+            message_attn: MultiHeadAttention::load(vb.pp("message_attn"), d, dims.heads, true)?,
+            layer: encoder_layer(dims, vb)?,
             num_frames,
         })
     }
@@ -337,9 +251,9 @@ impl VisionLayer {
             .forward(&x.narrow(1, 0, 1)?.squeeze(1)?)?
             .reshape((videos, self.num_frames, d))?;
         let h = self.message_ln.forward(&message)?;
-        let message = (&message + self.message_attn.forward(&h, &h)?)?;
+        let message = (&message + self.message_attn.forward(&h, &h, None)?)?;
         let x = Tensor::cat(&[x, &message.reshape((batch_frames, 1, d))?], 1)?;
-        let x = self.layer.attention_block(&x)?.narrow(1, 0, tokens)?;
+        let x = self.layer.attention_block(&x, None)?.narrow(1, 0, tokens)?;
         self.layer.mlp_block(&x)
     }
 }
@@ -355,22 +269,10 @@ struct Vision {
 
 impl Vision {
     fn load(cfg: &XClipVisionConfig, vb: VarBuilder) -> Result<Self> {
-        let d = cfg.hidden_size;
-        let dims = Dims {
-            d,
-            ffn: cfg.intermediate_size,
-            heads: cfg.num_attention_heads,
-            eps: cfg.layer_norm_eps,
-            activation: cfg.hidden_act,
-        };
+        let (d, clip) = (cfg.hidden_size, cfg.clip());
+        let dims = clip.layer_dims();
         Ok(Self {
-            embeddings: VisionEmbeddings::load(
-                d,
-                cfg.num_channels,
-                cfg.image_size,
-                cfg.patch_size,
-                vb.pp("embeddings"),
-            )?,
+            embeddings: VisionEmbeddings::load(&clip, vb.pp("embeddings"))?,
             pre_norm: layer_norm(d, cfg.layer_norm_eps, vb.pp("pre_layernorm"))?,
             layers: (0..cfg.num_hidden_layers)
                 .map(|i| {
@@ -405,8 +307,8 @@ struct Mit {
 
 impl Mit {
     fn load(cfg: &XClipVisionConfig, vb: VarBuilder) -> Result<Self> {
-        let dims = Dims {
-            d: cfg.mit_hidden_size,
+        let dims = LayerDims {
+            hidden: cfg.mit_hidden_size,
             ffn: cfg.mit_intermediate_size,
             heads: cfg.mit_num_attention_heads,
             eps: cfg.layer_norm_eps,
@@ -417,9 +319,7 @@ impl Mit {
                 (1, cfg.num_frames, cfg.mit_hidden_size),
                 "position_embedding",
             )?,
-            layers: (0..cfg.mit_num_hidden_layers)
-                .map(|i| EncoderLayer::load(dims, vb.pp(format!("encoder.layers.{i}"))))
-                .collect::<Result<_>>()?,
+            layers: encoder_layers(cfg.mit_num_hidden_layers, dims, vb.pp("encoder"))?,
         })
     }
 
@@ -427,7 +327,7 @@ impl Mit {
     fn forward(&self, frames: &Tensor) -> Result<Tensor> {
         let mut x = frames.broadcast_add(&self.position_embedding)?;
         for layer in &self.layers {
-            x = layer.forward(&x)?;
+            x = layer.forward(&x, None)?;
         }
         (x + frames)?.mean(1)
     }
@@ -437,7 +337,7 @@ impl Mit {
 #[derive(Debug)]
 struct PromptLayer {
     norm1: LayerNorm,
-    cross_attn: Attention,
+    cross_attn: MultiHeadAttention,
     norm3: LayerNorm,
     mlp: Mlp,
 }
@@ -447,7 +347,7 @@ impl PromptLayer {
         let text = (text
             + self
                 .cross_attn
-                .forward(&self.norm1.forward(text)?, visual)?)?;
+                .forward(&self.norm1.forward(text)?, visual, None)?)?;
         &text + self.mlp.forward(&self.norm3.forward(&text)?)?
     }
 }
@@ -471,14 +371,20 @@ impl PromptGenerator {
                 let vb = vb.pp(format!("decoder.{i}"));
                 Ok(PromptLayer {
                     norm1: layer_norm(d, eps, vb.pp("norm1"))?,
-                    cross_attn: Attention::load_cross(
+                    cross_attn: cross_attention(
                         d,
                         cfg.prompt_num_attention_heads,
                         vb.pp("cross_attn"),
                     )?,
                     norm3: layer_norm(d, eps, vb.pp("norm3"))?,
                     // `mlp` is Sequential(Linear, act, Dropout, Linear).
-                    mlp: Mlp::load(d, 4 * d, cfg.prompt_hidden_act, ("0", "3"), vb.pp("mlp"))?,
+                    mlp: Mlp::load_named(
+                        vb.pp("mlp"),
+                        ("0", "3"),
+                        d,
+                        4 * d,
+                        cfg.prompt_hidden_act,
+                    )?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -529,10 +435,6 @@ pub struct XClip {
 impl XClip {
     pub fn load(cfg: &XClipConfig, vb: VarBuilder) -> Result<Self> {
         let vision = &cfg.vision_config;
-        let logit_scale = vb
-            .get((), "logit_scale")?
-            .to_dtype(candle_core::DType::F32)?
-            .to_scalar::<f32>()?;
         Ok(Self {
             text: ClipText::load(&cfg.text_config, vb.pp("text_model"))?,
             vision: Vision::load(vision, vb.pp("vision_model"))?,
@@ -557,7 +459,7 @@ impl XClip {
             )?,
             mit: Mit::load(vision, vb.pp("mit"))?,
             prompts_generator: PromptGenerator::load(cfg, vb.pp("prompts_generator"))?,
-            logit_scale,
+            logit_scale: scalar(&vb, "logit_scale")?,
             num_frames: vision.num_frames,
         })
     }

@@ -1,7 +1,96 @@
-//! Pieces every decoder's self-attention shares: the key/value cache, the
-//! causal mask and scaled dot-product attention.
+//! Pieces every family's attention shares: multi-head attention with
+//! separate projections, the key/value cache, the causal mask and scaled
+//! dot-product attention.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor, D};
+use candle_nn::{linear_b, Linear, Module, VarBuilder};
+
+/// Multi-head attention with separate query, key, value and output
+/// projections (`hidden` → `hidden`), scaled by `head_dim^-0.5`: CLIP's,
+/// BART's, wav2vec2's and BERT's attention.
+///
+/// [`Self::forward`] is the unmasked or fixed-mask case; attentions that
+/// cache keys or bias the scores run the steps themselves
+/// ([`Self::queries`], [`Self::keys_values`], [`Self::attend`] or
+/// [`Self::output`]).
+#[derive(Debug)]
+pub struct MultiHeadAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl MultiHeadAttention {
+    /// From the four projections.
+    pub fn new(q: Linear, k: Linear, v: Linear, out: Linear, heads: usize) -> Self {
+        Self {
+            q,
+            k,
+            v,
+            out,
+            heads,
+        }
+    }
+
+    /// `q_proj`, `k_proj`, `v_proj` and `out_proj` under `vb`, all with a
+    /// bias or all without.
+    pub fn load(vb: VarBuilder, hidden: usize, heads: usize, bias: bool) -> Result<Self> {
+        let projection = |name: &str| linear_b(hidden, hidden, bias, vb.pp(name));
+        Ok(Self::new(
+            projection("q_proj")?,
+            projection("k_proj")?,
+            projection("v_proj")?,
+            projection("out_proj")?,
+            heads,
+        ))
+    }
+
+    /// `queries` `[b, s, hidden]` attend to `keys_values` `[b, t, hidden]`
+    /// (the same tensor for self-attention).
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        keys_values: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let q = self.queries(queries)?;
+        let (k, v) = self.keys_values(keys_values)?;
+        self.attend(&q, &k, &v, mask)
+    }
+
+    /// Projected queries `[b, heads, s, head_dim]`.
+    pub fn queries(&self, x: &Tensor) -> Result<Tensor> {
+        split_heads(&self.q.forward(x)?, self.heads)
+    }
+
+    /// Projected keys and values `[b, heads, t, head_dim]`.
+    pub fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            split_heads(&self.k.forward(x)?, self.heads)?,
+            split_heads(&self.v.forward(x)?, self.heads)?,
+        ))
+    }
+
+    /// Scaled dot-product attention of projected `q`, `k`, `v`, then the
+    /// output projection: `[b, s, hidden]`.
+    pub fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let scale = (q.dim(D::Minus1)? as f64).powf(-0.5);
+        self.output(&attend(q, k, v, scale, mask)?)
+    }
+
+    /// The output projection of attended heads `[b, heads, s, head_dim]`.
+    pub fn output(&self, heads: &Tensor) -> Result<Tensor> {
+        self.out.forward(&merge_heads(heads)?)
+    }
+}
 
 /// Keys and values of the positions seen so far, `[batch, heads, seq, dim]`.
 #[derive(Debug, Clone, Default)]

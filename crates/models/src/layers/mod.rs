@@ -2,4 +2,6 @@
 
 pub mod activation;
 pub mod attention;
+pub mod encoder;
+pub mod mlp;
 pub mod rope;
