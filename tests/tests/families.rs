@@ -118,7 +118,7 @@ fn every_family_reproduces_its_reference_on_the_cpu() {
         let r = reference(family.fixture);
         let answer = answer(&loader, &fixture_ref(family.fixture), &dir, check, &r);
         let (exact, max_abs) = parity(check, &answer, &r, family.fixture);
-        println!(
+        eprintln!(
             "{:<11} ids/text exact: {exact}, max |Δ| {max_abs:.2e}",
             family.model_type
         );
