@@ -160,32 +160,53 @@ fn summarize_generate() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The skills `benches/multimodal.rs` measures, with what their
-/// `_preprocess` function times.
-const MULTIMODAL: &[(&str, &str)] = &[
-    ("whisper", "resample + log-mel"),
-    ("wav2vec2", "normalisation"),
-    ("clip", "resize + crop + normalise"),
-    ("clap", "resample + CLAP log-mel"),
-    ("xclip", "frames resize + crop + normalise"),
-    ("llava", "resize + crop + normalise"),
-    ("llava_next", "any-resolution tiling"),
-];
+/// What a fixture's `_preprocess` bench times, by the front end its
+/// `preprocessor_config.json` names (as `benches/multimodal.rs` picks it).
+fn preprocessing_step(fixture: &str) -> &'static str {
+    let config = root()
+        .join("fixtures/models")
+        .join(fixture)
+        .join("preprocessor_config.json");
+    let config: serde_json::Value = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let kind = config["feature_extractor_type"]
+        .as_str()
+        .or_else(|| config["image_processor_type"].as_str());
+    match kind {
+        Some("WhisperFeatureExtractor") => "resample + log-mel",
+        Some("Wav2Vec2FeatureExtractor") => "normalisation",
+        Some("ClapFeatureExtractor") => "resample + CLAP log-mel",
+        Some("LlavaNextImageProcessor") => "any-resolution tiling",
+        Some("VideoMAEImageProcessor") => "frames resize + crop + normalise",
+        _ => "resize + crop + normalise",
+    }
+}
 
 fn summarize_multimodal() -> anyhow::Result<()> {
     eprintln!("\nOne request per skill, fixture models, candle CPU, 2 threads (same run):");
     eprintln!("  skill        request ms   preprocessing ms   share   preprocessing");
-    for (skill, step) in MULTIMODAL {
-        // A skill the bench does not cover (yet) is left out, not invented.
-        let Ok(request) = mean_seconds("multimodal", &format!("{skill}_request")) else {
-            continue;
-        };
+    // The families the bench measured (it runs the family table's
+    // multimodal rows), in its order.
+    let group = root().join("target/criterion/multimodal");
+    let mut measured: Vec<String> = std::fs::read_dir(&group)
+        .with_context(|| format!("no criterion results at {}", group.display()))?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix("_request").map(str::to_owned)
+        })
+        .collect();
+    measured.sort();
+    for skill in &measured {
+        let request = mean_seconds("multimodal", &format!("{skill}_request"))?;
         let pre = mean_seconds("multimodal", &format!("{skill}_preprocess"))?;
         eprintln!(
-            "  {skill:<11} {:11.3} {:18.3} {:6.0}%   {step}",
+            "  {skill:<11} {:11.3} {:18.3} {:6.0}%   {}",
             request * 1e3,
             pre * 1e3,
-            100.0 * pre / request
+            100.0 * pre / request,
+            preprocessing_step(skill)
         );
     }
     Ok(())
