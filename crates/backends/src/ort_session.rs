@@ -42,6 +42,24 @@ pub enum OrtInput {
     Value(OrtValue),
 }
 
+impl OrtInput {
+    /// One sequence of token ids, `[1, n]`.
+    pub fn token_ids(ids: &[u32]) -> Self {
+        Self::I64 {
+            shape: vec![1, ids.len()],
+            data: ids.iter().map(|&t| i64::from(t)).collect(),
+        }
+    }
+
+    /// An attention mask of `len` ones, `[1, len]` (one unpadded sequence).
+    pub fn ones(len: usize) -> Self {
+        Self::I64 {
+            shape: vec![1, len],
+            data: vec![1; len],
+        }
+    }
+}
+
 /// The outputs of one run, by name.
 #[derive(Debug)]
 pub struct OrtOutputs {

@@ -120,6 +120,18 @@ pub(crate) const FAMILIES: &[Family] = &[
         fixture: clip::MODEL_TYPE,
     },
     Family {
+        model_type: clap::MODEL_TYPE,
+        architecture: "ClapModel",
+        task: Task::Similarity(similarity::Family::Clap),
+        fixture: clap::MODEL_TYPE,
+    },
+    Family {
+        model_type: xclip::MODEL_TYPE,
+        architecture: "XCLIPModel",
+        task: Task::Similarity(similarity::Family::XClip),
+        fixture: xclip::MODEL_TYPE,
+    },
+    Family {
         model_type: llava::MODEL_TYPE,
         architecture: "Llava",
         task: Task::ImageToText,
@@ -130,18 +142,6 @@ pub(crate) const FAMILIES: &[Family] = &[
         architecture: "LlavaNext",
         task: Task::ImageToText,
         fixture: llava::NEXT_MODEL_TYPE,
-    },
-    Family {
-        model_type: xclip::MODEL_TYPE,
-        architecture: "XCLIPModel",
-        task: Task::Similarity(similarity::Family::XClip),
-        fixture: xclip::MODEL_TYPE,
-    },
-    Family {
-        model_type: clap::MODEL_TYPE,
-        architecture: "ClapModel",
-        task: Task::Similarity(similarity::Family::Clap),
-        fixture: clap::MODEL_TYPE,
     },
 ];
 

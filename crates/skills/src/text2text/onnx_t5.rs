@@ -162,20 +162,8 @@ impl OnnxT5 {
         self.reset();
         let n = ids.len();
         let outputs = self.encoder.run(vec![
-            (
-                "input_ids".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, n],
-                    data: ids.iter().map(|&t| i64::from(t)).collect(),
-                },
-            ),
-            (
-                "attention_mask".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, n],
-                    data: vec![1; n],
-                },
-            ),
+            ("input_ids".to_owned(), OrtInput::token_ids(ids)),
+            ("attention_mask".to_owned(), OrtInput::ones(n)),
         ])?;
         let (hidden_shape, hidden) = outputs.f32("last_hidden_state")?;
         self.encoded = Some(Encoded {
@@ -197,19 +185,10 @@ impl OnnxT5 {
             }));
         };
         let mut inputs = vec![
-            (
-                "input_ids".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, 1],
-                    data: vec![i64::from(token)],
-                },
-            ),
+            ("input_ids".to_owned(), OrtInput::token_ids(&[token])),
             (
                 "encoder_attention_mask".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, encoded.len],
-                    data: vec![1; encoded.len],
-                },
+                OrtInput::ones(encoded.len),
             ),
         ];
         let first = self.cache.is_empty();

@@ -94,20 +94,8 @@ impl OnnxCausalLm {
         let n = ids.len();
         let total = self.past_len + n;
         let mut inputs = vec![
-            (
-                "input_ids".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, n],
-                    data: ids.iter().map(|&t| i64::from(t)).collect(),
-                },
-            ),
-            (
-                "attention_mask".to_owned(),
-                OrtInput::I64 {
-                    shape: vec![1, total],
-                    data: vec![1; total],
-                },
-            ),
+            ("input_ids".to_owned(), OrtInput::token_ids(ids)),
+            ("attention_mask".to_owned(), OrtInput::ones(total)),
         ];
         if self.position_ids {
             inputs.push((
