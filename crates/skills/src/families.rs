@@ -54,11 +54,10 @@ pub(crate) struct Family {
     /// The prefix of its `architectures` entries, for configs without a
     /// known `model_type`.
     pub(crate) architecture: &'static str,
-    /// The task it runs, with what that task needs from it.
+    /// The task it runs, with what that task needs from it. Its tiny
+    /// reference model is `fixtures/models/<model_type>/` (tests, matrix,
+    /// benches).
     pub(crate) task: Task,
-    /// Its tiny reference model's folder under `fixtures/models/` (tests,
-    /// matrix, benches): named after the `model_type`.
-    pub(crate) fixture: &'static str,
 }
 
 /// Every family, in the order `supported` lists them. A config without a
@@ -69,7 +68,6 @@ pub(crate) const FAMILIES: &[Family] = &[
         model_type: bert::MODEL_TYPE,
         architecture: "Bert",
         task: Task::TextEmbedding,
-        fixture: bert::MODEL_TYPE,
     },
     Family {
         model_type: gpt2::MODEL_TYPE,
@@ -77,7 +75,6 @@ pub(crate) const FAMILIES: &[Family] = &[
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(gpt2::Gpt2::load(vb, &parse_config(config)?)?))
         }),
-        fixture: gpt2::MODEL_TYPE,
     },
     Family {
         model_type: opt::MODEL_TYPE,
@@ -85,7 +82,6 @@ pub(crate) const FAMILIES: &[Family] = &[
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(opt::Opt::load(vb, &parse_config(config)?)?))
         }),
-        fixture: opt::MODEL_TYPE,
     },
     Family {
         model_type: llama::MODEL_TYPE,
@@ -93,55 +89,46 @@ pub(crate) const FAMILIES: &[Family] = &[
         task: Task::TextGeneration(|config, vb| {
             Ok(Box::new(llama::Llama::load(vb, &parse_config(config)?)?))
         }),
-        fixture: llama::MODEL_TYPE,
     },
     Family {
         model_type: t5::MODEL_TYPE,
         architecture: "T5",
         task: Task::Text2Text,
-        fixture: t5::MODEL_TYPE,
     },
     Family {
         model_type: whisper::MODEL_TYPE,
         architecture: "Whisper",
         task: Task::SpeechRecognition(speech_recognition::Family::Whisper),
-        fixture: whisper::MODEL_TYPE,
     },
     Family {
         model_type: wav2vec2::MODEL_TYPE,
         architecture: "Wav2Vec2",
         task: Task::SpeechRecognition(speech_recognition::Family::Ctc),
-        fixture: wav2vec2::MODEL_TYPE,
     },
     Family {
         model_type: clip::MODEL_TYPE,
         architecture: "CLIPModel",
         task: Task::Similarity(similarity::Family::Clip),
-        fixture: clip::MODEL_TYPE,
     },
     Family {
         model_type: clap::MODEL_TYPE,
         architecture: "ClapModel",
         task: Task::Similarity(similarity::Family::Clap),
-        fixture: clap::MODEL_TYPE,
     },
     Family {
         model_type: xclip::MODEL_TYPE,
         architecture: "XCLIPModel",
         task: Task::Similarity(similarity::Family::XClip),
-        fixture: xclip::MODEL_TYPE,
     },
     Family {
         model_type: llava::MODEL_TYPE,
         architecture: "Llava",
         task: Task::ImageToText,
-        fixture: llava::MODEL_TYPE,
     },
     Family {
         model_type: llava::NEXT_MODEL_TYPE,
         architecture: "LlavaNext",
         task: Task::ImageToText,
-        fixture: llava::NEXT_MODEL_TYPE,
     },
 ];
 
@@ -156,7 +143,8 @@ pub struct FamilyInfo {
     /// The skill that runs it.
     #[serde(serialize_with = "skill_name")]
     pub skill: SkillKind,
-    /// Its reference model's folder under `fixtures/models/`.
+    /// Its reference model's folder under `fixtures/models/`: the
+    /// `model_type`.
     pub fixture: &'static str,
     /// For similarity families, the media they compare texts with
     /// (`image`, `audio`, `video`).
@@ -175,7 +163,7 @@ pub fn families() -> impl Iterator<Item = FamilyInfo> {
         model_type: f.model_type,
         architecture: f.architecture,
         skill: f.task.skill(),
-        fixture: f.fixture,
+        fixture: f.model_type,
         media: match f.task {
             Task::Similarity(family) => Some(family.media()),
             _ => None,
