@@ -12,10 +12,8 @@ use ipfs_accelerate_models::llama::LlamaConfig;
 /// Why a config's RoPE cannot be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum RopeExportError {
-    /// The rotary dimension is odd or zero.
-    #[error("the rotary dimension must be even, got {0}")]
-    OddDimension(usize),
-    /// `rope_scaling` does not parse (or the rotary embedding refuses it).
+    /// `rope_scaling` does not parse, or the rotary embedding refuses the
+    /// config (an odd rotary dimension, ...).
     #[error(transparent)]
     Config(#[from] ipfs_accelerate_models::ModelError),
     /// A scaling whose frequencies change at run time, or not written yet.
@@ -26,9 +24,6 @@ pub enum RopeExportError {
 /// The inverse frequencies `[dim / 2]` for `cfg.rope_scaling`, or why they
 /// cannot be exported.
 pub fn inv_freq(cfg: &LlamaConfig, dim: usize) -> Result<Vec<f32>, RopeExportError> {
-    if dim < 2 || !dim.is_multiple_of(2) {
-        return Err(RopeExportError::OddDimension(dim));
-    }
     let scaling = RopeScaling::from_config(cfg.rope_scaling.as_ref())?;
     let exported = matches!(
         scaling,
