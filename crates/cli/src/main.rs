@@ -6,7 +6,7 @@
 mod commands;
 mod output;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{location} (please report this bug)");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(err) => {
             let code = if err.use_stderr() { 2 } else { 0 };
@@ -84,6 +84,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Some libraries (candle) put a captured backtrace into an error's
+    // text when RUST_BACKTRACE is set: errors stay one line unless -vv asks
+    // for debugging detail. Nothing else runs yet, so changing the
+    // environment is safe here.
+    if cli.verbose < 2 {
+        std::env::remove_var("RUST_BACKTRACE");
+        std::env::remove_var("RUST_LIB_BACKTRACE");
+    }
     init_logging(cli.verbose);
     let ctx = commands::Context {
         json: cli.json,
@@ -112,6 +120,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with negative-looking values (`--temperature -1`)
+/// taken as values everywhere, so the option's own check gives the real
+/// reason instead of clap's "unexpected argument '-1'".
+fn parse_args() -> Result<Cli, clap::Error> {
+    fn negatives_as_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| {
+                let takes_values = arg.get_action().takes_values();
+                arg.allow_negative_numbers(takes_values)
+            })
+            .mut_subcommands(negatives_as_values)
+    }
+    let matches = negatives_as_values(Cli::command()).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
 }
 
 fn init_logging(verbose: u8) {

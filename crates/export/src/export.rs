@@ -6,6 +6,7 @@ use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueI
 use super::weights::Weights;
 use super::{bert, gpt2, llama, model_io, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
+use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ pub fn export_model(
             reason: "pooling applies to encoders (bert) only".to_owned(),
         });
     }
-    let malformed = |e: serde_json::Error| {
+    let malformed = |e: ipfs_accelerate_models::ModelError| {
         OnnxError::Load(ipfs_accelerate_loader::LoadError::Malformed {
             model: name.clone(),
             file: "config.json".to_owned(),
@@ -84,7 +85,7 @@ pub fn export_model(
     let weights = Weights::read(&name, &weight_files)?;
     let graph = match model_type.as_str() {
         bert::MODEL_TYPE => {
-            let cfg: bert::BertConfig = serde_json::from_value(raw).map_err(malformed)?;
+            let cfg: bert::BertConfig = parse_config(&raw).map_err(malformed)?;
             let pooling = if options.pooling {
                 let (p, f) = sentence_pooling(loader, model)?;
                 files.extend(f);
@@ -95,11 +96,11 @@ pub fn export_model(
             bert::build(&name, &cfg, &weights, pooling.as_ref())?
         }
         gpt2::MODEL_TYPE => {
-            let cfg: gpt2::Gpt2Config = serde_json::from_value(raw).map_err(malformed)?;
+            let cfg: gpt2::Gpt2Config = parse_config(&raw).map_err(malformed)?;
             gpt2::build(&name, &cfg, &weights)?
         }
         llama::MODEL_TYPE => {
-            let cfg: llama::LlamaConfig = serde_json::from_value(raw).map_err(malformed)?;
+            let cfg: llama::LlamaConfig = parse_config(&raw).map_err(malformed)?;
             llama::build(&name, &cfg, &weights)?
         }
         other => {

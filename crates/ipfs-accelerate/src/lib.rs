@@ -38,8 +38,8 @@ pub use ipfs_accelerate_backends::{BackendInfo, BackendKind};
 pub use ipfs_accelerate_gating::Gate;
 pub use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
 pub use ipfs_accelerate_skills::{
-    EmbedOptions, GenerateOptions, Generation, SamplingParams, SkillError, StopReason,
-    TextEmbedder, TextGenerator,
+    Cancellation, EmbedOptions, GenerateOptions, Generation, SamplingParams, SkillError,
+    StopReason, TextEmbedder, TextGenerator,
 };
 pub use ipfs_accelerate_storage::{Layer, Manifest, StorageError, Store};
 pub use status::{status, Status, StorageStatus};

@@ -67,6 +67,14 @@ pub fn read_wav(path: &Path) -> Result<Audio, MediaError> {
             ))
         }
     };
+    // NaN or infinite samples would flow through every model as NaN
+    // features and come out as confident-looking garbage.
+    if let Some(bad) = interleaved.iter().find(|v| !v.is_finite()) {
+        return Err(MediaError::new(
+            path,
+            format!("the WAV file holds a non-finite sample ({bad}); it is not usable audio"),
+        ));
+    }
     if interleaved.len() < channels {
         return Err(MediaError::new(
             path,

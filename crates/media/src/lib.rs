@@ -14,7 +14,7 @@ pub mod preprocess;
 mod video;
 
 pub use self::audio::{read_wav, resample, Audio, MAX_AUDIO_SECONDS};
-pub use self::image::{read_image, MAX_IMAGE_PIXELS};
+pub use self::image::{decode_image, read_image, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS};
 pub use self::video::{frame_paths, read_frames, MAX_VIDEO_FRAMES};
 
 use std::path::Path;

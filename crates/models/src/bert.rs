@@ -46,3 +46,22 @@ impl std::fmt::Debug for Bert {
             .finish_non_exhaustive()
     }
 }
+
+/// BERT's sizes (candle's config type, checked here).
+impl crate::CheckConfig for BertConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        heads_divide(
+            "num_attention_heads",
+            self.num_attention_heads,
+            "hidden_size",
+            self.hidden_size,
+        )?;
+        count("num_hidden_layers", self.num_hidden_layers)?;
+        width("intermediate_size", self.intermediate_size)?;
+        positions("max_position_embeddings", self.max_position_embeddings)?;
+        count("type_vocab_size", self.type_vocab_size)?;
+        positive("layer_norm_eps", self.layer_norm_eps)
+    }
+}

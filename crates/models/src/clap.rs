@@ -1111,3 +1111,73 @@ mod tests {
         assert_eq!(m[3][0], [0.0, -100.0, -100.0, -100.0]);
     }
 }
+
+impl crate::CheckConfig for ClapTextConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("text_config.vocab_size", self.vocab_size)?;
+        heads_divide(
+            "text_config.num_attention_heads",
+            self.num_attention_heads,
+            "text_config.hidden_size",
+            self.hidden_size,
+        )?;
+        count("text_config.num_hidden_layers", self.num_hidden_layers)?;
+        width("text_config.intermediate_size", self.intermediate_size)?;
+        positions(
+            "text_config.max_position_embeddings",
+            self.max_position_embeddings,
+        )?;
+        count("text_config.type_vocab_size", self.type_vocab_size)?;
+        positive("text_config.layer_norm_eps", self.layer_norm_eps)
+    }
+}
+
+impl crate::CheckConfig for ClapAudioConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        count("audio_config.window_size", self.window_size)?;
+        count("audio_config.num_mel_bins", self.num_mel_bins)?;
+        within("audio_config.spec_size", self.spec_size, 16384)?;
+        width("audio_config.hidden_size", self.hidden_size)?;
+        count("audio_config.depths' length", self.depths.len())?;
+        if self.num_attention_heads.len() != self.depths.len() {
+            return Err(ModelError::Config(format!(
+                "audio_config.num_attention_heads has {} entries but depths has {}",
+                self.num_attention_heads.len(),
+                self.depths.len()
+            )));
+        }
+        for (depth, heads) in self.depths.iter().zip(&self.num_attention_heads) {
+            count("audio_config.depths", *depth)?;
+            count("audio_config.num_attention_heads", *heads)?;
+        }
+        for (name, size) in [
+            ("patch_size", self.patch_size),
+            ("patch_stride", self.patch_stride),
+        ] {
+            let (a, b) = size.pair();
+            count(&format!("audio_config.{name}"), a)?;
+            count(&format!("audio_config.{name}"), b)?;
+        }
+        count(
+            "audio_config.patch_embed_input_channels",
+            self.patch_embed_input_channels,
+        )?;
+        width(
+            "audio_config.patch_embeds_hidden_size",
+            self.patch_embeds_hidden_size,
+        )?;
+        positive("audio_config.mlp_ratio", self.mlp_ratio)?;
+        count("audio_config.aff_block_r", self.aff_block_r)?;
+        positive("audio_config.layer_norm_eps", self.layer_norm_eps)
+    }
+}
+
+impl crate::CheckConfig for ClapConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        self.text_config.check()?;
+        self.audio_config.check()?;
+        crate::config_check::width("projection_dim", self.projection_dim)
+    }
+}

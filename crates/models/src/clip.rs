@@ -11,6 +11,7 @@ use crate::layers::activation::Activation;
 use crate::layers::attention::{causal_mask, MultiHeadAttention};
 use crate::layers::encoder::EncoderLayer;
 use crate::layers::mlp::Mlp;
+use crate::ModelError;
 use candle_core::{Result, Tensor, D};
 use candle_nn::{
     embedding, layer_norm, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder,
@@ -382,4 +383,56 @@ pub(crate) fn scalar(vb: &VarBuilder, name: &str) -> Result<f32> {
 /// Rows divided by their L2 norm.
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     x.broadcast_div(&x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)
+}
+
+impl crate::CheckConfig for ClipTextConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("text_config.vocab_size", self.vocab_size)?;
+        heads_divide(
+            "text_config.num_attention_heads",
+            self.num_attention_heads,
+            "text_config.hidden_size",
+            self.hidden_size,
+        )?;
+        width("text_config.intermediate_size", self.intermediate_size)?;
+        count("text_config.num_hidden_layers", self.num_hidden_layers)?;
+        positions(
+            "text_config.max_position_embeddings",
+            self.max_position_embeddings,
+        )?;
+        positive("text_config.layer_norm_eps", self.layer_norm_eps)
+    }
+}
+
+impl crate::CheckConfig for ClipVisionConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        heads_divide(
+            "vision_config.num_attention_heads",
+            self.num_attention_heads,
+            "vision_config.hidden_size",
+            self.hidden_size,
+        )?;
+        width("vision_config.intermediate_size", self.intermediate_size)?;
+        count("vision_config.num_hidden_layers", self.num_hidden_layers)?;
+        count("vision_config.num_channels", self.num_channels)?;
+        within("vision_config.patch_size", self.patch_size, 4096)?;
+        within("vision_config.image_size", self.image_size, 16384)?;
+        if self.image_size < self.patch_size {
+            return Err(ModelError::Config(format!(
+                "vision_config.image_size ({}) is smaller than patch_size ({})",
+                self.image_size, self.patch_size
+            )));
+        }
+        positive("vision_config.layer_norm_eps", self.layer_norm_eps)
+    }
+}
+
+impl crate::CheckConfig for ClipConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        self.text_config.check()?;
+        self.vision_config.check()?;
+        crate::config_check::width("projection_dim", self.projection_dim)
+    }
 }

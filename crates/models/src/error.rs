@@ -34,9 +34,13 @@ pub enum ModelError {
     Input(String),
 }
 
-/// Parses `config.json` (already patched) into a family's config type.
-pub fn parse_config<T: serde::de::DeserializeOwned>(
+/// Parses `config.json` (already patched) into a family's config type and
+/// checks its structural numbers ([`crate::CheckConfig`]).
+pub fn parse_config<T: serde::de::DeserializeOwned + crate::CheckConfig>(
     config: &serde_json::Value,
 ) -> Result<T, ModelError> {
-    serde_json::from_value(config.clone()).map_err(|source| ModelError::ConfigJson { source })
+    let parsed: T = serde_json::from_value(config.clone())
+        .map_err(|source| ModelError::ConfigJson { source })?;
+    parsed.check()?;
+    Ok(parsed)
 }

@@ -10,6 +10,7 @@ use crate::layers::attention::{
 };
 use crate::layers::mlp::Mlp;
 use crate::CausalLm;
+use crate::ModelError;
 use candle_core::{Result, Tensor};
 use candle_nn::{
     embedding, layer_norm, Embedding, LayerNorm, LayerNormConfig, Linear, Module, VarBuilder,
@@ -201,5 +202,19 @@ impl CausalLm for Gpt2 {
 
     fn context_length(&self) -> Option<usize> {
         Some(self.n_positions)
+    }
+}
+
+impl crate::CheckConfig for Gpt2Config {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        heads_divide("n_head", self.n_head, "n_embd", self.n_embd)?;
+        count("n_layer", self.n_layer)?;
+        positions("n_positions", self.n_positions)?;
+        if let Some(inner) = self.n_inner {
+            width("n_inner", inner)?;
+        }
+        positive("layer_norm_epsilon", self.layer_norm_epsilon)
     }
 }

@@ -8,6 +8,7 @@
 //! from the same config types.
 
 mod causal_lm;
+pub mod config_check;
 mod error;
 pub mod layers;
 
@@ -26,4 +27,5 @@ pub mod whisper;
 pub mod xclip;
 
 pub use causal_lm::CausalLm;
+pub use config_check::CheckConfig;
 pub use error::{parse_config, ModelError};

@@ -339,3 +339,30 @@ impl CausalLm for Llama {
         self.context_length
     }
 }
+
+impl crate::CheckConfig for LlamaConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        width("hidden_size", self.hidden_size)?;
+        width("intermediate_size", self.intermediate_size)?;
+        count("num_hidden_layers", self.num_hidden_layers)?;
+        count("num_attention_heads", self.num_attention_heads)?;
+        count("num_key_value_heads", self.kv_heads())?;
+        match self.head_dim {
+            Some(dim) => width("head_dim", dim)?,
+            None => heads_divide(
+                "num_attention_heads",
+                self.num_attention_heads,
+                "hidden_size",
+                self.hidden_size,
+            )?,
+        }
+        positions("max_position_embeddings", self.max_position_embeddings)?;
+        positive("rms_norm_eps", self.rms_norm_eps)?;
+        positive("rope_theta", self.rope_theta)?;
+        // Divisibility of the heads, the rotary dimension and every
+        // rope_scaling value, as the network will be built.
+        self.rotary().map(drop)
+    }
+}

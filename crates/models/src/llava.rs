@@ -384,3 +384,10 @@ mod tests {
         assert!(err.contains("qwen2"), "{err}");
     }
 }
+
+impl crate::CheckConfig for LlavaConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        self.vision_config.check()?;
+        self.text_config.check()
+    }
+}

@@ -12,6 +12,7 @@ use crate::layers::activation::Activation;
 use crate::layers::attention::{attend, causal_mask, last_position, KvCache, MultiHeadAttention};
 use crate::layers::mlp::Mlp;
 use crate::CausalLm;
+use crate::ModelError;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{embedding, Embedding, LayerNorm, Linear, Module, VarBuilder};
 use serde::Deserialize;
@@ -257,5 +258,25 @@ impl CausalLm for Opt {
 
     fn context_length(&self) -> Option<usize> {
         Some(self.max_positions)
+    }
+}
+
+impl crate::CheckConfig for OptConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        heads_divide(
+            "num_attention_heads",
+            self.num_attention_heads,
+            "hidden_size",
+            self.hidden_size,
+        )?;
+        count("num_hidden_layers", self.num_hidden_layers)?;
+        width("ffn_dim", self.ffn_dim)?;
+        positions("max_position_embeddings", self.max_position_embeddings)?;
+        if let Some(dim) = self.word_embed_proj_dim {
+            width("word_embed_proj_dim", dim)?;
+        }
+        Ok(())
     }
 }

@@ -462,3 +462,29 @@ mod tests {
         assert_eq!(bucket(1000, true, 32, 128), 31);
     }
 }
+
+impl crate::CheckConfig for T5Config {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        width("d_model", self.d_model)?;
+        width("d_kv", self.d_kv)?;
+        width("d_ff", self.d_ff)?;
+        count("num_layers", self.num_layers)?;
+        if let Some(layers) = self.num_decoder_layers {
+            count("num_decoder_layers", layers)?;
+        }
+        count("num_heads", self.num_heads)?;
+        width("num_heads * d_kv", self.num_heads.saturating_mul(self.d_kv))?;
+        count(
+            "relative_attention_num_buckets",
+            self.relative_attention_num_buckets,
+        )?;
+        positions(
+            "relative_attention_max_distance",
+            self.relative_attention_max_distance,
+        )?;
+        positive("layer_norm_epsilon", self.layer_norm_epsilon)?;
+        self.feed_forward().map(drop).map_err(ModelError::Tensor)
+    }
+}

@@ -305,3 +305,47 @@ fn positional_conv_weight(vb: &VarBuilder, shape: (usize, usize, usize)) -> Resu
     }
     vb.get(shape, "weight")
 }
+
+impl crate::CheckConfig for Wav2Vec2Config {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        heads_divide(
+            "num_attention_heads",
+            self.num_attention_heads,
+            "hidden_size",
+            self.hidden_size,
+        )?;
+        count("num_hidden_layers", self.num_hidden_layers)?;
+        width("intermediate_size", self.intermediate_size)?;
+        count("conv_dim's length", self.conv_dim.len())?;
+        if self.conv_kernel.len() != self.conv_dim.len()
+            || self.conv_stride.len() != self.conv_dim.len()
+        {
+            return Err(ModelError::Config(format!(
+                "conv_dim, conv_kernel and conv_stride must have one entry per layer; they have {}, {} and {}",
+                self.conv_dim.len(),
+                self.conv_kernel.len(),
+                self.conv_stride.len()
+            )));
+        }
+        for ((dim, kernel), stride) in self
+            .conv_dim
+            .iter()
+            .zip(&self.conv_kernel)
+            .zip(&self.conv_stride)
+        {
+            width("conv_dim", *dim)?;
+            count("conv_kernel", *kernel)?;
+            count("conv_stride", *stride)?;
+        }
+        count("num_conv_pos_embeddings", self.num_conv_pos_embeddings)?;
+        heads_divide(
+            "num_conv_pos_embedding_groups",
+            self.num_conv_pos_embedding_groups,
+            "hidden_size",
+            self.hidden_size,
+        )?;
+        positive("layer_norm_eps", self.layer_norm_eps)
+    }
+}

@@ -10,6 +10,7 @@
 use crate::layers::activation::Activation;
 use crate::layers::attention::{causal_mask, KvCache, MultiHeadAttention};
 use crate::layers::mlp::Mlp;
+use crate::ModelError;
 use candle_core::{Result, Tensor};
 use candle_nn::{
     conv1d, embedding, layer_norm, linear, linear_no_bias, Conv1d, Conv1dConfig, Embedding,
@@ -288,4 +289,30 @@ pub fn suppress(logits: &Tensor, ids: &[u32]) -> Result<Tensor> {
         }
     }
     Tensor::new(values, logits.device())
+}
+
+impl crate::CheckConfig for WhisperConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        vocab("vocab_size", self.vocab_size)?;
+        count("num_mel_bins", self.num_mel_bins)?;
+        heads_divide(
+            "encoder_attention_heads",
+            self.encoder_attention_heads,
+            "d_model",
+            self.d_model,
+        )?;
+        heads_divide(
+            "decoder_attention_heads",
+            self.decoder_attention_heads,
+            "d_model",
+            self.d_model,
+        )?;
+        count("encoder_layers", self.encoder_layers)?;
+        count("decoder_layers", self.decoder_layers)?;
+        width("encoder_ffn_dim", self.encoder_ffn_dim)?;
+        width("decoder_ffn_dim", self.decoder_ffn_dim)?;
+        positions("max_source_positions", self.max_source_positions)?;
+        positions("max_target_positions", self.max_target_positions)
+    }
 }

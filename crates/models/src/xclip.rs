@@ -598,3 +598,58 @@ mod tests {
         assert!(frame_processor(&json!([1])).is_err());
     }
 }
+
+impl crate::CheckConfig for XClipVisionConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        heads_divide(
+            "vision_config.num_attention_heads",
+            self.num_attention_heads,
+            "vision_config.hidden_size",
+            self.hidden_size,
+        )?;
+        width("vision_config.intermediate_size", self.intermediate_size)?;
+        count("vision_config.num_hidden_layers", self.num_hidden_layers)?;
+        heads_divide(
+            "vision_config.mit_num_attention_heads",
+            self.mit_num_attention_heads,
+            "vision_config.mit_hidden_size",
+            self.mit_hidden_size,
+        )?;
+        width(
+            "vision_config.mit_intermediate_size",
+            self.mit_intermediate_size,
+        )?;
+        count(
+            "vision_config.mit_num_hidden_layers",
+            self.mit_num_hidden_layers,
+        )?;
+        count("vision_config.num_channels", self.num_channels)?;
+        within("vision_config.patch_size", self.patch_size, 4096)?;
+        within("vision_config.image_size", self.image_size, 16384)?;
+        if self.image_size < self.patch_size {
+            return Err(ModelError::Config(format!(
+                "vision_config.image_size ({}) is smaller than patch_size ({})",
+                self.image_size, self.patch_size
+            )));
+        }
+        count("vision_config.num_frames", self.num_frames)?;
+        positive("vision_config.layer_norm_eps", self.layer_norm_eps)
+    }
+}
+
+impl crate::CheckConfig for XClipConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        use crate::config_check::*;
+        self.text_config.check()?;
+        self.vision_config.check()?;
+        width("projection_dim", self.projection_dim)?;
+        count("prompt_layers", self.prompt_layers)?;
+        heads_divide(
+            "prompt_num_attention_heads",
+            self.prompt_num_attention_heads,
+            "projection_dim",
+            self.projection_dim,
+        )
+    }
+}

@@ -36,7 +36,7 @@ impl ApiError {
 
     fn kind(&self) -> &'static str {
         match self.status.as_u16() {
-            400 | 413 | 415 | 422 => "invalid_request_error",
+            400 | 405 | 408 | 413 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",
             404 => "not_found_error",
             429 => "rate_limit_error",
@@ -56,10 +56,20 @@ impl From<AcceleratorError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let kind = self.kind();
+        // A 500 is our failure, and its message may name files, backends or
+        // library internals: those go to the log, the client gets a short
+        // line it can act on.
+        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("internal error answered as 500: {}", self.message);
+            "internal server error (details are in the server's log)".to_owned()
+        } else {
+            self.message
+        };
         let body = serde_json::json!({
             "error": {
-                "message": self.message,
-                "type": self.kind(),
+                "message": message,
+                "type": kind,
                 "code": self.status.as_u16(),
             }
         });

@@ -7,6 +7,7 @@
 
 mod auth;
 mod body;
+mod connections;
 mod error;
 mod metrics;
 mod routes;
@@ -21,6 +22,7 @@ use ipfs_accelerate::{Accelerator, BackendKind};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -35,6 +37,20 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// Serve a non-loopback address without `api_key` (refused otherwise).
+    pub insecure_no_auth: bool,
+    /// Largest `max_tokens` a generation request may ask for (400 above).
+    pub max_tokens_limit: usize,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection must send complete request headers within this (also
+    /// how long an idle keep-alive connection is kept).
+    pub header_timeout: Duration,
+    /// A request body must arrive completely within this.
+    pub body_timeout: Duration,
+    /// After the shutdown signal, in-flight requests get this long before
+    /// the server stops anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +61,12 @@ impl Default for ServerConfig {
             backend: BackendKind::Auto,
             api_key: None,
             body_limit: 2 * 1024 * 1024,
+            insecure_no_auth: false,
+            max_tokens_limit: 4096,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -67,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::status::metrics))
         .route("/endpoints", get(routes::status::endpoints))
         .fallback(routes::status::not_found)
+        .method_not_allowed_fallback(routes::status::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -82,14 +105,19 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Binds `config.addr`, starts loading the models in the background (the
 /// server answers 503 until they are ready) and serves until `shutdown`
-/// resolves, then finishes in-flight requests. `on_bound` gets the real
-/// address (useful with port 0).
+/// resolves, then gives in-flight requests `config.shutdown_grace` to
+/// finish. `on_bound` gets the real address (useful with port 0).
+///
+/// Connections are served by hyper directly rather than `axum::serve`, for
+/// what a server facing untrusted clients needs and `axum::serve` does not
+/// offer: a header read timeout, a connection limit and a bounded shutdown.
 pub async fn serve(
     config: ServerConfig,
     accelerator: Accelerator,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
+    check_exposure(&config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| ApiError::internal(format!("cannot listen on {}: {e}", config.addr)))?;
@@ -119,10 +147,8 @@ pub async fn serve(
             () = nothing_loaded.notified() => {},
         }
     };
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop);
-    let result = server.await.map_err(|e| ApiError::internal(e.to_string()));
+    connections::accept_until(listener, router(state.clone()), &config, stop).await;
     loading.abort();
-    result?;
     if state.is_ready() && state.accelerator.models().is_empty() && !config.models.is_empty() {
         return Err(ApiError::internal(format!(
             "no model could be loaded: {}",
@@ -130,6 +156,25 @@ pub async fn serve(
         )));
     }
     Ok(())
+}
+
+/// Every route but `/health` runs models and reads the cache: open to the
+/// network only with a key, or when the operator says so in as many words.
+fn check_exposure(config: &ServerConfig) -> Result<(), ApiError> {
+    if config.addr.ip().is_loopback() || config.api_key.is_some() {
+        return Ok(());
+    }
+    if config.insecure_no_auth {
+        tracing::warn!(
+            addr = %config.addr,
+            "serving every route to the network without an API key (--insecure-no-auth)"
+        );
+        return Ok(());
+    }
+    Err(ApiError::internal(format!(
+        "refusing to serve {} without an API key: set --api-key (or IPFS_ACCELERATE_API_KEY), bind a loopback address, or pass --insecure-no-auth",
+        config.addr
+    )))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -15,6 +15,10 @@ pub struct AppState {
     pub api_key: Option<String>,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// Largest `max_tokens` a request may ask for.
+    pub max_tokens_limit: usize,
     /// Per-route HTTP counters and latencies.
     pub metrics: HttpMetrics,
     ready: AtomicBool,
@@ -28,6 +32,8 @@ impl AppState {
             accelerator,
             api_key: config.api_key.clone(),
             body_limit: config.body_limit,
+            body_timeout: config.body_timeout,
+            max_tokens_limit: config.max_tokens_limit,
             metrics: HttpMetrics::default(),
             ready: AtomicBool::new(false),
             load_errors: Mutex::new(Vec::new()),

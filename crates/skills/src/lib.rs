@@ -31,4 +31,6 @@ pub use similarity::{Media, Similarity, SimilarityModel, SimilarityOptions};
 pub use speech_recognition::{SpeechRecognizer, TranscribeOptions, Transcription};
 pub use text2text::Text2TextGenerator;
 pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};
-pub use text_generation::{GenerateOptions, Generation, SamplingParams, StopReason, TextGenerator};
+pub use text_generation::{
+    Cancellation, GenerateOptions, Generation, SamplingParams, StopReason, TextGenerator,
+};

@@ -96,10 +96,14 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at(&dir)?;
         }
-        Ok(Store {
+        let store = Store {
             root,
             session: Arc::default(),
-        })
+        };
+        // Every command opens the store: a temp file a killed import left
+        // behind goes at the next one.
+        store.sweep_stale_temp_files();
+        Ok(store)
     }
 
     /// Open the store at [`crate::cache_dir`].
@@ -114,6 +118,12 @@ impl Store {
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// Removes temporary files left by killed writers (see
+    /// [`fsutil::sweep_stale_temp_files`]); returns how many.
+    pub fn sweep_stale_temp_files(&self) -> usize {
+        fsutil::sweep_stale_temp_files(&self.tmp_dir())
     }
 
     /// Where the blob with this sha256 lives (whether or not it exists).
@@ -178,7 +188,8 @@ impl Store {
         // Read-only so a stray writer cannot corrupt a shared blob in place.
         perms.set_readonly(true);
         file.set_permissions(perms).at(&tmp)?;
-        drop(file);
+        // `file` stays open (and locked) until the temp is renamed or
+        // removed, so a sweep never takes it for a killed writer's.
 
         let size = dag.len();
         let node = dag.finish()?;
@@ -204,6 +215,8 @@ impl Store {
             fsutil::sync_dir(&self.root.join("blobs"));
             tracing::debug!(blob = %dest.display(), size, cid = %info.cid, "stored blob");
         }
+        drop(guard);
+        drop(file);
         Ok(info)
     }
 

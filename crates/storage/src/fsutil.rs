@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
 
@@ -19,7 +19,10 @@ pub(crate) fn nanos() -> u128 {
 }
 
 /// Create a new, uniquely named file in `dir`. The pid and a process-wide
-/// counter keep concurrent writers (threads or processes) apart.
+/// counter keep concurrent writers (threads or processes) apart. The file
+/// is locked while its handle lives, so [`sweep_stale_temp_files`] can tell
+/// a live writer's file from one a killed process left behind; writers keep
+/// the handle open until the file is renamed into place.
 pub(crate) fn create_temp(dir: &Path) -> Result<(PathBuf, File)> {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let path = dir.join(format!("{}-{}-{}.part", std::process::id(), n, nanos()));
@@ -28,7 +31,44 @@ pub(crate) fn create_temp(dir: &Path) -> Result<(PathBuf, File)> {
         .create_new(true)
         .open(&path)
         .at(&path)?;
+    // Ours alone: it was just created.
+    let _ = file.try_lock();
     Ok((path, file))
+}
+
+/// Temp files younger than this are left alone whatever their lock: a
+/// writer takes its lock just after creating the file.
+const TEMP_GRACE: Duration = Duration::from_secs(2);
+
+/// Removes the `*.part` files in `dir` that no live writer holds (a process
+/// killed mid-write leaves its file unlocked). Best effort: returns how many
+/// were removed; a file it cannot examine stays.
+pub(crate) fn sweep_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "part") {
+            continue;
+        }
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < TEMP_GRACE));
+        if young {
+            continue;
+        }
+        let Ok(file) = OpenOptions::new().read(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), "removed a stale temporary file");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Removes a temp file on drop unless it was moved into place.
@@ -70,9 +110,10 @@ pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: b
     if durable {
         file.sync_all().at(&tmp)?;
     }
-    drop(file);
+    // Renamed while still open (and locked): never swept as stale.
     fs::rename(&tmp, dest).at(dest)?;
     guard.disarm();
+    drop(file);
     if let (true, Some(parent)) = (durable, dest.parent()) {
         sync_dir(parent);
     }

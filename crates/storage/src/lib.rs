@@ -34,7 +34,7 @@ pub use distributed::{
 pub use error::{Result, StorageError};
 pub use ipfs::IpfsClient;
 pub use lock::LockGuard;
-pub use manifest::{Manifest, ManifestFile};
+pub use manifest::{Manifest, ManifestFile, ManifestScan, UnreadableFile};
 pub use paths::{cache_dir, cache_dir_from, CACHE_ENV};
 pub use retention::GcReport;
 pub use stats::{Layer, LayerStats, Stats};

@@ -14,9 +14,13 @@ use crate::Store;
 /// Locks are per open file, so they also exclude threads of the same
 /// process. They are not reentrant: taking the same key twice on one thread
 /// deadlocks.
+///
+/// In a cache this process cannot write (a read-only mount, another user's
+/// files) there is nothing to protect: no writer can be racing through this
+/// process, so the guard holds no lock and reads go ahead.
 #[derive(Debug)]
 pub struct LockGuard {
-    file: File,
+    file: Option<File>,
     path: PathBuf,
 }
 
@@ -29,7 +33,10 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.file.unlock() {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if let Err(e) = file.unlock() {
             tracing::warn!(path = %self.path.display(), error = %e, "failed to unlock");
         }
     }
@@ -68,9 +75,14 @@ impl Store {
     /// Take the lock for `key` only if it is free right now.
     pub fn try_lock(&self, key: &str) -> Result<Option<LockGuard>> {
         let path = self.root().join("locks").join(lock_file_name(key));
-        let file = open_lock_file(&path)?;
+        let Some(file) = open_lock_file(&path)? else {
+            return Ok(Some(LockGuard { file: None, path }));
+        };
         match file.try_lock() {
-            Ok(()) => Ok(Some(LockGuard { file, path })),
+            Ok(()) => Ok(Some(LockGuard {
+                file: Some(file),
+                path,
+            })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e).at(&path),
         }
@@ -84,7 +96,9 @@ impl Store {
     }
 
     fn lock_path(&self, path: PathBuf) -> Result<LockGuard> {
-        let file = open_lock_file(&path)?;
+        let Some(file) = open_lock_file(&path)? else {
+            return Ok(LockGuard { file: None, path });
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -93,20 +107,45 @@ impl Store {
             }
             Err(TryLockError::Error(e)) => return Err(e).at(&path),
         }
-        Ok(LockGuard { file, path })
+        Ok(LockGuard {
+            file: Some(file),
+            path,
+        })
     }
 }
 
-fn open_lock_file(path: &Path) -> Result<File> {
+/// The lock file, created if needed; `None` when the cache is not writable
+/// by this process and the file does not exist (then there is nothing to
+/// lock against). An existing lock file is locked even when read-only:
+/// `flock` works on a read-only handle.
+fn open_lock_file(path: &Path) -> Result<Option<File>> {
     // Lock files are never deleted: removing one while another process
     // waits on it would let two holders in.
-    OpenOptions::new()
+    let created = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)
-        .at(path)
+        .open(path);
+    match created {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if not_writable(&e) => match File::open(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(path = %path.display(), "cache not writable: reading without a lock");
+                Ok(None)
+            }
+            Err(e) => Err(e).at(path),
+        },
+        Err(e) => Err(e).at(path),
+    }
+}
+
+fn not_writable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 #[cfg(test)]

@@ -78,6 +78,24 @@ impl Manifest {
 /// Reversible file-name escaping: bytes outside `[A-Za-z0-9._-]` become
 /// `%XX`, so `org/name` and `org_name` stay distinct and '@' can separate
 /// id from revision.
+/// What [`Store::manifest_scan`] found.
+#[derive(Clone, Debug, Default)]
+pub struct ManifestScan {
+    /// Readable manifests, sorted by id then revision.
+    pub manifests: Vec<Manifest>,
+    /// Manifest files that could not be read.
+    pub unreadable: Vec<UnreadableFile>,
+}
+
+/// A cache file skipped because it could not be read or parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableFile {
+    /// Where it is.
+    pub path: String,
+    /// Why it was skipped.
+    pub error: String,
+}
+
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -130,21 +148,41 @@ impl Store {
         read_manifest(&self.manifest_path(id, revision))
     }
 
-    /// All manifests, sorted by id then revision.
+    /// All readable manifests, sorted by id then revision. An unreadable
+    /// one (garbage, a wrong shape) is logged and skipped, so one bad file
+    /// does not take the whole cache down; [`Store::manifest_scan`] reports
+    /// them.
     pub fn manifests(&self) -> Result<Vec<Manifest>> {
+        let scan = self.manifest_scan()?;
+        for bad in &scan.unreadable {
+            tracing::warn!(path = %bad.path, "skipping an unreadable manifest: {}", bad.error);
+        }
+        Ok(scan.manifests)
+    }
+
+    /// Every manifest file: the readable ones (sorted by id then revision)
+    /// and the unreadable ones with why.
+    pub fn manifest_scan(&self) -> Result<ManifestScan> {
         let dir = self.root().join("manifests");
-        let mut out = Vec::new();
+        let mut scan = ManifestScan::default();
         for entry in fs::read_dir(&dir).at(&dir)? {
             let path = entry.at(&dir)?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                // Vanished between listing and reading (concurrent remove).
-                if let Some(m) = read_manifest(&path)? {
-                    out.push(m);
+                match read_manifest(&path) {
+                    Ok(Some(m)) => scan.manifests.push(m),
+                    // Vanished between listing and reading (concurrent remove).
+                    Ok(None) => {}
+                    Err(e) => scan.unreadable.push(UnreadableFile {
+                        path: path.display().to_string(),
+                        error: e.to_string(),
+                    }),
                 }
             }
         }
-        out.sort_by(|a, b| (&a.id, &a.revision).cmp(&(&b.id, &b.revision)));
-        Ok(out)
+        scan.manifests
+            .sort_by(|a, b| (&a.id, &a.revision).cmp(&(&b.id, &b.revision)));
+        scan.unreadable.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(scan)
     }
 
     /// Write a manifest atomically (replacing any previous one).
@@ -403,7 +441,44 @@ mod tests {
         let err = store.manifest("org/bad", "main").unwrap_err();
         assert!(matches!(err, StorageError::MalformedManifest { .. }));
         assert!(err.to_string().contains("org%2Fbad@main.json"), "{err}");
-        assert!(store.manifests().is_err());
+        // The listing skips it and says so; the other manifests stay usable.
+        let model = sample(dir.path());
+        store.import_dir(&model, "org/good", "main").unwrap();
+        let listed = store.manifests().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, "org/good");
+        let scan = store.manifest_scan().unwrap();
+        assert_eq!(scan.unreadable.len(), 1);
+        assert!(scan.unreadable[0].path.ends_with("org%2Fbad@main.json"));
+        let report = store.verify().unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.unreadable_manifests, scan.unreadable);
+        // gc deletes no blob while a manifest it cannot read may refer to one.
+        let gc = store.gc(Some(0), std::time::Duration::ZERO).unwrap();
+        assert_eq!(gc.removed_blobs, 0);
+        assert_eq!(gc.unreadable_manifests.len(), 1);
+    }
+
+    #[test]
+    fn a_killed_writers_temp_file_is_swept_and_a_live_ones_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stale = store.tmp_dir().join("4242-0-1.part");
+        fs::write(&stale, b"half a blob").unwrap();
+        let (live, _file) = fsutil::create_temp(&store.tmp_dir()).unwrap();
+        // Both older than the grace period.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for path in [&stale, &live] {
+            fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(store.sweep_stale_temp_files(), 1);
+        assert!(!stale.exists());
+        assert!(live.exists(), "a file whose writer is alive stays");
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct GcReport {
     pub kept_bytes: u64,
     /// Models kept because they are pinned.
     pub pinned: Vec<String>,
+    /// Manifest files that could not be read. While there are any, no blob
+    /// is deleted: one of them may refer to it.
+    pub unreadable_manifests: Vec<crate::UnreadableFile>,
+    /// Stale temporary files removed (left by killed writers).
+    pub removed_temp_files: usize,
 }
 
 fn key(id: &str, revision: &str) -> String {
@@ -130,7 +135,16 @@ impl Store {
     pub fn gc(&self, max_bytes: Option<u64>, keep_recent: Duration) -> Result<GcReport> {
         let _lock = self.internal_lock("gc")?;
         let retention = self.read_retention()?;
-        let mut manifests = self.manifests()?;
+        let scan = self.manifest_scan()?;
+        let mut manifests = scan.manifests;
+        let mut report = GcReport {
+            unreadable_manifests: scan.unreadable,
+            removed_temp_files: self.sweep_stale_temp_files(),
+            ..GcReport::default()
+        };
+        for bad in &report.unreadable_manifests {
+            tracing::warn!(path = %bad.path, "unreadable manifest; no blob is deleted: {}", bad.error);
+        }
         let blob_sizes = self.blob_sizes()?;
         let total: u64 = blob_sizes.values().map(|(size, _)| size).sum();
 
@@ -151,7 +165,6 @@ impl Store {
         };
         manifests.sort_by_key(|m| last_use(&m.id, &m.revision));
 
-        let mut report = GcReport::default();
         // Bytes referenced by the manifests still kept, blob by blob.
         let mut kept: BTreeMap<String, u64> = manifests
             .iter()
@@ -184,7 +197,7 @@ impl Store {
             }
         }
         for (sha, (size, modified)) in &blob_sizes {
-            if kept.contains_key(sha) {
+            if kept.contains_key(sha) || !report.unreadable_manifests.is_empty() {
                 continue;
             }
             let young = modified.elapsed().is_ok_and(|age| age < ORPHAN_GRACE);

@@ -97,11 +97,7 @@ impl Store {
 
     fn persist(&self, layer: Layer, hit: bool) -> Result<()> {
         let _lock = self.internal_lock("stats")?;
-        let mut totals = self.stats().unwrap_or_else(|e| {
-            // A damaged stats file only loses counts; start over.
-            tracing::warn!(error = %e, "resetting cache stats");
-            zeroed()
-        });
+        let mut totals = self.stats()?;
         let entry = totals.entry(layer.as_str().to_owned()).or_default();
         if hit {
             entry.hits += 1;
@@ -117,16 +113,18 @@ impl Store {
     }
 
     /// Persisted totals over all processes (every layer present, zero if
-    /// never recorded).
+    /// never recorded). A damaged `stats.json` only loses counts: it is
+    /// reported in the log and counting starts over.
     pub fn stats(&self) -> Result<Stats> {
         let path = self.root().join("stats.json");
         let mut totals = zeroed();
         match fs::read(&path) {
-            Ok(bytes) => {
-                let stored: Stats = serde_json::from_slice(&bytes)
-                    .map_err(|source| StorageError::Json { path, source })?;
-                totals.extend(stored);
-            }
+            Ok(bytes) => match serde_json::from_slice::<Stats>(&bytes) {
+                Ok(stored) => totals.extend(stored),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unreadable cache stats: {e}");
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).at(&path),
         }

@@ -19,13 +19,22 @@ pub struct VerifyReport {
     pub corrupt: Vec<String>,
     /// `id@rev/path` of manifest entries whose blob is gone.
     pub missing: Vec<String>,
+    /// Manifest files that could not be read (skipped).
+    #[serde(default)]
+    pub unreadable_manifests: Vec<crate::UnreadableFile>,
+    /// Stale temporary files removed (left by killed writers).
+    #[serde(default)]
+    pub removed_temp_files: usize,
 }
 
 impl Store {
     /// Re-hash every blob and check every manifest's blobs exist. Reports
     /// only; use [`Store::get`] to move a corrupt blob aside.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let mut report = VerifyReport::default();
+        let mut report = VerifyReport {
+            removed_temp_files: self.sweep_stale_temp_files(),
+            ..VerifyReport::default()
+        };
         let dir = self.root().join("blobs");
         let mut paths: Vec<_> = fs::read_dir(&dir)
             .at(&dir)?
@@ -49,7 +58,9 @@ impl Store {
                 report.corrupt.push(path.display().to_string());
             }
         }
-        for m in self.manifests()? {
+        let scan = self.manifest_scan()?;
+        report.unreadable_manifests = scan.unreadable;
+        for m in scan.manifests {
             for f in &m.files {
                 if !self.has(&f.sha256) {
                     report
@@ -58,7 +69,9 @@ impl Store {
                 }
             }
         }
-        report.ok = report.corrupt.is_empty() && report.missing.is_empty();
+        report.ok = report.corrupt.is_empty()
+            && report.missing.is_empty()
+            && report.unreadable_manifests.is_empty();
         Ok(report)
     }
 }

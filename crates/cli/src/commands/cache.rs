@@ -171,8 +171,9 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             print_text(&format!("imported {files} files as {}", named(&manifest)))
         }
         CacheCommand::Ls => {
-            let models: Vec<LsModel> = store
-                .manifests()?
+            let scan = store.manifest_scan()?;
+            let models: Vec<LsModel> = scan
+                .manifests
                 .into_iter()
                 .map(|m| LsModel {
                     files: m.files.len(),
@@ -184,9 +185,19 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 .collect();
             let stats = store.stats()?;
             if ctx.json {
-                return print_json(&serde_json::json!({ "models": models, "stats": stats }));
+                return print_json(&serde_json::json!({
+                    "models": models,
+                    "stats": stats,
+                    "unreadable_manifests": scan.unreadable,
+                }));
             }
             let mut text = format!("{} ({} models)\n", store.root().display(), models.len());
+            for bad in &scan.unreadable {
+                text.push_str(&format!(
+                    "  unreadable (skipped): {}: {}\n",
+                    bad.path, bad.error
+                ));
+            }
             for m in &models {
                 text.push_str(&format!(
                     "  {}@{}  {} files  {} bytes  {}\n",
@@ -263,13 +274,20 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
             if ctx.json {
                 return print_json(&report);
             }
-            print_text(&format!(
+            let mut text = format!(
                 "removed {} models and {} blobs, freed {} bytes; {} bytes kept",
                 report.removed_models.len(),
                 report.removed_blobs,
                 report.freed_bytes,
                 report.kept_bytes
-            ))
+            );
+            for bad in &report.unreadable_manifests {
+                text.push_str(&format!(
+                    "\nunreadable manifest (no blob deleted while it is there): {}: {}",
+                    bad.path, bad.error
+                ));
+            }
+            print_text(&text)
         }
         CacheCommand::Warm { models, from } => super::warm::run(ctx, &loader, models, from),
         CacheCommand::Verify { strict } => {
@@ -291,6 +309,18 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 }
                 for p in &report.missing {
                     text.push_str(&format!("  missing: {p}\n"));
+                }
+                for bad in &report.unreadable_manifests {
+                    text.push_str(&format!(
+                        "  unreadable manifest: {}: {}\n",
+                        bad.path, bad.error
+                    ));
+                }
+                if report.removed_temp_files > 0 {
+                    text.push_str(&format!(
+                        "  removed {} stale temporary files\n",
+                        report.removed_temp_files
+                    ));
                 }
                 print_text(text.trim_end())?;
             }

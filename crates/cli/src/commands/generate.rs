@@ -4,7 +4,7 @@ use super::Context;
 use crate::output::{print_json, ModelAnswer};
 use ipfs_accelerate::skills::text_generation::gguf::{self, GgufCompute};
 use ipfs_accelerate::{
-    BackendKind, GenerateOptions, Generation, ModelRef, SamplingParams, TextGenerator,
+    BackendKind, Cancellation, GenerateOptions, Generation, ModelRef, SamplingParams, TextGenerator,
 };
 use std::io::Write;
 
@@ -49,6 +49,23 @@ impl DecodingArgs {
         if self.max_new_tokens == 0 {
             anyhow::bail!("--max-new-tokens must be at least 1");
         }
+        // Checked before any model is loaded, so the answer is immediate.
+        if let Some(t) = self.temperature {
+            if !(t.is_finite() && t > 0.0) {
+                anyhow::bail!("--temperature must be a positive number, got {t}");
+            }
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                anyhow::bail!("--top-p must be in (0, 1], got {p}");
+            }
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            anyhow::bail!(
+                "--repetition-penalty must be a positive number, got {}",
+                self.repetition_penalty
+            );
+        }
         let sampling = (self.sample
             || self.temperature.is_some()
             || self.top_k.is_some()
@@ -65,6 +82,7 @@ impl DecodingArgs {
             repetition_penalty: self.repetition_penalty,
             stop: self.stop.clone(),
             return_logits: self.return_logits,
+            cancel: Cancellation::new(),
         })
     }
 }

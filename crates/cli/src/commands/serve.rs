@@ -35,6 +35,25 @@ pub struct ServeArgs {
     /// Run each request alone (no dynamic batching).
     #[arg(long)]
     no_batching: bool,
+    /// Serve a non-loopback --addr without --api-key (refused otherwise).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Largest max_tokens a generation request may ask for (400 above).
+    #[arg(long, default_value_t = 4096)]
+    max_tokens_limit: usize,
+    /// Open connections at most; more wait until one closes.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers (and an idle
+    /// keep-alive connection is kept).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_s: u64,
+    /// Seconds in-flight requests get after SIGTERM / Ctrl-C.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace_s: u64,
 }
 
 pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
@@ -58,15 +77,25 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         backend,
         api_key: args.api_key.filter(|k| !k.is_empty()),
         body_limit: args.body_limit,
+        insecure_no_auth: args.insecure_no_auth,
+        max_tokens_limit: args.max_tokens_limit,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout_s),
+        body_timeout: Duration::from_secs(args.body_timeout_s),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(
+    let served = runtime.block_on(serve(
         config,
         accelerator,
         |addr| eprintln!("listening on http://{addr}"),
         shutdown_signal(),
-    ))?;
+    ));
+    // Dropping a runtime waits for its blocking threads; a generation the
+    // grace period cut short is cancelled but may be inside one model step.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(())
 }

@@ -51,6 +51,24 @@ impl Generator {
     }
 }
 
+/// Resolves when nobody waits for the answer any more: the reply's receiver
+/// was dropped, or the stream's receiver (a disconnected client) was.
+async fn caller_gone(
+    reply: &mut oneshot::Sender<Result<Generation, AcceleratorError>>,
+    stream: Option<&TextStream>,
+) {
+    let stream_closed = async {
+        match stream {
+            Some(stream) => stream.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = reply.closed() => {},
+        () = stream_closed => {},
+    }
+}
+
 /// Starts the worker; it ends when the endpoint (the last sender) is dropped.
 pub(crate) fn spawn(
     model: String,
@@ -70,17 +88,29 @@ pub(crate) fn spawn(
                 prompt,
                 options,
                 stream,
-                reply,
+                mut reply,
             } = job;
-            let result = tokio::task::spawn_blocking(move || {
+            let cancel = options.cancel.clone();
+            let watched = stream.clone();
+            let mut task = tokio::task::spawn_blocking(move || {
                 let mut on_text = |piece: &str| {
                     if let Some(stream) = &stream {
                         stream.send(piece);
                     }
                 };
                 generator.generate(&prompt, &options, &mut on_text)
-            })
-            .await;
+            });
+            // The blocking thread cannot be interrupted: when the caller
+            // goes away (a dropped request, a closed stream) the flag stops
+            // it before its next token, and the queue moves on.
+            let result = tokio::select! {
+                result = &mut task => result,
+                () = caller_gone(&mut reply, watched.as_ref()) => {
+                    tracing::info!(model, "the caller went away; generation cancelled");
+                    cancel.cancel();
+                    task.await
+                }
+            };
             let answer = match result {
                 Ok(Ok(generation)) => Ok(generation),
                 Ok(Err(err)) => Err(AcceleratorError::Skill(err)),

@@ -38,6 +38,11 @@ impl TextStream {
     pub fn send(&self, piece: &str) {
         let _ = self.0.send(piece.to_owned());
     }
+
+    /// Resolves once the receiver is dropped (the client went away).
+    pub async fn closed(&self) {
+        self.0.closed().await;
+    }
 }
 
 impl PartialEq for TextStream {

@@ -134,17 +134,25 @@ impl RopeScaling {
                     ))
                 })
         };
+        // A factor divides frequencies and positions: 0, negative or NaN
+        // would give NaN logits at inference instead of an error here.
+        let factor = || -> std::result::Result<f64, ModelError> {
+            let factor = required("factor")?;
+            if factor.is_finite() && factor > 0.0 {
+                Ok(factor)
+            } else {
+                Err(ModelError::Config(format!(
+                    "rope_scaling.factor must be a positive number, got {factor}"
+                )))
+            }
+        };
         let truthy = |v: Option<f64>| v.filter(|x| *x != 0.0);
         Ok(match rope_type {
             "default" => Self::Default,
-            "linear" => Self::Linear {
-                factor: required("factor")?,
-            },
-            "dynamic" => Self::Dynamic {
-                factor: required("factor")?,
-            },
+            "linear" => Self::Linear { factor: factor()? },
+            "dynamic" => Self::Dynamic { factor: factor()? },
             "yarn" => Self::Yarn {
-                factor: required("factor")?,
+                factor: factor()?,
                 attention_factor: number("attention_factor")?,
                 beta_fast: truthy(number("beta_fast")?).unwrap_or(32.0),
                 beta_slow: truthy(number("beta_slow")?).unwrap_or(1.0),
@@ -166,7 +174,7 @@ impl RopeScaling {
                 attention_factor: number("attention_factor")?,
             },
             "llama3" => Self::Llama3 {
-                factor: required("factor")?,
+                factor: factor()?,
                 low_freq_factor: required("low_freq_factor")?,
                 high_freq_factor: required("high_freq_factor")?,
                 original_max_position_embeddings: required("original_max_position_embeddings")?,

@@ -6,16 +6,17 @@
 //! its own. Extensions: `top_k`, `repetition_penalty`, `backend`.
 
 use super::ensure_ready;
-use crate::body::{parse_json, read_limited};
+use crate::body::read_json;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ipfs_accelerate::{
-    BackendKind, GenerateOptions, Generation, InferRequest, InferResponse, SamplingParams,
-    StopReason, TextStream,
+    BackendKind, Cancellation, GenerateOptions, Generation, InferRequest, InferResponse,
+    SamplingParams, StopReason, TextStream,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,7 +71,13 @@ struct CompletionRequest {
 }
 
 impl CompletionRequest {
-    fn options(&self) -> Result<GenerateOptions, ApiError> {
+    fn options(&self, max_tokens_limit: usize) -> Result<GenerateOptions, ApiError> {
+        let max_new_tokens = self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        if max_new_tokens > max_tokens_limit {
+            return Err(ApiError::bad_request(format!(
+                "max_tokens {max_new_tokens} exceeds this server's limit of {max_tokens_limit} (serve --max-tokens-limit)"
+            )));
+        }
         let temperature = self.temperature.unwrap_or(1.0);
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(ApiError::bad_request("temperature must be 0 or more"));
@@ -82,7 +89,7 @@ impl CompletionRequest {
             seed: self.seed.unwrap_or_else(fresh_seed),
         });
         Ok(GenerateOptions {
-            max_new_tokens: self.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            max_new_tokens,
             sampling,
             repetition_penalty: self.repetition_penalty.unwrap_or(1.0),
             stop: self
@@ -94,6 +101,7 @@ impl CompletionRequest {
                 })
                 .unwrap_or_default(),
             return_logits: false,
+            cancel: Cancellation::new(),
         })
     }
 }
@@ -121,18 +129,19 @@ fn completion_id() -> String {
 /// OpenAI's `finish_reason`.
 fn finish_reason(reason: StopReason) -> &'static str {
     match reason {
-        StopReason::Eos | StopReason::StopString => "stop",
+        // Nobody reads a cancelled answer; "stop" keeps the field valid.
+        StopReason::Eos | StopReason::StopString | StopReason::Cancelled => "stop",
         StopReason::MaxNewTokens | StopReason::ContextFull => "length",
     }
 }
 
 pub async fn completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_limited(body, state.body_limit).await?;
-    let request: CompletionRequest = parse_json(&bytes)?;
-    let options = request.options()?;
+    let request: CompletionRequest = read_json(&headers, body, &state).await?;
+    let options = request.options(state.max_tokens_limit)?;
     let chosen = match request.backend.as_deref() {
         None => None,
         Some(name) => Some(
@@ -244,7 +253,9 @@ fn chunk(id: &str, created: u64, model: &str, text: &str, finish: Option<&str>) 
 }
 
 /// Server-sent events from a producer: each value becomes a `data:` event,
-/// and `data: [DONE]` ends the stream, as OpenAI's clients expect.
+/// and `data: [DONE]` ends the stream, as OpenAI's clients expect. When the
+/// client goes away the producer is dropped, and with it the receiver of
+/// the generated text, which cancels the generation.
 fn async_stream<F, Fut>(
     produce: F,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> + Send
@@ -258,8 +269,13 @@ where
         let emit = Box::new(move |value: Value| {
             let _ = tx.send(Event::default().data(value.to_string()));
         });
-        produce(emit).await;
-        let _ = done.send(Event::default().data("[DONE]"));
+        let client_gone = done.clone();
+        tokio::select! {
+            () = produce(emit) => {
+                let _ = done.send(Event::default().data("[DONE]"));
+            }
+            () = client_gone.closed() => {}
+        }
     });
     futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))

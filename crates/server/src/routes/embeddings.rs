@@ -1,10 +1,11 @@
 //! `POST /v1/embeddings` (OpenAI) and `POST /embed` (text-embeddings-inference).
 
 use super::ensure_ready;
-use crate::body::{parse_json, read_limited};
+use crate::body::read_json;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine;
 use ipfs_accelerate::{BackendKind, InferRequest, InferResponse};
@@ -51,10 +52,10 @@ struct OpenAiRequest {
 
 pub async fn openai(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_limited(body, state.body_limit).await?;
-    let request: OpenAiRequest = parse_json(&bytes)?;
+    let request: OpenAiRequest = read_json(&headers, body, &state).await?;
     let base64_floats = match request.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -131,9 +132,12 @@ fn yes() -> bool {
     true
 }
 
-pub async fn tei(State(state): State<Arc<AppState>>, body: Body) -> Result<Json<Value>, ApiError> {
-    let bytes = read_limited(body, state.body_limit).await?;
-    let request: TeiRequest = parse_json(&bytes)?;
+pub async fn tei(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let request: TeiRequest = read_json(&headers, body, &state).await?;
     if !request.normalize {
         return Err(ApiError::bad_request(
             "normalize=false is not supported: vectors are pooled and normalised as the model's sentence-transformers files say",

@@ -4,10 +4,11 @@
 //! a served model is the wrong task and anything else is unknown.
 
 use super::ensure_ready;
-use crate::body::{parse_json, read_limited};
+use crate::body::{read_json, read_limited};
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::Json;
 use ipfs_accelerate::AcceleratorError;
@@ -20,9 +21,13 @@ struct ModelOnly {
     model: String,
 }
 
-async fn answer(state: &AppState, body: Body, task: &'static str) -> Result<Json<Value>, ApiError> {
-    let bytes = read_limited(body, state.body_limit).await?;
-    let request: ModelOnly = parse_json(&bytes)?;
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    task: &'static str,
+) -> Result<Json<Value>, ApiError> {
+    let request: ModelOnly = read_json(headers, body, state).await?;
     ensure_ready(state)?;
     refuse(state, &request.model, task)
 }
@@ -56,9 +61,10 @@ fn refuse(state: &AppState, model: &str, task: &'static str) -> Result<Json<Valu
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    answer(&state, body, "chat completion").await
+    answer(&state, &headers, body, "chat completion").await
 }
 
 /// Multipart: the `model` field names the model; the audio part is read
@@ -83,7 +89,7 @@ pub async fn transcriptions(
             "expected multipart/form-data with a file and a model field",
         ));
     };
-    let bytes = read_limited(request.into_body(), state.body_limit).await?;
+    let bytes = read_limited(request.into_body(), &state).await?;
     let model = multipart_field(&bytes, &boundary, "model")
         .ok_or_else(|| ApiError::bad_request("the multipart body has no 'model' field"))?;
     ensure_ready(&state)?;

@@ -1,4 +1,4 @@
-//! `GET /health`, `/metrics`, `/endpoints`, and the JSON 404.
+//! `GET /health`, `/metrics`, `/endpoints`, and the JSON 404 and 405.
 
 use crate::{metrics, ApiError, AppState};
 use axum::extract::State;
@@ -43,4 +43,13 @@ pub async fn endpoints(State(state): State<Arc<AppState>>) -> Response {
 
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// A route called with the wrong method: the JSON error body like every
+/// other error (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("this route does not take {method}"),
+    )
 }

@@ -252,17 +252,20 @@ impl ImageCaptioner {
                 .into(),
             });
         }
-        let room = match model.language.context_length() {
-            Some(context) if ids.len() >= context => {
-                return Err(SkillError::InvalidInput(format!(
+        // A model without a position limit (dynamic RoPE scaling) still gets
+        // one: attention over the prompt is sized by it.
+        let context = model
+            .language
+            .context_length()
+            .unwrap_or(decode_loop::UNBOUNDED_CONTEXT_CAP);
+        if ids.len() >= context {
+            return Err(SkillError::InvalidInput(format!(
                     "the prompt with its {image_tokens} image tokens is {} tokens but model '{}' holds {context} positions; shorten it",
                     ids.len(),
                     self.loaded.name
                 )));
-            }
-            Some(context) => context - ids.len(),
-            None => usize::MAX,
-        };
+        }
+        let room = context - ids.len();
         let embeds = merge_image_features(&model.language.embed(&ids)?, &positions, &features)?;
         model.language.reset();
         let first = model.language.forward_embeds(&embeds)?;

@@ -117,7 +117,9 @@ impl<'a> ModelFiles<'a> {
     }
 
     /// `config.json` as the family's config type.
-    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, SkillError> {
+    pub(crate) fn parse<T: DeserializeOwned + ipfs_accelerate_models::CheckConfig>(
+        &self,
+    ) -> Result<T, SkillError> {
         ipfs_accelerate_models::parse_config(&self.config).map_err(|e| self.model_error(e))
     }
 

@@ -429,6 +429,11 @@ impl WhisperRunner {
     }
 }
 
+/// Longest audio a CTC model takes in one request: its self-attention is
+/// quadratic in the frames (50 per second), so an hour would ask for
+/// terabytes. 60 s is about 430 MB of attention scores for wav2vec2-base.
+pub const MAX_CTC_SECONDS: usize = 60;
+
 impl Wav2Vec2Runner {
     fn transcribe(
         &mut self,
@@ -436,6 +441,13 @@ impl Wav2Vec2Runner {
         samples: &[f32],
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
+        let rate = self.front.sampling_rate.max(1) as usize;
+        if samples.len() > MAX_CTC_SECONDS * rate {
+            return Err(SkillError::InvalidInput(format!(
+                "the audio is {:.1} s long; a CTC model (wav2vec2) takes at most {MAX_CTC_SECONDS} s per request",
+                samples.len() as f64 / rate as f64
+            )));
+        }
         if self.config.frames_for(samples.len()) == 0 {
             return Err(SkillError::InvalidInput(format!(
                 "the audio is too short: {} samples give no output frame",

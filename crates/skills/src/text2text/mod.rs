@@ -31,6 +31,27 @@ pub struct Text2TextGenerator {
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
     decoder_start: u32,
+    /// Longest input in tokens: attention is sized by it, so a longer one is
+    /// refused rather than allowed to allocate without bound.
+    max_input_tokens: usize,
+}
+
+/// T5's relative positions set no input limit; its checkpoints are trained
+/// on 512 tokens (`n_positions` in their configs).
+const DEFAULT_MAX_INPUT_TOKENS: usize = 512;
+
+/// The input limit: `n_positions` from the config, else the tokenizer's
+/// `model_max_length` (transformers writes a huge placeholder when there is
+/// none, so only a plausible one counts), else 512.
+fn max_input_tokens(config: &Value, tokenizer_config: Option<&Value>) -> usize {
+    let plausible = |v: Option<&Value>| {
+        v.and_then(Value::as_u64)
+            .filter(|n| (1..=1_000_000).contains(n))
+            .map(|n| n as usize)
+    };
+    plausible(config.get("n_positions"))
+        .or_else(|| plausible(tokenizer_config.and_then(|c| c.get("model_max_length"))))
+        .unwrap_or(DEFAULT_MAX_INPUT_TOKENS)
 }
 
 skill_api!(
@@ -55,6 +76,14 @@ impl Text2TextGenerator {
                 ))
             })?;
         let tokenizer = files.tokenizer()?;
+        let tokenizer_config = files
+            .files
+            .iter()
+            .find(|f| f.file == "tokenizer_config.json")
+            .cloned()
+            .map(|f| files.loader.read_json::<Value>(model, &f))
+            .transpose()?;
+        let max_input_tokens = max_input_tokens(&config, tokenizer_config.as_ref());
         let t5_config: t5::T5Config = files.parse()?;
         let graphs = onnx_graphs(
             loader,
@@ -107,6 +136,7 @@ impl Text2TextGenerator {
             model: Mutex::new(seq2seq),
             tokenizer,
             decoder_start,
+            max_input_tokens,
             loaded: files.finish(kind),
         })
     }
@@ -137,6 +167,14 @@ impl Text2TextGenerator {
                 source: e,
             })?;
         let ids = encoding.get_ids();
+        if ids.len() > self.max_input_tokens {
+            return Err(SkillError::InvalidInput(format!(
+                "the text is {} tokens but model '{}' takes at most {}; shorten it",
+                ids.len(),
+                self.loaded.name,
+                self.max_input_tokens
+            )));
+        }
         let mut model = self.model.lock().map_err(|_| {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;

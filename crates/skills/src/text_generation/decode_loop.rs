@@ -1,7 +1,7 @@
 //! The one token loop shared by every generating skill (causal LMs,
 //! encoder-decoders, speech and vision-language models): pick a token,
-//! stream the new text, stop at EOS, a stop string, `max_new_tokens` or a
-//! full context.
+//! stream the new text, stop at EOS, a stop string, `max_new_tokens`, a
+//! full context or a cancellation.
 
 use super::options::{GenerateOptions, Generation, StopReason};
 use super::stop_strings::StopMatcher;
@@ -9,6 +9,13 @@ use crate::SkillError;
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
+
+/// The most tokens one generation produces when the model itself sets no
+/// limit (T5's relative positions, LLaMA with dynamic NTK scaling): without
+/// it a huge `max_new_tokens` would decode, and grow the KV cache, forever.
+/// transformers has no such cap; 4096 is above every default `max_length`
+/// those models' generation configs use.
+pub const UNBOUNDED_CONTEXT_CAP: usize = 4096;
 
 /// What the loop needs besides the model.
 #[derive(Debug)]
@@ -22,7 +29,9 @@ pub struct LoopInputs<'a> {
     /// Tokens before the first generated one (the prompt), seen by the
     /// repetition penalty.
     pub context: Vec<u32>,
-    /// How many tokens may still be generated before the context is full.
+    /// How many tokens may still be generated before the context is full
+    /// (`usize::MAX` for a model without a position limit: then
+    /// [`UNBOUNDED_CONTEXT_CAP`] applies).
     pub room: usize,
     /// The model's name, for error messages.
     pub model: &'a str,
@@ -75,8 +84,11 @@ pub fn run(
         if generated.len() >= options.max_new_tokens {
             break StopReason::MaxNewTokens;
         }
-        if generated.len() >= inputs.room {
+        if generated.len() >= inputs.room.min(UNBOUNDED_CONTEXT_CAP) {
             break StopReason::ContextFull;
+        }
+        if options.cancel.is_cancelled() {
+            break StopReason::Cancelled;
         }
         logits = step(token)?;
     };

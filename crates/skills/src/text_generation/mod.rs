@@ -12,7 +12,7 @@ mod stop_strings;
 
 pub use chat_template::ChatTemplate;
 pub use ipfs_accelerate_models::CausalLm;
-pub use options::{GenerateOptions, Generation, SamplingParams, StopReason};
+pub use options::{Cancellation, GenerateOptions, Generation, SamplingParams, StopReason};
 
 use crate::families::Task;
 use crate::load::graph_or_weights::load_graph_or_weights;
@@ -135,17 +135,19 @@ impl TextGenerator {
         let mut model = self.model.lock().map_err(|_| {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;
-        let room = match model.context_length() {
-            Some(context) if prompt_ids.len() >= context => {
-                return Err(SkillError::InvalidInput(format!(
-                    "the prompt is {} tokens but model '{}' holds {context} positions; shorten it",
-                    prompt_ids.len(),
-                    self.loaded.name
-                )));
-            }
-            Some(context) => context - prompt_ids.len(),
-            None => usize::MAX,
-        };
+        // A model without a position limit (dynamic RoPE scaling) still gets
+        // one: attention over the prompt is sized by it.
+        let context = model
+            .context_length()
+            .unwrap_or(decode_loop::UNBOUNDED_CONTEXT_CAP);
+        if prompt_ids.len() >= context {
+            return Err(SkillError::InvalidInput(format!(
+                "the prompt is {} tokens but model '{}' holds {context} positions; shorten it",
+                prompt_ids.len(),
+                self.loaded.name
+            )));
+        }
+        let room = context - prompt_ids.len();
         model.reset();
         let first: Tensor = model.forward(prompt_ids)?;
         let inputs = decode_loop::LoopInputs {

@@ -1,6 +1,8 @@
 //! What a caller asks of one generation.
 
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Token selection when sampling (`None` in [`GenerateOptions::sampling`]
 /// means greedy).
@@ -44,6 +46,40 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Also return the logits of the last prompt position (the first step).
     pub return_logits: bool,
+    /// Set from another thread to stop the generation before its next
+    /// token (a client that went away, a server shutting down).
+    pub cancel: Cancellation,
+}
+
+/// A flag a running generation checks before every step: generation runs on
+/// a blocking thread that nothing else can interrupt, so whoever waits for
+/// the answer needs a way to say it no longer will.
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(Arc<AtomicBool>);
+
+impl Cancellation {
+    /// A flag not yet raised.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the generation to stop before its next token.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// True once [`Self::cancel`] was called on this flag or a clone.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Options compare equal whatever their flags: a flag is a channel to the
+/// running generation, not part of what was asked.
+impl PartialEq for Cancellation {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for GenerateOptions {
@@ -54,6 +90,7 @@ impl Default for GenerateOptions {
             repetition_penalty: 1.0,
             stop: Vec::new(),
             return_logits: false,
+            cancel: Cancellation::default(),
         }
     }
 }
@@ -68,8 +105,11 @@ pub enum StopReason {
     MaxNewTokens,
     /// A stop string appeared in the text.
     StopString,
-    /// The model's context is full.
+    /// The model's context is full (or, for a model without a position
+    /// limit, the documented cap on generated tokens was reached).
     ContextFull,
+    /// The caller cancelled it (see [`Cancellation`]).
+    Cancelled,
 }
 
 /// The result of one generation.

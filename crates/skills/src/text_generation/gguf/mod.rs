@@ -70,6 +70,7 @@ impl TextGenerator {
             });
         }
         check_tensor_extents(&meta, &weights_file)?;
+        check_hyperparameters(&meta)?;
         let context = meta
             .u32(&format!("{architecture}.context_length"))?
             .map(|c| c as usize);
@@ -167,6 +168,52 @@ fn check_tensor_extents(meta: &Metadata<'_>, file: &ResolvedFile) -> Result<(), 
                     file.file
                 ).into(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// candle's `from_gguf` divides by the head counts and sizes tables by
+/// these numbers before it reads a tensor: a zero or an absurd value would
+/// panic or allocate without bound there, so they are checked first. It
+/// reads the `llama.*` keys whatever the architecture.
+fn check_hyperparameters(meta: &Metadata<'_>) -> Result<(), SkillError> {
+    use ipfs_accelerate_models::config_check::{count, heads_divide, width, within};
+    let required = |key: &str| -> Result<usize, SkillError> {
+        meta.u32(key)?
+            .map(|v| v as usize)
+            .ok_or_else(|| meta.malformed(format!("metadata has no '{key}'")))
+    };
+    let checked = |result: Result<(), ipfs_accelerate_models::ModelError>| {
+        result.map_err(|e| meta.malformed(format!("metadata: {e}")))
+    };
+    let heads = required("llama.attention.head_count")?;
+    let kv_heads = required("llama.attention.head_count_kv")?;
+    let embedding = required("llama.embedding_length")?;
+    checked(heads_divide(
+        "llama.attention.head_count",
+        heads,
+        "llama.embedding_length",
+        embedding,
+    ))?;
+    checked(count("llama.attention.head_count_kv", kv_heads))?;
+    if !heads.is_multiple_of(kv_heads) {
+        return Err(meta.malformed(format!(
+            "metadata: llama.attention.head_count ({heads}) must be a multiple of llama.attention.head_count_kv ({kv_heads})"
+        )));
+    }
+    checked(count("llama.block_count", required("llama.block_count")?))?;
+    let rope = required("llama.rope.dimension_count")?;
+    checked(width("llama.rope.dimension_count", rope))?;
+    if rope % 2 != 0 || rope > embedding / heads {
+        return Err(meta.malformed(format!(
+            "metadata: llama.rope.dimension_count ({rope}) must be even and at most the head dimension ({})",
+            embedding / heads
+        )));
+    }
+    if let Some(experts) = meta.u32("llama.expert_count")? {
+        if experts > 1 {
+            checked(within("llama.expert_count", experts as usize, 1024))?;
         }
     }
     Ok(())
