@@ -101,4 +101,27 @@ fn broken_gguf_files_are_one_line_errors() {
     std::fs::copy(fixture_model("gpt2").join("config.json"), &foreign).unwrap();
     let err = generate(&foreign);
     assert!(err.contains("not a readable GGUF"), "{err}");
+    // A head count of zero (candle divides by it while loading).
+    let zero_heads = home.path().join("zero-heads").join("model.gguf");
+    std::fs::create_dir_all(zero_heads.parent().unwrap()).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    set_gguf_u32(&mut bytes, "llama.attention.head_count", 0);
+    std::fs::write(&zero_heads, bytes).unwrap();
+    let err = generate(&zero_heads);
+    assert!(err.contains("llama.attention.head_count"), "{err}");
+}
+
+/// Overwrites the value of the u32 metadata `key` in GGUF `bytes`: the key
+/// is stored as a u64 length and the name, then the type (4 = u32) and the
+/// value.
+fn set_gguf_u32(bytes: &mut [u8], key: &str, value: u32) {
+    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    needle.extend_from_slice(&4u32.to_le_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap_or_else(|| panic!("no u32 metadata {key}"))
+        + needle.len();
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }

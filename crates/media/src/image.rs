@@ -108,3 +108,21 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
         .get(at..)
         .is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jpeg_cut_anywhere_is_refused_and_a_whole_one_decodes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/media/gradient.jpg");
+        let bytes = std::fs::read(path).unwrap();
+        assert!(jpeg_is_complete(&bytes));
+        assert!(decode_image(&bytes).is_ok());
+        for cut in [2, 20, 300, bytes.len() / 2, bytes.len() - 2] {
+            assert!(!jpeg_is_complete(&bytes[..cut]), "cut at {cut}");
+            assert!(decode_image(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -76,3 +76,35 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn body_of(err: ApiError) -> (StatusCode, String) {
+        let response = err.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_500_does_not_leak_internals_but_a_400_says_why() {
+        let (status, body) = body_of(ApiError::internal(
+            "onnxruntime: /opt/models/secret/model.onnx: node 42 failed",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !body.contains("secret") && !body.contains("onnxruntime"),
+            "{body}"
+        );
+        assert!(body.contains("\"code\":500"), "{body}");
+        let (status, body) = body_of(ApiError::bad_request("prompt is empty")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("prompt is empty"), "{body}");
+    }
+}

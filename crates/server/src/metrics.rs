@@ -142,7 +142,7 @@ pub fn render(state: &AppState) -> String {
     }
 
     let endpoints = state.accelerator.endpoints();
-    let gauges: [EndpointMetric; 4] = [
+    let gauges: [EndpointMetric; 5] = [
         (
             "ipfs_accelerate_endpoint_requests_total",
             "counter",
@@ -160,6 +160,12 @@ pub fn render(state: &AppState) -> String {
             "counter",
             "Requests refused with 429 (queue full).",
             |e| e.rejected as f64,
+        ),
+        (
+            "ipfs_accelerate_endpoint_cancelled_total",
+            "counter",
+            "Generations stopped because the client went away.",
+            |e| e.cancelled as f64,
         ),
         (
             "ipfs_accelerate_endpoint_queue_depth",

@@ -96,14 +96,10 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at(&dir)?;
         }
-        let store = Store {
+        Ok(Store {
             root,
             session: Arc::default(),
-        };
-        // Every command opens the store: a temp file a killed import left
-        // behind goes at the next one.
-        store.sweep_stale_temp_files();
-        Ok(store)
+        })
     }
 
     /// Open the store at [`crate::cache_dir`].

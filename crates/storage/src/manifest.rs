@@ -244,6 +244,8 @@ impl Store {
     /// [`unixfs::walk_files`]. The root CID equals
     /// [`unixfs::path_cid`] of `dir`.
     pub fn import_dir(&self, dir: &Path, id: &str, revision: &str) -> Result<Manifest> {
+        // A temp file an earlier, killed import left behind goes now.
+        self.sweep_stale_temp_files();
         let _lock = self.internal_lock(&Self::manifest_lock_key(id, revision))?;
         let mut files = Vec::new();
         for (rel, abs) in unixfs::walk_files(dir)? {

@@ -64,6 +64,8 @@ pub struct EndpointStatus {
     pub errors: u64,
     /// Requests refused because the queue was full.
     pub rejected: u64,
+    /// Generations stopped because their caller went away.
+    pub cancelled: u64,
     /// Requests waiting now.
     pub queue_depth: usize,
     /// Latency percentiles over recent requests, milliseconds.
@@ -91,6 +93,7 @@ pub(crate) struct EndpointStats {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     pub rejected: AtomicU64,
+    pub cancelled: AtomicU64,
     pub queue_depth: AtomicUsize,
     pub latency: Histogram,
     pub batch_sizes: Histogram,
@@ -141,6 +144,7 @@ impl Endpoint {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             queue_depth: AtomicUsize::new(0),
             latency: Histogram::latency_seconds(),
             batch_sizes: Histogram::batch_sizes(),
@@ -325,6 +329,7 @@ impl Endpoint {
             requests: self.stats.requests.load(Ordering::Relaxed),
             errors: self.stats.errors.load(Ordering::Relaxed),
             rejected: self.stats.rejected.load(Ordering::Relaxed),
+            cancelled: self.stats.cancelled.load(Ordering::Relaxed),
             queue_depth: self.queue_depth(),
             latency_ms: Percentiles {
                 p50: ms(0.50),

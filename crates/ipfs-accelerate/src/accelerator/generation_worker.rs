@@ -107,6 +107,7 @@ pub(crate) fn spawn(
                 result = &mut task => result,
                 () = caller_gone(&mut reply, watched.as_ref()) => {
                     tracing::info!(model, "the caller went away; generation cancelled");
+                    stats.cancelled.fetch_add(1, Ordering::Relaxed);
                     cancel.cancel();
                     task.await
                 }
