@@ -21,6 +21,7 @@
 pub mod checks;
 pub mod compare;
 pub mod fixture;
+pub mod fuzz;
 pub mod hub_server;
 pub mod ipfs_node;
 #[cfg(feature = "harness")]

@@ -4,6 +4,8 @@
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
 //! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench serve-load`, `bench storage`, `bench generate`, `bench multimodal`).
+//! * `fuzz [SECONDS]`: the fuzz targets for SECONDS each (default 60; `ci`
+//!   runs them for 4 s each).
 //! * `ipfs-node start|stop|status|patch`: the real IPFS node (js-ipfs) the
 //!   tests run against.
 //! * `fetch-models`: download the real models the tests and demo use
@@ -22,6 +24,7 @@ mod bench_storage;
 mod ci;
 mod cuda_toolkit;
 mod demo;
+mod fuzz;
 mod ipfs_node;
 mod matrix;
 mod models;
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         "ci" => ci::run(),
         "demo" => demo::run(),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest),
         "ipfs-node" => ipfs_node::run(rest),
         "matrix" => matrix::run(rest),
         "setup-cuda" => cuda_toolkit::run(),
@@ -52,11 +56,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal] | fuzz [SECONDS] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
             Ok(())
         }
         other => bail!(
-            "unknown task '{other}' (try: ci, demo, bench, ipfs-node, fetch-models, matrix, setup-ort, setup-cuda)"
+            "unknown task '{other}' (try: ci, demo, bench, fuzz, ipfs-node, fetch-models, matrix, setup-ort, setup-cuda)"
         ),
     }
 }

@@ -167,7 +167,7 @@ impl LlavaConfig {
                 }
             }
         }
-        serde_json::from_value(config).map_err(|source| ModelError::ConfigJson { source })
+        crate::parse_config(&config)
     }
 }
 

@@ -25,6 +25,7 @@ pub use families::{families, FamilyInfo};
 pub use image_to_text::{Caption, CaptionOptions, ImageCaptioner};
 pub use ipfs_accelerate_media::{self as media, preprocess, MediaError};
 pub use load::backend_chain::retry_on_cpu_after_oom;
+pub use load::contained::containing_panic;
 pub use load::Loaded;
 pub use registry::{skill_for_config, SkillKind};
 pub use similarity::{Media, Similarity, SimilarityModel, SimilarityOptions};

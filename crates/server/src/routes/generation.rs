@@ -107,3 +107,31 @@ fn multipart_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
             .then(|| value.trim_end_matches("\r\n").trim().to_owned())
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::multipart_field;
+    use ipfs_accelerate_tests::fuzz::{fuzz, mutate_bytes};
+
+    /// Multipart bodies are outside bytes: any of them gives a field or
+    /// none, never a panic (`cargo xtask fuzz` runs this longer).
+    #[test]
+    fn fuzz_multipart_bodies() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-tiny\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF\x00\x01\xff\r\n--XyZ--\r\n".to_vec();
+        assert_eq!(
+            multipart_field(&body, "XyZ", "model").as_deref(),
+            Some("whisper-tiny")
+        );
+        let findings = fuzz(
+            "multipart",
+            &[body],
+            |rng, seed| mutate_bytes(rng, seed, 0),
+            |input| {
+                let _ = multipart_field(input, "XyZ", "model");
+                let _ = multipart_field(input, "", "file");
+            },
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+}

@@ -6,6 +6,7 @@
 //! graph or its safetensors weights ([`graph_or_weights`]).
 
 pub(crate) mod backend_chain;
+pub mod contained;
 pub(crate) mod graph_or_weights;
 pub(crate) mod onnx_graph;
 pub(crate) mod patches;
@@ -206,10 +207,21 @@ impl<'a> ModelFiles<'a> {
 
 /// Reads a `tokenizer.json` at `path` of `model`.
 pub(crate) fn read_tokenizer(model: &str, path: &std::path::Path) -> Result<Tokenizer, SkillError> {
-    Tokenizer::from_file(path).map_err(|source| SkillError::Tokenizer {
+    let error = |source: tokenizers::Error| SkillError::Tokenizer {
         model: model.to_owned(),
         source,
-    })
+    };
+    let bytes = std::fs::read(path).map_err(|e| error(Box::new(e)))?;
+    tokenizer_from_bytes(&bytes).map_err(error)
+}
+
+/// A tokenizer from `tokenizer.json` bytes. The syntax is checked first
+/// (the tokenizers crate panics on a syntax error inside some sections) and
+/// any other panic of that crate is contained and returned as an error.
+pub(crate) fn tokenizer_from_bytes(bytes: &[u8]) -> Result<Tokenizer, tokenizers::Error> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)?;
+    contained::contain(|| Tokenizer::from_bytes(bytes))
+        .map_err(|panic| format!("the tokenizers library failed on it: {panic}"))?
 }
 
 /// [`ModelFiles::model_error`] for code that only has the model's name.

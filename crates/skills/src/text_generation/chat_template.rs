@@ -55,14 +55,41 @@ impl ChatTemplate {
     /// `content` as the single user message, followed by the generation
     /// prompt (the start of the assistant's turn).
     pub fn render_user_message(&self, content: &str) -> Result<String, Error> {
+        self.render_messages(&serde_json::json!([{"role": "user", "content": content}]))
+    }
+
+    /// `messages` (a JSON list of `{"role", "content", ...}` as the client
+    /// sent them) followed by the generation prompt.
+    pub fn render_messages(&self, messages: &Value) -> Result<String, Error> {
         let env = environment()?;
         let template = env.template_from_str(&self.source)?;
         template.render(context! {
-            messages => vec![context! { role => "user", content => content }],
+            messages => jinja_value(messages),
             add_generation_prompt => true,
             bos_token => self.bos_token.as_deref().unwrap_or_default(),
             eos_token => self.eos_token.as_deref().unwrap_or_default(),
         })
+    }
+}
+
+/// A JSON value as the template sees it (objects keep their keys, numbers
+/// their kind), as transformers passes the messages to Jinja.
+fn jinja_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => minijinja::Value::from(i),
+            (None, Some(u)) => minijinja::Value::from(u),
+            _ => minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => items.iter().map(jinja_value).collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), jinja_value(v)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into(),
     }
 }
 

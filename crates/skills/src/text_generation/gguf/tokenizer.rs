@@ -62,7 +62,7 @@ pub(crate) fn from_metadata(meta: &Metadata<'_>) -> Result<Tokenizer, SkillError
         }
     };
     let bytes = serde_json::to_vec(&json).map_err(|e| meta.malformed(e.to_string()))?;
-    Tokenizer::from_bytes(bytes).map_err(|e| {
+    crate::load::tokenizer_from_bytes(&bytes).map_err(|e| {
         meta.malformed(format!(
             "cannot build a tokenizer from its metadata: {}",
             one_line(&e.to_string())
