@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: what `.ci/run` runs on a clean clone.
 
 use crate::cuda_toolkit;
+use crate::hf_hub_python;
 use crate::ipfs_node;
 use crate::models;
 use crate::ort_runtime::{self, OrtRuntime};
@@ -21,12 +22,13 @@ pub fn run() -> anyhow::Result<()> {
     let minilm = models::minilm()?;
     let smollm2 = models::smollm2_gguf()?;
     let ort = ort_runtime::install()?;
+    let hf_hub_python = hf_hub_python::install()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(&minilm, &smollm2, &ort, &api);
+    let result = run_tests(&minilm, &smollm2, &ort, &api, &hf_hub_python);
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -54,6 +56,7 @@ fn run_tests(
     smollm2: &std::path::Path,
     ort: &OrtRuntime,
     api: &str,
+    hf_hub_python: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
@@ -68,7 +71,8 @@ fn run_tests(
         .env("IPFS_ACCELERATE_REQUIRE_ALL", "1")
         .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
         .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
-        .env("IPFS_API_URL", api);
+        .env("IPFS_API_URL", api)
+        .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python);
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

@@ -25,6 +25,7 @@ mod ci;
 mod cuda_toolkit;
 mod demo;
 mod fuzz;
+mod hf_hub_python;
 mod ipfs_node;
 mod matrix;
 mod models;

@@ -152,6 +152,15 @@ enum LayerMiss {
     /// `HF_HUB_OFFLINE`.
     #[error("Hub: skipped (HF_HUB_OFFLINE is set)")]
     HubOffline,
+    /// The Hub refused the request and said why (gated, no such
+    /// revision, ...).
+    #[error("Hub {endpoint}: {reason} ({source})")]
+    HubRefused {
+        endpoint: String,
+        reason: String,
+        #[source]
+        source: hf_hub::api::sync::ApiError,
+    },
     /// The Hub failed or has no such file.
     #[error("Hub {endpoint}: {source}")]
     Hub {
@@ -657,9 +666,24 @@ impl Loader {
         }
         self.hub
             .download(&self.hub_dir, id, revision, file)
-            .map_err(|source| LayerMiss::Hub {
-                endpoint: self.hub.endpoint.clone(),
-                source,
+            .map_err(|source| {
+                let endpoint = self.hub.endpoint.clone();
+                let refused = matches!(
+                    &source,
+                    hf_hub::api::sync::ApiError::RequestError(e)
+                        if matches!(**e, ureq::Error::StatusCode(401 | 403 | 404))
+                );
+                match refused
+                    .then(|| self.hub.explain_refusal(id, revision, file))
+                    .flatten()
+                {
+                    Some(reason) => LayerMiss::HubRefused {
+                        endpoint,
+                        reason,
+                        source,
+                    },
+                    None => LayerMiss::Hub { endpoint, source },
+                }
             })
     }
 }

@@ -1084,34 +1084,6 @@ impl Clap {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cubic_weights_keep_aligned_corners_and_sum_to_one() {
-        let w = cubic_weights(5, 9);
-        for row in w.chunks(5) {
-            let sum: f32 = row.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-6, "{row:?}");
-        }
-        // Corners map onto corners exactly.
-        assert_eq!(&w[..5], &[1.0, 0.0, 0.0, 0.0, 0.0][..]);
-        assert_eq!(&w[40..], &[0.0, 0.0, 0.0, 0.0, 1.0][..]);
-    }
-
-    #[test]
-    fn shift_mask_separates_the_wrapped_regions() {
-        let mask = shift_mask((4, 4), 2, 1, &Device::Cpu).unwrap();
-        let m: Vec<Vec<Vec<f32>>> = mask.to_vec3().unwrap();
-        // The first window lies in one region: nothing masked.
-        assert!(m[0].iter().flatten().all(|&v| v == 0.0));
-        // The last window mixes four regions.
-        assert_eq!(m[3][0], [0.0, -100.0, -100.0, -100.0]);
-    }
-}
-
 impl crate::CheckConfig for ClapTextConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
@@ -1179,5 +1151,33 @@ impl crate::CheckConfig for ClapConfig {
         self.text_config.check()?;
         self.audio_config.check()?;
         crate::config_check::width("projection_dim", self.projection_dim)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cubic_weights_keep_aligned_corners_and_sum_to_one() {
+        let w = cubic_weights(5, 9);
+        for row in w.chunks(5) {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-6, "{row:?}");
+        }
+        // Corners map onto corners exactly.
+        assert_eq!(&w[..5], &[1.0, 0.0, 0.0, 0.0, 0.0][..]);
+        assert_eq!(&w[40..], &[0.0, 0.0, 0.0, 0.0, 1.0][..]);
+    }
+
+    #[test]
+    fn shift_mask_separates_the_wrapped_regions() {
+        let mask = shift_mask((4, 4), 2, 1, &Device::Cpu).unwrap();
+        let m: Vec<Vec<Vec<f32>>> = mask.to_vec3().unwrap();
+        // The first window lies in one region: nothing masked.
+        assert!(m[0].iter().flatten().all(|&v| v == 0.0));
+        // The last window mixes four regions.
+        assert_eq!(m[3][0], [0.0, -100.0, -100.0, -100.0]);
     }
 }

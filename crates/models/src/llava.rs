@@ -324,6 +324,13 @@ impl Llava {
     }
 }
 
+impl crate::CheckConfig for LlavaConfig {
+    fn check(&self) -> std::result::Result<(), ModelError> {
+        self.vision_config.check()?;
+        self.text_config.check()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -382,12 +389,5 @@ mod tests {
         let other = json!({"model_type": "llava", "text_config": {"model_type": "qwen2"}});
         let err = LlavaConfig::parse(&other).unwrap_err().to_string();
         assert!(err.contains("qwen2"), "{err}");
-    }
-}
-
-impl crate::CheckConfig for LlavaConfig {
-    fn check(&self) -> std::result::Result<(), ModelError> {
-        self.vision_config.check()?;
-        self.text_config.check()
     }
 }

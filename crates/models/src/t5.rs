@@ -444,25 +444,6 @@ impl T5 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::bucket;
-
-    #[test]
-    fn buckets_follow_transformers() {
-        // Decoder (unidirectional, 32 buckets, max 128): exact below 16.
-        assert_eq!(bucket(-9, false, 32, 128), 9);
-        assert_eq!(bucket(-15, false, 32, 128), 15);
-        assert_eq!(bucket(-16, false, 32, 128), 16);
-        assert_eq!(bucket(-1000, false, 32, 128), 31);
-        assert_eq!(bucket(3, false, 32, 128), 0);
-        // Encoder (bidirectional): later keys use the upper half.
-        assert_eq!(bucket(-3, true, 32, 128), 3);
-        assert_eq!(bucket(3, true, 32, 128), 19);
-        assert_eq!(bucket(1000, true, 32, 128), 31);
-    }
-}
-
 impl crate::CheckConfig for T5Config {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
@@ -486,5 +467,24 @@ impl crate::CheckConfig for T5Config {
         )?;
         positive("layer_norm_epsilon", self.layer_norm_epsilon)?;
         self.feed_forward().map(drop).map_err(ModelError::Tensor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket;
+
+    #[test]
+    fn buckets_follow_transformers() {
+        // Decoder (unidirectional, 32 buckets, max 128): exact below 16.
+        assert_eq!(bucket(-9, false, 32, 128), 9);
+        assert_eq!(bucket(-15, false, 32, 128), 15);
+        assert_eq!(bucket(-16, false, 32, 128), 16);
+        assert_eq!(bucket(-1000, false, 32, 128), 31);
+        assert_eq!(bucket(3, false, 32, 128), 0);
+        // Encoder (bidirectional): later keys use the upper half.
+        assert_eq!(bucket(-3, true, 32, 128), 3);
+        assert_eq!(bucket(3, true, 32, 128), 19);
+        assert_eq!(bucket(1000, true, 32, 128), 31);
     }
 }

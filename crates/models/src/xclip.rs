@@ -563,42 +563,6 @@ pub fn video_pixel_values(
     Ok(Tensor::from_vec(values, (1, n, 3, s, s), device)?)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_sampling() {
-        assert_eq!(frame_indices(4, 4).unwrap(), [0, 1, 2, 3]);
-        assert_eq!(frame_indices(7, 4).unwrap(), [0, 1, 3, 5]);
-        assert_eq!(frame_indices(10, 4).unwrap(), [0, 2, 5, 7]);
-        assert_eq!(frame_indices(32, 8).unwrap(), [0, 4, 8, 12, 16, 20, 24, 28]);
-        let err = frame_indices(3, 8).unwrap_err().to_string();
-        assert!(err.contains("has 3 frames; the model takes 8"), "{err}");
-    }
-
-    #[test]
-    fn videomae_defaults_fill_missing_keys() {
-        // microsoft/xclip-base-patch32's file: size as a number, no crop_size.
-        let config = json!({
-            "do_center_crop": true, "do_normalize": true, "do_resize": true,
-            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
-            "resample": 2, "size": 224
-        });
-        let processor = frame_processor(&config).unwrap();
-        assert_eq!(processor.output_size(320, 240), (224, 224));
-        let bare = frame_processor(&json!({"crop_size": null})).unwrap();
-        let gray = RgbImage::from_pixel(300, 224, image::Rgb([255, 0, 128]));
-        let (values, w, h) = bare.pixel_values(&gray);
-        assert_eq!((w, h), (224, 224));
-        // mean = std = 0.5: 255 → 1, 0 → -1.
-        assert!((values[0] - 1.0).abs() < 1e-6);
-        assert!((values[(w * h) as usize] + 1.0).abs() < 1e-6);
-        assert!(frame_processor(&json!([1])).is_err());
-    }
-}
-
 impl crate::CheckConfig for XClipVisionConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
@@ -651,5 +615,41 @@ impl crate::CheckConfig for XClipConfig {
             "projection_dim",
             self.projection_dim,
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_sampling() {
+        assert_eq!(frame_indices(4, 4).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(frame_indices(7, 4).unwrap(), [0, 1, 3, 5]);
+        assert_eq!(frame_indices(10, 4).unwrap(), [0, 2, 5, 7]);
+        assert_eq!(frame_indices(32, 8).unwrap(), [0, 4, 8, 12, 16, 20, 24, 28]);
+        let err = frame_indices(3, 8).unwrap_err().to_string();
+        assert!(err.contains("has 3 frames; the model takes 8"), "{err}");
+    }
+
+    #[test]
+    fn videomae_defaults_fill_missing_keys() {
+        // microsoft/xclip-base-patch32's file: size as a number, no crop_size.
+        let config = json!({
+            "do_center_crop": true, "do_normalize": true, "do_resize": true,
+            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+            "resample": 2, "size": 224
+        });
+        let processor = frame_processor(&config).unwrap();
+        assert_eq!(processor.output_size(320, 240), (224, 224));
+        let bare = frame_processor(&json!({"crop_size": null})).unwrap();
+        let gray = RgbImage::from_pixel(300, 224, image::Rgb([255, 0, 128]));
+        let (values, w, h) = bare.pixel_values(&gray);
+        assert_eq!((w, h), (224, 224));
+        // mean = std = 0.5: 255 → 1, 0 → -1.
+        assert!((values[0] - 1.0).abs() < 1e-6);
+        assert!((values[(w * h) as usize] + 1.0).abs() < 1e-6);
+        assert!(frame_processor(&json!([1])).is_err());
     }
 }
