@@ -709,3 +709,39 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
 fn py_list(items: &[&str]) -> String {
     serde_json::to_string(items).unwrap()
 }
+
+/// Write-through from the Hub: host A downloads a model from the Hub and
+/// adds it to IPFS under its id; host B (empty caches, Hub offline) loads
+/// the same id from IPFS alone, with the same embeddings.
+#[test]
+fn a_hub_download_is_written_through_to_ipfs() {
+    let test = "a_hub_download_is_written_through_to_ipfs";
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
+        return;
+    };
+    // An id unique to this run: the shared node outlives the test, and an
+    // earlier run's index entry must not answer for this one.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("fixture-org/write-through-{nanos}");
+    let hub = HubServer::start(vec![HubRepo::new(&id)
+        .commit_dir(MAIN, &fixture_model("bert"))
+        .unwrap()
+        .reference("main", MAIN)])
+    .unwrap();
+
+    let from_a = embed_matches_reference(with_ipfs(online(a.path(), &hub), &api), &id);
+    for (file, source) in sources(&from_a) {
+        assert_eq!(source, "hub", "{file}");
+    }
+    let (texts, _) = bert_reference();
+    let from_b = embed(with_ipfs(cli(b.path()), &api), &id, &texts, &[]);
+    for (file, source) in sources(&from_b) {
+        assert_eq!(source, "ipfs", "{file}");
+    }
+    assert_eq!(embeddings(&from_b), embeddings(&from_a));
+    let verify = cache(cli(b.path()), &["verify"]);
+    assert_eq!(verify["ok"], true, "{verify}");
+}
