@@ -745,3 +745,50 @@ fn a_hub_download_is_written_through_to_ipfs() {
     let verify = cache(cli(b.path()), &["verify"]);
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+/// A Hub cache file whose content no longer matches the sha256 it is
+/// named by is refused (never stored in a manifest), removed from the Hub
+/// cache, and downloaded anew by the next load.
+#[test]
+fn a_corrupted_hub_cache_blob_is_refused_and_downloaded_again() {
+    let hub = server();
+    let home = tempfile::tempdir().unwrap();
+    embed_matches_reference(online(home.path(), &hub), ID);
+    let snapshot = repo_dir(&home.path().join("hub"), ID)
+        .join("snapshots")
+        .join(MAIN)
+        .join("model.safetensors");
+    let blob = std::fs::canonicalize(&snapshot).unwrap();
+    let name = blob.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        name.len(),
+        64,
+        "the weights are named by their sha256: {name}"
+    );
+    // Same length, one byte changed: only the hash can tell.
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    std::fs::remove_dir_all(home.path().join("cache")).unwrap();
+
+    // Offline: the Hub cache is the only origin, and it is refused.
+    let line = failure_of(cli(home.path()), "embed", Path::new(ID), &["hello"]);
+    assert!(line.contains("rejected") && line.contains(&name), "{line}");
+    assert!(
+        !blob.exists() && !snapshot.exists(),
+        "the bad copy is removed"
+    );
+    assert!(cached_model(home.path(), ID, "main")
+        .is_none_or(|m| { !m.to_string().contains("model.safetensors") }));
+    assert_cache_sound(home.path());
+
+    // Online again: downloaded anew, and right.
+    let answer = embed_matches_reference(online(home.path(), &hub), ID);
+    let weights = sources(&answer)
+        .into_iter()
+        .find(|(f, _)| f == "model.safetensors")
+        .unwrap();
+    assert_eq!(weights.1, "hub");
+    assert_eq!(sha256_of(&snapshot), name);
+}

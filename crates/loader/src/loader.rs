@@ -552,6 +552,7 @@ impl Loader {
         };
         self.store.record(source, true);
         let blob = self.store.put_file(&origin_path)?;
+        check_hub_blob(&origin_path, &blob.sha256)?;
         let manifest = self.store.add_to_manifest(id, revision, file, &blob)?;
         let path = self.store.get(&blob.sha256)?;
         tracing::info!(model = %model, file, source = ?source, "stored in our cache");
@@ -686,4 +687,40 @@ impl Loader {
                 }
             })
     }
+}
+
+/// The sha256 a Hub cache file claims: `hf-hub` and `huggingface_hub`
+/// store a large (LFS) file's blob under its `X-Linked-Etag`, which is the
+/// sha256 of its content; small files are named by a git blob id instead.
+fn hub_blob_sha256(snapshot_file: &Path) -> Option<String> {
+    let target = std::fs::read_link(snapshot_file).ok()?;
+    let name = target.file_name()?.to_str()?;
+    (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| name.to_ascii_lowercase())
+}
+
+/// A Hub cache file whose content does not hash to the sha256 it is named
+/// by (a corrupted disk, an interrupted or tampered write) never enters a
+/// manifest: its Hub cache copy is removed, so the next load downloads it
+/// again, and the load fails with the mismatch.
+fn check_hub_blob(snapshot_file: &Path, actual: &str) -> Result<(), LoadError> {
+    let Some(expected) = hub_blob_sha256(snapshot_file) else {
+        return Ok(());
+    };
+    if expected == actual {
+        return Ok(());
+    }
+    if let Ok(blob) = std::fs::canonicalize(snapshot_file) {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(snapshot_file);
+    Err(StorageError::ContentMismatch {
+        source_name: format!(
+            "the Hub cache's {} (removed; load again to download it anew)",
+            snapshot_file.display()
+        ),
+        expected: format!("sha256 {expected}"),
+        actual: format!("sha256 {actual}"),
+    }
+    .into())
 }
