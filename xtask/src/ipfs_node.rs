@@ -1,14 +1,16 @@
-//! `cargo xtask ipfs-node start|stop|status|patch [check|apply|revert]`:
+//! `cargo xtask ipfs-node start|stop|status|install|patch [check|apply|revert]`:
 //! the real IPFS node the tests use. npm `ipfs@0.66.1` (js-ipfs) installed
 //! once into `target/ipfs-node/` (290 MB, minutes: reused afterwards), run
 //! under Node 20 with a `Promise.withResolvers` preload, offline, API on a
 //! free 127.0.0.1 port, a fresh repo each start. The API URL is written to
-//! `target/ipfs-node/api`, where the tests look for it.
+//! `target/ipfs-node/api`, where the tests look for it. The same install
+//! runs the online node pairs of the two-node tests (the harness starts
+//! those itself); `install` prepares it without touching a running node.
 
 use crate::process::sh;
 use anyhow::{bail, Context};
 use ipfs_accelerate_patches::file::{js_ipfs_add_size, FilePatch, FileState};
-use ipfs_accelerate_tests::ipfs_node::{self, Daemon, IPFS_PACKAGE};
+use ipfs_accelerate_tests::ipfs_node::{self, Daemon, IPFS_PACKAGE, MULTIADDR_12_PIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,6 +36,30 @@ pub fn size_patch(install: &Path) -> FilePatch {
     js_ipfs_add_size(install)
 }
 
+/// Every file patch of the install: `add`'s `Size`, and the fixes that
+/// keep an online node alive when a `cat` loses its blocks (their text and
+/// reason live with the harness, which checks them before starting online
+/// nodes: `ipfs_node::CAT_ABORT_FIXES`).
+pub fn patches(install: &Path) -> Vec<FilePatch> {
+    let mut all = vec![size_patch(install)];
+    all.extend(ipfs_node::CAT_ABORT_FIXES.iter().map(|fix| FilePatch {
+        name: fix.name.to_owned(),
+        package_dir: install.join(fix.package),
+        version: fix.version.to_owned(),
+        file: fix.file.to_owned(),
+        original: fix.original.to_owned(),
+        patched: fix.patched.to_owned(),
+    }));
+    all
+}
+
+fn apply_patches(install: &Path) -> anyhow::Result<()> {
+    for patch in patches(install) {
+        eprintln!("{}", patch.apply()?);
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let install = ipfs_node::node_dir();
     match args.first().map(String::as_str) {
@@ -43,6 +69,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Ok(())
         }
         Some("stop") => stop(&install),
+        Some("install") => {
+            check_node_version()?;
+            ensure_installed(&install)?;
+            apply_patches(&install)?;
+            eprintln!("IPFS node installed in {}", install.display());
+            Ok(())
+        }
         Some("status") => {
             match std::fs::read_to_string(install.join("api")) {
                 Ok(api) if ipfs_node::answers(api.trim()) => {
@@ -50,24 +83,30 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 }
                 _ => eprintln!("IPFS node not running"),
             }
+            match ipfs_node::online_unready(&install) {
+                None => eprintln!("online node pairs: can run"),
+                Some(why) => eprintln!("online node pairs: cannot run: {why}"),
+            }
             Ok(())
         }
         Some("patch") => {
-            let patch = size_patch(&install);
-            let msg = match args.get(1).map(String::as_str) {
-                None | Some("check") => match patch.check()? {
-                    FileState::Applied => format!("patch {}: applied", patch.name),
-                    FileState::Original => format!("patch {}: not applied", patch.name),
-                },
-                Some("apply") => patch.apply()?.to_string(),
-                Some("revert") => patch.revert()?.to_string(),
-                Some(other) => bail!("unknown patch action '{other}' (check, apply, revert)"),
-            };
-            eprintln!("{msg}");
+            let action = args.get(1).map(String::as_str);
+            for patch in patches(&install) {
+                let msg = match action {
+                    None | Some("check") => match patch.check()? {
+                        FileState::Applied => format!("patch {}: applied", patch.name),
+                        FileState::Original => format!("patch {}: not applied", patch.name),
+                    },
+                    Some("apply") => patch.apply()?.to_string(),
+                    Some("revert") => patch.revert()?.to_string(),
+                    Some(other) => bail!("unknown patch action '{other}' (check, apply, revert)"),
+                };
+                eprintln!("{msg}");
+            }
             Ok(())
         }
         _ => bail!(
-            "usage: cargo xtask ipfs-node <start | stop | status | patch [check|apply|revert]>"
+            "usage: cargo xtask ipfs-node <start | stop | status | install | patch [check|apply|revert]>"
         ),
     }
 }
@@ -77,7 +116,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 pub fn start(install: &Path) -> anyhow::Result<String> {
     check_node_version()?;
     ensure_installed(install)?;
-    eprintln!("{}", size_patch(install).apply()?);
+    apply_patches(install)?;
     stop(install)?;
     let repo = install.join("repo");
     let log = install.join("daemon.log");
@@ -150,33 +189,48 @@ fn check_node_version() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs js-ipfs, or brings an install made before the multiaddr pin up
+/// to date (`npm install` on the existing tree only swaps those copies:
+/// about a minute). Nothing to do when the package, the pin in
+/// `package.json` and every installed multiaddr 12 copy are as wanted.
 fn ensure_installed(install: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(install)?;
     std::fs::write(ipfs_node::polyfill(install), POLYFILL)?;
-    let installed = std::fs::read_to_string(install.join("node_modules/ipfs/package.json"))
+    let (name, version) = IPFS_PACKAGE.split_once('@').unwrap_or((IPFS_PACKAGE, ""));
+    let installed = ipfs_node::package_version(&install.join("node_modules/ipfs"));
+    let package_json = install.join("package.json");
+    let overrides = std::fs::read_to_string(&package_json)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| {
-            Some(v["version"].as_str()) == Some(IPFS_PACKAGE.split_once('@').map(|p| p.1))
-        });
-    if installed {
+        .map(|v| v["overrides"].clone());
+    let stray = ipfs_node::multiaddr_copies(install)
+        .into_iter()
+        .find(|(_, v)| v.starts_with("12.") && v != MULTIADDR_12_PIN);
+    if installed.as_deref() == Some(version)
+        && overrides == Some(ipfs_node::npm_overrides())
+        && stray.is_none()
+    {
         return Ok(());
     }
-    let (name, version) = IPFS_PACKAGE.split_once('@').unwrap_or((IPFS_PACKAGE, ""));
     let package = serde_json::json!({
         "name": "ipfs-accelerate-test-node",
         "private": true,
         "version": "0.0.0",
-        "dependencies": { name: version }
+        "dependencies": { name: version },
+        "overrides": ipfs_node::npm_overrides()
     });
-    std::fs::write(
-        install.join("package.json"),
-        serde_json::to_vec_pretty(&package)?,
-    )?;
-    eprintln!(
-        "installing {IPFS_PACKAGE} into {} (takes minutes, once)",
-        install.display()
-    );
+    std::fs::write(&package_json, serde_json::to_vec_pretty(&package)?)?;
+    if installed.as_deref() == Some(version) {
+        eprintln!(
+            "pinning @multiformats/multiaddr 12 to {MULTIADDR_12_PIN} in {} (online nodes cannot listen otherwise)",
+            install.display()
+        );
+    } else {
+        eprintln!(
+            "installing {IPFS_PACKAGE} into {} (takes minutes, once)",
+            install.display()
+        );
+    }
     // `npm ci` fails on js-ipfs's lockfile; `npm install` resolves it.
     sh(Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -186,6 +240,15 @@ fn ensure_installed(install: &Path) -> anyhow::Result<()> {
         bail!(
             "npm install finished but {} is missing",
             ipfs_node::cli_js(install).display()
+        );
+    }
+    if let Some((dir, found)) = ipfs_node::multiaddr_copies(install)
+        .into_iter()
+        .find(|(_, v)| v.starts_with("12.") && v != MULTIADDR_12_PIN)
+    {
+        bail!(
+            "npm install left multiaddr {found} in {} despite the {MULTIADDR_12_PIN} override",
+            dir.display()
         );
     }
     Ok(())
