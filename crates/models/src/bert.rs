@@ -51,17 +51,15 @@ impl std::fmt::Debug for Bert {
 impl crate::CheckConfig for BertConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
-        vocab("vocab_size", self.vocab_size)?;
-        heads_divide(
-            "num_attention_heads",
-            self.num_attention_heads,
-            "hidden_size",
-            self.hidden_size,
-        )?;
-        count("num_hidden_layers", self.num_hidden_layers)?;
-        width("intermediate_size", self.intermediate_size)?;
-        positions("max_position_embeddings", self.max_position_embeddings)?;
-        count("type_vocab_size", self.type_vocab_size)?;
-        positive("layer_norm_eps", self.layer_norm_eps)
+        Stack {
+            prefix: "",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+        .check_text(self.vocab_size, self.max_position_embeddings)?;
+        count("type_vocab_size", self.type_vocab_size)
     }
 }

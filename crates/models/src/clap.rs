@@ -1087,21 +1087,16 @@ impl Clap {
 impl crate::CheckConfig for ClapTextConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
-        vocab("text_config.vocab_size", self.vocab_size)?;
-        heads_divide(
-            "text_config.num_attention_heads",
-            self.num_attention_heads,
-            "text_config.hidden_size",
-            self.hidden_size,
-        )?;
-        count("text_config.num_hidden_layers", self.num_hidden_layers)?;
-        width("text_config.intermediate_size", self.intermediate_size)?;
-        positions(
-            "text_config.max_position_embeddings",
-            self.max_position_embeddings,
-        )?;
-        count("text_config.type_vocab_size", self.type_vocab_size)?;
-        positive("text_config.layer_norm_eps", self.layer_norm_eps)
+        Stack {
+            prefix: "text_config.",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+        .check_text(self.vocab_size, self.max_position_embeddings)?;
+        count("text_config.type_vocab_size", self.type_vocab_size)
     }
 }
 

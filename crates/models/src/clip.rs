@@ -387,45 +387,29 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 
 impl crate::CheckConfig for ClipTextConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
-        use crate::config_check::*;
-        vocab("text_config.vocab_size", self.vocab_size)?;
-        heads_divide(
-            "text_config.num_attention_heads",
-            self.num_attention_heads,
-            "text_config.hidden_size",
-            self.hidden_size,
-        )?;
-        width("text_config.intermediate_size", self.intermediate_size)?;
-        count("text_config.num_hidden_layers", self.num_hidden_layers)?;
-        positions(
-            "text_config.max_position_embeddings",
-            self.max_position_embeddings,
-        )?;
-        positive("text_config.layer_norm_eps", self.layer_norm_eps)
+        crate::config_check::Stack {
+            prefix: "text_config.",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+        .check_text(self.vocab_size, self.max_position_embeddings)
     }
 }
 
 impl crate::CheckConfig for ClipVisionConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
-        use crate::config_check::*;
-        heads_divide(
-            "vision_config.num_attention_heads",
-            self.num_attention_heads,
-            "vision_config.hidden_size",
-            self.hidden_size,
-        )?;
-        width("vision_config.intermediate_size", self.intermediate_size)?;
-        count("vision_config.num_hidden_layers", self.num_hidden_layers)?;
-        count("vision_config.num_channels", self.num_channels)?;
-        within("vision_config.patch_size", self.patch_size, 4096)?;
-        within("vision_config.image_size", self.image_size, 16384)?;
-        if self.image_size < self.patch_size {
-            return Err(ModelError::Config(format!(
-                "vision_config.image_size ({}) is smaller than patch_size ({})",
-                self.image_size, self.patch_size
-            )));
+        crate::config_check::Stack {
+            prefix: "vision_config.",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
         }
-        positive("vision_config.layer_norm_eps", self.layer_norm_eps)
+        .check_vision(self.num_channels, self.patch_size, self.image_size)
     }
 }
 

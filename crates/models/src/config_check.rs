@@ -74,6 +74,78 @@ pub fn heads_divide(
     Ok(())
 }
 
+/// The sizes of a transformer stack under transformers' usual key names,
+/// each prefixed with `prefix` (`""`, `"text_config."`, ...) in errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Stack<'a> {
+    /// Where the keys live in `config.json`.
+    pub prefix: &'a str,
+    /// `hidden_size`.
+    pub hidden_size: usize,
+    /// `num_attention_heads` (must divide `hidden_size`).
+    pub num_attention_heads: usize,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: usize,
+    /// `intermediate_size`.
+    pub intermediate_size: usize,
+    /// `layer_norm_eps`.
+    pub layer_norm_eps: f64,
+}
+
+impl Stack<'_> {
+    /// Checks every size of the stack.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let key = |name: &str| format!("{}{name}", self.prefix);
+        heads_divide(
+            &key("num_attention_heads"),
+            self.num_attention_heads,
+            &key("hidden_size"),
+            self.hidden_size,
+        )?;
+        count(&key("num_hidden_layers"), self.num_hidden_layers)?;
+        width(&key("intermediate_size"), self.intermediate_size)?;
+        positive(&key("layer_norm_eps"), self.layer_norm_eps)
+    }
+
+    /// Checks the stack as a text tower: also `vocab_size` and
+    /// `max_position_embeddings`.
+    pub fn check_text(
+        &self,
+        vocab_size: usize,
+        max_position_embeddings: usize,
+    ) -> Result<(), ModelError> {
+        self.check()?;
+        vocab(&format!("{}vocab_size", self.prefix), vocab_size)?;
+        positions(
+            &format!("{}max_position_embeddings", self.prefix),
+            max_position_embeddings,
+        )
+    }
+
+    /// Checks the stack as a vision tower cutting square images into
+    /// patches: also `num_channels`, `patch_size` and `image_size` (at least
+    /// one patch).
+    pub fn check_vision(
+        &self,
+        num_channels: usize,
+        patch_size: usize,
+        image_size: usize,
+    ) -> Result<(), ModelError> {
+        self.check()?;
+        let key = |name: &str| format!("{}{name}", self.prefix);
+        count(&key("num_channels"), num_channels)?;
+        within(&key("patch_size"), patch_size, 4096)?;
+        within(&key("image_size"), image_size, 16384)?;
+        if image_size < patch_size {
+            return Err(ModelError::Config(format!(
+                "{} ({image_size}) is smaller than patch_size ({patch_size})",
+                key("image_size")
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A finite number above zero (an epsilon, a theta, a ratio).
 pub fn positive(name: &str, value: f64) -> Result<(), ModelError> {
     if value.is_finite() && value > 0.0 {

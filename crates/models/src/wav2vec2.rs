@@ -310,14 +310,15 @@ impl crate::CheckConfig for Wav2Vec2Config {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
         vocab("vocab_size", self.vocab_size)?;
-        heads_divide(
-            "num_attention_heads",
-            self.num_attention_heads,
-            "hidden_size",
-            self.hidden_size,
-        )?;
-        count("num_hidden_layers", self.num_hidden_layers)?;
-        width("intermediate_size", self.intermediate_size)?;
+        Stack {
+            prefix: "",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+        .check()?;
         count("conv_dim's length", self.conv_dim.len())?;
         if self.conv_kernel.len() != self.conv_dim.len()
             || self.conv_stride.len() != self.conv_dim.len()
@@ -345,7 +346,6 @@ impl crate::CheckConfig for Wav2Vec2Config {
             self.num_conv_pos_embedding_groups,
             "hidden_size",
             self.hidden_size,
-        )?;
-        positive("layer_norm_eps", self.layer_norm_eps)
+        )
     }
 }

@@ -566,14 +566,16 @@ pub fn video_pixel_values(
 impl crate::CheckConfig for XClipVisionConfig {
     fn check(&self) -> std::result::Result<(), ModelError> {
         use crate::config_check::*;
-        heads_divide(
-            "vision_config.num_attention_heads",
-            self.num_attention_heads,
-            "vision_config.hidden_size",
-            self.hidden_size,
-        )?;
-        width("vision_config.intermediate_size", self.intermediate_size)?;
-        count("vision_config.num_hidden_layers", self.num_hidden_layers)?;
+        Stack {
+            prefix: "vision_config.",
+            hidden_size: self.hidden_size,
+            num_attention_heads: self.num_attention_heads,
+            num_hidden_layers: self.num_hidden_layers,
+            intermediate_size: self.intermediate_size,
+            layer_norm_eps: self.layer_norm_eps,
+        }
+        .check_vision(self.num_channels, self.patch_size, self.image_size)?;
+        // The MIT stack's keys carry a `mit_` prefix of their own.
         heads_divide(
             "vision_config.mit_num_attention_heads",
             self.mit_num_attention_heads,
@@ -588,17 +590,7 @@ impl crate::CheckConfig for XClipVisionConfig {
             "vision_config.mit_num_hidden_layers",
             self.mit_num_hidden_layers,
         )?;
-        count("vision_config.num_channels", self.num_channels)?;
-        within("vision_config.patch_size", self.patch_size, 4096)?;
-        within("vision_config.image_size", self.image_size, 16384)?;
-        if self.image_size < self.patch_size {
-            return Err(ModelError::Config(format!(
-                "vision_config.image_size ({}) is smaller than patch_size ({})",
-                self.image_size, self.patch_size
-            )));
-        }
-        count("vision_config.num_frames", self.num_frames)?;
-        positive("vision_config.layer_norm_eps", self.layer_norm_eps)
+        count("vision_config.num_frames", self.num_frames)
     }
 }
 
