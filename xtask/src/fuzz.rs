@@ -26,8 +26,27 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .env("IPFS_ACCELERATE_REQUIRE_ALL", "1");
         sh(&mut command)
     };
-    fuzz(&["-p", "ipfs-accelerate-tests", "--test", "fuzz"])?;
-    fuzz(&["-p", "ipfs-accelerate-server", "--lib", "fuzz"])?;
+    // One target at a time: each sets the process's panic hook while it
+    // runs, and gets both cores. `--nocapture` shows each target's count
+    // of inputs.
+    fuzz(&[
+        "-p",
+        "ipfs-accelerate-tests",
+        "--test",
+        "fuzz",
+        "--",
+        "--test-threads=1",
+        "--nocapture",
+    ])?;
+    fuzz(&[
+        "-p",
+        "ipfs-accelerate-server",
+        "--lib",
+        "fuzz",
+        "--",
+        "--test-threads=1",
+        "--nocapture",
+    ])?;
     eprintln!("fuzz: no findings ({seconds} s per target)");
     Ok(())
 }

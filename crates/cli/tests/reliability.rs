@@ -391,8 +391,10 @@ fn with_config(home: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> std::p
 #[test]
 fn structural_config_values_fail_at_load() {
     let home = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, Value, &str); 5] = [
+    let cases: [(&str, &str, Value, &str); 6] = [
         ("bert", "num_attention_heads", json!(0), "embed"),
+        // Found by the fuzzer: no room beside [CLS] and [SEP].
+        ("bert", "max_position_embeddings", json!(1), "embed"),
         ("gpt2", "n_head", json!(0), "generate"),
         ("gpt2", "n_head", json!(5), "generate"),
         ("gpt2", "n_positions", json!(1u64 << 40), "generate"),
@@ -695,4 +697,31 @@ fn negative_values_and_backtraces_stay_one_line() {
     let line = failure_of(cmd, "embed", &model, &["hello"]);
     assert!(line.len() < 600, "{} chars: {line}", line.len());
     assert!(!line.contains("backtrace"), "{line}");
+}
+
+/// Found by the fuzzer: tokenizer.json files on which the tokenizers crate
+/// panics (a syntax error inside the decoder section; a post-processor
+/// template naming a special token it does not define) are one-line errors
+/// at load.
+#[test]
+fn tokenizers_that_panic_inside_the_library_are_one_line_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(fixture_model("bert").join("tokenizer.json")).unwrap();
+    let mut undefined: Value = serde_json::from_str(&original).unwrap();
+    undefined["post_processor"]["special_tokens"]
+        .as_object_mut()
+        .unwrap()
+        .remove("[SEP]");
+    let decoder_at = original.find("\"decoder\"").unwrap();
+    let mut broken_decoder = original.clone();
+    broken_decoder.insert(decoder_at + "\"decoder\": {".len(), '\u{1}');
+    for (case, text) in [
+        ("undefined special token", undefined.to_string()),
+        ("syntax error in the decoder", broken_decoder),
+    ] {
+        let model = fixture_copy("bert", &home.path().join(case.replace(' ', "-")));
+        std::fs::write(model.join("tokenizer.json"), text).unwrap();
+        let line = failure_of(cli(home.path()), "embed", &model, &["hello"]);
+        assert!(line.contains("tokenizer.json"), "{case}: {line}");
+    }
 }

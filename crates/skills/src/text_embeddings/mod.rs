@@ -75,6 +75,20 @@ impl TextEmbedder {
             .max_seq_length
             .unwrap_or(config.max_position_embeddings)
             .min(config.max_position_embeddings);
+        // The tokenizers crate subtracts the special tokens from the length
+        // unchecked (it panics below them): a length that leaves no room
+        // for one text token is a config error.
+        let special = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));
+        if max_seq_length <= special {
+            return Err(files.malformed(
+                "config.json",
+                format!(
+                    "a maximum length of {max_seq_length} tokens (max_position_embeddings / max_seq_length) leaves no room beside the {special} special tokens"
+                ),
+            ));
+        }
         // tokenizer.json may pin padding/truncation (all-MiniLM-L6-v2 pads to
         // 128): we pad per batch ourselves and truncate at max_seq_length.
         tokenizer.with_padding(None);
