@@ -187,7 +187,8 @@ impl Text2TextGenerator {
             // The repetition penalty sees the decoder's own ids, as in
             // transformers (whose input_ids are the decoder's).
             context: vec![self.decoder_start],
-            room: usize::MAX,
+            // Relative positions set no limit: the documented cap does.
+            room: decode_loop::UNBOUNDED_CONTEXT_CAP,
             model: &self.loaded.name,
         };
         let mut generation = decode_loop::run(

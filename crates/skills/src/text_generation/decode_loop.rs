@@ -30,8 +30,7 @@ pub struct LoopInputs<'a> {
     /// repetition penalty.
     pub context: Vec<u32>,
     /// How many tokens may still be generated before the context is full
-    /// (`usize::MAX` for a model without a position limit: then
-    /// [`UNBOUNDED_CONTEXT_CAP`] applies).
+    /// (a model without a position limit passes [`UNBOUNDED_CONTEXT_CAP`]).
     pub room: usize,
     /// The model's name, for error messages.
     pub model: &'a str,
@@ -84,7 +83,7 @@ pub fn run(
         if generated.len() >= options.max_new_tokens {
             break StopReason::MaxNewTokens;
         }
-        if generated.len() >= inputs.room.min(UNBOUNDED_CONTEXT_CAP) {
+        if generated.len() >= inputs.room {
             break StopReason::ContextFull;
         }
         if options.cancel.is_cancelled() {
