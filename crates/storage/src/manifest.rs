@@ -75,9 +75,6 @@ impl Manifest {
     }
 }
 
-/// Reversible file-name escaping: bytes outside `[A-Za-z0-9._-]` become
-/// `%XX`, so `org/name` and `org_name` stay distinct and '@' can separate
-/// id from revision.
 /// What [`Store::manifest_scan`] found.
 #[derive(Clone, Debug, Default)]
 pub struct ManifestScan {
@@ -96,6 +93,9 @@ pub struct UnreadableFile {
     pub error: String,
 }
 
+/// Reversible file-name escaping: bytes outside `[A-Za-z0-9._-]` become
+/// `%XX`, so `org/name` and `org_name` stay distinct and '@' can separate
+/// id from revision.
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
