@@ -148,13 +148,16 @@ impl<'a> ModelFiles<'a> {
         Ok(value)
     }
 
-    /// `file` parsed when the model has it.
+    /// `file` parsed when the model has it (recorded once, even when an
+    /// earlier step, such as the tokenizer's, already fetched it).
     pub(crate) fn optional_json(&mut self, file: &str) -> Result<Option<Value>, SkillError> {
         let Some(found) = self.loader.optional_file(self.model, file)? else {
             return Ok(None);
         };
         let value = self.loader.read_json(self.model, &found)?;
-        self.files.push(found);
+        if !self.files.iter().any(|f| f.file == found.file) {
+            self.files.push(found);
+        }
         Ok(Some(value))
     }
 

@@ -76,13 +76,7 @@ impl Text2TextGenerator {
                 ))
             })?;
         let tokenizer = files.tokenizer()?;
-        let tokenizer_config = files
-            .files
-            .iter()
-            .find(|f| f.file == "tokenizer_config.json")
-            .cloned()
-            .map(|f| files.loader.read_json::<Value>(model, &f))
-            .transpose()?;
+        let tokenizer_config = files.optional_json("tokenizer_config.json")?;
         let max_input_tokens = max_input_tokens(&config, tokenizer_config.as_ref());
         let t5_config: t5::T5Config = files.parse()?;
         let graphs = onnx_graphs(
