@@ -1,8 +1,8 @@
 //! A bounded mutation fuzzer that runs on stable Rust (cargo-fuzz needs
 //! nightly, which is not reachable here): real files as seeds, byte- and
-//! JSON-level mutations from a seeded generator, each input run under
-//! `catch_unwind` with its time measured. A panic or an input that runs
-//! longer than [`HANG`] is a finding; its input is saved under
+//! JSON-level mutations from a seeded generator, each input run under the
+//! library's `contain` (a `catch_unwind`) with its time measured. A panic
+//! or an input that runs longer than [`HANG`] is a finding; its input is saved under
 //! `target/fuzz-findings/<target>/` so it can be replayed. Allocations
 //! sized by the input are caught by the address-space limit the fuzz tests
 //! set for their process ([`limit_address_space`]): past it the allocation
@@ -12,9 +12,9 @@
 //! [`DEFAULT_SECONDS`], what `cargo xtask ci` runs); `cargo xtask fuzz`
 //! runs longer. `IPFS_ACCELERATE_FUZZ_SEED` changes the generator's seed.
 
+use ipfs_accelerate::skills::load::contained::contain;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -285,10 +285,10 @@ pub fn fuzz(
     let mut run_one = |input: Vec<u8>, findings: &mut Vec<String>| {
         let _ = std::fs::write(&last, &input);
         let began = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| check(&input)));
+        let outcome = contain(|| check(&input));
         let took = began.elapsed();
         let what = match outcome {
-            Err(payload) => Some(format!("panic: {}", panic_message(&payload))),
+            Err(panic) => Some(format!("panic: {panic}")),
             Ok(()) if took > HANG => Some(format!("took {took:?}")),
             Ok(()) => None,
         };
@@ -314,14 +314,6 @@ pub fn fuzz(
         findings.len()
     );
     findings
-}
-
-fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-text panic".to_owned())
 }
 
 fn save_finding(target: &str, input: &[u8]) -> PathBuf {

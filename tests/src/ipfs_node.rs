@@ -751,3 +751,25 @@ pub fn publish_fixture(api: &str, root: &Path, fixture: &str, id: &str) -> Publi
         root,
     }
 }
+
+/// A model folder (`dir/big-model`) with one `mb`-MiB weights file, so a
+/// transfer takes long enough to be interrupted.
+pub fn incompressible_model(dir: &Path, mb: usize) -> PathBuf {
+    let model = dir.join("big-model");
+    std::fs::create_dir_all(&model).expect("the model folder can be made");
+    std::fs::write(model.join("config.json"), b"{\"model_type\":\"bert\"}\n")
+        .expect("config.json can be written");
+    // Not compressible, not repetitive: every 256 KiB chunk is a distinct
+    // block, as in real weights.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..mb * 1024 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    std::fs::write(model.join("model.safetensors"), bytes).expect("the weights can be written");
+    model
+}

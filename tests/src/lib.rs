@@ -21,6 +21,7 @@
 pub mod checks;
 pub mod compare;
 pub mod fixture;
+#[cfg(feature = "harness")]
 pub mod fuzz;
 pub mod hub_server;
 pub mod ipfs_node;

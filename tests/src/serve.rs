@@ -115,6 +115,28 @@ impl Server {
         answer
     }
 
+    /// Sends SIGTERM, waits for the server to exit (successfully; at most
+    /// 30 s) and returns how long that took.
+    pub fn terminate(&mut self) -> Duration {
+        let start = Instant::now();
+        let signalled = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(signalled.success(), "kill -TERM failed");
+        loop {
+            if let Some(exit) = self.child.try_wait().expect("the server's status") {
+                assert!(exit.success(), "exit {exit:?}");
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The `/metrics` text.
     pub fn metrics(&self) -> String {
         let (status, metrics) = self.get("/metrics");

@@ -100,6 +100,22 @@ fn file_names(answer: &Value) -> BTreeSet<String> {
     sources(answer).into_iter().map(|(f, _)| f).collect()
 }
 
+/// Runs `script` with the real Python client against `hub`, its Hub cache
+/// at `home/hub`; returns the JSON it prints.
+fn run_python_online(python: &Path, script: &str, home: &Path, hub: &HubServer) -> Value {
+    let hub_cache = home.join("hub");
+    run_python(
+        python,
+        script,
+        &[
+            ("HOME", home.as_os_str()),
+            ("HF_HUB_CACHE", hub_cache.as_os_str()),
+            ("HF_ENDPOINT", OsStr::new(hub.endpoint())),
+        ],
+    )
+    .unwrap()
+}
+
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -533,16 +549,7 @@ fn we_load_offline_from_a_cache_huggingface_hub_wrote() {
         "import sys; sys.argv[1:] = {}\n{PY_DOWNLOAD}",
         py_list(&args)
     );
-    let downloaded = run_python(
-        &python,
-        &script,
-        &[
-            ("HOME", home.path().as_os_str()),
-            ("HF_HUB_CACHE", hub_cache.as_os_str()),
-            ("HF_ENDPOINT", OsStr::new(hub.endpoint())),
-        ],
-    )
-    .unwrap();
+    let downloaded = run_python_online(&python, &script, home.path(), &hub);
     // Python went through the same protocol: the weights through the CDN
     // redirect, and the transfer was cut once; what it kept is whole (the
     // layout check compares every blob with the fixture).
@@ -627,16 +634,7 @@ fn huggingface_hub_reads_the_servers_answers_as_the_hubs() {
         "import sys; sys.argv[1:] = {}\n{PY_ERRORS}",
         py_list(&[ID, GATED, TOKEN])
     );
-    let seen = run_python(
-        &python,
-        &script,
-        &[
-            ("HOME", home.path().as_os_str()),
-            ("HF_HUB_CACHE", hub_cache.as_os_str()),
-            ("HF_ENDPOINT", OsStr::new(hub.endpoint())),
-        ],
-    )
-    .unwrap();
+    let seen = run_python_online(&python, &script, home.path(), &hub);
     assert_eq!(seen["gated_no_token"], "GatedRepoError", "{seen}");
     // An invalid token is refused whatever the repo; huggingface_hub does
     // not take that 401 for a missing repo.

@@ -10,29 +10,7 @@ use ipfs_accelerate::storage::{
     ipfs::{fetch_file, publish},
     IpfsClient, StorageError, Store,
 };
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A model folder with one big weights file, so a pull takes long enough
-/// to be interrupted.
-fn big_model(dir: &Path, mb: usize) -> std::path::PathBuf {
-    let model = dir.join("big-model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), b"{\"model_type\":\"bert\"}\n").unwrap();
-    // Not compressible, not repetitive: every 256 KiB chunk is a distinct
-    // block, as in real weights.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..mb * 1024 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
-    std::fs::write(model.join("model.safetensors"), bytes).unwrap();
-    model
-}
 
 #[test]
 fn killing_the_node_mid_pull_leaves_no_partial_file_and_a_retry_succeeds() {
@@ -57,7 +35,7 @@ fn killing_the_node_mid_pull_leaves_no_partial_file_and_a_retry_succeeds() {
         .unwrap()
     };
     let mut daemon = start(1);
-    let model = big_model(work.path(), 48);
+    let model = ipfs_node::incompressible_model(work.path(), 48);
     let a = tempfile::tempdir().unwrap();
     let store_a = Store::open(a.path()).unwrap();
     let manifest = store_a.import_dir(&model, "org/big", "main").unwrap();

@@ -11,7 +11,7 @@
 mod common;
 use common::*;
 use ipfs_accelerate::storage::Store;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,26 +108,6 @@ fn host_b_loads_over_bitswap_what_host_a_published_on_another_node() {
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
-/// A model folder with one big weights file of incompressible bytes, so
-/// that every 256 KiB chunk is a distinct block and a transfer takes long
-/// enough to be interrupted.
-fn big_model(dir: &Path, mb: usize) -> PathBuf {
-    let model = dir.join("big-model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("config.json"), b"{\"model_type\":\"bert\"}\n").unwrap();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let bytes: Vec<u8> = (0..mb * 1024 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
-    std::fs::write(model.join("model.safetensors"), bytes).unwrap();
-    model
-}
-
 /// B's cache after a failed pull: no temp file, no manifest, no blob of
 /// the big file, and `cache verify` finds nothing wrong.
 fn assert_nothing_partial(home: &Path, weights_sha256: &str) {
@@ -160,7 +140,7 @@ fn providing_node_killed_mid_transfer_fails_cleanly_and_the_pull_resumes_when_it
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mb = 48;
     let size = (mb * 1024 * 1024) as u64;
-    let model = big_model(pair.dir(), mb);
+    let model = ipfs_node::incompressible_model(pair.dir(), mb);
     cache_import(host(&pair.a, a.path()), "org/big", &model);
     let published = cache(host(&pair.a, a.path()), &["publish", "org/big"]);
     let root = published["root_cid"].as_str().unwrap().to_owned();

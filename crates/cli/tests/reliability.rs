@@ -79,28 +79,6 @@ fn wait_for_cancelled(server: &Server, model: &str, want: u64) {
     }
 }
 
-/// Sends SIGTERM and returns how long the server took to exit (successfully).
-fn sigterm_exit_time(server: &mut Server) -> Duration {
-    let pid = server.child.id().to_string();
-    let start = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            assert!(exit.success(), "exit {exit:?}");
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A T5 request that decodes until the token cap: the fixture never
 /// produces EOS for this prompt, so only a cap or a cancellation ends it.
 fn endless_t5(model: &str, max_tokens: u64, stream: bool) -> String {
@@ -263,7 +241,7 @@ fn half_sent_requests_time_out_and_block_nobody() {
     let _again: Vec<TcpStream> = (0..10)
         .map(|_| send_raw(&server, "GET /health HTTP/1.1\r\n", b""))
         .collect();
-    let took = sigterm_exit_time(&mut server);
+    let took = server.terminate();
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
@@ -332,7 +310,7 @@ fn a_server_under_abuse_keeps_its_latency_and_stops_on_sigterm() {
         after <= usual * 3 + Duration::from_millis(500),
         "usual {usual:?}, under abuse {after:?}"
     );
-    let took = sigterm_exit_time(&mut server);
+    let took = server.terminate();
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
@@ -608,7 +586,6 @@ fn a_read_only_cache_serves_cached_models() {
             .args(["--as", "fixtures/bert"]),
     );
     let (texts, reference) = bert_reference();
-    let cache = home.path().join("cache");
     // Read-only for everyone; root ignores modes, so as root the CLI runs
     // as `nobody` (setpriv), for whom the modes apply.
     chmod_tree(home.path(), false);
@@ -627,16 +604,10 @@ fn a_read_only_cache_serves_cached_models() {
         .unwrap()
         .success());
     let mut cmd = if as_root {
-        let mut c = Command::new("setpriv");
+        // The same clean environment as every run, through `setpriv`.
+        let mut c = runner::command(Path::new("setpriv"), home.path());
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("IPFS_ACCELERATE_CACHE", &cache)
-            .env("HF_HUB_CACHE", home.path().join("hub"))
-            .env("HF_HUB_OFFLINE", "1")
-            .env("IPFS_API_URL", "http://127.0.0.1:9");
         c
     } else {
         cli(home.path())

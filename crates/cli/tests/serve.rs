@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ipfs_accelerate_tests::serve::{agent, assert_json_error, Server};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `serve --model BERT EXTRA...` in a temp home.
 fn start(extra: &[&str]) -> Server {
@@ -137,21 +137,11 @@ fn bearer_token_when_set() {
 #[test]
 fn sigterm_shuts_down_cleanly() {
     let mut server = start(&[]);
-    let pid = server.child.id();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            assert!(exit.success(), "exit {exit:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let took = server.terminate();
+    assert!(
+        took < Duration::from_secs(20),
+        "server did not stop on SIGTERM: {took:?}"
+    );
 }
 
 #[test]
