@@ -18,6 +18,7 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod chat_fixture;
 pub mod checks;
 pub mod compare;
 pub mod fixture;
@@ -36,6 +37,7 @@ pub mod runner;
 #[cfg(feature = "harness")]
 pub mod serve;
 
+pub use chat_fixture::*;
 pub use checks::*;
 pub use compare::*;
 pub use fixture::*;

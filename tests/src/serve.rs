@@ -115,6 +115,46 @@ impl Server {
         answer
     }
 
+    /// `POST path` with `body` of `content_type`: status and text answer.
+    pub fn post_bytes(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        let mut resp = agent()
+            .post(&format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .send(body)
+            .expect("POST answered");
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.body_mut().read_to_string().expect("a text body"),
+        )
+    }
+
+    /// `POST path` with a JSON body asking for a stream: the status and,
+    /// for a 200, the server-sent events' JSON values (checked to end with
+    /// `[DONE]`, which is not returned); for an error, the error body.
+    pub fn post_events(&self, path: &str, body: &Value) -> (u16, Vec<Value>) {
+        let (status, text) = self.post_bytes(path, "application/json", body.to_string().as_bytes());
+        if status != 200 {
+            let error = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status} answered non-JSON ({e}): {text}"));
+            return (status, vec![error]);
+        }
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(
+            data.last(),
+            Some(&"[DONE]"),
+            "the stream ends with [DONE]: {text}"
+        );
+        let events = data[..data.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
+            .collect();
+        (status, events)
+    }
+
     /// Sends SIGTERM, waits for the server to exit (successfully; at most
     /// 30 s) and returns how long that took.
     pub fn terminate(&mut self) -> Duration {
@@ -175,4 +215,28 @@ pub fn metric(metrics: &str, line_prefix: &str) -> u64 {
                 .parse()
                 .unwrap_or_else(|e| panic!("{line_prefix}: {e}"))
         })
+}
+
+/// A `multipart/form-data` body as HTTP clients upload a form: the text
+/// `fields`, then the file part `file` (field name, file name, bytes).
+/// Returns the content type (with its boundary) and the body.
+pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "ipfsAccelerateTestBoundary7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some((name, filename, bytes)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

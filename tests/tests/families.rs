@@ -66,6 +66,7 @@ fn answer(loader: &Loader, model: &ModelRef, dir: &Path, check: Check, r: &Value
                 max_new_tokens: NEW_TOKENS,
                 return_inputs: false,
                 return_logits: true,
+                language: None,
             };
             json(recognizer.transcribe(&audio, &options).unwrap())
         }

@@ -4,6 +4,7 @@ use crate::cuda_toolkit;
 use crate::hf_hub_python;
 use crate::ipfs_node;
 use crate::models;
+use crate::openai_python;
 use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, sh};
 
@@ -23,12 +24,20 @@ pub fn run() -> anyhow::Result<()> {
     let smollm2 = models::smollm2_gguf()?;
     let ort = ort_runtime::install()?;
     let hf_hub_python = hf_hub_python::install()?;
+    let openai_python = openai_python::install()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(&minilm, &smollm2, &ort, &api, &hf_hub_python);
+    let result = run_tests(
+        &minilm,
+        &smollm2,
+        &ort,
+        &api,
+        &hf_hub_python,
+        &openai_python,
+    );
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -57,6 +66,7 @@ fn run_tests(
     ort: &OrtRuntime,
     api: &str,
     hf_hub_python: &std::path::Path,
+    openai_python: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
@@ -72,7 +82,8 @@ fn run_tests(
         .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
         .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
         .env("IPFS_API_URL", api)
-        .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python);
+        .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python)
+        .env("IPFS_ACCELERATE_OPENAI_PYTHON", openai_python);
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

@@ -29,6 +29,7 @@ mod hf_hub_python;
 mod ipfs_node;
 mod matrix;
 mod models;
+mod openai_python;
 mod ort_runtime;
 mod process;
 

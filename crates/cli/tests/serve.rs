@@ -96,7 +96,7 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
         ),
         (
             "/v1/chat/completions",
-            json!({"model": "x", "messages": []}),
+            json!({"model": "x", "messages": [{"role": "user", "content": "hi"}]}),
             404,
         ),
         ("/no/such/route", json!({}), 404),

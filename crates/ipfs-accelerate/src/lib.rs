@@ -30,16 +30,17 @@ pub use ipfs_accelerate_skills as skills;
 pub use ipfs_accelerate_storage as storage;
 
 pub use accelerator::{
-    Accelerator, AcceleratorError, EndpointOptions, EndpointStatus, Histogram, HistogramSnapshot,
-    InferRequest, InferResponse, TextStream,
+    Accelerator, AcceleratorError, ChatMessage, ChatPart, EmbedInput, EndpointOptions,
+    EndpointStatus, Histogram, HistogramSnapshot, InferRequest, InferResponse, MediaInput,
+    TextStream,
 };
 pub use error_line::error_line;
 pub use ipfs_accelerate_backends::{BackendInfo, BackendKind};
 pub use ipfs_accelerate_gating::Gate;
 pub use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
 pub use ipfs_accelerate_skills::{
-    Cancellation, EmbedOptions, GenerateOptions, Generation, SamplingParams, SkillError,
-    StopReason, TextEmbedder, TextGenerator,
+    Cancellation, EmbedOptions, GenerateOptions, Generation, SamplingParams, Similarity,
+    SkillError, StopReason, TextEmbedder, TextGenerator, TranscribeOptions, Transcription,
 };
 pub use ipfs_accelerate_storage::{Layer, Manifest, StorageError, Store};
 pub use status::{status, Status, StorageStatus};

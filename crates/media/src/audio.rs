@@ -21,65 +21,66 @@ pub struct Audio {
 
 /// Reads a WAV file and mixes its channels down to mono (their mean).
 pub fn read_wav(path: &Path) -> Result<Audio, MediaError> {
-    let reader = hound::WavReader::open(path)
+    let file = std::fs::File::open(path)
+        .map_err(|e| MediaError::new(path, format!("cannot open: {e}")))?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file))
         .map_err(|e| MediaError::new(path, format!("not a readable WAV file: {e}")))?;
+    wav_samples(reader).map_err(|why| MediaError::new(path, why))
+}
+
+/// Decodes WAV bytes (an upload) as [`read_wav`] reads a file; the error
+/// says why, for the caller to put beside the input's name.
+pub fn decode_wav(bytes: &[u8]) -> Result<Audio, String> {
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a readable WAV file: {e}"))?;
+    wav_samples(reader)
+}
+
+fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, String> {
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
     if channels == 0 || spec.sample_rate == 0 {
-        return Err(MediaError::new(
-            path,
-            "the WAV header has no channels or a zero sample rate",
-        ));
+        return Err("the WAV header has no channels or a zero sample rate".to_owned());
     }
     let frames = u64::from(reader.duration());
     if frames == 0 {
-        return Err(MediaError::new(path, "the WAV file holds no samples"));
+        return Err("the WAV file holds no samples".to_owned());
     }
     if frames > MAX_AUDIO_SECONDS * u64::from(spec.sample_rate) {
-        return Err(MediaError::new(
-            path,
-            format!(
-                "the recording is {} s long; at most {MAX_AUDIO_SECONDS} s is accepted",
-                frames / u64::from(spec.sample_rate)
-            ),
+        return Err(format!(
+            "the recording is {} s long; at most {MAX_AUDIO_SECONDS} s is accepted",
+            frames / u64::from(spec.sample_rate)
         ));
     }
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float if spec.bits_per_sample == 32 => reader
             .into_samples::<f32>()
             .collect::<Result<_, _>>()
-            .map_err(|e| MediaError::new(path, format!("corrupt WAV data: {e}")))?,
+            .map_err(|e| format!("corrupt WAV data: {e}"))?,
         hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
             let scale = 1.0 / f64::from(1u32 << (spec.bits_per_sample - 1));
             reader
                 .into_samples::<i32>()
                 .map(|s| s.map(|v| (f64::from(v) * scale) as f32))
                 .collect::<Result<_, _>>()
-                .map_err(|e| MediaError::new(path, format!("corrupt WAV data: {e}")))?
+                .map_err(|e| format!("corrupt WAV data: {e}"))?
         }
         format => {
-            return Err(MediaError::new(
-                path,
-                format!(
-                    "unsupported WAV sample format: {format:?} with {} bits",
-                    spec.bits_per_sample
-                ),
+            return Err(format!(
+                "unsupported WAV sample format: {format:?} with {} bits",
+                spec.bits_per_sample
             ))
         }
     };
     // NaN or infinite samples would flow through every model as NaN
     // features and come out as confident-looking garbage.
     if let Some(bad) = interleaved.iter().find(|v| !v.is_finite()) {
-        return Err(MediaError::new(
-            path,
-            format!("the WAV file holds a non-finite sample ({bad}); it is not usable audio"),
+        return Err(format!(
+            "the WAV file holds a non-finite sample ({bad}); it is not usable audio"
         ));
     }
     if interleaved.len() < channels {
-        return Err(MediaError::new(
-            path,
-            "the WAV file holds no complete frame",
-        ));
+        return Err("the WAV file holds no complete frame".to_owned());
     }
     let samples = if channels == 1 {
         interleaved

@@ -18,7 +18,16 @@ const DRAIN_CAP: usize = 256 * 1024 * 1024;
 /// body timeout (408 past it: a client that stops sending mid-body must
 /// not hold the request, and graceful shutdown, open).
 pub async fn read_limited(body: Body, state: &AppState) -> Result<Bytes, ApiError> {
-    tokio::time::timeout(state.body_timeout, read_within(body, state.body_limit))
+    read_limited_to(body, state, state.body_limit).await
+}
+
+/// [`read_limited`] with another size limit (uploads have their own).
+pub async fn read_limited_to(
+    body: Body,
+    state: &AppState,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(state.body_timeout, read_within(body, limit))
         .await
         .map_err(|_| {
             ApiError::new(

@@ -34,7 +34,7 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self.status.as_u16() {
             400 | 405 | 408 | 413 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",

@@ -2,13 +2,14 @@
 //! [`Accelerator`], with health, Prometheus metrics and endpoint status.
 //!
 //! Routes: `POST /v1/embeddings`, `/v1/completions`, `/v1/chat/completions`,
-//! `/v1/audio/transcriptions`, `/embed` (TEI); `GET /health`, `/metrics`,
-//! `/endpoints`. Errors are JSON `{"error": {"message", "type", "code"}}`.
+//! `/v1/audio/transcriptions`, `/similarity`, `/embed` (TEI); `GET
+//! /v1/models`, `/v1/models/{id}`, `/health`, `/metrics`, `/endpoints`. Errors are JSON `{"error": {"message", "type", "code"}}`.
 
 mod auth;
 mod body;
 mod connections;
 mod error;
+mod media;
 mod metrics;
 mod routes;
 mod state;
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// Largest accepted upload (`/v1/audio/transcriptions`) in bytes.
+    pub upload_limit: usize,
     /// Serve a non-loopback address without `api_key` (refused otherwise).
     pub insecure_no_auth: bool,
     /// Largest `max_tokens` a generation request may ask for (400 above).
@@ -61,6 +64,8 @@ impl Default for ServerConfig {
             backend: BackendKind::Auto,
             api_key: None,
             body_limit: 2 * 1024 * 1024,
+            // OpenAI's own limit for audio uploads.
+            upload_limit: 25 * 1024 * 1024,
             insecure_no_auth: false,
             max_tokens_limit: 4096,
             max_connections: 512,
@@ -77,14 +82,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(routes::embeddings::openai))
         .route("/embed", post(routes::embeddings::tei))
         .route("/v1/completions", post(routes::completions::completions))
-        .route(
-            "/v1/chat/completions",
-            post(routes::generation::chat_completions),
-        )
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route(
             "/v1/audio/transcriptions",
-            post(routes::generation::transcriptions),
+            post(routes::transcriptions::transcriptions),
         )
+        .route("/v1/models", get(routes::models::list))
+        .route("/v1/models/{*id}", get(routes::models::retrieve))
+        // Ours; also under /v1, where OpenAI's clients' generic `post`
+        // puts a relative path.
+        .route("/similarity", post(routes::similarity::similarity))
+        .route("/v1/similarity", post(routes::similarity::similarity))
         .route("/health", get(routes::status::health))
         .route("/metrics", get(routes::status::metrics))
         .route("/endpoints", get(routes::status::endpoints))

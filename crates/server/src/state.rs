@@ -15,6 +15,10 @@ pub struct AppState {
     pub api_key: Option<String>,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Largest accepted upload (multipart audio).
+    pub upload_limit: usize,
+    /// When the server started (`created` of `/v1/models`).
+    pub started: u64,
     /// Longest a request body may take to arrive.
     pub body_timeout: std::time::Duration,
     /// Largest `max_tokens` a request may ask for.
@@ -32,6 +36,8 @@ impl AppState {
             accelerator,
             api_key: config.api_key.clone(),
             body_limit: config.body_limit,
+            upload_limit: config.upload_limit,
+            started: crate::routes::generation::unix_now(),
             body_timeout: config.body_timeout,
             max_tokens_limit: config.max_tokens_limit,
             metrics: HttpMetrics::default(),

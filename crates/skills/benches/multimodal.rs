@@ -81,6 +81,7 @@ fn bench_request(group: &mut BenchmarkGroup<'_, WallTime>, loader: &Loader, fami
                 max_new_tokens: 12,
                 return_inputs: false,
                 return_logits: false,
+                language: None,
             };
             group.bench_function(id, |b| {
                 b.iter(|| recognizer.transcribe(&audio, &options).unwrap())

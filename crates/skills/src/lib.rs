@@ -28,7 +28,7 @@ pub use load::backend_chain::retry_on_cpu_after_oom;
 pub use load::contained::containing_panic;
 pub use load::Loaded;
 pub use registry::{skill_for_config, SkillKind};
-pub use similarity::{Media, Similarity, SimilarityModel, SimilarityOptions};
+pub use similarity::{EmbedItem, Media, Similarity, SimilarityModel, SimilarityOptions};
 pub use speech_recognition::{SpeechRecognizer, TranscribeOptions, Transcription};
 pub use text2text::Text2TextGenerator;
 pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};

@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,
+    /// Largest audio upload (/v1/audio/transcriptions), in bytes.
+    #[arg(long, default_value_t = 25 * 1024 * 1024)]
+    upload_limit: usize,
     /// Most texts per batch.
     #[arg(long, default_value_t = 32)]
     max_batch_size: usize,
@@ -77,6 +80,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         backend,
         api_key: args.api_key.filter(|k| !k.is_empty()),
         body_limit: args.body_limit,
+        upload_limit: args.upload_limit,
         insecure_no_auth: args.insecure_no_auth,
         max_tokens_limit: args.max_tokens_limit,
         max_connections: args.max_connections,

@@ -18,7 +18,7 @@ pub struct TranscribeArgs {
     backend: String,
     /// Whisper: new tokens at most after the forced prefix (wav2vec2
     /// ignores it: CTC emits one label per frame).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TranscribeOptions::DEFAULT_MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Greedy decoding (the only decoding transcribe does; accepted for
     /// symmetry with generate).
@@ -32,6 +32,10 @@ pub struct TranscribeArgs {
     /// before token suppression; wav2vec2: every frame).
     #[arg(long)]
     return_logits: bool,
+    /// Whisper: the spoken language as a code (`en`, `fr`, ...) instead of
+    /// the model's default (detected when it is multilingual).
+    #[arg(long)]
+    language: Option<String>,
     /// The recording: WAV, PCM 8/16/24/32-bit or float, any rate, any
     /// number of channels (mixed down to mono, resampled to the model's rate).
     audio: PathBuf,
@@ -50,6 +54,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         max_new_tokens: args.max_new_tokens,
         return_inputs: args.return_inputs,
         return_logits: args.return_logits,
+        language: args.language,
     };
     let loaded_on = recognizer.backend();
     let (recognizer, transcription) = retry_on_cpu_after_oom(

@@ -1,14 +1,17 @@
 //! One endpoint: a loaded model, its batching queue and its statistics.
 
 use super::batcher::{self, Job};
-use super::generation_worker::{self, GenerationJob, Generator};
 use super::latency::{Histogram, HistogramSnapshot};
-use super::{AcceleratorError, InferRequest, InferResponse, TextStream};
+use super::serial_worker::{self, SerialJob, SerialSkill};
+use super::{AcceleratorError, InferRequest, InferResponse};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::{Loader, ModelRef};
 use ipfs_accelerate_skills::registry::skill_for_model;
 use ipfs_accelerate_skills::text_generation::gguf::{self, GgufCompute};
-use ipfs_accelerate_skills::{SkillKind, Text2TextGenerator, TextEmbedder, TextGenerator};
+use ipfs_accelerate_skills::{
+    ImageCaptioner, SimilarityModel, SkillKind, SpeechRecognizer, Text2TextGenerator, TextEmbedder,
+    TextGenerator,
+};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -104,8 +107,11 @@ pub(crate) struct EndpointStats {
 enum Queue {
     /// Dynamic batches of texts to embed.
     Embedding(mpsc::Sender<Job>),
-    /// One generation at a time.
-    Generation(mpsc::Sender<GenerationJob>),
+    /// One request at a time (generation, speech, similarity, image-to-text).
+    Serial {
+        jobs: mpsc::Sender<SerialJob>,
+        skill: Arc<SerialSkill>,
+    },
 }
 
 /// A loaded model serving requests through its queue.
@@ -157,32 +163,34 @@ impl Endpoint {
                 batcher::spawn(model.to_owned(), embedder, jobs, options, stats.clone());
                 (Queue::Embedding(queue), backend)
             }
-            SkillKind::TextGeneration | SkillKind::Text2Text => {
-                let generator = Arc::new(match (&gguf, skill) {
-                    (Some(g), _) => Generator::Causal(TextGenerator::load_gguf(
+            serial => {
+                let skill = Arc::new(match (&gguf, serial) {
+                    (Some(g), _) => SerialSkill::Causal(TextGenerator::load_gguf(
                         loader,
                         g,
                         backend,
                         GgufCompute::Quantized,
                     )?),
-                    (None, SkillKind::Text2Text) => {
-                        Generator::Text2Text(Text2TextGenerator::load(loader, &reference, backend)?)
+                    (None, SkillKind::Text2Text) => SerialSkill::Text2Text(
+                        Text2TextGenerator::load(loader, &reference, backend)?,
+                    ),
+                    (None, SkillKind::SpeechRecognition) => {
+                        SerialSkill::Speech(SpeechRecognizer::load(loader, &reference, backend)?)
+                    }
+                    (None, SkillKind::Similarity) => {
+                        SerialSkill::Similarity(SimilarityModel::load(loader, &reference, backend)?)
+                    }
+                    (None, SkillKind::ImageToText) => {
+                        SerialSkill::Captioner(ImageCaptioner::load(loader, &reference, backend)?)
                     }
                     (None, _) => {
-                        Generator::Causal(TextGenerator::load(loader, &reference, backend)?)
+                        SerialSkill::Causal(TextGenerator::load(loader, &reference, backend)?)
                     }
                 });
-                let (queue, jobs) = mpsc::channel(options.max_queue.max(1));
-                let backend = generator.backend();
-                generation_worker::spawn(model.to_owned(), generator, jobs, stats.clone());
-                (Queue::Generation(queue), backend)
-            }
-            SkillKind::SpeechRecognition | SkillKind::Similarity | SkillKind::ImageToText => {
-                return Err(AcceleratorError::InvalidRequest(format!(
-                    "model '{model}' is a {} model; endpoints serve embeddings and \
-                     completions only (use the `transcribe`, `similarity` or `caption` command)",
-                    skill.name()
-                )))
+                let (jobs, queue) = mpsc::channel(options.max_queue.max(1));
+                let backend = skill.backend();
+                serial_worker::spawn(model.to_owned(), skill.clone(), queue, stats.clone());
+                (Queue::Serial { jobs, skill }, backend)
             }
         };
         Ok(Self {
@@ -214,14 +222,9 @@ impl Endpoint {
             (InferRequest::Embed { texts }, Queue::Embedding(queue)) => {
                 self.embed(queue, texts).await
             }
-            (
-                InferRequest::Generate {
-                    prompt,
-                    options,
-                    stream,
-                },
-                Queue::Generation(queue),
-            ) => self.generate(queue, prompt, options, stream).await,
+            (request, Queue::Serial { jobs, skill }) if skill.accepts(&request) => {
+                self.run_serial(jobs, request).await
+            }
             (request, _) => {
                 return Err(AcceleratorError::WrongTask {
                     model: self.model.clone(),
@@ -243,12 +246,9 @@ impl Endpoint {
 
     /// What requests this endpoint answers, for errors.
     pub fn serves(&self) -> &'static str {
-        match self.skill {
-            SkillKind::TextEmbedding => "embeddings",
-            SkillKind::TextGeneration | SkillKind::Text2Text => "completions",
-            SkillKind::SpeechRecognition | SkillKind::Similarity | SkillKind::ImageToText => {
-                "nothing"
-            }
+        match &self.queue {
+            Queue::Embedding(_) => "embeddings",
+            Queue::Serial { skill, .. } => skill.serves(),
         }
     }
 
@@ -276,30 +276,15 @@ impl Endpoint {
         }
     }
 
-    async fn generate(
+    async fn run_serial(
         &self,
-        queue: &mpsc::Sender<GenerationJob>,
-        prompt: String,
-        options: ipfs_accelerate_skills::GenerateOptions,
-        stream: Option<TextStream>,
+        queue: &mpsc::Sender<SerialJob>,
+        request: InferRequest,
     ) -> Result<InferResponse, AcceleratorError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(
-            queue,
-            GenerationJob {
-                prompt,
-                options,
-                stream,
-                reply,
-            },
-        )?;
+        self.enqueue(queue, SerialJob { request, reply })?;
         match answer.await {
-            Ok(Ok(generation)) => Ok(InferResponse::Generation {
-                model: self.model.clone(),
-                backend: self.backend,
-                generation,
-            }),
-            Ok(Err(err)) => Err(err),
+            Ok(result) => result,
             Err(_) => Err(AcceleratorError::Gone(self.model.clone())),
         }
     }

@@ -16,14 +16,16 @@
 mod batcher;
 mod endpoint;
 mod error;
-mod generation_worker;
 mod latency;
 mod request;
+mod serial_worker;
 
 pub use endpoint::{EndpointOptions, EndpointStatus};
 pub use error::AcceleratorError;
 pub use latency::{Histogram, HistogramSnapshot};
-pub use request::{InferRequest, InferResponse, TextStream};
+pub use request::{
+    ChatMessage, ChatPart, EmbedInput, InferRequest, InferResponse, MediaInput, TextStream,
+};
 
 use endpoint::Endpoint;
 use ipfs_accelerate_backends::BackendKind;

@@ -2,13 +2,13 @@
 
 use super::ensure_ready;
 use crate::body::read_json;
-use crate::{ApiError, AppState};
+use crate::{media, ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine;
-use ipfs_accelerate::{BackendKind, InferRequest, InferResponse};
+use ipfs_accelerate::{BackendKind, EmbedInput, InferRequest, InferResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -39,7 +39,9 @@ impl TextInput {
 /// Unknown fields are ignored, as OpenAI-compatible servers do.
 #[derive(Debug, Deserialize)]
 struct OpenAiRequest {
-    input: TextInput,
+    /// A string, or a list of strings and (CLIP, CLAP) `{"image": ...}` /
+    /// `{"audio": ...}` items.
+    input: Value,
     model: String,
     #[serde(default)]
     encoding_format: Option<String>,
@@ -72,8 +74,8 @@ pub async fn openai(
                 .map_err(|e| ApiError::bad_request(e.to_string()))?,
         ),
     };
+    let inputs = openai_inputs(request.input)?;
     ensure_ready(&state)?;
-    let texts = request.input.into_texts()?;
     let InferResponse::Embeddings {
         model,
         backend,
@@ -81,7 +83,7 @@ pub async fn openai(
         tokens,
     } = state
         .accelerator
-        .infer_on(&request.model, chosen, InferRequest::Embed { texts })
+        .infer_on(&request.model, chosen, inputs)
         .await?
     else {
         return Err(ApiError::internal("the endpoint answered another task"));
@@ -114,6 +116,63 @@ pub async fn openai(
         "backend": backend,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     })))
+}
+
+/// OpenAI's `input` as a request: texts only go to [`InferRequest::Embed`]
+/// (batched for text-embedding models), media items to
+/// [`InferRequest::EmbedItems`].
+fn openai_inputs(input: Value) -> Result<InferRequest, ApiError> {
+    let items = match input {
+        Value::String(text) => return Ok(InferRequest::Embed { texts: vec![text] }),
+        Value::Array(items) => items,
+        _ => {
+            return Err(ApiError::bad_request(
+                "input must be a string or a list of strings (or, for CLIP and CLAP, {\"image\": ...} / {\"audio\": ...} items)",
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request(
+            "input is empty: give a string or a non-empty list of strings",
+        ));
+    }
+    if items.iter().all(Value::is_string) {
+        let texts = items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        return Ok(InferRequest::Embed { texts });
+    }
+    let items = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| embed_input(i, item))
+        .collect::<Result<_, _>>()?;
+    Ok(InferRequest::EmbedItems { items })
+}
+
+fn embed_input(index: usize, item: &Value) -> Result<EmbedInput, ApiError> {
+    let what = |kind: &str| format!("input[{index}] {kind}");
+    match item {
+        Value::String(text) => Ok(EmbedInput::Text(text.clone())),
+        Value::Object(fields) => match (fields.get("image"), fields.get("audio")) {
+            (Some(Value::String(image)), None) => {
+                Ok(EmbedInput::Image(media::image(image, &what("image"))?))
+            }
+            (None, Some(Value::String(audio))) => {
+                Ok(EmbedInput::Audio(media::audio(audio, &what("audio"))?))
+            }
+            _ => Err(ApiError::bad_request(format!(
+                "input[{index}]: an item is a string, {{\"image\": \"<data URL or base64>\"}} or {{\"audio\": \"<data URL or base64 WAV>\"}}"
+            ))),
+        },
+        Value::Number(_) | Value::Array(_) => Err(ApiError::bad_request(
+            "token-id input is not supported: send the texts",
+        )),
+        _ => Err(ApiError::bad_request(format!(
+            "input[{index}] is neither a string nor a media item"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,9 +1,13 @@
 //! One file per group of routes.
 
+pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod generation;
+pub mod models;
+pub mod similarity;
 pub mod status;
+pub mod transcriptions;
 
 use crate::{ApiError, AppState};
 use axum::http::StatusCode;

@@ -7,8 +7,9 @@ use crate::load::backend_chain::load_on_chain;
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::similarity::load_image_processor;
+use crate::text_generation::chat_template::render_chat;
 use crate::text_generation::decode_loop::{self, LoopInputs};
-use crate::text_generation::{generation_config, CausalLm};
+use crate::text_generation::{generation_config, CausalLm, ChatTemplate};
 use crate::text_generation::{GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
@@ -69,6 +70,7 @@ pub struct ImageCaptioner {
     image_token_id: u32,
     eos_ids: Vec<u32>,
     device: Device,
+    chat_template: Option<ChatTemplate>,
 }
 
 skill_api!(
@@ -108,6 +110,15 @@ impl ImageCaptioner {
             None => DEFAULT_IMAGE_TOKEN.to_owned(),
         };
         let tokenizer = files.tokenizer()?;
+        // Processors keep their template in `chat_template.json`; older
+        // checkpoints keep it in `tokenizer_config.json`.
+        let tokenizer_config = files.optional_json("tokenizer_config.json")?;
+        let chat_template = match files.optional_json("chat_template.json")? {
+            Some(file) => ChatTemplate::from_processor_file(&file, tokenizer_config.as_ref()),
+            None => tokenizer_config
+                .as_ref()
+                .and_then(ChatTemplate::from_tokenizer_config),
+        };
         let image_token_id =
             tokenizer
                 .token_to_id(&image_token)
@@ -165,8 +176,16 @@ impl ImageCaptioner {
             image_token_id,
             eos_ids,
             device,
+            chat_template,
             loaded: files.finish(kind),
         })
+    }
+
+    /// `messages` rendered through the model's chat template with the
+    /// generation prompt; image content parts (`{"type": "image"}`) render
+    /// as the template places the image token.
+    pub fn chat_prompt(&self, messages: &serde_json::Value) -> Result<String, SkillError> {
+        render_chat(self.chat_template.as_ref(), &self.loaded.name, messages)
     }
 
     /// The token that marks where the image goes in a prompt.

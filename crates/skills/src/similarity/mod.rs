@@ -7,7 +7,10 @@
 //! Each model family is one file with a `load_*` function here and one arm
 //! in [`SimilarityModel::score`].
 
+mod embed;
 mod onnx_clip;
+
+pub use embed::EmbedItem;
 
 use crate::array::Array;
 use crate::families::Task;
@@ -61,7 +64,7 @@ pub struct SimilarityOptions {
 }
 
 /// Scores of texts against one media input.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Similarity {
     /// One logit per text (`logits_per_image` row).
     pub logits: Vec<f32>,
@@ -89,6 +92,8 @@ enum Model {
         max_positions: usize,
         /// The id texts are padded with.
         pad_id: u32,
+        /// The vision tower's square input side.
+        image_side: usize,
     },
     Clap {
         model: Box<clap::Clap>,
@@ -229,6 +234,7 @@ impl SimilarityModel {
                     processor,
                     max_positions,
                     pad_id,
+                    ..
                 },
                 Media::Image(image),
             ) => {
@@ -446,6 +452,7 @@ fn load_clip(
             processor,
             max_positions: cfg.text_config.max_position_embeddings,
             pad_id: pad_id.unwrap_or(cfg.text_config.eos_token_id),
+            image_side: side as usize,
         },
     };
     Ok((loaded, device, kind))

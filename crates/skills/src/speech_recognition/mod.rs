@@ -39,10 +39,32 @@ pub struct TranscribeOptions {
     /// Add the raw logits (Whisper: at the last prefix position, before
     /// suppression; wav2vec2: every frame).
     pub return_logits: bool,
+    /// Whisper: the spoken language as a code (`en`, `fr`, ...), forced
+    /// instead of the generation config's or the detected one. `None`: as
+    /// the model's generation config says (detected when multilingual).
+    pub language: Option<String>,
+}
+
+impl TranscribeOptions {
+    /// New tokens at most when a request names no limit (the CLI's
+    /// `--max-new-tokens` default and the server's, which OpenAI's
+    /// transcription API gives no field for).
+    pub const DEFAULT_MAX_NEW_TOKENS: usize = 128;
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: Self::DEFAULT_MAX_NEW_TOKENS,
+            return_inputs: false,
+            return_logits: false,
+            language: None,
+        }
+    }
 }
 
 /// A transcription.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transcription {
     /// The text (Whisper: special tokens skipped; wav2vec2: as the ASR
     /// pipeline decodes CTC output, special tokens other than the blank kept).
@@ -53,6 +75,11 @@ pub struct Transcription {
     /// Whisper: the forced decoder prefix used.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub decoder_prefix: Vec<u32>,
+    /// Whisper: the language it transcribed, as a code (`en`, ...): the
+    /// language token of the prefix, or `en` for an English-only model.
+    /// wav2vec2: unknown (`None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// wav2vec2: the per-frame argmax ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub frame_ids: Vec<u32>,
@@ -273,7 +300,12 @@ impl WhisperRunner {
     /// `transformers`' init tokens: the decoder start, the forced ids of the
     /// generation config in position order, the detected language when the
     /// model is multilingual and none is forced, then `<|notimestamps|>`.
-    fn decoder_prefix(&mut self, model: &str, encoded: &Tensor) -> Result<Vec<u32>, SkillError> {
+    fn decoder_prefix(
+        &mut self,
+        model: &str,
+        encoded: &Tensor,
+        language: Option<&str>,
+    ) -> Result<Vec<u32>, SkillError> {
         let mut prefix: Vec<Option<u32>> = vec![Some(self.decoder_start)];
         if let Some(forced) = self
             .generation
@@ -292,7 +324,6 @@ impl WhisperRunner {
                 prefix.push(pair.get(1).and_then(Value::as_u64).map(|v| v as u32));
             }
         }
-        let language_undefined = prefix.len() <= 1 || prefix[1].is_none();
         let languages: Vec<u32> = self
             .generation
             .get("lang_to_id")
@@ -304,6 +335,16 @@ impl WhisperRunner {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(code) = language {
+            if let Some(id) = self.language_id(code)? {
+                if prefix.len() > 1 {
+                    prefix[1] = Some(id);
+                } else {
+                    prefix.push(Some(id));
+                }
+            }
+        }
+        let language_undefined = prefix.len() <= 1 || prefix[1].is_none();
         if language_undefined && !languages.is_empty() {
             let logits = self
                 .model
@@ -348,6 +389,57 @@ impl WhisperRunner {
         Ok(prefix)
     }
 
+    /// The language token for `code` (`en` or `<|en|>`), as
+    /// `generate(language=...)` takes it. An English-only model (no
+    /// `lang_to_id`) takes only English and needs no token (`None`).
+    fn language_id(&self, code: &str) -> Result<Option<u32>, SkillError> {
+        let bare = code
+            .trim()
+            .trim_start_matches("<|")
+            .trim_end_matches("|>")
+            .to_ascii_lowercase();
+        let Some(ids) = self.generation.get("lang_to_id").and_then(Value::as_object) else {
+            return if bare == "en" || bare == "english" {
+                Ok(None)
+            } else {
+                Err(SkillError::InvalidInput(format!(
+                    "this Whisper model is English-only; it cannot transcribe language '{code}'"
+                )))
+            };
+        };
+        match ids.get(&format!("<|{bare}|>")).and_then(Value::as_u64) {
+            Some(id) => Ok(Some(id as u32)),
+            None => {
+                let mut known: Vec<&str> = ids
+                    .keys()
+                    .map(|k| k.trim_start_matches("<|").trim_end_matches("|>"))
+                    .collect();
+                known.sort_unstable();
+                Err(SkillError::InvalidInput(format!(
+                    "language '{code}' is not one this model knows (codes: {})",
+                    known.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// The language code of `prefix`'s language token (`en` for an
+    /// English-only model).
+    fn language_of(&self, prefix: &[u32]) -> Option<String> {
+        match self.generation.get("lang_to_id").and_then(Value::as_object) {
+            None => Some("en".to_owned()),
+            Some(ids) => prefix.iter().find_map(|&token| {
+                ids.iter().find_map(|(name, id)| {
+                    (id.as_u64() == Some(u64::from(token))).then(|| {
+                        name.trim_start_matches("<|")
+                            .trim_end_matches("|>")
+                            .to_owned()
+                    })
+                })
+            }),
+        }
+    }
+
     fn transcribe(
         &mut self,
         model: &str,
@@ -377,7 +469,7 @@ impl WhisperRunner {
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
         let encoded = self.model.encode(input)?;
-        let prefix = self.decoder_prefix(model, &encoded)?;
+        let prefix = self.decoder_prefix(model, &encoded, options.language.as_deref())?;
         let raw = self.model.decode(&prefix, &encoded)?;
         let mut first_suppressed = self.suppress.clone();
         first_suppressed.extend_from_slice(&self.begin_suppress);
@@ -421,6 +513,7 @@ impl WhisperRunner {
         Ok(Transcription {
             text: generation.text,
             token_ids: generation.token_ids,
+            language: self.language_of(&prefix),
             decoder_prefix: prefix,
             frame_ids: Vec::new(),
             preprocessed,
@@ -441,6 +534,13 @@ impl Wav2Vec2Runner {
         samples: &[f32],
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
+        if let Some(language) = &options.language {
+            // A CTC model has one vocabulary for one language and no way
+            // to be told another; refusing says so instead of ignoring it.
+            return Err(SkillError::InvalidInput(format!(
+                "a CTC model (wav2vec2) transcribes the one language it was trained on; it takes no language ('{language}')"
+            )));
+        }
         let rate = self.front.sampling_rate.max(1) as usize;
         if samples.len() > MAX_CTC_SECONDS * rate {
             return Err(SkillError::InvalidInput(format!(
@@ -486,6 +586,7 @@ impl Wav2Vec2Runner {
             text: self.vocab.decode(&frame_ids, false),
             token_ids: Vec::new(),
             decoder_prefix: Vec::new(),
+            language: None,
             frame_ids,
             preprocessed,
             outputs,

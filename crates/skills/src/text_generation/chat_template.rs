@@ -23,7 +23,7 @@ impl ChatTemplate {
     /// A template from its Jinja source and the model's BOS/EOS texts.
     pub fn new(source: &str, bos_token: Option<String>, eos_token: Option<String>) -> Self {
         Self {
-            source: source.to_owned(),
+            source: without_generation_markers(source),
             bos_token,
             eos_token,
         }
@@ -52,6 +52,19 @@ impl ChatTemplate {
         Some(Self::new(source, token("bos_token"), token("eos_token")))
     }
 
+    /// The template of a processor's `chat_template.json`
+    /// (`{"chat_template": "..."}`), with the tokenizer config's special
+    /// tokens.
+    pub fn from_processor_file(file: &Value, tokenizer_config: Option<&Value>) -> Option<Self> {
+        let source = file.get("chat_template")?.as_str()?;
+        let with_tokens = serde_json::json!({
+            "chat_template": source,
+            "bos_token": tokenizer_config.and_then(|c| c.get("bos_token")),
+            "eos_token": tokenizer_config.and_then(|c| c.get("eos_token")),
+        });
+        Self::from_tokenizer_config(&with_tokens)
+    }
+
     /// `content` as the single user message, followed by the generation
     /// prompt (the start of the assistant's turn).
     pub fn render_user_message(&self, content: &str) -> Result<String, Error> {
@@ -70,6 +83,29 @@ impl ChatTemplate {
             eos_token => self.eos_token.as_deref().unwrap_or_default(),
         })
     }
+}
+
+/// transformers marks the assistant's part of a template with
+/// `{% generation %}` … `{% endgeneration %}` (an extension of its own, for
+/// masks when training); they render nothing, so they are dropped here.
+fn without_generation_markers(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        let Some(len) = rest[start..].find("%}") else {
+            break;
+        };
+        let tag = &rest[start..start + len + 2];
+        let inner =
+            tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        out.push_str(&rest[..start]);
+        if inner != "generation" && inner != "endgeneration" {
+            out.push_str(tag);
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A JSON value as the template sees it (objects keep their keys, numbers
@@ -140,19 +176,13 @@ impl TextGenerator {
     /// `message` rendered as a single user message through the model's chat
     /// template, with the generation prompt.
     pub fn chat_prompt(&self, message: &str) -> Result<String, SkillError> {
-        let template = self.chat_template.as_ref().ok_or_else(|| {
-            SkillError::InvalidInput(format!(
-                "model '{}' has no chat template (tokenizer.chat_template in GGUF, chat_template in tokenizer_config.json); drop --chat and pass the prompt as the model expects it",
-                self.loaded.name
-            ))
-        })?;
-        template.render_user_message(message).map_err(|e| {
-            SkillError::InvalidInput(format!(
-                "model '{}': the chat template failed: {}",
-                self.loaded.name,
-                one_line(&format!("{e:#}"))
-            ))
-        })
+        self.chat_messages_prompt(&serde_json::json!([{"role": "user", "content": message}]))
+    }
+
+    /// `messages` (`[{"role", "content"}, ...]`) rendered through the
+    /// model's chat template, with the generation prompt.
+    pub fn chat_messages_prompt(&self, messages: &Value) -> Result<String, SkillError> {
+        render_chat(self.chat_template.as_ref(), &self.loaded.name, messages)
     }
 
     /// Generates the answer to `message` as a chat: the rendered template is
@@ -168,6 +198,27 @@ impl TextGenerator {
             return Err(SkillError::InvalidInput("the prompt is empty".to_owned()));
         }
         let prompt = self.chat_prompt(message)?;
+        self.generate_rendered_chat(&prompt, options, on_text)
+    }
+
+    /// Generates the answer to a conversation (`messages` as
+    /// [`Self::chat_messages_prompt`] takes them), as [`Self::generate_chat`].
+    pub fn generate_chat_messages(
+        &self,
+        messages: &Value,
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SkillError> {
+        let prompt = self.chat_messages_prompt(messages)?;
+        self.generate_rendered_chat(&prompt, options, on_text)
+    }
+
+    fn generate_rendered_chat(
+        &self,
+        prompt: &str,
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SkillError> {
         let encoding = self
             .tokenizer
             .encode(prompt, false)
@@ -177,6 +228,27 @@ impl TextGenerator {
             })?;
         self.generate_from_ids(encoding.get_ids(), options, on_text)
     }
+}
+
+/// `messages` through `template`; a model without one, or a template that
+/// fails (it may refuse a role order with `raise_exception`), is a request
+/// error naming the model.
+pub(crate) fn render_chat(
+    template: Option<&ChatTemplate>,
+    model: &str,
+    messages: &Value,
+) -> Result<String, SkillError> {
+    let template = template.ok_or_else(|| {
+        SkillError::InvalidInput(format!(
+            "model '{model}' has no chat template (tokenizer.chat_template in GGUF, chat_template in tokenizer_config.json or chat_template.json); send the prompt as a completion instead"
+        ))
+    })?;
+    template.render_messages(messages).map_err(|e| {
+        SkillError::InvalidInput(format!(
+            "model '{model}': the chat template failed: {}",
+            one_line(&format!("{e:#}"))
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -207,6 +279,13 @@ mod tests {
         assert_eq!(template.render_user_message("  hi  ").unwrap(), "<s>\n[HI]");
         let failing = ChatTemplate::new("{{ raise_exception('nope') }}", None, None);
         assert!(failing.render_user_message("x").is_err());
+    }
+
+    #[test]
+    fn generation_markers_render_nothing() {
+        let source = "{% for m in messages %}{%- generation -%}[{{ m.content }}]{% endgeneration %}{% endfor %}";
+        let template = ChatTemplate::new(source, None, None);
+        assert_eq!(template.render_user_message("hi").unwrap(), "[hi]");
     }
 
     #[test]
