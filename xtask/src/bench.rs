@@ -20,9 +20,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "embed-onnx" => crate::bench_embed_onnx::run(extra),
         "serve" => {
             let minilm = models::minilm()?;
+            let smollm2 = models::smollm2_gguf()?;
             sh(cargo()
                 .args(["bench", "-p", "ipfs-accelerate-server", "--bench", "serve"])
-                .env("IPFS_ACCELERATE_MINILM_DIR", &minilm))
+                .env("IPFS_ACCELERATE_MINILM_DIR", &minilm)
+                .env("IPFS_ACCELERATE_SMOLLM2_GGUF", &smollm2))
         }
         // The binary's server under 64 clients and 2,000 requests (fixture
         // model; once a test in crates/cli/tests/serve.rs).
