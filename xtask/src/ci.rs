@@ -1,12 +1,11 @@
 //! `cargo xtask ci`: what `.ci/run` runs on a clean clone.
 
 use crate::cuda_toolkit;
-use crate::hf_hub_python;
 use crate::ipfs_node;
 use crate::models;
-use crate::openai_python;
 use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, sh};
+use crate::python_clients;
 
 pub fn run() -> anyhow::Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -23,8 +22,8 @@ pub fn run() -> anyhow::Result<()> {
     let minilm = models::minilm()?;
     let smollm2 = models::smollm2_gguf()?;
     let ort = ort_runtime::install()?;
-    let hf_hub_python = hf_hub_python::install()?;
-    let openai_python = openai_python::install()?;
+    let hf_hub_python = python_clients::hf_hub()?;
+    let openai_python = python_clients::openai()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");

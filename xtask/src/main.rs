@@ -25,13 +25,12 @@ mod ci;
 mod cuda_toolkit;
 mod demo;
 mod fuzz;
-mod hf_hub_python;
 mod ipfs_node;
 mod matrix;
 mod models;
-mod openai_python;
 mod ort_runtime;
 mod process;
+mod python_clients;
 
 use anyhow::bail;
 

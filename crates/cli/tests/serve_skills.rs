@@ -260,6 +260,20 @@ fn transcription_uploads_equal_transcribe() {
     }
     let (s, _) = server.post_bytes("/v1/audio/transcriptions", "application/json", b"{}");
     assert_eq!(s, 415);
+
+    // Longer than the model takes (Whisper's 30 s window, wav2vec2's 60 s):
+    // the client's to fix, so a 400, not a 500.
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("long.wav");
+    write_wav(&long, pcm16(1, 16_000), &vec![vec![0.0]; 16_000 * 61]);
+    let long = std::fs::read(&long).unwrap();
+    for model in [&whisper_name, &name(&wav2vec2)] {
+        let (content_type, body) =
+            multipart(&[("model", model)], Some(("file", "long.wav", &long)));
+        let (s, body) = server.post_bytes("/v1/audio/transcriptions", &content_type, &body);
+        assert_eq!(s, 400, "{body}");
+        assert!(body.contains("long"), "{body}");
+    }
 }
 
 #[test]
@@ -454,4 +468,37 @@ fn models_lists_every_served_model_with_its_task() {
     let (_, body) = server.get("/endpoints");
     let endpoints: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn gguf_chat_uses_the_files_template() {
+    let Some(gguf) = smollm2_or_skip("gguf_chat_uses_the_files_template") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let question = "What is the capital of France?";
+    let want = greedy(
+        cli(home.path()),
+        "generate",
+        &gguf,
+        question,
+        12,
+        &["--chat"],
+    );
+    let server = serve(home, &[&gguf]);
+    let request = json!({
+        "model": name(&gguf),
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": 12,
+        "temperature": 0,
+        "stream": true,
+    });
+    let (s, events) = server.post_events("/v1/chat/completions", &request);
+    assert_eq!(s, 200);
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, want["text"].as_str().unwrap());
+    assert!(text.contains("Paris"), "{text}");
 }

@@ -296,7 +296,7 @@ fn chat_rows(runtime: &tokio::runtime::Runtime, cache: &std::path::Path) {
         let local = runtime.block_on(chat_in_process(&acc, &model, streams));
         let http = chat_over_http(&base, &model, streams, &generation.text);
         println!(
-            "{streams:>7} | {:>9.1} {:>9.1} ms {:>6.1} t/s | {:>9.1} {:>9.1} ms {:>6.1} t/s | {:>7.2}x (aggregate {:.1} vs {:.1} t/s)",
+            "{streams:>7} | {:>9.1} {:>9.1} ms {:>6.1} t/s | {:>9.1} {:>9.1} ms {:>6.1} t/s | {:>7.2}x (aggregate: HTTP {:.1}, in-process {:.1} t/s)",
             local.ttft_p50_ms, local.ttft_max_ms, local.tokens_per_s,
             http.ttft_p50_ms, http.ttft_max_ms, http.tokens_per_s,
             http.tokens_per_s / local.tokens_per_s,
@@ -408,27 +408,7 @@ fn main() {
             .block_on(acc.add_endpoint(&model, BackendKind::Cpu))
             .unwrap();
         // The server shares the accelerator, so both paths use one model.
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = ServerConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            models: Vec::new(),
-            ..ServerConfig::default()
-        };
-        let server_acc = acc.clone();
-        runtime.spawn(async move {
-            serve(
-                config,
-                server_acc,
-                move |a| addr_tx.send(a).unwrap(),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-            .unwrap();
-        });
-        let base = format!("http://{}", addr_rx.recv().unwrap());
+        let (base, stop_tx) = start_server(&runtime, &acc);
         // Warm up both paths.
         runtime.block_on(in_process(&acc, &model, 1));
         over_http(&base, &model, 1);

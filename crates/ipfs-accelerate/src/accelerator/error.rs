@@ -1,6 +1,7 @@
 //! Accelerator errors, each with the HTTP status a server should answer.
 
 use ipfs_accelerate_loader::LoadError;
+use ipfs_accelerate_media::PreprocessError;
 use ipfs_accelerate_skills::SkillError;
 
 /// Why an endpoint could not be added or a request not answered.
@@ -55,6 +56,10 @@ impl AcceleratorError {
             Self::Busy(_) => 429,
             Self::WrongTask { .. } | Self::InvalidRequest(_) => 400,
             Self::Skill(SkillError::InvalidInput(_)) => 400,
+            // The request's media could not be used (too long for the
+            // model's window, unreadable): the client's to fix.
+            Self::Skill(SkillError::Media(_))
+            | Self::Skill(SkillError::Preprocess(PreprocessError::Input(_))) => 400,
             Self::Gone(_) => 503,
             Self::Skill(_) | Self::Internal(_) => 500,
         }
