@@ -92,7 +92,8 @@ fn without_generation_markers(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let Some(len) = rest[start..].find("%}") else {
+        // The tag closes after its opening (`{%}` is no tag).
+        let Some(len) = rest[start + 2..].find("%}").map(|i| i + 2) else {
             break;
         };
         let tag = &rest[start..start + len + 2];
@@ -286,6 +287,9 @@ mod tests {
         let source = "{% for m in messages %}{%- generation -%}[{{ m.content }}]{% endgeneration %}{% endfor %}";
         let template = ChatTemplate::new(source, None, None);
         assert_eq!(template.render_user_message("hi").unwrap(), "[hi]");
+        // Found by the fuzzer: an opening that closes itself.
+        assert_eq!(without_generation_markers("{%}x%}"), "{%}x%}");
+        assert_eq!(without_generation_markers("a{%"), "a{%");
     }
 
     #[test]
