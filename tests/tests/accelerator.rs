@@ -138,3 +138,68 @@ async fn a_full_queue_answers_busy() {
     );
     assert_eq!(acc.endpoints()[0].rejected as usize, busy);
 }
+
+/// Embedding requests to a dual encoder that wait together run as one call
+/// (CLIP's images as one batch through the vision tower); each caller gets
+/// its own vectors, equal to what it gets alone, and a request the model
+/// cannot take fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn similarity_embeddings_gathered_across_requests_equal_solo_answers() {
+    use ipfs_accelerate::media::{read_image, read_wav};
+    use ipfs_accelerate::EmbedInput;
+    let home = tempfile::tempdir().unwrap();
+    let acc = Accelerator::new(loader(home.path()), EndpointOptions::default());
+    let clip = fixture_model("clip").to_str().unwrap().to_owned();
+    acc.add_endpoint(&clip, BackendKind::Cpu).await.unwrap();
+    let mut images = vec![
+        read_image(&fixture_model("clip").join("input.png")).unwrap(),
+        read_image(&fixture_model("llava").join("input.png")).unwrap(),
+    ];
+    for frame in ["frame_00.png", "frame_01.png", "frame_02.png"] {
+        images.push(read_image(&fixture_model("xclip").join("frames").join(frame)).unwrap());
+    }
+    let requests: Vec<InferRequest> = images
+        .iter()
+        .map(|image| InferRequest::EmbedItems {
+            items: vec![EmbedInput::Image(image.clone())],
+        })
+        .chain([InferRequest::embed(["a photo of a cat"])])
+        .collect();
+    let mut solo = Vec::new();
+    for request in &requests {
+        solo.push(embeddings(acc.infer(&clip, request.clone()).await.unwrap()));
+    }
+    // Together: the first runs alone, the rest are gathered into one call.
+    let answers = join_all(requests.iter().cloned().map(|r| acc.infer(&clip, r))).await;
+    for (i, (answer, want)) in answers.into_iter().zip(&solo).enumerate() {
+        let got = embeddings(answer.unwrap());
+        ipfs_accelerate_tests::assert_close(&format!("request {i}"), &got[0], &want[0], 1e-5);
+    }
+    let status = acc.endpoints().remove(0);
+    assert!(
+        status.batch_sizes.count < status.requests,
+        "some requests ran together: {status:?}"
+    );
+
+    // A recording is not CLIP's to embed: that request alone fails, and the
+    // ones gathered with it are answered as if alone.
+    let audio = read_wav(&fixture_model("clap").join("input.wav")).unwrap();
+    let bad = InferRequest::EmbedItems {
+        items: vec![EmbedInput::Audio(audio)],
+    };
+    let mut together: Vec<_> = requests.clone();
+    together.insert(3, bad);
+    let answers = join_all(together.into_iter().map(|r| acc.infer(&clip, r))).await;
+    let mut answers = answers.into_iter();
+    for (i, want) in solo.iter().enumerate() {
+        if i == 3 {
+            let refused = answers.next().unwrap();
+            assert!(
+                matches!(refused, Err(AcceleratorError::Skill(_))),
+                "{refused:?}"
+            );
+        }
+        let got = embeddings(answers.next().unwrap().unwrap());
+        ipfs_accelerate_tests::assert_close(&format!("request {i}"), &got[0], &want[0], 1e-5);
+    }
+}

@@ -189,7 +189,13 @@ impl Endpoint {
                 });
                 let (jobs, queue) = mpsc::channel(options.max_queue.max(1));
                 let backend = skill.backend();
-                serial_worker::spawn(model.to_owned(), skill.clone(), queue, stats.clone());
+                serial_worker::spawn(
+                    model.to_owned(),
+                    skill.clone(),
+                    queue,
+                    stats.clone(),
+                    options.max_batch_size.max(1),
+                );
                 (Queue::Serial { jobs, skill }, backend)
             }
         };

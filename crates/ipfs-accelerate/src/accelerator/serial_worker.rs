@@ -1,5 +1,6 @@
 //! Endpoints whose model runs one request at a time: generation (the model
-//! holds one KV cache), transcription, similarity and image-to-text.
+//! holds one KV cache), transcription, similarity and image-to-text (embedding
+//! requests to a similarity model that wait together run as one call).
 //! Requests wait in the endpoint's bounded queue, and a request whose
 //! caller went away is dropped before it runs; a generation whose caller
 //! goes away while it runs is cancelled before its next token.
@@ -264,49 +265,156 @@ async fn caller_gone(reply: &mut Reply, stream: Option<&TextStream>) {
     }
 }
 
-/// Starts the worker; it ends when the endpoint (the last sender) is dropped.
+/// The inputs of an embedding request to a similarity model (a dual
+/// encoder embeds any mix of them in one call).
+fn embed_inputs(request: &InferRequest) -> Option<Vec<EmbedInput>> {
+    match request {
+        InferRequest::Embed { texts } => {
+            Some(texts.iter().cloned().map(EmbedInput::Text).collect())
+        }
+        InferRequest::EmbedItems { items } => Some(items.clone()),
+        _ => None,
+    }
+}
+
+/// Starts the worker; it ends when the endpoint (the last sender) is
+/// dropped. Embedding requests to a similarity model that are waiting
+/// together (up to `max_batch` inputs) run as one call, which batches
+/// CLIP's images through the vision tower; anything else runs alone.
 pub(crate) fn spawn(
     model: String,
     skill: Arc<SerialSkill>,
     mut jobs: mpsc::Receiver<SerialJob>,
     stats: Arc<EndpointStats>,
+    max_batch: usize,
 ) {
     tokio::spawn(async move {
-        while let Some(job) = jobs.recv().await {
-            stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        // A job taken from the queue while gathering a batch it could not
+        // join: it runs next.
+        let mut next: Option<SerialJob> = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.recv().await {
+                    Some(job) => {
+                        stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                        job
+                    }
+                    None => break,
+                },
+            };
             if job.reply.is_closed() {
                 continue;
             }
-            stats.batch_sizes.observe(1.0);
-            let SerialJob { request, mut reply } = job;
-            let cancel = request.generate_options().map(|o| o.cancel.clone());
-            let watched = request.stream().cloned();
-            let runner = skill.clone();
-            let name = model.clone();
-            let mut task = tokio::task::spawn_blocking(move || runner.run(&name, request));
-            // The blocking thread cannot be interrupted: when the caller
-            // goes away (a dropped request, a closed stream) the flag stops
-            // a generation before its next token, and the queue moves on.
-            let result = tokio::select! {
-                result = &mut task => result,
-                () = caller_gone(&mut reply, watched.as_ref()) => {
-                    if let Some(cancel) = &cancel {
-                        tracing::info!(model, "the caller went away; generation cancelled");
-                        stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                        cancel.cancel();
+            let gathers = matches!(*skill, SerialSkill::Similarity(_));
+            let Some(first_inputs) = gathers.then(|| embed_inputs(&job.request)).flatten() else {
+                stats.batch_sizes.observe(1.0);
+                run_one(&model, &skill, job, &stats).await;
+                continue;
+            };
+            let mut batch = vec![(job, first_inputs.len())];
+            let mut inputs = first_inputs;
+            while inputs.len() < max_batch {
+                let Ok(queued) = jobs.try_recv() else {
+                    break;
+                };
+                stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                if queued.reply.is_closed() {
+                    continue;
+                }
+                match embed_inputs(&queued.request) {
+                    Some(more) => {
+                        batch.push((queued, more.len()));
+                        inputs.extend(more);
                     }
-                    task.await
+                    None => {
+                        next = Some(queued);
+                        break;
+                    }
                 }
-            };
-            let answer = match result {
-                Ok(answer) => answer,
-                Err(join) => {
-                    tracing::warn!(model, "request task failed: {join}");
-                    Err(AcceleratorError::Internal(join.to_string()))
-                }
-            };
-            let _ = reply.send(answer);
+            }
+            stats.batch_sizes.observe(inputs.len() as f64);
+            if batch.len() == 1 {
+                let (job, _) = batch.remove(0);
+                run_one(&model, &skill, job, &stats).await;
+                continue;
+            }
+            run_embedding_batch(&model, &skill, batch, inputs, &stats).await;
         }
         tracing::debug!(model, "endpoint removed; worker stops");
     });
+}
+
+/// Runs gathered embedding requests as one call and answers each with its
+/// own vectors, in order. If the call fails (one request's input may be
+/// what the model cannot take) each runs alone, so one client's bad input
+/// is nobody else's error.
+async fn run_embedding_batch(
+    model: &str,
+    skill: &Arc<SerialSkill>,
+    batch: Vec<(SerialJob, usize)>,
+    inputs: Vec<EmbedInput>,
+    stats: &Arc<EndpointStats>,
+) {
+    let runner = skill.clone();
+    let name = model.to_owned();
+    let combined = InferRequest::EmbedItems { items: inputs };
+    let result = tokio::task::spawn_blocking(move || runner.run(&name, combined)).await;
+    let Ok(Ok(InferResponse::Embeddings {
+        embeddings,
+        backend,
+        ..
+    })) = result
+    else {
+        for (job, _) in batch {
+            run_one(model, skill, job, stats).await;
+        }
+        return;
+    };
+    let mut vectors = embeddings.into_iter();
+    for (job, count) in batch {
+        let _ = job.reply.send(Ok(InferResponse::Embeddings {
+            model: model.to_owned(),
+            backend,
+            embeddings: vectors.by_ref().take(count).collect(),
+            tokens: 0,
+        }));
+    }
+}
+
+/// Runs one job, cancelling a generation whose caller goes away.
+async fn run_one(
+    model: &str,
+    skill: &Arc<SerialSkill>,
+    job: SerialJob,
+    stats: &Arc<EndpointStats>,
+) {
+    let SerialJob { request, mut reply } = job;
+    let cancel = request.generate_options().map(|o| o.cancel.clone());
+    let watched = request.stream().cloned();
+    let runner = skill.clone();
+    let name = model.to_owned();
+    let mut task = tokio::task::spawn_blocking(move || runner.run(&name, request));
+    // The blocking thread cannot be interrupted: when the caller goes away
+    // (a dropped request, a closed stream) the flag stops a generation
+    // before its next token, and the queue moves on.
+    let result = tokio::select! {
+        result = &mut task => result,
+        () = caller_gone(&mut reply, watched.as_ref()) => {
+            if let Some(cancel) = &cancel {
+                tracing::info!(model, "the caller went away; generation cancelled");
+                stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                cancel.cancel();
+            }
+            task.await
+        }
+    };
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(join) => {
+            tracing::warn!(model, "request task failed: {join}");
+            Err(AcceleratorError::Internal(join.to_string()))
+        }
+    };
+    let _ = reply.send(answer);
 }

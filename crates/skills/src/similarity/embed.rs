@@ -1,7 +1,8 @@
 //! Embeddings of single items in a dual encoder's shared space: a text
 //! through the text tower, an image (CLIP) or a recording (CLAP) through
 //! the media tower, each normalised as the similarity logits use them, so
-//! a client can compare vectors it stored at different times.
+//! a client can compare vectors it stored at different times. CLIP's images
+//! run through the vision tower as one batch.
 
 use super::{Model, SimilarityModel};
 use crate::SkillError;
@@ -40,7 +41,45 @@ impl SimilarityModel {
         if items.is_empty() {
             return Err(SkillError::InvalidInput("nothing to embed".to_owned()));
         }
-        items.iter().map(|item| self.embed_one(*item)).collect()
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        // CLIP's vision tower takes a batch: the images go through it
+        // together (every image is resized and cropped to the same side).
+        if let Model::Clip { model, processor } = &self.model {
+            let images: Vec<(usize, &RgbImage)> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    EmbedItem::Image(image) => Some((i, *image)),
+                    _ => None,
+                })
+                .collect();
+            if images.len() > 1 {
+                let mut values = Vec::new();
+                let mut side = (0, 0);
+                for (_, image) in &images {
+                    let (pixels, w, h) = processor.pixel_values(image);
+                    side = (h as usize, w as usize);
+                    values.extend(pixels);
+                }
+                let pixels =
+                    Tensor::from_vec(values, (images.len(), 3, side.0, side.1), &self.device)?;
+                let rows: Vec<Vec<f32>> = model
+                    .image_embeds(&pixels)?
+                    .to_device(&Device::Cpu)?
+                    .to_vec2()?;
+                for ((i, _), row) in images.iter().zip(rows) {
+                    vectors[*i] = Some(row);
+                }
+            }
+        }
+        items
+            .iter()
+            .zip(vectors)
+            .map(|(item, done)| match done {
+                Some(vector) => Ok(vector),
+                None => self.embed_one(*item),
+            })
+            .collect()
     }
 
     fn embed_one(&self, item: EmbedItem<'_>) -> Result<Vec<f32>, SkillError> {
