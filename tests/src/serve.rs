@@ -217,10 +217,13 @@ pub fn metric(metrics: &str, line_prefix: &str) -> u64 {
         })
 }
 
+/// A file part of a form: field name, file name, bytes.
+pub type FormFile<'a> = (&'a str, &'a str, &'a [u8]);
+
 /// A `multipart/form-data` body as HTTP clients upload a form: the text
-/// `fields`, then the file part `file` (field name, file name, bytes).
-/// Returns the content type (with its boundary) and the body.
-pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+/// `fields`, then the file part `file`. Returns the content type (with its
+/// boundary) and the body.
+pub fn multipart(fields: &[(&str, &str)], file: Option<FormFile<'_>>) -> (String, Vec<u8>) {
     let boundary = "ipfsAccelerateTestBoundary7d1f";
     let mut body = Vec::new();
     for (name, value) in fields {

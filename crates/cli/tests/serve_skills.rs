@@ -9,9 +9,12 @@
 mod common;
 use base64::Engine;
 use common::*;
-use ipfs_accelerate_tests::serve::{assert_json_error, multipart, Server};
+use ipfs_accelerate_tests::serve::{assert_json_error, multipart, FormFile, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+
+/// A form's text fields and its file part.
+type Upload<'a> = (&'a [(&'a str, &'a str)], Option<FormFile<'a>>);
 
 /// New tokens at most, for every generation.
 const NEW_TOKENS: usize = 8;
@@ -239,7 +242,7 @@ fn transcription_uploads_equal_transcribe() {
 
     // Bad uploads: one-line 400s (415 without a form).
     let wav = std::fs::read(whisper.join("input.wav")).unwrap();
-    let cases: [(&[(&str, &str)], Option<(&str, &str, &[u8])>); 4] = [
+    let cases: [Upload<'_>; 4] = [
         (&[("model", &whisper_name)], None),
         (&[], Some(("file", "a.wav", &wav))),
         (

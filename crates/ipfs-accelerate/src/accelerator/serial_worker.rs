@@ -30,6 +30,8 @@ pub(crate) struct SerialJob {
 }
 
 /// The skills an endpoint runs one request at a time.
+// One per endpoint, behind an `Arc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum SerialSkill {
     /// GPT-2, OPT, LLaMA (safetensors or GGUF): the prompt is continued.
