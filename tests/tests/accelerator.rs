@@ -203,3 +203,46 @@ async fn similarity_embeddings_gathered_across_requests_equal_solo_answers() {
         ipfs_accelerate_tests::assert_close(&format!("request {i}"), &got[0], &want[0], 1e-5);
     }
 }
+
+/// Image-to-text through an endpoint: LLaVA's greedy ids equal
+/// transformers' reference, streamed pieces join to the text, and another
+/// task is refused before it is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caption_endpoint_matches_reference() {
+    use ipfs_accelerate::media::read_image;
+    use ipfs_accelerate::{GenerateOptions, TextStream};
+    let home = tempfile::tempdir().unwrap();
+    let acc = Accelerator::new(loader(home.path()), EndpointOptions::default());
+    let llava = fixture_model("llava");
+    let model = llava.to_str().unwrap().to_owned();
+    acc.add_endpoint(&model, BackendKind::Cpu).await.unwrap();
+    let reference = ipfs_accelerate_tests::reference("llava");
+    let want = ipfs_accelerate_tests::id_list(&reference["generation"]["token_ids"]);
+    let (stream, mut pieces) = TextStream::channel();
+    let request = InferRequest::Caption {
+        image: read_image(&llava.join("input.png")).unwrap(),
+        prompt: reference["inputs"]["prompt"].as_str().unwrap().to_owned(),
+        options: GenerateOptions {
+            max_new_tokens: want.len(),
+            ..GenerateOptions::default()
+        },
+        stream: Some(stream),
+    };
+    let answer = acc.infer(&model, request).await.unwrap();
+    let InferResponse::Generation { generation, .. } = answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(generation.token_ids, want);
+    let mut streamed = String::new();
+    while let Some(piece) = pieces.recv().await {
+        streamed.push_str(&piece);
+    }
+    assert_eq!(streamed, generation.text);
+    let refused = acc
+        .infer(&model, InferRequest::generate("hi", GenerateOptions::default()))
+        .await;
+    assert!(
+        matches!(refused, Err(AcceleratorError::WrongTask { .. })),
+        "{refused:?}"
+    );
+}

@@ -40,6 +40,19 @@ pub enum InferRequest {
         /// Receives the text piece by piece as it is generated.
         stream: Option<TextStream>,
     },
+    /// Answer a prompt about an image, as the prompt is given (no chat
+    /// template; LLaVA / LLaVA-NeXT). The prompt holds the image token once,
+    /// or gets one in front.
+    Caption {
+        /// The image.
+        image: RgbImage,
+        /// The prompt, used exactly as given.
+        prompt: String,
+        /// Decoding options.
+        options: GenerateOptions,
+        /// Receives the text piece by piece as it is generated.
+        stream: Option<TextStream>,
+    },
     /// Transcribe one recording (Whisper, wav2vec2).
     Transcribe {
         /// The recording, any rate (resampled to the model's).
@@ -171,6 +184,7 @@ impl InferRequest {
             Self::Embed { .. } | Self::EmbedItems { .. } => "embedding",
             Self::Generate { .. } => "completion",
             Self::Chat { .. } => "chat completion",
+            Self::Caption { .. } => "image-to-text",
             Self::Transcribe { .. } => "transcription",
             Self::Similarity { .. } => "similarity",
         }
@@ -179,7 +193,9 @@ impl InferRequest {
     /// The stream pieces go to, for the requests that generate text.
     pub(crate) fn stream(&self) -> Option<&TextStream> {
         match self {
-            Self::Generate { stream, .. } | Self::Chat { stream, .. } => stream.as_ref(),
+            Self::Generate { stream, .. }
+            | Self::Chat { stream, .. }
+            | Self::Caption { stream, .. } => stream.as_ref(),
             _ => None,
         }
     }
@@ -187,7 +203,9 @@ impl InferRequest {
     /// The generation's options, for the requests that generate text.
     pub(crate) fn generate_options(&self) -> Option<&GenerateOptions> {
         match self {
-            Self::Generate { options, .. } | Self::Chat { options, .. } => Some(options),
+            Self::Generate { options, .. }
+            | Self::Chat { options, .. }
+            | Self::Caption { options, .. } => Some(options),
             _ => None,
         }
     }
@@ -209,7 +227,8 @@ pub enum InferResponse {
         /// 0 for images and audio).
         tokens: usize,
     },
-    /// Generated text (completion, chat, image-to-text).
+    /// Generated text (completion, chat, image-to-text; for image-to-text
+    /// `prompt_tokens` counts the image's tokens too).
     Generation {
         /// The model.
         model: String,

@@ -64,7 +64,7 @@ impl SerialSkill {
             Self::Text2Text(_) => "completions",
             Self::Speech(_) => "transcriptions",
             Self::Similarity(_) => "similarity and embeddings",
-            Self::Captioner(_) => "chat with an image",
+            Self::Captioner(_) => "chat with an image and image-to-text",
         }
     }
 
@@ -83,7 +83,10 @@ impl SerialSkill {
                         | InferRequest::EmbedItems { .. }
                         | InferRequest::Similarity { .. }
                 )
-                | (Self::Captioner(_), InferRequest::Chat { .. })
+                | (
+                    Self::Captioner(_),
+                    InferRequest::Chat { .. } | InferRequest::Caption { .. }
+                )
         )
     }
 
@@ -136,6 +139,24 @@ impl SerialSkill {
             ) => {
                 let (messages, image) = image_messages(&messages)?;
                 let prompt = c.chat_prompt(&messages)?;
+                let caption = c.caption(
+                    &image,
+                    &prompt,
+                    &options,
+                    CaptionOptions::default(),
+                    &mut on_text,
+                )?;
+                Ok(generation(caption.generation))
+            }
+            (
+                Self::Captioner(c),
+                InferRequest::Caption {
+                    image,
+                    prompt,
+                    options,
+                    ..
+                },
+            ) => {
                 let caption = c.caption(
                     &image,
                     &prompt,
