@@ -239,7 +239,10 @@ async fn caption_endpoint_matches_reference() {
     }
     assert_eq!(streamed, generation.text);
     let refused = acc
-        .infer(&model, InferRequest::generate("hi", GenerateOptions::default()))
+        .infer(
+            &model,
+            InferRequest::generate("hi", GenerateOptions::default()),
+        )
         .await;
     assert!(
         matches!(refused, Err(AcceleratorError::WrongTask { .. })),
