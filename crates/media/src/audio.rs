@@ -1,5 +1,7 @@
-//! WAV files (PCM 8/16/24/32-bit integer or 32-bit float, any rate, any
-//! channel count) to mono f32 samples, and resampling to a model's rate.
+//! Audio files to mono f32 samples, and resampling to a model's rate. WAV
+//! (PCM 8/16/24/32-bit integer or 32-bit float, any rate, any channel
+//! count) is read with `hound`; FLAC, MP3, Ogg/Vorbis and AAC in MP4/M4A
+//! with symphonia (`compressed_audio`).
 
 use crate::MediaError;
 use crate::PreprocessError;
@@ -17,6 +19,43 @@ pub struct Audio {
     pub samples: Vec<f32>,
     /// Samples per second.
     pub sample_rate: u32,
+}
+
+/// Reads an audio file (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC, told apart by
+/// their content) and mixes its channels down to mono (their mean).
+pub fn read_audio(path: &Path) -> Result<Audio, MediaError> {
+    use std::io::{Read, Seek};
+    let mut magic = [0u8; 12];
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| MediaError::new(path, format!("cannot open: {e}")))?;
+    // The decoder reads the file from its start again.
+    let read = file
+        .read(&mut magic)
+        .and_then(|read| file.rewind().map(|()| read))
+        .map_err(|e| MediaError::new(path, format!("cannot read: {e}")))?;
+    if is_wav(&magic[..read]) {
+        return read_wav(path);
+    }
+    let extension = path.extension().and_then(|e| e.to_str());
+    crate::compressed_audio::decode(Box::new(file), extension)
+        .map_err(|why| MediaError::new(path, why))
+}
+
+/// Decodes audio bytes (an upload) as [`read_audio`] reads a file.
+pub fn decode_audio(bytes: &[u8]) -> Result<Audio, String> {
+    if is_wav(bytes) {
+        return decode_wav(bytes);
+    }
+    if bytes.is_empty() {
+        return Err("the audio file is empty".to_owned());
+    }
+    let source = std::io::Cursor::new(bytes.to_vec());
+    crate::compressed_audio::decode(Box::new(source), None)
+}
+
+/// A RIFF (or RIFX, RF64) container of WAVE data.
+fn is_wav(head: &[u8]) -> bool {
+    head.len() >= 12 && matches!(&head[..4], b"RIFF" | b"RIFX" | b"RF64") && &head[8..12] == b"WAVE"
 }
 
 /// Reads a WAV file and mixes its channels down to mono (their mean).

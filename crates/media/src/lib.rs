@@ -9,11 +9,14 @@
 //!   `transformers`' own, driven by `preprocessor_config.json`.
 
 mod audio;
+mod compressed_audio;
 mod image;
 pub mod preprocess;
 mod video;
 
-pub use self::audio::{decode_wav, read_wav, resample, Audio, MAX_AUDIO_SECONDS};
+pub use self::audio::{
+    decode_audio, decode_wav, read_audio, read_wav, resample, Audio, MAX_AUDIO_SECONDS,
+};
 pub use self::image::{decode_image, read_image, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS};
 pub use self::video::{frame_paths, read_frames, MAX_VIDEO_FRAMES};
 /// Decoded images are `image`'s RGB buffers.

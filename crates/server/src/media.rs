@@ -9,7 +9,7 @@
 
 use crate::ApiError;
 use base64::Engine;
-use ipfs_accelerate::media::{decode_image, decode_wav, Audio, RgbImage, MAX_VIDEO_FRAMES};
+use ipfs_accelerate::media::{decode_audio, decode_image, Audio, RgbImage, MAX_VIDEO_FRAMES};
 
 /// The bytes of a `data:` URL (base64) or of bare base64.
 pub fn decode_data(value: &str, what: &str) -> Result<Vec<u8>, ApiError> {
@@ -48,14 +48,14 @@ pub fn image(value: &str, what: &str) -> Result<RgbImage, ApiError> {
     decode_image(&bytes).map_err(|why| ApiError::bad_request(format!("{what}: {why}")))
 }
 
-/// Audio (WAV) from a data URL or base64.
+/// Audio (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC) from a data URL or base64.
 pub fn audio(value: &str, what: &str) -> Result<Audio, ApiError> {
     audio_bytes(&decode_data(value, what)?, what)
 }
 
-/// Audio (WAV) from an upload's bytes.
+/// Audio (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC) from an upload's bytes.
 pub fn audio_bytes(bytes: &[u8], what: &str) -> Result<Audio, ApiError> {
-    decode_wav(bytes).map_err(|why| ApiError::bad_request(format!("{what}: {why}")))
+    decode_audio(bytes).map_err(|why| ApiError::bad_request(format!("{what}: {why}")))
 }
 
 /// A video as its frames (each a data URL or base64 image), in order.

@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::output::{print_json, print_text, ModelAnswer};
-use ipfs_accelerate::skills::media::{read_frames, read_image, read_wav};
+use ipfs_accelerate::skills::media::{read_audio, read_frames, read_image};
 use ipfs_accelerate::skills::{Media, SimilarityModel, SimilarityOptions};
 use ipfs_accelerate::BackendKind;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub struct SimilarityArgs {
     /// A PNG or JPEG image (CLIP).
     #[arg(long)]
     image: Option<PathBuf>,
-    /// A WAV recording (CLAP).
+    /// A recording (CLAP): WAV, FLAC, MP3, OGG/Vorbis or M4A/AAC.
     #[arg(long)]
     audio: Option<PathBuf>,
     /// A folder of video frames, PNG or JPEG, in file-name order (X-CLIP).
@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: SimilarityArgs) -> anyhow::Result<()> {
             Media::Image(&image)
         }
         (None, Some(path), _) => {
-            audio = read_wav(path)?;
+            audio = read_audio(path)?;
             Media::Audio(&audio)
         }
         (None, None, Some(dir)) => {

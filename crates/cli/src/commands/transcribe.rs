@@ -1,9 +1,9 @@
-//! `transcribe`: text from a WAV file with a speech-recognition model
+//! `transcribe`: text from an audio file with a speech-recognition model
 //! (Whisper, wav2vec2 CTC).
 
 use super::Context;
 use crate::output::{print_json, print_text, ModelAnswer};
-use ipfs_accelerate::skills::media::read_wav;
+use ipfs_accelerate::skills::media::read_audio;
 use ipfs_accelerate::skills::{retry_on_cpu_after_oom, SpeechRecognizer, TranscribeOptions};
 use ipfs_accelerate::BackendKind;
 use std::path::PathBuf;
@@ -36,7 +36,8 @@ pub struct TranscribeArgs {
     /// the model's default (detected when it is multilingual).
     #[arg(long)]
     language: Option<String>,
-    /// The recording: WAV, PCM 8/16/24/32-bit or float, any rate, any
+    /// The recording: WAV (PCM 8/16/24/32-bit or float), FLAC, MP3,
+    /// OGG/Vorbis or M4A/AAC; any rate, any
     /// number of channels (mixed down to mono, resampled to the model's rate).
     audio: PathBuf,
 }
@@ -47,7 +48,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--max-new-tokens must be at least 1");
     }
     // Read the audio first: a bad file should not wait for a model load.
-    let audio = read_wav(&args.audio)?;
+    let audio = read_audio(&args.audio)?;
     let (model, loader) = ctx.model_and_loader(&args.model)?;
     let recognizer = SpeechRecognizer::load(&loader, &model, backend)?;
     let options = TranscribeOptions {

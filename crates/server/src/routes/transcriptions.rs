@@ -4,8 +4,8 @@
 //! greedy). Unknown fields are ignored, as for the JSON routes.
 //!
 //! The upload is read whole within `--upload-limit` and the body timeout,
-//! then parsed; the audio is a WAV file (any PCM width or float, any rate,
-//! any channel count).
+//! then parsed; the audio is WAV (any PCM width or float), FLAC, MP3,
+//! OGG/Vorbis or M4A/AAC, any rate, any channel count.
 
 use super::ensure_ready;
 use super::generation::parse_backend;

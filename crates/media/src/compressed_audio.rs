@@ -1,0 +1,221 @@
+//! Compressed audio (FLAC, MP3, Ogg/Vorbis, AAC in MP4/M4A) to mono f32
+//! samples, decoded with symphonia packet by packet: memory grows with the
+//! samples actually decoded, never with a length a header declares, and
+//! decoding stops once the recording passes [`MAX_AUDIO_SECONDS`].
+
+use crate::audio::{Audio, MAX_AUDIO_SECONDS};
+use std::io::ErrorKind;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+/// The formats named in errors.
+pub(crate) const FORMATS: &str = "WAV, FLAC, MP3, OGG/Vorbis or M4A/AAC";
+
+/// More corrupt packets than this in one file and it is refused: a few are
+/// skipped as players skip them, a stream of them is not audio.
+const MAX_BAD_PACKETS: usize = 16;
+
+/// Decodes `source` (`extension`, if known, helps the probe), mixing the
+/// channels down to mono (their mean, as the feature extractors' loaders
+/// do) at the file's own rate. Encoder delay and padding are trimmed where
+/// the file says how much (gapless playback).
+pub(crate) fn decode(
+    source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+) -> Result<Audio, String> {
+    let stream = MediaSourceStream::new(source, Default::default());
+    let mut hint = Hint::new();
+    if let Some(extension) = extension {
+        hint.with_extension(extension);
+    }
+    let options = FormatOptions {
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &options, &MetadataOptions::default())
+        .map_err(|e| format!("not a readable audio file ({FORMATS}): {e}"))?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL && t.codec_params.sample_rate.is_some())
+        .ok_or_else(|| "the file holds no audio track".to_owned())?;
+    let track_id = track.id;
+    let rate = track.codec_params.sample_rate.unwrap_or_default();
+    if rate == 0 {
+        return Err("the audio track has a zero sample rate".to_owned());
+    }
+    let declared = track.codec_params.n_frames;
+    if declared.is_some_and(|n| n > MAX_AUDIO_SECONDS * u64::from(rate)) {
+        return Err(too_long(declared.unwrap_or_default(), rate));
+    }
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| format!("unsupported audio codec: {e}"))?;
+    let limit = MAX_AUDIO_SECONDS * u64::from(rate);
+    let mut samples: Vec<f32> = Vec::new();
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    let mut bad_packets = 0;
+    let mut cut_short = false;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            // The end of the stream (or a packet cut off by it: the
+            // declared length below tells them apart where there is one).
+            Err(Error::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(Error::ResetRequired) => break,
+            Err(e) => return Err(format!("corrupt audio data: {e}")),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(Error::DecodeError(why)) => {
+                bad_packets += 1;
+                if bad_packets > MAX_BAD_PACKETS {
+                    return Err(format!("corrupt audio data: {why}"));
+                }
+                continue;
+            }
+            Err(Error::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                cut_short = true;
+                break;
+            }
+            Err(e) => return Err(format!("cannot decode the audio: {e}")),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count().max(1);
+        let needed = decoded.capacity() as u64;
+        let fits = buffer
+            .as_ref()
+            .is_some_and(|b| b.capacity() >= decoded.capacity() * channels);
+        if !fits {
+            buffer = Some(SampleBuffer::new(needed, spec));
+        }
+        let Some(buffer) = buffer.as_mut() else {
+            continue;
+        };
+        buffer.copy_interleaved_ref(decoded);
+        samples.extend(
+            buffer
+                .samples()
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+        if samples.len() as u64 > limit {
+            return Err(too_long(samples.len() as u64, rate));
+        }
+    }
+    if samples.is_empty() {
+        return Err("the audio file holds no samples".to_owned());
+    }
+    // A stream that says how long it is and stops well before: cut off
+    // (an interrupted download), not a shorter recording.
+    if let Some(frames) = declared {
+        let missing = frames.saturating_sub(samples.len() as u64);
+        if cut_short || missing > u64::from(rate) / 10 {
+            return Err(format!(
+                "the audio file is truncated: {} of its {frames} samples are there",
+                samples.len()
+            ));
+        }
+    }
+    if let Some(bad) = samples.iter().find(|v| !v.is_finite()) {
+        return Err(format!(
+            "the audio holds a non-finite sample ({bad}); it is not usable audio"
+        ));
+    }
+    Ok(Audio {
+        samples,
+        sample_rate: rate,
+    })
+}
+
+fn too_long(frames: u64, rate: u32) -> String {
+    format!(
+        "the recording is {} s long; at most {MAX_AUDIO_SECONDS} s is accepted",
+        frames / u64::from(rate)
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::{decode_audio, read_audio, read_wav};
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name)
+    }
+
+    /// The Whisper fixture's clip: 20,000 samples at 16 kHz.
+    fn wav() -> crate::Audio {
+        read_wav(&fixture("models/whisper/input.wav")).unwrap()
+    }
+
+    #[test]
+    fn flac_is_the_wav_sample_for_sample() {
+        let flac = read_audio(&fixture("audio/input.flac")).unwrap();
+        assert_eq!(flac, wav());
+    }
+
+    /// Lossy codecs give the clip back within one frame of its length
+    /// (encoder delay and padding trimmed where the file says how much).
+    /// M4A keeps AAC's 1,024 priming samples: symphonia 0.5 does not apply
+    /// MP4 edit lists, so it is within two frames (21,504 for 20,000).
+    #[test]
+    fn lossy_formats_decode_to_the_clip() {
+        let wav = wav();
+        for (file, frame) in [
+            ("input.mp3", 1152),
+            ("input.ogg", 2048),
+            ("input.m4a", 2 * 1024),
+        ] {
+            let audio = read_audio(&fixture(&format!("audio/{file}"))).unwrap();
+            assert_eq!(audio.sample_rate, 16_000, "{file}");
+            let diff = audio.samples.len().abs_diff(wav.samples.len());
+            assert!(
+                diff <= frame,
+                "{file}: {} samples against {}",
+                audio.samples.len(),
+                wav.samples.len()
+            );
+            // The same bytes through the upload path decode alike.
+            let bytes = std::fs::read(fixture(&format!("audio/{file}"))).unwrap();
+            assert_eq!(decode_audio(&bytes).unwrap(), audio, "{file}");
+        }
+    }
+
+    #[test]
+    fn bad_audio_is_a_one_line_error() {
+        let mp3 = std::fs::read(fixture("audio/input.mp3")).unwrap();
+        let flac = std::fs::read(fixture("audio/input.flac")).unwrap();
+        let video = std::fs::read(fixture("audio/video-only.mp4")).unwrap();
+        let cases: [(&str, &[u8], &str); 6] = [
+            ("truncated MP3", &mp3[..mp3.len() * 6 / 10], "truncated"),
+            ("truncated FLAC", &flac[..flac.len() / 2], "truncated"),
+            ("MP4 without audio", &video, "no audio track"),
+            ("empty", b"", "empty"),
+            ("FLAC header only", &flac[..42], ""),
+            (
+                "not audio",
+                b"this is a text file, not a recording at all",
+                "not a readable audio file",
+            ),
+        ];
+        for (what, bytes, says) in cases {
+            let err = decode_audio(bytes).unwrap_err();
+            assert!(err.contains(says), "{what}: {err}");
+            assert!(!err.contains('\n'), "{what}: {err}");
+        }
+    }
+}
