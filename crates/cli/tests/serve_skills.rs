@@ -240,6 +240,17 @@ fn transcription_uploads_equal_transcribe() {
     let whisper_name = name(&whisper);
     assert_eq!(want[0]["language"], "en");
 
+    // A FLAC upload of the same clip gives the same text.
+    let flac = std::fs::read(fixtures_dir().join("audio").join("input.flac")).unwrap();
+    let (content_type, body) = multipart(
+        &[("model", &whisper_name)],
+        Some(("file", "input.flac", &flac)),
+    );
+    let (s, body) = server.post_bytes("/v1/audio/transcriptions", &content_type, &body);
+    assert_eq!(s, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["text"], want[0]["text"]);
+
     // Bad uploads: one-line 400s (415 without a form).
     let wav = std::fs::read(whisper.join("input.wav")).unwrap();
     let cases: [Upload<'_>; 4] = [

@@ -39,7 +39,11 @@ pub(crate) fn decode(
     };
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &options, &MetadataOptions::default())
-        .map_err(|e| format!("not a readable audio file ({FORMATS}): {e}"))?;
+        .map_err(|e| match e {
+            // The probe read to the end without finding a known format.
+            Error::IoError(_) => format!("not a readable audio file ({FORMATS})"),
+            e => format!("not a readable audio file ({FORMATS}): {e}"),
+        })?;
     let mut format = probed.format;
     let track = format
         .tracks()
