@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use ipfs_accelerate::export::{model_io, rewrites};
-use ipfs_accelerate::media::{decode_image, read_wav};
+use ipfs_accelerate::media::{decode_audio, decode_image, read_wav};
 use ipfs_accelerate::skills::text_generation::gguf::{GgufCompute, GgufModel};
 use ipfs_accelerate::skills::text_generation::ChatTemplate;
 use ipfs_accelerate::skills::{
@@ -252,6 +252,26 @@ fn wav_files() {
         |input| {
             std::fs::write(&path, input).unwrap();
             let _ = read_wav(&path);
+        },
+    ));
+}
+
+/// FLAC, MP3, Ogg/Vorbis and AAC in MP4 through symphonia, as uploads
+/// reach it.
+#[test]
+fn compressed_audio() {
+    setup();
+    let audio = fixtures_dir().join("audio");
+    let seeds: Vec<Vec<u8>> = ["input.flac", "input.mp3", "input.ogg", "input.m4a"]
+        .iter()
+        .map(|f| read(&audio.join(f)))
+        .collect();
+    assert_no_findings(fuzz(
+        "compressed_audio",
+        &seeds,
+        |rng, seed| mutate_bytes(rng, seed, 64),
+        |input| {
+            let _ = decode_audio(input);
         },
     ));
 }

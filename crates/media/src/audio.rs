@@ -11,6 +11,10 @@ use std::path::Path;
 /// at 48 kHz is already 700 MB of f32 before any model runs.
 pub const MAX_AUDIO_SECONDS: u64 = 3600;
 
+/// MP4 files are read into memory to check their tables (`mp4_guard`):
+/// larger ones are refused (an hour of AAC at 256 kb/s is 115 MB).
+pub const MAX_MP4_FILE_BYTES: u64 = 1 << 30;
+
 /// Mono audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -37,6 +41,20 @@ pub fn read_audio(path: &Path) -> Result<Audio, MediaError> {
         return read_wav(path);
     }
     let extension = path.extension().and_then(|e| e.to_str());
+    if crate::mp4_guard::looks_like_mp4(&magic[..read]) {
+        // Its tables are checked in memory before the demuxer reads them.
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > MAX_MP4_FILE_BYTES {
+            return Err(MediaError::new(
+                path,
+                format!("the file is {size} bytes; at most {MAX_MP4_FILE_BYTES} bytes of MP4 are accepted"),
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| MediaError::new(path, format!("cannot read: {e}")))?;
+        return decode_audio(&bytes).map_err(|why| MediaError::new(path, why));
+    }
     crate::compressed_audio::decode(Box::new(file), extension)
         .map_err(|why| MediaError::new(path, why))
 }
@@ -48,6 +66,9 @@ pub fn decode_audio(bytes: &[u8]) -> Result<Audio, String> {
     }
     if bytes.is_empty() {
         return Err("the audio file is empty".to_owned());
+    }
+    if crate::mp4_guard::looks_like_mp4(bytes) {
+        crate::mp4_guard::check(bytes)?;
     }
     let source = std::io::Cursor::new(bytes.to_vec());
     crate::compressed_audio::decode(Box::new(source), None)

@@ -10,7 +10,9 @@
 
 mod audio;
 mod compressed_audio;
+pub mod contained;
 mod image;
+mod mp4_guard;
 pub mod preprocess;
 mod video;
 
