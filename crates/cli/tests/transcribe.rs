@@ -3,7 +3,7 @@
 //! WAV layouts (stereo, float, other rates), and refuses bad input with one
 //! line.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 use common::*;
