@@ -42,7 +42,7 @@ fn clap_refuses_bad_input_with_one_line() {
     );
     // Not a WAV file.
     let err = audio(&model.join("config.json"), "a dog");
-    assert!(err.contains("not a readable WAV file"), "{err}");
+    assert!(err.contains("not a readable audio file"), "{err}");
     // A text longer than the 64 tokens the positions allow (66 - 2).
     let long = "dog ".repeat(100);
     let err = audio(&wav, &long);

@@ -51,8 +51,11 @@ fn decode_uncontained(
     let probed = symphonia::default::get_probe()
         .format(&hint, stream, &options, &MetadataOptions::default())
         .map_err(|e| match e {
-            // The probe read to the end without finding a known format.
-            Error::IoError(_) => format!("not a readable audio file ({FORMATS})"),
+            // The probe read to the end, or found no reader: not a format
+            // it knows.
+            Error::IoError(_) | Error::Unsupported(_) => {
+                format!("not a readable audio file ({FORMATS})")
+            }
             e => format!("not a readable audio file ({FORMATS}): {e}"),
         })?;
     let mut format = probed.format;

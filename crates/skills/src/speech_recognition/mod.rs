@@ -236,7 +236,15 @@ impl SpeechRecognizer {
                 .map_err(|e| malformed(&name, "preprocessor_config.json", e))?;
             let vocab_json = files.required_json("vocab.json")?;
             let tokenizer_config = files.optional_json("tokenizer_config.json")?;
-            let vocab = ctc::CtcVocab::new(&vocab_json, tokenizer_config.as_ref(), cfg.vocab_size)
+            let special_tokens_map = files.optional_json("special_tokens_map.json")?;
+            let added_tokens = files.optional_json("added_tokens.json")?;
+            let ctc_files = ctc::CtcFiles {
+                vocab: &vocab_json,
+                tokenizer_config: tokenizer_config.as_ref(),
+                special_tokens_map: special_tokens_map.as_ref(),
+                added_tokens: added_tokens.as_ref(),
+            };
+            let vocab = ctc::CtcVocab::new(ctc_files, cfg.vocab_size)
                 .map_err(|e| malformed(&name, "vocab.json", e))?;
             let ((model, device), kind, loaded_files) = load_graph_or_weights(
                 &files,
