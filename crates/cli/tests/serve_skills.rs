@@ -240,6 +240,28 @@ fn transcription_uploads_equal_transcribe() {
     let whisper_name = name(&whisper);
     assert_eq!(want[0]["language"], "en");
 
+    // Word timestamps (wav2vec2): the command line's `--timestamps` words.
+    let home = tempfile::tempdir().unwrap();
+    let timed = transcribe(
+        cli(home.path()),
+        &wav2vec2,
+        &wav2vec2.join("input.wav"),
+        &["--timestamps"],
+    );
+    let wav = std::fs::read(wav2vec2.join("input.wav")).unwrap();
+    let (content_type, body) = multipart(
+        &[
+            ("model", &name(&wav2vec2)),
+            ("response_format", "verbose_json"),
+            ("timestamp_granularities[]", "word"),
+        ],
+        Some(("file", "input.wav", &wav)),
+    );
+    let (s, body) = server.post_bytes("/v1/audio/transcriptions", &content_type, &body);
+    assert_eq!(s, 200, "{body}");
+    let verbose: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(verbose["words"], timed["words"]);
+
     // A FLAC upload of the same clip gives the same text.
     let flac = std::fs::read(fixtures_dir().join("audio").join("input.flac")).unwrap();
     let (content_type, body) = multipart(

@@ -294,3 +294,48 @@ fn compressed_formats_are_transcribed() {
     );
     assert!(err.contains("truncated"), "{err}");
 }
+
+/// `--timestamps` on wav2vec2: each word with its start and end (CTC
+/// frames × the feature encoder's stride / the rate, as transformers'
+/// pipeline computes them; the offsets themselves are checked against
+/// transformers in `ctc.rs` on `fixtures/ctc`), in order, inside the clip,
+/// spelling the text. Whisper refuses the flag in one line.
+#[test]
+fn wav2vec2_word_timestamps() {
+    let home = tempfile::tempdir().unwrap();
+    let wav2vec2 = Fixture::new("wav2vec2");
+    let answer = transcribe_fixture(home.path(), &wav2vec2, &["--timestamps"]);
+    let words = answer["words"].as_array().unwrap();
+    assert!(!words.is_empty(), "{answer}");
+    let samples = reference("wav2vec2")["inputs"]["samples"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let duration = samples as f64 / 16_000.0;
+    let mut last_end = 0.0;
+    for word in words {
+        let (start, end) = (
+            word["start"].as_f64().unwrap(),
+            word["end"].as_f64().unwrap(),
+        );
+        assert!(last_end <= start && start < end, "{word}");
+        assert!(
+            samples == 0 || end <= duration + 0.02,
+            "{word} beyond {duration} s"
+        );
+        last_end = end;
+    }
+    let spelled: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    let text = answer["text"].as_str().unwrap();
+    assert_eq!(
+        spelled.join(" "),
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    let whisper = Fixture::new("whisper");
+    let err = failure_of(
+        cli(home.path()),
+        "transcribe",
+        &whisper.dir,
+        &["--timestamps", whisper.file("input.wav").to_str().unwrap()],
+    );
+    assert!(err.contains("timestamps"), "{err}");
+}

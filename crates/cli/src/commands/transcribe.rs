@@ -36,6 +36,10 @@ pub struct TranscribeArgs {
     /// the model's default (detected when it is multilingual).
     #[arg(long)]
     language: Option<String>,
+    /// wav2vec2: each word's start and end time in the JSON answer
+    /// (`words`), as transformers' pipeline gives them.
+    #[arg(long)]
+    timestamps: bool,
     /// The recording: WAV (PCM 8/16/24/32-bit or float), FLAC, MP3,
     /// OGG/Vorbis or M4A/AAC; any rate, any
     /// number of channels (mixed down to mono, resampled to the model's rate).
@@ -56,6 +60,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         return_inputs: args.return_inputs,
         return_logits: args.return_logits,
         language: args.language,
+        timestamps: args.timestamps,
     };
     let loaded_on = recognizer.backend();
     let (recognizer, transcription) = retry_on_cpu_after_oom(

@@ -1,7 +1,8 @@
 //! `POST /v1/audio/transcriptions` (OpenAI): a `multipart/form-data` upload
 //! with `file` and `model`, and optionally `language`, `response_format`
-//! (`json`, `text`, `verbose_json`) and `temperature` (0 only: decoding is
-//! greedy). Unknown fields are ignored, as for the JSON routes.
+//! (`json`, `text`, `verbose_json`), `timestamp_granularities[]=word`
+//! (wav2vec2: `words` with `start` / `end` in verbose_json) and
+//! `temperature` (0 only: decoding is greedy). Unknown fields are ignored, as for the JSON routes.
 //!
 //! The upload is read whole within `--upload-limit` and the body timeout,
 //! then parsed; the audio is WAV (any PCM width or float), FLAC, MP3,
@@ -85,7 +86,29 @@ pub async fn transcriptions(
         .ok_or_else(|| ApiError::bad_request("the form has no 'file' part"))?;
     let audio = media::audio_bytes(&file, "file")?;
     ensure_ready(&state)?;
+    let mut word_timestamps = false;
+    for granularity in form
+        .fields
+        .get("timestamp_granularities[]")
+        .map(|g| g.split(',').collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        match granularity {
+            "word" => word_timestamps = true,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "timestamp_granularities '{other}' is not supported: word timestamps come from CTC models (wav2vec2); segments are not decoded yet"
+                )))
+            }
+        }
+    }
+    if word_timestamps && format != Format::VerboseJson {
+        return Err(ApiError::bad_request(
+            "timestamp_granularities needs response_format verbose_json",
+        ));
+    }
     let options = TranscribeOptions {
+        timestamps: word_timestamps,
         language: form
             .fields
             .get("language")
@@ -112,15 +135,20 @@ pub async fn transcriptions(
         )
             .into_response(),
         Format::Json => Json(json!({"text": transcription.text})).into_response(),
-        Format::VerboseJson => Json(json!({
-            "task": "transcribe",
-            "language": transcription.language,
-            "duration": duration_s,
-            "text": transcription.text,
-            "model": model,
-            "backend": backend,
-        }))
-        .into_response(),
+        Format::VerboseJson => {
+            let mut answer = json!({
+                "task": "transcribe",
+                "language": transcription.language,
+                "duration": duration_s,
+                "text": transcription.text,
+                "model": model,
+                "backend": backend,
+            });
+            if word_timestamps {
+                answer["words"] = json!(transcription.words);
+            }
+            Json(answer).into_response()
+        }
     })
 }
 
@@ -136,7 +164,14 @@ pub(crate) async fn parse_form(body: Bytes, boundary: &str) -> Result<Form, ApiE
             form.file = Some(field.bytes().await.map_err(bad)?);
         } else {
             let value = field.text().await.map_err(bad)?;
-            form.fields.insert(name, value.trim().to_owned());
+            // A repeated field (`timestamp_granularities[]`) keeps every value.
+            form.fields
+                .entry(name)
+                .and_modify(|v| {
+                    v.push(',');
+                    v.push_str(value.trim());
+                })
+                .or_insert_with(|| value.trim().to_owned());
         }
     }
     Ok(form)

@@ -18,6 +18,7 @@
 //! `special_tokens_map.json`; a key in neither takes transformers' default
 //! (`<s>`, `</s>`, `<unk>`, `<pad>`), and `null` means none.
 //! `fixtures/ctc` holds vocabularies of our own with transformers' answers.
+//! [`CtcVocab::offsets`] gives `output_char_offsets` / `output_word_offsets`.
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -199,10 +200,9 @@ impl CtcVocab {
         })
     }
 
-    /// The text of per-frame argmax ids (see the module's steps).
-    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> String {
-        let tokens = ids
-            .iter()
+    /// Step 1: the tokens of `ids`, special ones dropped when asked.
+    fn tokens<'a>(&'a self, ids: &'a [u32], skip_special_tokens: bool) -> Vec<&'a str> {
+        ids.iter()
             .map(|&id| id as usize)
             .filter(|id| !(skip_special_tokens && self.special_ids.contains(id)))
             .map(|id| {
@@ -211,22 +211,15 @@ impl CtcVocab {
                     .and_then(Option::as_deref)
                     .unwrap_or(self.unk.as_str())
             })
-            .filter(|t| !(skip_special_tokens && *t != self.pad && self.specials.contains(*t)));
+            .filter(|t| !(skip_special_tokens && *t != self.pad && self.specials.contains(*t)))
+            .collect()
+    }
+
+    /// The text of per-frame argmax ids (see the module's steps).
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> String {
         let mut out = String::new();
-        let mut previous: Option<&str> = None;
-        for token in tokens {
-            if previous == Some(token) {
-                continue;
-            }
-            previous = Some(token);
-            if token == self.pad {
-                continue;
-            }
-            if token == self.word_delimiter {
-                out.push_str(&self.replace_word_delimiter);
-            } else {
-                out.push_str(token);
-            }
+        for group in self.groups(ids, skip_special_tokens) {
+            out.push_str(group.text);
         }
         // Python's str.strip(): whitespace, and the separators U+001C-U+001F.
         let mut text = out
@@ -240,6 +233,82 @@ impl CtcVocab {
         }
         text
     }
+
+    /// Step 2: runs of equal tokens as groups over the kept tokens (blank
+    /// groups dropped, delimiters replaced), with their token positions.
+    fn groups<'a>(&'a self, ids: &'a [u32], skip_special_tokens: bool) -> Vec<Group<'a>> {
+        let tokens = self.tokens(ids, skip_special_tokens);
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        let mut start = 0;
+        while start < tokens.len() {
+            let token = tokens[start];
+            let end = start + tokens[start..].iter().take_while(|t| **t == token).count();
+            if token != self.pad {
+                let text = if token == self.word_delimiter {
+                    self.replace_word_delimiter.as_str()
+                } else {
+                    token
+                };
+                groups.push(Group { text, start, end });
+            }
+            start = end;
+        }
+        groups
+    }
+
+    /// transformers' `output_char_offsets` and `output_word_offsets`
+    /// (character groups, words):
+    /// per character group and per word, the positions (in the tokens kept
+    /// after step 1: frames, when nothing is skipped) where it starts and
+    /// ends. Characters are neither lower-cased nor cleaned up; special
+    /// tokens are part of the words beside them.
+    pub fn offsets(&self, ids: &[u32], skip_special_tokens: bool) -> (Vec<Offset>, Vec<Offset>) {
+        let chars: Vec<Offset> = self
+            .groups(ids, skip_special_tokens)
+            .into_iter()
+            .map(|g| Offset {
+                text: g.text.to_owned(),
+                start: g.start,
+                end: g.end,
+            })
+            .collect();
+        let mut words: Vec<Offset> = Vec::new();
+        let mut in_word = false;
+        for c in &chars {
+            if c.text == self.replace_word_delimiter {
+                in_word = false;
+                continue;
+            }
+            match words.last_mut() {
+                Some(word) if in_word => {
+                    word.text.push_str(&c.text);
+                    word.end = c.end;
+                }
+                _ => words.push(c.clone()),
+            }
+            in_word = true;
+        }
+        (chars, words)
+    }
+}
+
+/// A run of equal tokens that shows in the text.
+#[derive(Debug)]
+struct Group<'a> {
+    text: &'a str,
+    start: usize,
+    end: usize,
+}
+
+/// A character group or a word and the token positions it spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Offset {
+    /// Its text (a word delimiter shows as its replacement).
+    pub text: String,
+    /// First position.
+    pub start: usize,
+    /// One past the last position.
+    pub end: usize,
 }
 
 /// transformers' `clean_up_tokenization`, in its order.
@@ -305,7 +374,7 @@ mod tests {
     fn text_equals_transformers_for_our_vocabularies() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/ctc");
         let cases = read(&root.join("cases.json")).unwrap();
-        let mut checked = 0;
+        let (mut checked, mut offsets_checked) = (0, 0);
         for vocabulary in cases["vocabularies"].as_array().unwrap() {
             let dir = root.join(vocabulary["dir"].as_str().unwrap());
             let (vocab, config, map, added) = (
@@ -331,9 +400,26 @@ mod tests {
                     case["text_skip_special_tokens"],
                     "{name} {ids:?} skip"
                 );
+                if let Some(want) = case.get("char_offsets") {
+                    let (chars, words) = v.offsets(&ids, false);
+                    let as_json = |offsets: &[Offset], key: &str| -> Value {
+                        offsets
+                            .iter()
+                            .map(|o| json!({key: o.text, "start_offset": o.start, "end_offset": o.end}))
+                            .collect()
+                    };
+                    assert_eq!(as_json(&chars, "char"), *want, "{name} {ids:?} chars");
+                    assert_eq!(
+                        as_json(&words, "word"),
+                        case["word_offsets"],
+                        "{name} {ids:?} words"
+                    );
+                    offsets_checked += 1;
+                }
                 checked += 1;
             }
         }
         assert!(checked >= 90, "{checked} cases");
+        assert!(offsets_checked >= 15, "{offsets_checked} offset cases");
     }
 }

@@ -43,6 +43,9 @@ pub struct TranscribeOptions {
     /// instead of the generation config's or the detected one. `None`: as
     /// the model's generation config says (detected when multilingual).
     pub language: Option<String>,
+    /// wav2vec2: add each word's start and end time (`words`), from the
+    /// CTC frames, as the ASR pipeline's `return_timestamps="word"`.
+    pub timestamps: bool,
 }
 
 impl TranscribeOptions {
@@ -59,6 +62,7 @@ impl Default for TranscribeOptions {
             return_inputs: false,
             return_logits: false,
             language: None,
+            timestamps: false,
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct Transcription {
     /// wav2vec2: unknown (`None`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// wav2vec2 with `timestamps`: each word and when it is said.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<TimedWord>,
     /// wav2vec2: the per-frame argmax ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub frame_ids: Vec<u32>,
@@ -89,6 +96,17 @@ pub struct Transcription {
     /// Raw outputs, when asked.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Array>,
+}
+
+/// A word and its time in the recording, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimedWord {
+    /// The word (special tokens beside it included, as transformers gives it).
+    pub word: String,
+    /// When it starts.
+    pub start: f64,
+    /// When it ends.
+    pub end: f64,
 }
 
 #[derive(Debug)]
@@ -460,6 +478,11 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
+        if options.timestamps {
+            return Err(SkillError::InvalidInput(
+                "timestamps come from CTC models (wav2vec2) for now; Whisper's timestamp tokens are not decoded yet".to_owned(),
+            ));
+        }
         let features = self.front.features(samples)?;
         let mels = self.front.config().feature_size;
         let frames = features.len() / mels;
@@ -521,6 +544,7 @@ impl WhisperRunner {
         Ok(Transcription {
             text: generation.text,
             token_ids: generation.token_ids,
+            words: Vec::new(),
             language: self.language_of(&prefix),
             decoder_prefix: prefix,
             frame_ids: Vec::new(),
@@ -590,7 +614,25 @@ impl Wav2Vec2Runner {
                 Array::from_tensor(&logits.unsqueeze(0)?)?,
             );
         }
+        let words = if options.timestamps {
+            // transformers: offset × inputs_to_logits_ratio / sampling_rate.
+            let seconds_per_frame = self.config.conv_stride.iter().product::<usize>() as f64
+                / f64::from(self.front.sampling_rate.max(1));
+            self.vocab
+                .offsets(&frame_ids, false)
+                .1
+                .into_iter()
+                .map(|w| TimedWord {
+                    word: w.text,
+                    start: w.start as f64 * seconds_per_frame,
+                    end: w.end as f64 * seconds_per_frame,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Transcription {
+            words,
             text: self.vocab.decode(&frame_ids, false),
             token_ids: Vec::new(),
             decoder_prefix: Vec::new(),
