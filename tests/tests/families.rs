@@ -67,6 +67,7 @@ fn answer(loader: &Loader, model: &ModelRef, dir: &Path, check: Check, r: &Value
                 return_inputs: false,
                 return_logits: true,
                 language: None,
+                task: None,
                 timestamps: false,
             };
             json(recognizer.transcribe(&audio, &options).unwrap())

@@ -538,3 +538,32 @@ fn gguf_chat_uses_the_files_template() {
     assert_eq!(text, want["text"].as_str().unwrap());
     assert!(!text.trim().is_empty());
 }
+
+/// `/v1/audio/translations`: Whisper's `translate` task, the command
+/// line's `--task translate` answer.
+#[test]
+fn translation_uploads_equal_transcribe_translate() {
+    let multilingual = fixtures_dir().join("models/variants/whisper_multilingual");
+    let home = tempfile::tempdir().unwrap();
+    let audio = multilingual.join("input.wav");
+    let want = transcribe(
+        cli(home.path()),
+        &multilingual,
+        &audio,
+        &["--task", "translate"],
+    );
+    let server = serve(home, &[&multilingual]);
+    let wav = std::fs::read(&audio).unwrap();
+    let (content_type, body) = multipart(
+        &[
+            ("model", &name(&multilingual)),
+            ("response_format", "verbose_json"),
+        ],
+        Some(("file", "input.wav", &wav)),
+    );
+    let (s, body) = server.post_bytes("/v1/audio/translations", &content_type, &body);
+    assert_eq!(s, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["text"], want["text"]);
+    assert_eq!(answer["task"], "translate");
+}

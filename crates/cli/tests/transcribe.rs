@@ -339,3 +339,40 @@ fn wav2vec2_word_timestamps() {
     );
     assert!(err.contains("timestamps"), "{err}");
 }
+
+/// `--task`: the multilingual variant's prefix carries the task token its
+/// generation config maps the task to (`task_to_id`), in the place it
+/// forces one; an English-only model and a CTC model refuse a task.
+#[test]
+fn whisper_task_token() {
+    let home = tempfile::tempdir().unwrap();
+    let variant = Fixture::at(fixtures_dir().join("models/variants/whisper_multilingual"));
+    let tasks = &read_json(&variant.file("generation_config.json"))["task_to_id"];
+    for task in ["transcribe", "translate"] {
+        let answer = transcribe_fixture(
+            home.path(),
+            &variant,
+            &["--task", task, "--max-new-tokens", "4"],
+        );
+        let prefix = id_list(&answer["decoder_prefix"]);
+        assert_eq!(
+            u64::from(prefix[2]),
+            tasks[task].as_u64().unwrap(),
+            "{task}: {prefix:?}"
+        );
+    }
+    for model in ["whisper", "wav2vec2"] {
+        let fixture = Fixture::new(model);
+        let err = failure_of(
+            cli(home.path()),
+            "transcribe",
+            &fixture.dir,
+            &[
+                "--task",
+                "translate",
+                fixture.file("input.wav").to_str().unwrap(),
+            ],
+        );
+        assert!(err.contains("task"), "{model}: {err}");
+    }
+}

@@ -2,7 +2,7 @@
 //! [`Accelerator`], with health, Prometheus metrics and endpoint status.
 //!
 //! Routes: `POST /v1/embeddings`, `/v1/completions`, `/v1/chat/completions`,
-//! `/v1/audio/transcriptions`, `/similarity`, `/embed` (TEI); `GET
+//! `/v1/audio/transcriptions`, `/v1/audio/translations`, `/similarity`, `/embed` (TEI); `GET
 //! /v1/models`, `/v1/models/{id}`, `/health`, `/metrics`, `/endpoints`. Errors are JSON `{"error": {"message", "type", "code"}}`.
 
 mod auth;
@@ -86,6 +86,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/audio/transcriptions",
             post(routes::transcriptions::transcriptions),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(routes::transcriptions::translations),
         )
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{*id}", get(routes::models::retrieve))

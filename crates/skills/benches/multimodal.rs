@@ -82,6 +82,7 @@ fn bench_request(group: &mut BenchmarkGroup<'_, WallTime>, loader: &Loader, fami
                 return_inputs: false,
                 return_logits: false,
                 language: None,
+                task: None,
                 timestamps: false,
             };
             group.bench_function(id, |b| {

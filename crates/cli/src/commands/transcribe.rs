@@ -36,6 +36,10 @@ pub struct TranscribeArgs {
     /// the model's default (detected when it is multilingual).
     #[arg(long)]
     language: Option<String>,
+    /// Whisper: `transcribe` or `translate` (into English) instead of the
+    /// model's default task.
+    #[arg(long, value_parser = ["transcribe", "translate"])]
+    task: Option<String>,
     /// wav2vec2: each word's start and end time in the JSON answer
     /// (`words`), as transformers' pipeline gives them.
     #[arg(long)]
@@ -60,6 +64,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         return_inputs: args.return_inputs,
         return_logits: args.return_logits,
         language: args.language,
+        task: args.task,
         timestamps: args.timestamps,
     };
     let loaded_on = recognizer.backend();

@@ -1,8 +1,10 @@
-//! `POST /v1/audio/transcriptions` (OpenAI): a `multipart/form-data` upload
-//! with `file` and `model`, and optionally `language`, `response_format`
-//! (`json`, `text`, `verbose_json`), `timestamp_granularities[]=word`
-//! (wav2vec2: `words` with `start` / `end` in verbose_json) and
-//! `temperature` (0 only: decoding is greedy). Unknown fields are ignored, as for the JSON routes.
+//! `POST /v1/audio/transcriptions` and `/v1/audio/translations` (OpenAI;
+//! the latter answers in English, Whisper's `translate` task): a
+//! `multipart/form-data` upload with `file` and `model`, and optionally
+//! `language`, `response_format` (`json`, `text`, `verbose_json`),
+//! `timestamp_granularities[]=word` (wav2vec2: `words` with `start` / `end`
+//! in verbose_json) and `temperature` (0 only: decoding is greedy). Unknown
+//! fields are ignored, as for the JSON routes.
 //!
 //! The upload is read whole within `--upload-limit` and the body timeout,
 //! then parsed; the audio is WAV (any PCM width or float), FLAC, MP3,
@@ -40,6 +42,23 @@ enum Format {
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     request: Request,
+) -> Result<Response, ApiError> {
+    answer_upload(state, request, None).await
+}
+
+/// `POST /v1/audio/translations` (OpenAI): the same upload, answered in
+/// English (Whisper's `translate` task).
+pub async fn translations(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    answer_upload(state, request, Some("translate")).await
+}
+
+async fn answer_upload(
+    state: Arc<AppState>,
+    request: Request,
+    task: Option<&'static str>,
 ) -> Result<Response, ApiError> {
     let content_type = request
         .headers()
@@ -109,6 +128,7 @@ pub async fn transcriptions(
     }
     let options = TranscribeOptions {
         timestamps: word_timestamps,
+        task: task.map(str::to_owned),
         language: form
             .fields
             .get("language")
@@ -137,7 +157,7 @@ pub async fn transcriptions(
         Format::Json => Json(json!({"text": transcription.text})).into_response(),
         Format::VerboseJson => {
             let mut answer = json!({
-                "task": "transcribe",
+                "task": task.unwrap_or("transcribe"),
                 "language": transcription.language,
                 "duration": duration_s,
                 "text": transcription.text,

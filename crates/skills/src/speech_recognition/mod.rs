@@ -43,6 +43,9 @@ pub struct TranscribeOptions {
     /// instead of the generation config's or the detected one. `None`: as
     /// the model's generation config says (detected when multilingual).
     pub language: Option<String>,
+    /// Whisper: `transcribe` (in the spoken language) or `translate` (into
+    /// English), as `generate(task=...)`; `None`: the generation config's.
+    pub task: Option<String>,
     /// wav2vec2: add each word's start and end time (`words`), from the
     /// CTC frames, as the ASR pipeline's `return_timestamps="word"`.
     pub timestamps: bool,
@@ -62,6 +65,7 @@ impl Default for TranscribeOptions {
             return_inputs: false,
             return_logits: false,
             language: None,
+            task: None,
             timestamps: false,
         }
     }
@@ -331,6 +335,7 @@ impl WhisperRunner {
         model: &str,
         encoded: &Tensor,
         language: Option<&str>,
+        task: Option<&str>,
     ) -> Result<Vec<u32>, SkillError> {
         let mut prefix: Vec<Option<u32>> = vec![Some(self.decoder_start)];
         if let Some(forced) = self
@@ -397,6 +402,9 @@ impl WhisperRunner {
             }
         }
         let mut prefix: Vec<u32> = prefix.into_iter().flatten().collect();
+        if let Some(task) = task {
+            self.force_task(&mut prefix, task)?;
+        }
         let return_timestamps = self
             .generation
             .get("return_timestamps")
@@ -447,6 +455,30 @@ impl WhisperRunner {
                 )))
             }
         }
+    }
+
+    /// Puts `task`'s token in the prefix: in place of the task token the
+    /// generation config forces, else right after the language.
+    fn force_task(&self, prefix: &mut Vec<u32>, task: &str) -> Result<(), SkillError> {
+        let Some(tasks) = self.generation.get("task_to_id").and_then(Value::as_object) else {
+            return Err(SkillError::InvalidInput(format!(
+                "this Whisper model is English-only; it has no task to set ('{task}')"
+            )));
+        };
+        let id = tasks.get(task).and_then(Value::as_u64).ok_or_else(|| {
+            SkillError::InvalidInput(format!(
+                "task '{task}' is not one this model knows (transcribe, translate)"
+            ))
+        })? as u32;
+        let task_ids: Vec<u64> = tasks.values().filter_map(Value::as_u64).collect();
+        match prefix
+            .iter()
+            .position(|t| task_ids.contains(&u64::from(*t)))
+        {
+            Some(at) => prefix[at] = id,
+            None => prefix.insert(prefix.len().min(2), id),
+        }
+        Ok(())
     }
 
     /// The language code of `prefix`'s language token (`en` for an
@@ -500,7 +532,12 @@ impl WhisperRunner {
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
         let encoded = self.model.encode(input)?;
-        let prefix = self.decoder_prefix(model, &encoded, options.language.as_deref())?;
+        let prefix = self.decoder_prefix(
+            model,
+            &encoded,
+            options.language.as_deref(),
+            options.task.as_deref(),
+        )?;
         let raw = self.model.decode(&prefix, &encoded)?;
         let mut first_suppressed = self.suppress.clone();
         first_suppressed.extend_from_slice(&self.begin_suppress);
@@ -566,6 +603,11 @@ impl Wav2Vec2Runner {
         samples: &[f32],
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
+        if let Some(task) = &options.task {
+            return Err(SkillError::InvalidInput(format!(
+                "a CTC model (wav2vec2) only transcribes; it takes no task ('{task}')"
+            )));
+        }
         if let Some(language) = &options.language {
             // A CTC model has one vocabulary for one language and no way
             // to be told another; refusing says so instead of ignoring it.
