@@ -53,7 +53,7 @@ pub fn read_audio(path: &Path) -> Result<Audio, MediaError> {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| MediaError::new(path, format!("cannot read: {e}")))?;
-        return decode_audio(&bytes).map_err(|why| MediaError::new(path, why));
+        return decode_owned(bytes).map_err(|why| MediaError::new(path, why));
     }
     crate::compressed_audio::decode(Box::new(file), extension)
         .map_err(|why| MediaError::new(path, why))
@@ -64,14 +64,20 @@ pub fn decode_audio(bytes: &[u8]) -> Result<Audio, String> {
     if is_wav(bytes) {
         return decode_wav(bytes);
     }
+    // The compressed decoder reads an owned buffer.
+    decode_owned(bytes.to_vec())
+}
+
+/// Compressed audio in memory (MP4's tables checked first), decoded
+/// without another copy.
+fn decode_owned(bytes: Vec<u8>) -> Result<Audio, String> {
     if bytes.is_empty() {
         return Err("the audio file is empty".to_owned());
     }
-    if crate::mp4_guard::looks_like_mp4(bytes) {
-        crate::mp4_guard::check(bytes)?;
+    if crate::mp4_guard::looks_like_mp4(&bytes) {
+        crate::mp4_guard::check(&bytes)?;
     }
-    let source = std::io::Cursor::new(bytes.to_vec());
-    crate::compressed_audio::decode(Box::new(source), None)
+    crate::compressed_audio::decode(Box::new(std::io::Cursor::new(bytes)), None)
 }
 
 /// A RIFF (or RIFX, RF64) container of WAVE data.

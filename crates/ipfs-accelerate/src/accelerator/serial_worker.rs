@@ -315,6 +315,8 @@ pub(crate) fn spawn(
         // A job taken from the queue while gathering a batch it could not
         // join: it runs next.
         let mut next: Option<SerialJob> = None;
+        // Only a dual encoder's embeddings run together.
+        let gathers = matches!(*skill, SerialSkill::Similarity(_));
         loop {
             let job = match next.take() {
                 Some(job) => job,
@@ -329,7 +331,6 @@ pub(crate) fn spawn(
             if job.reply.is_closed() {
                 continue;
             }
-            let gathers = matches!(*skill, SerialSkill::Similarity(_));
             let Some(first_inputs) = gathers.then(|| embed_inputs(&job.request)).flatten() else {
                 stats.batch_sizes.observe(1.0);
                 run_one(&model, &skill, job, &stats).await;
