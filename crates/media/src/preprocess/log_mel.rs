@@ -120,4 +120,75 @@ impl LogMel {
         }
         Ok(out)
     }
+
+    /// The front end over a recording longer than one window, as
+    /// `WhisperFeatureExtractor(truncation=False, padding="longest")`
+    /// computes it: one centred STFT over the whole recording (no zero
+    /// padding to the window), the last frame dropped, and the `max - 8`
+    /// floor taken over all of it. This pass finds that maximum; the
+    /// features themselves are computed a window at a time by
+    /// [`LongFormFeatures::window`], so an hour of audio never holds more
+    /// than one window of features.
+    pub fn long_form<'a>(
+        &'a self,
+        samples: &'a [f32],
+    ) -> Result<LongFormFeatures<'a>, PreprocessError> {
+        let cfg = &self.config;
+        if samples.len() <= cfg.n_fft / 2 {
+            return Err(PreprocessError::Input(format!(
+                "the audio is too short: {} samples",
+                samples.len()
+            )));
+        }
+        // `1 + len / hop` frames, less the last.
+        let frames = samples.len() / cfg.hop_length;
+        let mut max = f32::NEG_INFINITY;
+        self.stft.for_frames_in(samples, 0, frames, |_, power| {
+            for filter in &self.filters {
+                max = max.max(mel_energy(filter, power).max(1e-10).log10() as f32);
+            }
+        });
+        Ok(LongFormFeatures {
+            front: self,
+            samples,
+            frames,
+            floor: max - 8.0,
+        })
+    }
+}
+
+/// A recording's log-mel features, computed a window at a time (see
+/// [`LogMel::long_form`]).
+#[derive(Debug)]
+pub struct LongFormFeatures<'a> {
+    front: &'a LogMel,
+    samples: &'a [f32],
+    frames: usize,
+    floor: f32,
+}
+
+impl LongFormFeatures<'_> {
+    /// Frames of the whole recording (`samples / hop`).
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// `input_features` [feature_size × `width`] for frames `start ..
+    /// start + count` of the recording (clamped to its end), zero past
+    /// them, as Whisper's long-form `generate` cuts and pads each segment.
+    pub fn window(&self, start: usize, count: usize, width: usize) -> Vec<f32> {
+        let count = count.min(width).min(self.frames.saturating_sub(start));
+        let mels = self.front.config.feature_size;
+        let mut out = vec![0f32; mels * width];
+        self.front
+            .stft
+            .for_frames_in(self.samples, start, count, |frame, power| {
+                let column = frame - start;
+                for (m, filter) in self.front.filters.iter().enumerate() {
+                    let v = mel_energy(filter, power).max(1e-10).log10() as f32;
+                    out[m * width + column] = (v.max(self.floor) + 4.0) / 4.0;
+                }
+            });
+        out
+    }
 }

@@ -74,6 +74,50 @@ impl PowerStft {
     }
 }
 
+impl PowerStft {
+    /// Calls `each(frame, power)` for frames `first .. first + count` of the
+    /// centred STFT of all of `samples` (as [`Self::for_each_frame`] would
+    /// number them), reading the reflect padding in place, so that a long
+    /// recording is never copied or padded whole. `samples` must be longer
+    /// than `n_fft / 2`.
+    pub(crate) fn for_frames_in(
+        &self,
+        samples: &[f32],
+        first: usize,
+        count: usize,
+        mut each: impl FnMut(usize, &[f64]),
+    ) {
+        let pad = self.n_fft / 2;
+        let n = samples.len();
+        // Index `j` of numpy's reflect-padded signal.
+        let padded = |j: usize| -> f64 {
+            let x = if j < pad {
+                samples[(pad - j).min(n - 1)]
+            } else if j < pad + n {
+                samples[j - pad]
+            } else {
+                samples[(2 * n + pad).saturating_sub(j + 2)]
+            };
+            f64::from(x)
+        };
+        let bins = self.bins();
+        let mut buffer = vec![Complex::new(0f64, 0f64); self.n_fft];
+        let mut power = vec![0f64; bins];
+        for frame in first..first + count {
+            let start = frame * self.hop;
+            for (i, b) in buffer.iter_mut().enumerate() {
+                *b = Complex::new(padded(start + i) * self.window[i], 0.0);
+            }
+            self.fft.process(&mut buffer);
+            for (p, c) in power.iter_mut().zip(&buffer[..bins]) {
+                let (re, im) = (f64::from(c.re as f32), f64::from(c.im as f32));
+                *p = re.hypot(im).powi(2);
+            }
+            each(frame, &power);
+        }
+    }
+}
+
 /// numpy's `pad(mode="reflect")` for `pad < x.len()`: mirrors without
 /// repeating the edge.
 fn reflect_pad(x: &[f64], pad: usize) -> Vec<f64> {

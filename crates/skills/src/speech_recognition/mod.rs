@@ -4,7 +4,10 @@
 //! when the model ships `onnx/model.onnx`).
 
 mod ctc;
+mod long_form;
 mod onnx_ctc;
+
+pub use long_form::TimedSegment;
 
 use crate::array::Array;
 use crate::families::Task;
@@ -26,7 +29,7 @@ use onnx_ctc::OnnxCtc;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokenizers::Tokenizer;
 
 /// What a transcription request asks for.
@@ -46,8 +49,11 @@ pub struct TranscribeOptions {
     /// Whisper: `transcribe` (in the spoken language) or `translate` (into
     /// English), as `generate(task=...)`; `None`: the generation config's.
     pub task: Option<String>,
-    /// wav2vec2: add each word's start and end time (`words`), from the
-    /// CTC frames, as the ASR pipeline's `return_timestamps="word"`.
+    /// Whisper: decode with timestamp tokens and give the segments
+    /// (`segments`), as `generate(return_timestamps=True)`; audio longer
+    /// than 30 s always is. wav2vec2: add each word's start and end time
+    /// (`words`), from the CTC frames, as the ASR pipeline's
+    /// `return_timestamps="word"`.
     pub timestamps: bool,
 }
 
@@ -91,6 +97,9 @@ pub struct Transcription {
     /// wav2vec2 with `timestamps`: each word and when it is said.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<TimedWord>,
+    /// Whisper with timestamps (and all audio over 30 s): the segments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<TimedSegment>,
     /// wav2vec2: the per-frame argmax ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub frame_ids: Vec<u32>,
@@ -116,13 +125,17 @@ pub struct TimedWord {
 #[derive(Debug)]
 struct WhisperRunner {
     model: whisper::Whisper,
-    front: LogMel,
+    // Shared so that a recording's long-form features can borrow it while
+    // the runner decodes.
+    front: Arc<LogMel>,
     tokenizer: Tokenizer,
     generation: Value,
     decoder_start: u32,
     suppress: Vec<u32>,
     begin_suppress: Vec<u32>,
     eos_ids: Vec<u32>,
+    /// `None` for a generation config without timestamp tokens.
+    timestamps: Option<long_form::TimestampRules>,
 }
 
 /// The CTC acoustic model, on the backend that loaded it.
@@ -240,9 +253,12 @@ impl SpeechRecognizer {
                 whisper::Whisper::load(vb, &cfg)
                     .map_err(|e| model_error(&name, ModelError::Tensor(e)))
             })?;
+            let timestamps =
+                long_form::TimestampRules::from_generation_config(&generation, &eos_ids);
             let runner = Runner::Whisper(Box::new(WhisperRunner {
                 model,
-                front,
+                front: Arc::new(front),
+                timestamps,
                 tokenizer,
                 generation,
                 decoder_start,
@@ -329,13 +345,15 @@ impl SpeechRecognizer {
 impl WhisperRunner {
     /// `transformers`' init tokens: the decoder start, the forced ids of the
     /// generation config in position order, the detected language when the
-    /// model is multilingual and none is forced, then `<|notimestamps|>`.
+    /// model is multilingual and none is forced, then `<|notimestamps|>`
+    /// unless decoding with `timestamps` (then it is dropped if forced).
     fn decoder_prefix(
         &mut self,
         model: &str,
         encoded: &Tensor,
         language: Option<&str>,
         task: Option<&str>,
+        timestamps: bool,
     ) -> Result<Vec<u32>, SkillError> {
         let mut prefix: Vec<Option<u32>> = vec![Some(self.decoder_start)];
         if let Some(forced) = self
@@ -405,19 +423,16 @@ impl WhisperRunner {
         if let Some(task) = task {
             self.force_task(&mut prefix, task)?;
         }
-        let return_timestamps = self
-            .generation
-            .get("return_timestamps")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         if let Some(no_timestamps) = self
             .generation
             .get("no_timestamps_token_id")
             .and_then(Value::as_u64)
         {
             let no_timestamps = no_timestamps as u32;
-            if !return_timestamps && prefix.last() != Some(&no_timestamps) {
+            if !timestamps && prefix.last() != Some(&no_timestamps) {
                 prefix.push(no_timestamps);
+            } else if timestamps && prefix.last() == Some(&no_timestamps) {
+                prefix.pop();
             }
         }
         Ok(prefix)
@@ -481,6 +496,15 @@ impl WhisperRunner {
         Ok(())
     }
 
+    /// Whether the generation config asks for timestamps by default
+    /// (`return_timestamps`), as `generate` reads it.
+    fn returns_timestamps(&self) -> bool {
+        self.generation
+            .get("return_timestamps")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// The language code of `prefix`'s language token (`en` for an
     /// English-only model).
     fn language_of(&self, prefix: &[u32]) -> Option<String> {
@@ -510,10 +534,32 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
-        if options.timestamps {
-            return Err(SkillError::InvalidInput(
-                "timestamps come from CTC models (wav2vec2) for now; Whisper's timestamp tokens are not decoded yet".to_owned(),
-            ));
+        let width = self.front.frames();
+        let hop = self.front.config().hop_length;
+        // transformers decodes long-form when the whole recording's
+        // features are wider than one window.
+        let long = samples.len() / hop > width;
+        // Up to a hop over 30 s still gives one window: the feature
+        // extractor's default call truncates it to the window.
+        let samples = if long {
+            samples
+        } else {
+            &samples[..samples.len().min(self.front.config().n_samples)]
+        };
+        if long || options.timestamps || self.returns_timestamps() {
+            let front = Arc::clone(&self.front);
+            let frames = if long {
+                long_form::Frames::Long(front.long_form(samples)?)
+            } else {
+                long_form::Frames::Padded {
+                    features: front.features(samples)?,
+                    width,
+                }
+            };
+            self.model.reset();
+            let result = self.run_with_timestamps(model, device, &frames, options);
+            self.model.reset();
+            return result;
         }
         let features = self.front.features(samples)?;
         let mels = self.front.config().feature_size;
@@ -537,6 +583,7 @@ impl WhisperRunner {
             &encoded,
             options.language.as_deref(),
             options.task.as_deref(),
+            false,
         )?;
         let raw = self.model.decode(&prefix, &encoded)?;
         let mut first_suppressed = self.suppress.clone();
@@ -582,6 +629,7 @@ impl WhisperRunner {
             text: generation.text,
             token_ids: generation.token_ids,
             words: Vec::new(),
+            segments: Vec::new(),
             language: self.language_of(&prefix),
             decoder_prefix: prefix,
             frame_ids: Vec::new(),
@@ -675,6 +723,7 @@ impl Wav2Vec2Runner {
         };
         Ok(Transcription {
             words,
+            segments: Vec::new(),
             text: self.vocab.decode(&frame_ids, false),
             token_ids: Vec::new(),
             decoder_prefix: Vec::new(),

@@ -1,0 +1,117 @@
+//! Long audio and timestamps against transformers
+//! (`fixtures/references/longform.json`, made by
+//! `fixtures/references/make_longform_references.py`): Whisper's sequential
+//! long-form `generate` on 75 s and 5 min recordings built from the
+//! fixtures' clips (token ids and segments), short-form timestamps on the
+//! clip itself, and the ASR pipeline's chunked decoding.
+
+#![allow(clippy::unwrap_used)]
+
+use ipfs_accelerate::media::read_wav;
+use ipfs_accelerate::skills::{SpeechRecognizer, TranscribeOptions, Transcription};
+use ipfs_accelerate::BackendKind;
+use ipfs_accelerate_tests::{
+    fixtures_dir, id_list, loader, model_ref, shared_reference, write_long_wav,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn whisper_dir(name: &str) -> PathBuf {
+    match name {
+        "whisper" => fixtures_dir().join("models/whisper"),
+        other => fixtures_dir().join("models/variants").join(other),
+    }
+}
+
+fn options(r: &Value) -> TranscribeOptions {
+    TranscribeOptions {
+        max_new_tokens: r["max_new_tokens"].as_u64().unwrap() as usize,
+        ..TranscribeOptions::default()
+    }
+}
+
+fn transcribe(dir: &Path, wav: &Path, options: &TranscribeOptions) -> Transcription {
+    let home = tempfile::tempdir().unwrap();
+    let recognizer =
+        SpeechRecognizer::load(&loader(home.path()), &model_ref(dir), BackendKind::Cpu).unwrap();
+    recognizer
+        .transcribe(&read_wav(wav).unwrap(), options)
+        .unwrap()
+}
+
+/// Segments equal transformers' (tokens exactly, times within 1e-9 s).
+fn assert_segments(what: &str, got: &Transcription, want: &Value) {
+    let want = want.as_array().unwrap();
+    assert_eq!(
+        got.segments.len(),
+        want.len(),
+        "{what}: {} segments, transformers has {}",
+        got.segments.len(),
+        want.len()
+    );
+    for (i, (g, w)) in got.segments.iter().zip(want).enumerate() {
+        assert_eq!(
+            g.tokens,
+            id_list(&w["tokens"]),
+            "{what}: segment {i} tokens"
+        );
+        for (field, value) in [("start", g.start), ("end", g.end)] {
+            let expected = w[field].as_f64().unwrap();
+            assert!(
+                (value - expected).abs() < 1e-9,
+                "{what}: segment {i} {field} {value}, transformers {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn whisper_long_form_equals_transformers_sequential_generate() {
+    let r = shared_reference("longform.json");
+    let work = tempfile::tempdir().unwrap();
+    for (name, model) in r["whisper"].as_object().unwrap() {
+        let dir = whisper_dir(name);
+        for seconds in [75usize, 300] {
+            let want = &model[format!("{seconds}s")];
+            let wav = work.path().join(format!("{name}-{seconds}.wav"));
+            write_long_wav(&dir.join("input.wav"), seconds, &wav);
+            let got = transcribe(&dir, &wav, &options(&r));
+            let what = format!("{name} {seconds} s");
+            assert_eq!(
+                got.token_ids,
+                id_list(&want["sequential"]["sequences"]),
+                "{what}: token ids"
+            );
+            assert_eq!(
+                got.text,
+                want["sequential"]["text"].as_str().unwrap(),
+                "{what}: text"
+            );
+            assert_segments(&what, &got, &want["sequential"]["segments"]);
+            eprintln!("{what}: {} segments equal", got.segments.len());
+        }
+    }
+}
+
+#[test]
+fn whisper_short_form_timestamps_equal_transformers() {
+    let r = shared_reference("longform.json");
+    for (name, model) in r["whisper"].as_object().unwrap() {
+        let dir = whisper_dir(name);
+        let want = &model["clip_timestamps"];
+        let got = transcribe(
+            &dir,
+            &dir.join("input.wav"),
+            &TranscribeOptions {
+                timestamps: true,
+                ..options(&r)
+            },
+        );
+        assert_eq!(
+            got.token_ids,
+            id_list(&want["sequences"]),
+            "{name}: token ids"
+        );
+        assert_segments(name, &got, &want["segments"]);
+    }
+}
