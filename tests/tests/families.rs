@@ -69,6 +69,7 @@ fn answer(loader: &Loader, model: &ModelRef, dir: &Path, check: Check, r: &Value
                 language: None,
                 task: None,
                 timestamps: false,
+                ..TranscribeOptions::default()
             };
             json(recognizer.transcribe(&audio, &options).unwrap())
         }

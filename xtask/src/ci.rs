@@ -24,6 +24,7 @@ pub fn run() -> anyhow::Result<()> {
     let ort = ort_runtime::install()?;
     let hf_hub_python = python_clients::hf_hub()?;
     let openai_python = python_clients::openai()?;
+    let subtitles_python = python_clients::subtitles()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
@@ -82,7 +83,8 @@ fn run_tests(
         .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
         .env("IPFS_API_URL", api)
         .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python)
-        .env("IPFS_ACCELERATE_OPENAI_PYTHON", openai_python);
+        .env("IPFS_ACCELERATE_OPENAI_PYTHON", openai_python)
+        .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", subtitles_python);
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

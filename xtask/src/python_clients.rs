@@ -1,8 +1,10 @@
 //! Real Python clients the interop tests drive, each pinned, in its own
 //! virtual environment under `target/` (never a system-wide install):
 //! `huggingface_hub` for the Hub cache tests (`crates/cli/tests/hub_download.rs`)
-//! and the official `openai` client for the server test
-//! (`crates/cli/tests/openai_client.rs`).
+//! the official `openai` client for the server test
+//! (`crates/cli/tests/openai_client.rs`), and the subtitle parsers `srt` and
+//! `webvtt-py` that read `transcribe --format srt|vtt`
+//! (`crates/cli/tests/transcribe_long.rs`).
 
 use crate::models::python;
 use crate::process::sh;
@@ -10,26 +12,28 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// A client package, pinned to the version its tests were written against.
+/// Client packages, pinned to the versions their tests were written
+/// against.
 struct Client {
     /// The venv's folder under `target/`.
     venv: &'static str,
-    /// What Python imports.
-    module: &'static str,
-    /// The pip requirement, `name==version`.
-    requirement: &'static str,
+    /// The pip requirements, `name==version`.
+    requirements: &'static [&'static str],
 }
 
 const HUGGINGFACE_HUB: Client = Client {
     venv: "hf-hub-venv",
-    module: "huggingface_hub",
-    requirement: "huggingface_hub==2.4.0",
+    requirements: &["huggingface_hub==2.4.0"],
 };
 
 const OPENAI: Client = Client {
     venv: "openai-venv",
-    module: "openai",
-    requirement: "openai==3.63.0",
+    requirements: &["openai==3.63.0"],
+};
+
+const SUBTITLES: Client = Client {
+    venv: "subtitles-venv",
+    requirements: &["srt==3.5.3", "webvtt-py==0.6.0"],
 };
 
 /// The venv's Python with `huggingface_hub` installed (made once, reused).
@@ -42,25 +46,38 @@ pub fn openai() -> anyhow::Result<PathBuf> {
     install(&OPENAI)
 }
 
+/// The venv's Python with `srt` and `webvtt-py` installed (made once,
+/// reused).
+pub fn subtitles() -> anyhow::Result<PathBuf> {
+    install(&SUBTITLES)
+}
+
 fn install(client: &Client) -> anyhow::Result<PathBuf> {
     let venv = crate::process::root().join("target").join(client.venv);
     let bin = venv.join("bin").join("python");
-    let wanted = client
-        .requirement
-        .split_once("==")
-        .map_or("", |(_, version)| version);
-    let probe = format!("import {0}, sys; print({0}.__version__)", client.module);
-    let has_it = Command::new(&bin)
+    let (names, versions): (Vec<&str>, Vec<&str>) = client
+        .requirements
+        .iter()
+        .map(|r| r.split_once("==").unwrap_or((r, "")))
+        .unzip();
+    // The installed distributions' versions, as pip recorded them.
+    let probe =
+        format!("import importlib.metadata as m; print(' '.join(m.version(n) for n in {names:?}))");
+    let has_them = Command::new(&bin)
         .args(["-c", &probe])
         .stderr(Stdio::null())
         .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == wanted);
-    if has_it {
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == versions.join(" ")
+        });
+    if has_them {
         return Ok(bin);
     }
     sh(Command::new(python()).args(["-m", "venv"]).arg(&venv))
         .with_context(|| format!("cannot create the virtual environment {}", venv.display()))?;
-    sh(Command::new(&bin).args(["-m", "pip", "install", "--quiet", client.requirement]))
-        .with_context(|| format!("pip install {} failed", client.requirement))?;
+    sh(Command::new(&bin)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(client.requirements))
+    .with_context(|| format!("pip install {} failed", client.requirements.join(" ")))?;
     Ok(bin)
 }

@@ -84,6 +84,7 @@ fn bench_request(group: &mut BenchmarkGroup<'_, WallTime>, loader: &Loader, fami
                 language: None,
                 task: None,
                 timestamps: false,
+                ..TranscribeOptions::default()
             };
             group.bench_function(id, |b| {
                 b.iter(|| recognizer.transcribe(&audio, &options).unwrap())

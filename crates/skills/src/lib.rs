@@ -29,7 +29,9 @@ pub use load::contained::containing_panic;
 pub use load::Loaded;
 pub use registry::{skill_for_config, SkillKind};
 pub use similarity::{EmbedItem, Media, Similarity, SimilarityModel, SimilarityOptions};
-pub use speech_recognition::{SpeechRecognizer, TimedWord, TranscribeOptions, Transcription};
+pub use speech_recognition::{
+    subtitles, SpeechRecognizer, TimedSegment, TimedWord, TranscribeOptions, Transcription,
+};
 pub use text2text::Text2TextGenerator;
 pub use text_embeddings::{EmbedOptions, Pooling, TextEmbedder};
 pub use text_generation::{

@@ -4,7 +4,9 @@
 use super::Context;
 use crate::output::{print_json, print_text, ModelAnswer};
 use ipfs_accelerate::skills::media::read_audio;
-use ipfs_accelerate::skills::{retry_on_cpu_after_oom, SpeechRecognizer, TranscribeOptions};
+use ipfs_accelerate::skills::{
+    retry_on_cpu_after_oom, subtitles, SpeechRecognizer, TranscribeOptions,
+};
 use ipfs_accelerate::BackendKind;
 use std::path::PathBuf;
 
@@ -40,17 +42,45 @@ pub struct TranscribeArgs {
     /// model's default task.
     #[arg(long, value_parser = ["transcribe", "translate"])]
     task: Option<String>,
-    /// wav2vec2: each word's start and end time in the JSON answer
-    /// (`words`), as transformers' pipeline gives them.
+    /// Timestamps in the JSON answer: Whisper's segments (`segments`, as
+    /// `generate(return_timestamps=True)`; audio over 30 s always has
+    /// them), wav2vec2's words (`words`, as transformers' pipeline gives
+    /// them).
     #[arg(long)]
     timestamps: bool,
+    /// How to print the answer: `json` (as --json), `text`, or subtitles,
+    /// `srt` or `vtt` (one cue per segment, or per word for wav2vec2;
+    /// implies --timestamps). Default: json with --json, else text.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// wav2vec2: decode the audio in chunks of this many seconds, joined
+    /// as transformers' ASR pipeline joins them (`chunk_length_s`).
+    /// Default: whole up to 60 s, 30 s chunks beyond.
+    #[arg(long)]
+    chunk_length: Option<f64>,
+    /// wav2vec2 with chunks: the overlap on each side, in seconds
+    /// (default: a sixth of the chunk).
+    #[arg(long, requires = "chunk_length")]
+    stride_length: Option<f64>,
     /// The recording: WAV (PCM 8/16/24/32-bit or float), FLAC, MP3,
     /// OGG/Vorbis or M4A/AAC; any rate, any
     /// number of channels (mixed down to mono, resampled to the model's rate).
     audio: PathBuf,
 }
 
+/// How `transcribe` prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+}
+
 pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
+    let format = args
+        .format
+        .unwrap_or(if ctx.json { Format::Json } else { Format::Text });
     let backend: BackendKind = args.backend.parse()?;
     if args.max_new_tokens == 0 {
         anyhow::bail!("--max-new-tokens must be at least 1");
@@ -65,7 +95,9 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         return_logits: args.return_logits,
         language: args.language,
         task: args.task,
-        timestamps: args.timestamps,
+        timestamps: args.timestamps || matches!(format, Format::Srt | Format::Vtt),
+        chunk_length_s: args.chunk_length,
+        stride_length_s: args.stride_length,
     };
     let loaded_on = recognizer.backend();
     let (recognizer, transcription) = retry_on_cpu_after_oom(
@@ -74,8 +106,17 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
         |r| r.transcribe(&audio, &options),
         || SpeechRecognizer::load(&loader, &model, BackendKind::Cpu),
     )?;
-    if !ctx.json {
-        return print_text(&transcription.text);
+    match format {
+        Format::Text => print_text(&transcription.text),
+        Format::Json => print_json(&ModelAnswer::new(args.model, &recognizer, transcription)),
+        Format::Srt => print_subtitles(&subtitles::srt(&transcription.cues())),
+        Format::Vtt => print_subtitles(&subtitles::vtt(&transcription.cues())),
     }
-    print_json(&ModelAnswer::new(args.model, &recognizer, transcription))
+}
+
+fn print_subtitles(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    Ok(())
 }

@@ -1,10 +1,12 @@
 //! `POST /v1/audio/transcriptions` and `/v1/audio/translations` (OpenAI;
 //! the latter answers in English, Whisper's `translate` task): a
 //! `multipart/form-data` upload with `file` and `model`, and optionally
-//! `language`, `response_format` (`json`, `text`, `verbose_json`),
-//! `timestamp_granularities[]=word` (wav2vec2: `words` with `start` / `end`
-//! in verbose_json) and `temperature` (0 only: decoding is greedy). Unknown
-//! fields are ignored, as for the JSON routes.
+//! `language`, `response_format` (`json`, `text`, `verbose_json`, `srt`,
+//! `vtt`), `timestamp_granularities[]` (`segment`: Whisper's `segments`;
+//! `word`: wav2vec2's `words`; both in verbose_json) and `temperature` (0
+//! only: decoding is greedy). Unknown fields are ignored, as for the JSON
+//! routes. Audio longer than 30 s is transcribed whole (Whisper's
+//! long-form decoding).
 //!
 //! The upload is read whole within `--upload-limit` and the body timeout,
 //! then parsed; the audio is WAV (any PCM width or float), FLAC, MP3,
@@ -37,6 +39,8 @@ enum Format {
     Json,
     Text,
     VerboseJson,
+    Srt,
+    Vtt,
 }
 
 pub async fn transcriptions(
@@ -83,9 +87,11 @@ async fn answer_upload(
         None | Some("json") => Format::Json,
         Some("text") => Format::Text,
         Some("verbose_json") => Format::VerboseJson,
+        Some("srt") => Format::Srt,
+        Some("vtt") => Format::Vtt,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "response_format '{other}' is not supported (json, text, verbose_json)"
+                "response_format '{other}' is not supported (json, text, verbose_json, srt, vtt)"
             )))
         }
     };
@@ -105,7 +111,7 @@ async fn answer_upload(
         .ok_or_else(|| ApiError::bad_request("the form has no 'file' part"))?;
     let audio = media::audio_bytes(&file, "file")?;
     ensure_ready(&state)?;
-    let mut word_timestamps = false;
+    let (mut word_timestamps, mut segment_timestamps) = (false, false);
     for granularity in form
         .fields
         .get("timestamp_granularities[]")
@@ -114,20 +120,22 @@ async fn answer_upload(
     {
         match granularity {
             "word" => word_timestamps = true,
+            "segment" => segment_timestamps = true,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "timestamp_granularities '{other}' is not supported: word timestamps come from CTC models (wav2vec2); segments are not decoded yet"
+                    "timestamp_granularities '{other}' is not supported (segment, word)"
                 )))
             }
         }
     }
-    if word_timestamps && format != Format::VerboseJson {
+    if (word_timestamps || segment_timestamps) && format != Format::VerboseJson {
         return Err(ApiError::bad_request(
             "timestamp_granularities needs response_format verbose_json",
         ));
     }
+    let subtitles = matches!(format, Format::Srt | Format::Vtt);
     let options = TranscribeOptions {
-        timestamps: word_timestamps,
+        timestamps: word_timestamps || segment_timestamps || subtitles,
         task: task.map(str::to_owned),
         language: form
             .fields
@@ -148,7 +156,30 @@ async fn answer_upload(
     else {
         return Err(ApiError::internal("the endpoint answered another task"));
     };
+    // A model gives the timestamps it has: segments (Whisper) or words
+    // (CTC). Asking for the other kind is an error, not an empty list.
+    let has_segments = !transcription.segments.is_empty();
+    if word_timestamps && transcription.words.is_empty() && has_segments {
+        return Err(ApiError::bad_request(
+            "word timestamps come from CTC models (wav2vec2); Whisper gives segment timestamps",
+        ));
+    }
+    if segment_timestamps && !has_segments && !transcription.words.is_empty() {
+        return Err(ApiError::bad_request(
+            "segment timestamps come from Whisper; CTC models (wav2vec2) give word timestamps",
+        ));
+    }
     Ok(match format {
+        Format::Srt => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            ipfs_accelerate::skills::subtitles::srt(&transcription.cues()),
+        )
+            .into_response(),
+        Format::Vtt => (
+            [(header::CONTENT_TYPE, "text/vtt; charset=utf-8")],
+            ipfs_accelerate::skills::subtitles::vtt(&transcription.cues()),
+        )
+            .into_response(),
         Format::Text => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             transcription.text,
@@ -166,6 +197,24 @@ async fn answer_upload(
             });
             if word_timestamps {
                 answer["words"] = json!(transcription.words);
+            }
+            if segment_timestamps {
+                // OpenAI's segment fields that greedy decoding defines.
+                answer["segments"] = transcription
+                    .segments
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "id": s.id,
+                            "seek": s.seek,
+                            "start": s.start,
+                            "end": s.end,
+                            "text": s.text,
+                            "tokens": s.tokens,
+                            "temperature": 0.0,
+                        })
+                    })
+                    .collect();
             }
             Json(answer).into_response()
         }

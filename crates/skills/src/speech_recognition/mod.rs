@@ -6,6 +6,7 @@
 mod ctc;
 mod long_form;
 mod onnx_ctc;
+pub mod subtitles;
 
 pub use long_form::TimedSegment;
 
@@ -55,6 +56,14 @@ pub struct TranscribeOptions {
     /// (`words`), from the CTC frames, as the ASR pipeline's
     /// `return_timestamps="word"`.
     pub timestamps: bool,
+    /// wav2vec2: cut the audio into chunks of this many seconds, decoded
+    /// apart with `stride_length_s` of overlap on each side and joined, as
+    /// the ASR pipeline's `chunk_length_s`. `None`: the whole recording at
+    /// once up to [`MAX_CTC_SECONDS`], 30 s chunks beyond.
+    pub chunk_length_s: Option<f64>,
+    /// wav2vec2 with chunks: the overlap on each side, in seconds
+    /// (`None`: a sixth of the chunk, as the pipeline).
+    pub stride_length_s: Option<f64>,
 }
 
 impl TranscribeOptions {
@@ -73,6 +82,8 @@ impl Default for TranscribeOptions {
             language: None,
             task: None,
             timestamps: false,
+            chunk_length_s: None,
+            stride_length_s: None,
         }
     }
 }
@@ -534,6 +545,11 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
+        if options.chunk_length_s.is_some() || options.stride_length_s.is_some() {
+            return Err(SkillError::InvalidInput(
+                "Whisper transcribes long audio with its sequential long-form decoding; chunk_length_s applies to CTC models (wav2vec2)".to_owned(),
+            ));
+        }
         let width = self.front.frames();
         let hop = self.front.config().hop_length;
         // transformers decodes long-form when the whole recording's
@@ -644,6 +660,10 @@ impl WhisperRunner {
 /// terabytes. 60 s is about 430 MB of attention scores for wav2vec2-base.
 pub const MAX_CTC_SECONDS: usize = 60;
 
+/// Chunks a CTC model decodes longer audio in when the request names none
+/// (with the pipeline's default overlap, a sixth on each side).
+pub const DEFAULT_CTC_CHUNK_SECONDS: f64 = 30.0;
+
 impl Wav2Vec2Runner {
     fn transcribe(
         &mut self,
@@ -664,17 +684,26 @@ impl Wav2Vec2Runner {
             )));
         }
         let rate = self.front.sampling_rate.max(1) as usize;
-        if samples.len() > MAX_CTC_SECONDS * rate {
-            return Err(SkillError::InvalidInput(format!(
-                "the audio is {:.1} s long; a CTC model (wav2vec2) takes at most {MAX_CTC_SECONDS} s per request",
-                samples.len() as f64 / rate as f64
-            )));
-        }
         if self.config.frames_for(samples.len()) == 0 {
             return Err(SkillError::InvalidInput(format!(
                 "the audio is too short: {} samples give no output frame",
                 samples.len()
             )));
+        }
+        let chunk_length_s = options.chunk_length_s.or_else(|| {
+            (samples.len() > MAX_CTC_SECONDS * rate).then_some(DEFAULT_CTC_CHUNK_SECONDS)
+        });
+        if let Some(chunk_length_s) = chunk_length_s {
+            if options.return_inputs || options.return_logits {
+                return Err(SkillError::InvalidInput(
+                    "inputs and logits are returned for audio decoded whole, not in chunks"
+                        .to_owned(),
+                ));
+            }
+            let stride_length_s = options.stride_length_s.unwrap_or(chunk_length_s / 6.0);
+            let frame_ids =
+                self.chunked_frame_ids(device, samples, chunk_length_s, stride_length_s)?;
+            return Ok(self.answer(frame_ids, options, BTreeMap::new(), BTreeMap::new()));
         }
         let values = waveform::input_values(&self.front, samples);
         let (input, logits) = match &self.model {
@@ -704,6 +733,86 @@ impl Wav2Vec2Runner {
                 Array::from_tensor(&logits.unsqueeze(0)?)?,
             );
         }
+        Ok(self.answer(frame_ids, options, preprocessed, outputs))
+    }
+
+    /// The logits' argmax ids for `samples` in overlapping chunks, each
+    /// chunk's overlap dropped, as the ASR pipeline's `chunk_iter` and
+    /// `postprocess` do for CTC models.
+    fn chunked_frame_ids(
+        &self,
+        device: &Device,
+        samples: &[f32],
+        chunk_length_s: f64,
+        stride_length_s: f64,
+    ) -> Result<Vec<u32>, SkillError> {
+        let rate = f64::from(self.front.sampling_rate.max(1));
+        let align = self.config.conv_stride.iter().product::<usize>().max(1);
+        // Python's round (half to even), to a multiple of the frame stride.
+        let aligned = |seconds: f64| -> usize {
+            ((seconds * rate / align as f64).round_ties_even().max(0.0) as usize) * align
+        };
+        let (chunk_len, stride) = (aligned(chunk_length_s), aligned(stride_length_s));
+        if !(chunk_length_s.is_finite() && stride_length_s.is_finite())
+            || chunk_len == 0
+            || chunk_len <= 2 * stride
+        {
+            return Err(SkillError::InvalidInput(format!(
+                "chunks of {chunk_length_s} s with {stride_length_s} s of overlap on each side leave nothing to decode"
+            )));
+        }
+        if chunk_len > MAX_CTC_SECONDS * rate as usize {
+            return Err(SkillError::InvalidInput(format!(
+                "chunks of {chunk_length_s} s are longer than a CTC model (wav2vec2) takes at once ({MAX_CTC_SECONDS} s)"
+            )));
+        }
+        let step = chunk_len - 2 * stride;
+        let mut ids = Vec::new();
+        let mut start = 0;
+        while start < samples.len() {
+            let end = (start + chunk_len).min(samples.len());
+            let chunk = &samples[start..end];
+            let left = if start == 0 { 0 } else { stride };
+            let is_last = start + chunk_len >= samples.len();
+            let right = if is_last { 0 } else { stride };
+            if chunk.len() > left {
+                let values = waveform::input_values(&self.front, chunk);
+                let logits = match &self.model {
+                    CtcModel::Candle(model) => {
+                        model.forward(&Tensor::new(values.as_slice(), device)?)?
+                    }
+                    CtcModel::Onnx(model) => model.forward(&values)?,
+                };
+                let frames: Vec<u32> = logits.argmax(candle_core::D::Minus1)?.to_vec1()?;
+                // The pipeline's `rescale_stride`: samples to frames.
+                let n = chunk.len() as f64;
+                let token_n = (n / align as f64).round_ties_even();
+                let drop_left = (left as f64 / n * token_n).round_ties_even() as usize;
+                let drop_right = (right as f64 / n * token_n).round_ties_even() as usize;
+                let keep_end = (token_n as usize)
+                    .saturating_sub(drop_right)
+                    .min(frames.len());
+                if drop_left < keep_end {
+                    ids.extend_from_slice(&frames[drop_left..keep_end]);
+                }
+            }
+            if is_last {
+                break;
+            }
+            start += step;
+        }
+        Ok(ids)
+    }
+
+    /// The transcription of `frame_ids`: CTC text, and the words' times
+    /// when asked.
+    fn answer(
+        &self,
+        frame_ids: Vec<u32>,
+        options: &TranscribeOptions,
+        preprocessed: BTreeMap<String, Array>,
+        outputs: BTreeMap<String, Array>,
+    ) -> Transcription {
         let words = if options.timestamps {
             // transformers: offset × inputs_to_logits_ratio / sampling_rate.
             let seconds_per_frame = self.config.conv_stride.iter().product::<usize>() as f64
@@ -721,7 +830,7 @@ impl Wav2Vec2Runner {
         } else {
             Vec::new()
         };
-        Ok(Transcription {
+        Transcription {
             words,
             segments: Vec::new(),
             text: self.vocab.decode(&frame_ids, false),
@@ -731,6 +840,6 @@ impl Wav2Vec2Runner {
             frame_ids,
             preprocessed,
             outputs,
-        })
+        }
     }
 }
