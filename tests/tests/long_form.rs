@@ -149,3 +149,59 @@ fn wav2vec2_chunked_equals_the_asr_pipeline() {
     let whole = transcribe(&dir, &wav, &TranscribeOptions::default());
     assert!(!whole.text.is_empty());
 }
+
+#[test]
+fn whisper_chunked_equals_the_asr_pipeline() {
+    let r = shared_reference("longform.json");
+    let work = tempfile::tempdir().unwrap();
+    for (name, model) in r["whisper"].as_object().unwrap() {
+        let dir = whisper_dir(name);
+        // 75 s: three chunks and both kinds of stride (the 5 min answers
+        // are in the references too; they take minutes in a debug build).
+        for seconds in [75usize] {
+            let want = &model[format!("{seconds}s")]["chunked"];
+            let wav = work.path().join(format!("{name}-{seconds}.wav"));
+            write_long_wav(&dir.join("input.wav"), seconds, &wav);
+            let what = format!("{name} {seconds} s chunked");
+            let chunked = TranscribeOptions {
+                chunk_length_s: Some(30.0),
+                ..options(&r)
+            };
+            let plain = transcribe(&dir, &wav, &chunked);
+            assert_eq!(
+                plain.text,
+                want["text_without_timestamps"].as_str().unwrap(),
+                "{what}: text without timestamps"
+            );
+            let timed = transcribe(
+                &dir,
+                &wav,
+                &TranscribeOptions {
+                    timestamps: true,
+                    ..chunked
+                },
+            );
+            assert_eq!(timed.text, want["text"].as_str().unwrap(), "{what}: text");
+            let chunks = want["chunks"].as_array().unwrap();
+            assert_eq!(timed.segments.len(), chunks.len(), "{what}: chunks");
+            for (i, (got, want)) in timed.segments.iter().zip(chunks).enumerate() {
+                assert_eq!(
+                    got.text,
+                    want["text"].as_str().unwrap(),
+                    "{what}: chunk {i} text"
+                );
+                for (value, expected) in [
+                    (got.start, &want["timestamp"][0]),
+                    (got.end, &want["timestamp"][1]),
+                ] {
+                    let expected = expected.as_f64().unwrap();
+                    assert!(
+                        (value - expected).abs() < 1e-9,
+                        "{what}: chunk {i} at {value}, pipeline {expected}"
+                    );
+                }
+            }
+            eprintln!("{what}: {} chunks equal", chunks.len());
+        }
+    }
+}

@@ -37,6 +37,7 @@ pub fn run() -> anyhow::Result<()> {
         &api,
         &hf_hub_python,
         &openai_python,
+        &subtitles_python,
     );
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
@@ -67,6 +68,7 @@ fn run_tests(
     api: &str,
     hf_hub_python: &std::path::Path,
     openai_python: &std::path::Path,
+    subtitles_python: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {

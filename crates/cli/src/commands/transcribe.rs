@@ -18,8 +18,8 @@ pub struct TranscribeArgs {
     /// auto, cpu, cuda, ort or openvino.
     #[arg(long, default_value = "auto")]
     backend: String,
-    /// Whisper: new tokens at most after the forced prefix (wav2vec2
-    /// ignores it: CTC emits one label per frame).
+    /// Whisper: new tokens at most after the forced prefix, per 30 s window
+    /// (wav2vec2 ignores it: CTC emits one label per frame).
     #[arg(long, default_value_t = TranscribeOptions::DEFAULT_MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Greedy decoding (the only decoding transcribe does; accepted for
@@ -53,13 +53,15 @@ pub struct TranscribeArgs {
     /// implies --timestamps). Default: json with --json, else text.
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// wav2vec2: decode the audio in chunks of this many seconds, joined
-    /// as transformers' ASR pipeline joins them (`chunk_length_s`).
-    /// Default: whole up to 60 s, 30 s chunks beyond.
+    /// Decode the audio in chunks of this many seconds, joined as
+    /// transformers' ASR pipeline joins them (`chunk_length_s`; Whisper:
+    /// at most 30). Default: Whisper decodes any length with its
+    /// sequential long-form algorithm; wav2vec2 takes up to 60 s whole and
+    /// longer audio in 30 s chunks.
     #[arg(long)]
     chunk_length: Option<f64>,
-    /// wav2vec2 with chunks: the overlap on each side, in seconds
-    /// (default: a sixth of the chunk).
+    /// With chunks: the overlap on each side, in seconds (default: a
+    /// sixth of the chunk).
     #[arg(long, requires = "chunk_length")]
     stride_length: Option<f64>,
     /// The recording: WAV (PCM 8/16/24/32-bit or float), FLAC, MP3,

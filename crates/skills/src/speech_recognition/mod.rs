@@ -7,6 +7,7 @@ mod ctc;
 mod long_form;
 mod onnx_ctc;
 pub mod subtitles;
+mod whisper_chunked;
 
 pub use long_form::TimedSegment;
 
@@ -29,7 +30,7 @@ use ipfs_accelerate_models::{wav2vec2, whisper, ModelError};
 use onnx_ctc::OnnxCtc;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokenizers::Tokenizer;
 
@@ -56,13 +57,14 @@ pub struct TranscribeOptions {
     /// (`words`), from the CTC frames, as the ASR pipeline's
     /// `return_timestamps="word"`.
     pub timestamps: bool,
-    /// wav2vec2: cut the audio into chunks of this many seconds, decoded
-    /// apart with `stride_length_s` of overlap on each side and joined, as
-    /// the ASR pipeline's `chunk_length_s`. `None`: the whole recording at
-    /// once up to [`MAX_CTC_SECONDS`], 30 s chunks beyond.
+    /// Cut the audio into chunks of this many seconds, decoded apart with
+    /// `stride_length_s` of overlap on each side and joined, as the ASR
+    /// pipeline's `chunk_length_s`. `None`: Whisper decodes any length
+    /// with its sequential long-form algorithm; wav2vec2 takes the whole
+    /// recording at once up to [`MAX_CTC_SECONDS`], 30 s chunks beyond.
     pub chunk_length_s: Option<f64>,
-    /// wav2vec2 with chunks: the overlap on each side, in seconds
-    /// (`None`: a sixth of the chunk, as the pipeline).
+    /// With chunks: the overlap on each side, in seconds (`None`: a sixth
+    /// of the chunk, as the pipeline).
     pub stride_length_s: Option<f64>,
 }
 
@@ -147,6 +149,9 @@ struct WhisperRunner {
     eos_ids: Vec<u32>,
     /// `None` for a generation config without timestamp tokens.
     timestamps: Option<long_form::TimestampRules>,
+    /// The tokenizer's `all_special_ids` (the chunked pipeline's merge
+    /// skips them).
+    special_ids: HashSet<u32>,
 }
 
 /// The CTC acoustic model, on the backend that loaded it.
@@ -249,6 +254,11 @@ impl SpeechRecognizer {
             let decoder_start = generation_config::decoder_start_id(&config, Some(&generation))
                 .ok_or_else(|| malformed(&name, "config.json", "no decoder_start_token_id"))?;
             let tokenizer = files.tokenizer()?;
+            let special_ids = whisper_chunked::special_ids(
+                &tokenizer,
+                files.optional_json("special_tokens_map.json")?.as_ref(),
+                files.optional_json("tokenizer_config.json")?.as_ref(),
+            );
             let pick = |key: &str| {
                 generation
                     .get(key)
@@ -270,6 +280,7 @@ impl SpeechRecognizer {
                 model,
                 front: Arc::new(front),
                 timestamps,
+                special_ids,
                 tokenizer,
                 generation,
                 decoder_start,
@@ -337,6 +348,11 @@ impl SpeechRecognizer {
         if audio.samples.is_empty() {
             return Err(SkillError::InvalidInput(
                 "the audio holds no samples".to_owned(),
+            ));
+        }
+        if options.stride_length_s.is_some() && options.chunk_length_s.is_none() {
+            return Err(SkillError::InvalidInput(
+                "stride_length_s is the overlap of chunks; it needs chunk_length_s".to_owned(),
             ));
         }
         let audio = resample(audio, self.sampling_rate)
@@ -545,10 +561,16 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
-        if options.chunk_length_s.is_some() || options.stride_length_s.is_some() {
-            return Err(SkillError::InvalidInput(
-                "Whisper transcribes long audio with its sequential long-form decoding; chunk_length_s applies to CTC models (wav2vec2)".to_owned(),
-            ));
+        if let Some(chunk_length_s) = options.chunk_length_s {
+            let stride_length_s = options.stride_length_s.unwrap_or(chunk_length_s / 6.0);
+            return self.transcribe_chunked(
+                model,
+                device,
+                samples,
+                options,
+                chunk_length_s,
+                stride_length_s,
+            );
         }
         let width = self.front.frames();
         let hop = self.front.config().hop_length;
