@@ -250,4 +250,39 @@ mod tests {
             assert!(!err.contains('\n'), "{what}: {err}");
         }
     }
+
+    /// A header that declares ten hours over a body of a second is refused
+    /// from the header, before anything of the declared size is allocated.
+    #[test]
+    fn a_declared_ten_hours_with_a_short_body_is_refused_from_the_header() {
+        let ten_hours: u64 = 10 * 3600 * 16_000;
+        // FLAC: STREAMINFO's 36-bit total sample count (bytes 21..26, low
+        // nibble of byte 21 first).
+        let mut flac = std::fs::read(fixture("audio/input.flac")).unwrap();
+        assert_eq!(&flac[..4], b"fLaC");
+        flac[21] = (flac[21] & 0xF0) | ((ten_hours >> 32) as u8 & 0x0F);
+        flac[22..26].copy_from_slice(&(ten_hours as u32).to_be_bytes());
+        // WAV: a 16 kHz mono 16-bit header whose data chunk says ten hours,
+        // then one second of silence.
+        let data_bytes = (ten_hours * 2) as u32;
+        let mut wav = Vec::new();
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+        wav.extend_from_slice(&16_000u32.to_le_bytes());
+        wav.extend_from_slice(&32_000u32.to_le_bytes());
+        wav.extend_from_slice(&2u16.to_le_bytes());
+        wav.extend_from_slice(&16u16.to_le_bytes());
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&data_bytes.to_le_bytes());
+        wav.extend(std::iter::repeat_n(0u8, 32_000));
+        for (what, bytes) in [("FLAC", &flac), ("WAV", &wav)] {
+            let err = decode_audio(bytes).unwrap_err();
+            assert!(err.contains("3600"), "{what}: {err}");
+            assert!(!err.contains('\n'), "{what}: {err}");
+        }
+    }
 }
