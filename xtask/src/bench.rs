@@ -1,4 +1,4 @@
-//! `cargo xtask bench [embed|serve|serve-load|storage|generate|multimodal]`: criterion benchmarks
+//! `cargo xtask bench [embed|serve|serve-load|storage|generate|multimodal|long-form]`: criterion benchmarks
 //! on the real models, then a summary with the ratios the issues ask for
 //! (all from the same run).
 
@@ -47,11 +47,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "multimodal" => {
             // The issue's setting: 2 CPU threads; fixture models only.
             sh(skills_bench("multimodal", extra).env("RAYON_NUM_THREADS", "2"))?;
-            summarize_multimodal()
+            summarize_multimodal()?;
+            crate::bench_long_form::run()
         }
+        // The long-form transcription row alone (also part of `multimodal`).
+        "long-form" => crate::bench_long_form::run(),
         other => {
             bail!(
-                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, serve-load, storage, generate, multimodal)"
+                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, serve-load, storage, generate, multimodal, long-form)"
             )
         }
     }

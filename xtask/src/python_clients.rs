@@ -31,6 +31,14 @@ const OPENAI: Client = Client {
     requirements: &["openai==3.63.0"],
 };
 
+/// PyTorch eager and transformers, the reference of the long-form
+/// transcription bench row (`cargo xtask bench multimodal`); not used by
+/// the tests.
+const TORCH: Client = Client {
+    venv: "torch-venv",
+    requirements: &["torch==2.15.0", "transformers==4.57.6", "numpy==2.4.6"],
+};
+
 const SUBTITLES: Client = Client {
     venv: "subtitles-venv",
     requirements: &["srt==3.5.3", "webvtt-py==0.6.0"],
@@ -44,6 +52,12 @@ pub fn hf_hub() -> anyhow::Result<PathBuf> {
 /// The venv's Python with `openai` installed (made once, reused).
 pub fn openai() -> anyhow::Result<PathBuf> {
     install(&OPENAI)
+}
+
+/// The venv's Python with `torch` and `transformers` installed (made
+/// once, reused).
+pub fn torch() -> anyhow::Result<PathBuf> {
+    install(&TORCH)
 }
 
 /// The venv's Python with `srt` and `webvtt-py` installed (made once,
@@ -68,7 +82,18 @@ fn install(client: &Client) -> anyhow::Result<PathBuf> {
         .stderr(Stdio::null())
         .output()
         .is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == versions.join(" ")
+            let found = String::from_utf8_lossy(&o.stdout);
+            let found: Vec<&str> = found.split_whitespace().collect();
+            // A local version label (torch's `2.15.0+cu132`) is the same
+            // release.
+            o.status.success()
+                && found.len() == versions.len()
+                && found.iter().zip(&versions).all(|(got, want)| {
+                    got == want
+                        || got
+                            .strip_prefix(want)
+                            .is_some_and(|rest| rest.starts_with('+'))
+                })
         });
     if has_them {
         return Ok(bin);
