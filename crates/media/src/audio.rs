@@ -118,18 +118,44 @@ fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, S
             frames / u64::from(spec.sample_rate)
         ));
     }
-    let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float if spec.bits_per_sample == 32 => reader
-            .into_samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("corrupt WAV data: {e}"))?,
+    // Frames are mixed down to mono as they are read: a stereo hour is
+    // never held interleaved.
+    let mut samples: Vec<f32> = Vec::new();
+    let mut frame_sum = 0f32;
+    let mut in_frame = 0;
+    let mut push = |v: f32| -> Result<(), String> {
+        // NaN or infinite samples would flow through every model as NaN
+        // features and come out as confident-looking garbage.
+        if !v.is_finite() {
+            return Err(format!(
+                "the WAV file holds a non-finite sample ({v}); it is not usable audio"
+            ));
+        }
+        frame_sum += v;
+        in_frame += 1;
+        if in_frame == channels {
+            samples.push(if channels == 1 {
+                frame_sum
+            } else {
+                frame_sum / channels as f32
+            });
+            frame_sum = 0.0;
+            in_frame = 0;
+        }
+        Ok(())
+    };
+    match spec.sample_format {
+        hound::SampleFormat::Float if spec.bits_per_sample == 32 => {
+            for sample in reader.into_samples::<f32>() {
+                push(sample.map_err(|e| format!("corrupt WAV data: {e}"))?)?;
+            }
+        }
         hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
             let scale = 1.0 / f64::from(1u32 << (spec.bits_per_sample - 1));
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| (f64::from(v) * scale) as f32))
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("corrupt WAV data: {e}"))?
+            for sample in reader.into_samples::<i32>() {
+                let v = sample.map_err(|e| format!("corrupt WAV data: {e}"))?;
+                push((f64::from(v) * scale) as f32)?;
+            }
         }
         format => {
             return Err(format!(
@@ -137,25 +163,10 @@ fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, S
                 spec.bits_per_sample
             ))
         }
-    };
-    // NaN or infinite samples would flow through every model as NaN
-    // features and come out as confident-looking garbage.
-    if let Some(bad) = interleaved.iter().find(|v| !v.is_finite()) {
-        return Err(format!(
-            "the WAV file holds a non-finite sample ({bad}); it is not usable audio"
-        ));
     }
-    if interleaved.len() < channels {
+    if samples.is_empty() {
         return Err("the WAV file holds no complete frame".to_owned());
     }
-    let samples = if channels == 1 {
-        interleaved
-    } else {
-        interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() / channels as f32)
-            .collect()
-    };
     Ok(Audio {
         samples,
         sample_rate: spec.sample_rate,

@@ -355,16 +355,22 @@ impl SpeechRecognizer {
                 "stride_length_s is the overlap of chunks; it needs chunk_length_s".to_owned(),
             ));
         }
-        let audio = resample(audio, self.sampling_rate)
-            .map_err(|e| SkillError::InvalidInput(format!("cannot resample the audio: {e}")))?;
+        // At the model's rate already (the usual case), the samples are
+        // used where they are: an hour is 230 MB not to copy.
+        let resampled;
+        let samples = if audio.sample_rate == self.sampling_rate {
+            &audio.samples
+        } else {
+            resampled = resample(audio, self.sampling_rate)
+                .map_err(|e| SkillError::InvalidInput(format!("cannot resample the audio: {e}")))?;
+            &resampled.samples
+        };
         let mut runner = self.runner.lock().map_err(|_| {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;
         match &mut *runner {
-            Runner::Whisper(w) => {
-                w.transcribe(&self.loaded.name, &self.device, &audio.samples, options)
-            }
-            Runner::Wav2Vec2(w) => w.transcribe(&self.device, &audio.samples, options),
+            Runner::Whisper(w) => w.transcribe(&self.loaded.name, &self.device, samples, options),
+            Runner::Wav2Vec2(w) => w.transcribe(&self.device, samples, options),
         }
     }
 }
@@ -585,6 +591,11 @@ impl WhisperRunner {
             &samples[..samples.len().min(self.front.config().n_samples)]
         };
         if long || options.timestamps || self.returns_timestamps() {
+            if options.return_inputs || options.return_logits {
+                return Err(SkillError::InvalidInput(
+                    "inputs and logits are returned for one window decoded without timestamps (audio up to 30 s)".to_owned(),
+                ));
+            }
             let front = Arc::clone(&self.front);
             let frames = if long {
                 long_form::Frames::Long(front.long_form(samples)?)
