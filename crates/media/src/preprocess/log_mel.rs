@@ -192,3 +192,61 @@ impl LongFormFeatures<'_> {
         out
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn whisper_front() -> LogMel {
+        LogMel::new(LogMelConfig {
+            feature_size: 80,
+            sampling_rate: 16_000,
+            hop_length: 160,
+            n_fft: 400,
+            n_samples: 480_000,
+            dither: 0.0,
+        })
+        .unwrap()
+    }
+
+    /// A window of the long-form features equals the same columns of the
+    /// whole recording's features computed at once (the padded-STFT path),
+    /// floor included, and past the recording's end it is zero.
+    #[test]
+    fn long_form_windows_equal_the_whole_recordings_features() {
+        let front = whisper_front();
+        let samples: Vec<f32> = (0u64..16_000 * 35 + 77)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin() * (t * 0.7).cos()
+                    + 0.05 * ((i * 7919 % 1000) as f32 / 1000.0 - 0.5)
+            })
+            .collect();
+        let long = front.long_form(&samples).unwrap();
+        let frames = long.frames();
+        assert_eq!(frames, samples.len() / 160);
+        // All frames at once, as transformers computes them.
+        let whole: Vec<f64> = samples.iter().map(|&s| f64::from(s)).collect();
+        let mut all = vec![0f32; 80 * frames];
+        front.stft.for_each_frame(&whole, frames, |frame, power| {
+            for (m, filter) in front.filters.iter().enumerate() {
+                all[m * frames + frame] = mel_energy(filter, power).max(1e-10).log10() as f32;
+            }
+        });
+        let floor = all.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 8.0;
+        let (start, width) = (1234, 3000);
+        let window = long.window(start, width, width);
+        for m in 0..80 {
+            for c in 0..width {
+                let got = window[m * width + c];
+                let want = if start + c < frames {
+                    (all[m * frames + start + c].max(floor) + 4.0) / 4.0
+                } else {
+                    0.0
+                };
+                assert_eq!(got, want, "mel {m}, column {c}");
+            }
+        }
+    }
+}

@@ -52,29 +52,12 @@ impl PowerStft {
         &self,
         samples: &[f64],
         frames: usize,
-        mut each: impl FnMut(usize, &[f64]),
+        each: impl FnMut(usize, &[f64]),
     ) {
         let waveform = reflect_pad(samples, self.n_fft / 2);
-        let bins = self.bins();
-        let mut buffer = vec![Complex::new(0f64, 0f64); self.n_fft];
-        let mut power = vec![0f64; bins];
-        for frame in 0..frames {
-            let start = frame * self.hop;
-            for (i, b) in buffer.iter_mut().enumerate() {
-                *b = Complex::new(waveform[start + i] * self.window[i], 0.0);
-            }
-            self.fft.process(&mut buffer);
-            for (p, c) in power.iter_mut().zip(&buffer[..bins]) {
-                // The spectrum is stored as complex64 before |.|^2.
-                let (re, im) = (f64::from(c.re as f32), f64::from(c.im as f32));
-                *p = re.hypot(im).powi(2);
-            }
-            each(frame, &power);
-        }
+        self.power_frames(0..frames, |j| waveform[j], each);
     }
-}
 
-impl PowerStft {
     /// Calls `each(frame, power)` for frames `first .. first + count` of the
     /// centred STFT of all of `samples` (as [`Self::for_each_frame`] would
     /// number them), reading the reflect padding in place, so that a long
@@ -85,7 +68,7 @@ impl PowerStft {
         samples: &[f32],
         first: usize,
         count: usize,
-        mut each: impl FnMut(usize, &[f64]),
+        each: impl FnMut(usize, &[f64]),
     ) {
         let pad = self.n_fft / 2;
         let n = samples.len();
@@ -100,16 +83,28 @@ impl PowerStft {
             };
             f64::from(x)
         };
+        self.power_frames(first..first + count, padded, each);
+    }
+
+    /// The power spectrum of each frame in `frames`, the padded signal read
+    /// through `padded(index)`.
+    fn power_frames(
+        &self,
+        frames: std::ops::Range<usize>,
+        padded: impl Fn(usize) -> f64,
+        mut each: impl FnMut(usize, &[f64]),
+    ) {
         let bins = self.bins();
         let mut buffer = vec![Complex::new(0f64, 0f64); self.n_fft];
         let mut power = vec![0f64; bins];
-        for frame in first..first + count {
+        for frame in frames {
             let start = frame * self.hop;
             for (i, b) in buffer.iter_mut().enumerate() {
                 *b = Complex::new(padded(start + i) * self.window[i], 0.0);
             }
             self.fft.process(&mut buffer);
             for (p, c) in power.iter_mut().zip(&buffer[..bins]) {
+                // The spectrum is stored as complex64 before |.|^2.
                 let (re, im) = (f64::from(c.re as f32), f64::from(c.im as f32));
                 *p = re.hypot(im).powi(2);
             }
