@@ -156,6 +156,29 @@ def check_transcription(client, transcription):
     ), f"transcription (verbose_json): duration {duration!r} is not a positive float"
     passed(f"audio.transcriptions.create(response_format='verbose_json'): duration {duration}")
 
+    srt = create(response_format="srt")
+    assert isinstance(srt, str), f"transcription (srt): got {type(srt).__name__}, not str"
+    assert srt == transcription["srt"], f"transcription (srt): {srt!r} != expected {transcription['srt']!r}"
+    passed("audio.transcriptions.create(response_format='srt')")
+
+    timed = create(response_format="verbose_json", timestamp_granularities=["segment"])
+    want_segments = transcription["segments"]
+    assert timed.segments is not None and len(timed.segments) == len(
+        want_segments
+    ), f"transcription (segments): {timed.segments!r} != expected {want_segments!r}"
+    for got, want_segment in zip(timed.segments, want_segments):
+        for field in ["start", "end"]:
+            # The expected times went through serde_json's float parsing,
+            # which may be one ulp off.
+            assert abs(getattr(got, field) - want_segment[field]) < 1e-9, (
+                f"transcription (segments): {field} {getattr(got, field)!r} != expected {want_segment[field]!r}"
+            )
+        for field in ["id", "seek", "text", "tokens"]:
+            assert getattr(got, field) == want_segment[field], (
+                f"transcription (segments): {field} {getattr(got, field)!r} != expected {want_segment[field]!r}"
+            )
+    passed(f"audio.transcriptions.create(timestamp_granularities=['segment']): {len(want_segments)} segments")
+
 
 def check_vision(client, vision):
     answer = client.chat.completions.create(

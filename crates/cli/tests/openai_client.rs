@@ -2,7 +2,7 @@
 //! `cargo xtask ci` makes; `IPFS_ACCELERATE_OPENAI_PYTHON`) against one
 //! server that serves every kind of model: models list, chat (whole and
 //! streamed), completions, text and image embeddings, transcription (json,
-//! text, verbose_json), vision chat, similarity through the client's generic
+//! text, verbose_json, srt, and segments), vision chat, similarity through the client's generic
 //! `post`, and the errors it maps to exceptions. The expected answers come
 //! from the command line on the same models; `openai_client.py` compares.
 
@@ -119,6 +119,14 @@ fn expected(home: &Path, m: &Models) -> Value {
     // token limit) is the command's.
     let audio = m.whisper.join("input.wav");
     let transcription = transcribe(cli(home), &m.whisper, &audio, &[]);
+    // Segments and subtitles: what `--timestamps` and `--format srt` give.
+    let timed = transcribe(cli(home), &m.whisper, &audio, &["--timestamps"]);
+    let srt = stdout_of(
+        cli(home)
+            .args(["transcribe", "--format", "srt", "--model"])
+            .arg(&m.whisper)
+            .arg(&audio),
+    );
 
     // What the server renders from [{image}, {text: P}] with LLaVA-1.5's
     // template: images first, each text part followed by a space.
@@ -167,6 +175,8 @@ fn expected(home: &Path, m: &Models) -> Value {
             "model": path_str(&m.whisper),
             "file": path_str(&audio),
             "text": transcription["text"],
+            "segments": timed["segments"],
+            "srt": srt,
         },
         "vision": {
             "model": path_str(&m.llava),
