@@ -3,6 +3,7 @@
 //! count) is read with `hound`; FLAC, MP3, Ogg/Vorbis and AAC in MP4/M4A
 //! with symphonia (`compressed_audio`).
 
+use crate::audio_stream::BlockSink;
 use crate::MediaError;
 use crate::PreprocessError;
 use std::path::Path;
@@ -28,35 +29,10 @@ pub struct Audio {
 /// Reads an audio file (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC, told apart by
 /// their content) and mixes its channels down to mono (their mean).
 pub fn read_audio(path: &Path) -> Result<Audio, MediaError> {
-    use std::io::{Read, Seek};
-    let mut magic = [0u8; 12];
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| MediaError::new(path, format!("cannot open: {e}")))?;
-    // The decoder reads the file from its start again.
-    let read = file
-        .read(&mut magic)
-        .and_then(|read| file.rewind().map(|()| read))
-        .map_err(|e| MediaError::new(path, format!("cannot read: {e}")))?;
-    if is_wav(&magic[..read]) {
-        return read_wav(path);
+    crate::audio_stream::AudioFile {
+        path: path.to_path_buf(),
     }
-    let extension = path.extension().and_then(|e| e.to_str());
-    if crate::mp4_guard::looks_like_mp4(&magic[..read]) {
-        // Its tables are checked in memory before the demuxer reads them.
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if size > MAX_MP4_FILE_BYTES {
-            return Err(MediaError::new(
-                path,
-                format!("the file is {size} bytes; at most {MAX_MP4_FILE_BYTES} bytes of MP4 are accepted"),
-            ));
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| MediaError::new(path, format!("cannot read: {e}")))?;
-        return decode_owned(bytes).map_err(|why| MediaError::new(path, why));
-    }
-    crate::compressed_audio::decode(Box::new(file), extension)
-        .map_err(|why| MediaError::new(path, why))
+    .read()
 }
 
 /// Decodes audio bytes (an upload) as [`read_audio`] reads a file.
@@ -71,17 +47,20 @@ pub fn decode_audio(bytes: &[u8]) -> Result<Audio, String> {
 /// Compressed audio in memory (MP4's tables checked first), decoded
 /// without another copy.
 fn decode_owned(bytes: Vec<u8>) -> Result<Audio, String> {
-    if bytes.is_empty() {
-        return Err("the audio file is empty".to_owned());
-    }
-    if crate::mp4_guard::looks_like_mp4(&bytes) {
-        crate::mp4_guard::check(&bytes)?;
-    }
-    crate::compressed_audio::decode(Box::new(std::io::Cursor::new(bytes)), None)
+    let mut audio = Audio {
+        samples: Vec::new(),
+        sample_rate: 0,
+    };
+    crate::audio_stream::stream_bytes_owned(bytes, &mut |rate, block| {
+        audio.sample_rate = rate;
+        audio.samples.extend_from_slice(block);
+        Ok(())
+    })?;
+    Ok(audio)
 }
 
 /// A RIFF (or RIFX, RF64) container of WAVE data.
-fn is_wav(head: &[u8]) -> bool {
+pub(crate) fn is_wav(head: &[u8]) -> bool {
     head.len() >= 12 && matches!(&head[..4], b"RIFF" | b"RIFX" | b"RF64") && &head[8..12] == b"WAVE"
 }
 
@@ -103,6 +82,26 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, String> {
 }
 
 fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, String> {
+    let mut audio = Audio {
+        samples: Vec::new(),
+        sample_rate: reader.spec().sample_rate,
+    };
+    wav_stream(reader, &mut |_, block| {
+        audio.samples.extend_from_slice(block);
+        Ok(())
+    })?;
+    Ok(audio)
+}
+
+/// Samples per block handed to a sink.
+const BLOCK: usize = 1 << 14;
+
+/// Streams a WAV reader's frames, mixed down to mono (their mean) as they
+/// are read, to `sink` in blocks.
+pub(crate) fn wav_stream<R: std::io::Read>(
+    reader: hound::WavReader<R>,
+    sink: &mut BlockSink<'_>,
+) -> Result<(), String> {
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
     if channels == 0 || spec.sample_rate == 0 {
@@ -118,12 +117,12 @@ fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, S
             frames / u64::from(spec.sample_rate)
         ));
     }
-    // Frames are mixed down to mono as they are read: a stereo hour is
-    // never held interleaved.
-    let mut samples: Vec<f32> = Vec::new();
+    let rate = spec.sample_rate;
+    let mut block: Vec<f32> = Vec::with_capacity(BLOCK);
+    let mut any = false;
     let mut frame_sum = 0f32;
     let mut in_frame = 0;
-    let mut push = |v: f32| -> Result<(), String> {
+    let mut push = |v: f32, sink: &mut BlockSink<'_>| {
         // NaN or infinite samples would flow through every model as NaN
         // features and come out as confident-looking garbage.
         if !v.is_finite() {
@@ -134,27 +133,32 @@ fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, S
         frame_sum += v;
         in_frame += 1;
         if in_frame == channels {
-            samples.push(if channels == 1 {
+            block.push(if channels == 1 {
                 frame_sum
             } else {
                 frame_sum / channels as f32
             });
             frame_sum = 0.0;
             in_frame = 0;
+            if block.len() == BLOCK {
+                any = true;
+                sink(rate, &block)?;
+                block.clear();
+            }
         }
         Ok(())
     };
     match spec.sample_format {
         hound::SampleFormat::Float if spec.bits_per_sample == 32 => {
             for sample in reader.into_samples::<f32>() {
-                push(sample.map_err(|e| format!("corrupt WAV data: {e}"))?)?;
+                push(sample.map_err(|e| format!("corrupt WAV data: {e}"))?, sink)?;
             }
         }
         hound::SampleFormat::Int if (8..=32).contains(&spec.bits_per_sample) => {
             let scale = 1.0 / f64::from(1u32 << (spec.bits_per_sample - 1));
             for sample in reader.into_samples::<i32>() {
                 let v = sample.map_err(|e| format!("corrupt WAV data: {e}"))?;
-                push((f64::from(v) * scale) as f32)?;
+                push((f64::from(v) * scale) as f32, sink)?;
             }
         }
         format => {
@@ -164,23 +168,24 @@ fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, S
             ))
         }
     }
-    if samples.is_empty() {
+    if !block.is_empty() {
+        any = true;
+        sink(rate, &block)?;
+    }
+    if !any {
         return Err("the WAV file holds no complete frame".to_owned());
     }
-    Ok(Audio {
-        samples,
-        sample_rate: spec.sample_rate,
-    })
+    Ok(())
 }
 
 /// Zero crossings of the interpolation filter on each side: long enough
 /// that the pass band is flat and the stop band below -80 dB.
-const FILTER_ZEROS: f64 = 32.0;
+pub(crate) const FILTER_ZEROS: f64 = 32.0;
 /// Cut-off relative to the lower Nyquist frequency (room for the
 /// transition band).
-const ROLLOFF: f64 = 0.945;
+pub(crate) const ROLLOFF: f64 = 0.945;
 /// Kaiser window shape.
-const KAISER_BETA: f64 = 12.0;
+pub(crate) const KAISER_BETA: f64 = 12.0;
 
 /// Resamples `audio` to `rate` by band-limited (Kaiser-windowed sinc)
 /// interpolation: output sample `k` is the input signal at time
@@ -232,7 +237,7 @@ pub fn resample(audio: &Audio, rate: u32) -> Result<Audio, PreprocessError> {
 
 /// The modified Bessel function of the first kind, order 0 (power series;
 /// converges quickly for the arguments a Kaiser window uses).
-fn bessel_i0(x: f64) -> f64 {
+pub(crate) fn bessel_i0(x: f64) -> f64 {
     let (mut sum, mut term, half) = (1.0, 1.0, x / 2.0);
     for k in 1..64 {
         term *= half / k as f64;

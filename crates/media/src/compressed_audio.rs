@@ -3,7 +3,8 @@
 //! samples actually decoded, never with a length a header declares, and
 //! decoding stops once the recording passes [`MAX_AUDIO_SECONDS`].
 
-use crate::audio::{Audio, MAX_AUDIO_SECONDS};
+use crate::audio::MAX_AUDIO_SECONDS;
+use crate::audio_stream::BlockSink;
 use std::io::ErrorKind;
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
@@ -23,22 +24,28 @@ const MAX_BAD_PACKETS: usize = 16;
 /// Decodes `source` (`extension`, if known, helps the probe), mixing the
 /// channels down to mono (their mean, as the feature extractors' loaders
 /// do) at the file's own rate. Encoder delay and padding are trimmed where
-/// the file says how much (gapless playback).
-pub(crate) fn decode(
+/// the file says how much (gapless playback). Each packet's mono samples
+/// (and the rate) go to `sink`; decoding stops at the sink's first error
+/// and returns it.
+pub(crate) fn stream(
     source: Box<dyn MediaSource>,
     extension: Option<&str>,
-) -> Result<Audio, String> {
-    crate::contained::contain(|| decode_uncontained(source, extension)).unwrap_or_else(|panic| {
-        Err(format!(
-            "the audio decoder failed on this file (corrupt or malformed): {panic}"
-        ))
-    })
+    sink: &mut BlockSink<'_>,
+) -> Result<(), String> {
+    crate::contained::contain(|| stream_uncontained(source, extension, sink)).unwrap_or_else(
+        |panic| {
+            Err(format!(
+                "the audio decoder failed on this file (corrupt or malformed): {panic}"
+            ))
+        },
+    )
 }
 
-fn decode_uncontained(
+fn stream_uncontained(
     source: Box<dyn MediaSource>,
     extension: Option<&str>,
-) -> Result<Audio, String> {
+    sink: &mut BlockSink<'_>,
+) -> Result<(), String> {
     let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = extension {
@@ -77,7 +84,8 @@ fn decode_uncontained(
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| format!("unsupported audio codec: {e}"))?;
     let limit = MAX_AUDIO_SECONDS * u64::from(rate);
-    let mut samples: Vec<f32> = Vec::new();
+    let mut decoded_frames = 0u64;
+    let mut mono: Vec<f32> = Vec::new();
     let mut buffer: Option<SampleBuffer<f32>> = None;
     let mut bad_packets = 0;
     let mut cut_short = false;
@@ -121,39 +129,40 @@ fn decode_uncontained(
             continue;
         };
         buffer.copy_interleaved_ref(decoded);
-        samples.extend(
+        mono.clear();
+        mono.extend(
             buffer
                 .samples()
                 .chunks_exact(channels)
                 .map(|frame| frame.iter().sum::<f32>() / channels as f32),
         );
-        if samples.len() as u64 > limit {
-            return Err(too_long(samples.len() as u64, rate));
+        decoded_frames += mono.len() as u64;
+        if decoded_frames > limit {
+            return Err(too_long(decoded_frames, rate));
+        }
+        if let Some(bad) = mono.iter().find(|v| !v.is_finite()) {
+            return Err(format!(
+                "the audio holds a non-finite sample ({bad}); it is not usable audio"
+            ));
+        }
+        if !mono.is_empty() {
+            sink(rate, &mono)?;
         }
     }
-    if samples.is_empty() {
+    if decoded_frames == 0 {
         return Err("the audio file holds no samples".to_owned());
     }
     // A stream that says how long it is and stops well before: cut off
     // (an interrupted download), not a shorter recording.
     if let Some(frames) = declared {
-        let missing = frames.saturating_sub(samples.len() as u64);
+        let missing = frames.saturating_sub(decoded_frames);
         if cut_short || missing > u64::from(rate) / 10 {
             return Err(format!(
-                "the audio file is truncated: {} of its {frames} samples are there",
-                samples.len()
+                "the audio file is truncated: {decoded_frames} of its {frames} samples are there"
             ));
         }
     }
-    if let Some(bad) = samples.iter().find(|v| !v.is_finite()) {
-        return Err(format!(
-            "the audio holds a non-finite sample ({bad}); it is not usable audio"
-        ));
-    }
-    Ok(Audio {
-        samples,
-        sample_rate: rate,
-    })
+    Ok(())
 }
 
 fn too_long(frames: u64, rate: u32) -> String {
