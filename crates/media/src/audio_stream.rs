@@ -28,6 +28,29 @@ pub trait AudioSource: Sync {
 
 impl AudioSource for Audio {
     fn stream(&self, sink: &mut BlockSink<'_>) -> Result<(), String> {
+        SampleSlice {
+            samples: &self.samples,
+            sample_rate: self.sample_rate,
+        }
+        .stream(sink)
+    }
+
+    fn name(&self) -> String {
+        "the audio".to_owned()
+    }
+}
+
+/// Samples already in memory, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleSlice<'a> {
+    /// Mono samples.
+    pub samples: &'a [f32],
+    /// Samples per second.
+    pub sample_rate: u32,
+}
+
+impl AudioSource for SampleSlice<'_> {
+    fn stream(&self, sink: &mut BlockSink<'_>) -> Result<(), String> {
         if self.samples.is_empty() {
             return Err("the audio holds no samples".to_owned());
         }

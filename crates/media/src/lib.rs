@@ -20,7 +20,9 @@ mod video;
 pub use self::audio::{
     decode_audio, decode_wav, read_audio, read_wav, resample, Audio, MAX_AUDIO_SECONDS,
 };
-pub use self::audio_stream::{collect, stream_at, AudioFile, AudioSource, StreamResampler};
+pub use self::audio_stream::{
+    collect, stream_at, AudioFile, AudioSource, BlockSink, SampleSlice, StreamResampler,
+};
 pub use self::image::{decode_image, read_image, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS};
 pub use self::video::{frame_paths, read_frames, MAX_VIDEO_FRAMES};
 /// Decoded images are `image`'s RGB buffers.

@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::output::{print_json, print_text, ModelAnswer};
-use ipfs_accelerate::skills::media::read_audio;
+use ipfs_accelerate::skills::media::AudioFile;
 use ipfs_accelerate::skills::{
     retry_on_cpu_after_oom, subtitles, SpeechRecognizer, TranscribeOptions,
 };
@@ -87,8 +87,10 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
     if args.max_new_tokens == 0 {
         anyhow::bail!("--max-new-tokens must be at least 1");
     }
-    // Read the audio first: a bad file should not wait for a model load.
-    let audio = read_audio(&args.audio)?;
+    // Open the audio first: a bad file should not wait for a model load.
+    // The file is decoded as it is needed (twice, for Whisper's long-form
+    // features), never held whole; opening it decodes its first block.
+    let audio = AudioFile::open(&args.audio)?;
     let (model, loader) = ctx.model_and_loader(&args.model)?;
     let recognizer = SpeechRecognizer::load(&loader, &model, backend)?;
     let options = TranscribeOptions {
@@ -105,7 +107,7 @@ pub fn run(ctx: &Context, args: TranscribeArgs) -> anyhow::Result<()> {
     let (recognizer, transcription) = retry_on_cpu_after_oom(
         recognizer,
         loaded_on,
-        |r| r.transcribe(&audio, &options),
+        |r| r.transcribe_source(&audio, &options),
         || SpeechRecognizer::load(&loader, &model, BackendKind::Cpu),
     )?;
     match format {

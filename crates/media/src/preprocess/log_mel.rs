@@ -121,75 +121,119 @@ impl LogMel {
         Ok(out)
     }
 
-    /// The front end over a recording longer than one window, as
-    /// `WhisperFeatureExtractor(truncation=False, padding="longest")`
-    /// computes it: one centred STFT over the whole recording (no zero
-    /// padding to the window), the last frame dropped, and the `max - 8`
-    /// floor taken over all of it. This pass finds that maximum; the
-    /// features themselves are computed a window at a time by
-    /// [`LongFormFeatures::window`], so an hour of audio never holds more
-    /// than one window of features.
-    pub fn long_form<'a>(
-        &'a self,
-        samples: &'a [f32],
-    ) -> Result<LongFormFeatures<'a>, PreprocessError> {
-        let cfg = &self.config;
-        if samples.len() <= cfg.n_fft / 2 {
-            return Err(PreprocessError::Input(format!(
-                "the audio is too short: {} samples",
-                samples.len()
-            )));
-        }
-        // `1 + len / hop` frames, less the last.
-        let frames = samples.len() / cfg.hop_length;
-        let mut max = f32::NEG_INFINITY;
-        self.stft.for_frames_in(samples, 0, frames, |_, power| {
-            for filter in &self.filters {
-                max = max.max(mel_energy(filter, power).max(1e-10).log10() as f32);
-            }
-        });
-        Ok(LongFormFeatures {
+    /// The recording's raw log-mel frames (`log10(max(mel, 1e-10))`, before
+    /// the floor and scaling), computed as blocks of samples arrive: see
+    /// [`MelFrames`].
+    pub fn frames_of_stream(&self) -> MelFrames<'_> {
+        MelFrames {
             front: self,
-            samples,
-            frames,
-            floor: max - 8.0,
-        })
+            buffer: Vec::new(),
+            base: 0,
+            received: 0,
+            next: 0,
+        }
+    }
+
+    /// `(v.max(floor) + 4) / 4`: a raw frame value as `input_features`
+    /// holds it, `floor` being the recording's maximum less 8.
+    pub fn scale(value: f32, floor: f32) -> f32 {
+        (value.max(floor) + 4.0) / 4.0
     }
 }
 
-/// A recording's log-mel features, computed a window at a time (see
-/// [`LogMel::long_form`]).
-#[derive(Debug)]
-pub struct LongFormFeatures<'a> {
+/// A recording's log-mel frames as transformers computes them for long
+/// audio (`WhisperFeatureExtractor(truncation=False, padding="longest")`):
+/// one centred STFT over the whole recording (reflect padding at both
+/// ends, no zero padding to the window), the last frame dropped. Frames
+/// come out as soon as their samples have arrived; only the samples the
+/// next frames need are kept, so an hour of audio never holds more than a
+/// block of samples here.
+pub struct MelFrames<'a> {
     front: &'a LogMel,
-    samples: &'a [f32],
-    frames: usize,
-    floor: f32,
+    /// Samples from index `base` on.
+    buffer: Vec<f32>,
+    base: usize,
+    received: usize,
+    /// The next frame to compute.
+    next: usize,
 }
 
-impl LongFormFeatures<'_> {
-    /// Frames of the whole recording (`samples / hop`).
-    pub fn frames(&self) -> usize {
-        self.frames
+impl std::fmt::Debug for MelFrames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MelFrames")
+            .field("received", &self.received)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MelFrames<'_> {
+    /// Adds samples; calls `each(frame, raw)` (`raw`: one value per mel
+    /// bin) for every frame whose samples have all arrived.
+    pub fn push(&mut self, block: &[f32], mut each: impl FnMut(usize, &[f32])) {
+        self.buffer.extend_from_slice(block);
+        self.received += block.len();
+        let (hop, pad) = (self.front.config.hop_length, self.front.config.n_fft / 2);
+        // Frame f reads samples up to f × hop + pad - 1, and at the start
+        // the reflection reads sample `pad`.
+        let mut ready = self.next;
+        while ready * hop + pad < self.received {
+            ready += 1;
+        }
+        self.compute(ready, None, &mut each);
+        let keep_from = (self.next * hop).saturating_sub(pad);
+        if keep_from > self.base {
+            let drop = (keep_from - self.base).min(self.buffer.len());
+            self.buffer.drain(..drop);
+            self.base += drop;
+        }
     }
 
-    /// `input_features` [feature_size × `width`] for frames `start ..
-    /// start + count` of the recording (clamped to its end), zero past
-    /// them, as Whisper's long-form `generate` cuts and pads each segment.
-    pub fn window(&self, start: usize, count: usize, width: usize) -> Vec<f32> {
-        let count = count.min(width).min(self.frames.saturating_sub(start));
-        let mels = self.front.config.feature_size;
-        let mut out = vec![0f32; mels * width];
+    /// The recording has ended: calls `each` for the remaining frames and
+    /// returns how many frames it has (`samples / hop`). A recording no
+    /// longer than half an FFT has no frames (reflect padding needs more).
+    pub fn finish(mut self, mut each: impl FnMut(usize, &[f32])) -> usize {
+        let total = self.received / self.front.config.hop_length;
+        if self.received <= self.front.config.n_fft / 2 {
+            return 0;
+        }
+        self.compute(total, Some(self.received), &mut each);
+        total
+    }
+
+    /// Frames `next .. until`; `len` is the recording's length once known
+    /// (for the reflection at its end).
+    fn compute(&mut self, until: usize, len: Option<usize>, each: &mut impl FnMut(usize, &[f32])) {
+        if until <= self.next {
+            return;
+        }
+        let pad = self.front.config.n_fft / 2;
+        let (buffer, base) = (&self.buffer, self.base);
+        let n = len.unwrap_or(usize::MAX);
+        // Index `j` of numpy's reflect-padded signal.
+        let padded = |j: usize| -> f64 {
+            let original = if j < pad {
+                pad - j
+            } else if j - pad < n {
+                j - pad
+            } else {
+                (2 * n + pad).saturating_sub(j + 2)
+            };
+            original
+                .checked_sub(base)
+                .and_then(|i| buffer.get(i))
+                .map_or(0.0, |&x| f64::from(x))
+        };
+        let mut raw = vec![0f32; self.front.config.feature_size];
         self.front
             .stft
-            .for_frames_in(self.samples, start, count, |frame, power| {
-                let column = frame - start;
-                for (m, filter) in self.front.filters.iter().enumerate() {
-                    let v = mel_energy(filter, power).max(1e-10).log10() as f32;
-                    out[m * width + column] = (v.max(self.floor) + 4.0) / 4.0;
+            .power_frames(self.next..until, padded, |frame, power| {
+                for (r, filter) in raw.iter_mut().zip(&self.front.filters) {
+                    *r = mel_energy(filter, power).max(1e-10).log10() as f32;
                 }
+                each(frame, &raw);
             });
-        out
+        self.next = until;
     }
 }
 
@@ -210,11 +254,10 @@ mod tests {
         .unwrap()
     }
 
-    /// A window of the long-form features equals the same columns of the
-    /// whole recording's features computed at once (the padded-STFT path),
-    /// floor included, and past the recording's end it is zero.
+    /// Frames streamed in blocks of any size equal the whole recording's
+    /// frames computed at once (the padded-STFT path).
     #[test]
-    fn long_form_windows_equal_the_whole_recordings_features() {
+    fn streamed_frames_equal_the_whole_recordings_frames() {
         let front = whisper_front();
         let samples: Vec<f32> = (0u64..16_000 * 35 + 77)
             .map(|i| {
@@ -223,10 +266,7 @@ mod tests {
                     + 0.05 * ((i * 7919 % 1000) as f32 / 1000.0 - 0.5)
             })
             .collect();
-        let long = front.long_form(&samples).unwrap();
-        let frames = long.frames();
-        assert_eq!(frames, samples.len() / 160);
-        // All frames at once, as transformers computes them.
+        let frames = samples.len() / 160;
         let whole: Vec<f64> = samples.iter().map(|&s| f64::from(s)).collect();
         let mut all = vec![0f32; 80 * frames];
         front.stft.for_each_frame(&whole, frames, |frame, power| {
@@ -234,19 +274,22 @@ mod tests {
                 all[m * frames + frame] = mel_energy(filter, power).max(1e-10).log10() as f32;
             }
         });
-        let floor = all.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 8.0;
-        let (start, width) = (1234, 3000);
-        let window = long.window(start, width, width);
-        for m in 0..80 {
-            for c in 0..width {
-                let got = window[m * width + c];
-                let want = if start + c < frames {
-                    (all[m * frames + start + c].max(floor) + 4.0) / 4.0
-                } else {
-                    0.0
-                };
-                assert_eq!(got, want, "mel {m}, column {c}");
+        for block in [1usize, 333, 16_000, 1 << 20] {
+            let mut streamed = vec![0f32; 80 * frames];
+            let mut seen = 0;
+            let mut put = |frame: usize, raw: &[f32]| {
+                assert_eq!(frame, seen, "frames in order");
+                seen += 1;
+                for (m, &v) in raw.iter().enumerate() {
+                    streamed[m * frames + frame] = v;
+                }
+            };
+            let mut stream = front.frames_of_stream();
+            for chunk in samples.chunks(block) {
+                stream.push(chunk, &mut put);
             }
+            assert_eq!(stream.finish(&mut put), frames);
+            assert_eq!(streamed, all, "blocks of {block}");
         }
     }
 }

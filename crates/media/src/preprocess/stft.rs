@@ -58,37 +58,9 @@ impl PowerStft {
         self.power_frames(0..frames, |j| waveform[j], each);
     }
 
-    /// Calls `each(frame, power)` for frames `first .. first + count` of the
-    /// centred STFT of all of `samples` (as [`Self::for_each_frame`] would
-    /// number them), reading the reflect padding in place, so that a long
-    /// recording is never copied or padded whole. `samples` must be longer
-    /// than `n_fft / 2`.
-    pub(crate) fn for_frames_in(
-        &self,
-        samples: &[f32],
-        first: usize,
-        count: usize,
-        each: impl FnMut(usize, &[f64]),
-    ) {
-        let pad = self.n_fft / 2;
-        let n = samples.len();
-        // Index `j` of numpy's reflect-padded signal.
-        let padded = |j: usize| -> f64 {
-            let x = if j < pad {
-                samples[(pad - j).min(n - 1)]
-            } else if j < pad + n {
-                samples[j - pad]
-            } else {
-                samples[(2 * n + pad).saturating_sub(j + 2)]
-            };
-            f64::from(x)
-        };
-        self.power_frames(first..first + count, padded, each);
-    }
-
     /// The power spectrum of each frame in `frames`, the padded signal read
     /// through `padded(index)`.
-    fn power_frames(
+    pub(crate) fn power_frames(
         &self,
         frames: std::ops::Range<usize>,
         padded: impl Fn(usize) -> f64,

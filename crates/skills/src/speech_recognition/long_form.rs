@@ -11,13 +11,19 @@
 //! of at most one window with timestamps asked for runs the same loop over
 //! its padded 30 s features, as transformers does.
 
-use super::{Transcription, WhisperRunner};
+use super::{TranscribeOptions, Transcription, WhisperRunner};
 use crate::SkillError;
 use candle_core::{Device, Tensor};
-use ipfs_accelerate_media::preprocess::log_mel::LongFormFeatures;
+use ipfs_accelerate_media::preprocess::log_mel::LogMel;
+use ipfs_accelerate_media::{stream_at, AudioSource};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// What a sink returns to stop the decoder when the model failed (the
+/// model's error is kept aside and returned instead).
+const STOP: &str = "stopped";
 
 /// Seconds per timestamp token (`<|0.02|>` is one step).
 const TIME_PRECISION: f64 = 0.02;
@@ -40,41 +46,51 @@ pub struct TimedSegment {
     pub tokens: Vec<u32>,
 }
 
-/// Where a window's features come from.
-pub(super) enum Frames<'a> {
-    /// One window's features, already zero-padded to its width (audio of
-    /// at most 30 s, as the feature extractor pads it).
-    Padded { features: Vec<f32>, width: usize },
-    /// A recording longer than one window.
-    Long(LongFormFeatures<'a>),
+/// What a first pass over a recording found.
+#[derive(Debug)]
+pub(super) struct Survey {
+    /// Samples at the model's rate.
+    pub(super) samples: usize,
+    /// Feature frames of the whole recording (`samples / hop`).
+    pub(super) frames: usize,
+    /// The recording's largest raw log-mel value less 8.
+    pub(super) floor: f32,
+    /// The samples, kept while the recording fits one window (and a hop).
+    pub(super) short: Option<Vec<f32>>,
 }
 
-impl Frames<'_> {
-    /// Frames the loop walks through.
-    fn total(&self) -> usize {
-        match self {
-            Self::Padded { width, .. } => *width,
-            Self::Long(features) => features.frames(),
+/// The sequential loop's state: the frames from `first` on (scaled, one
+/// column per frame), where the next window starts, and what was found.
+struct WindowLoop {
+    columns: VecDeque<Vec<f32>>,
+    first: usize,
+    seek: usize,
+    total: usize,
+    prefix: Option<Vec<u32>>,
+    max_new_tokens: usize,
+    segments: Vec<(usize, RawSegment)>,
+}
+
+impl WindowLoop {
+    fn new(total: usize) -> Self {
+        Self {
+            columns: VecDeque::new(),
+            first: 0,
+            seek: 0,
+            total,
+            prefix: None,
+            max_new_tokens: 0,
+            segments: Vec::new(),
         }
     }
 
-    /// Frames `start .. start + count`, zero-padded to `width` columns.
-    fn window(&self, start: usize, count: usize, width: usize, mels: usize) -> Vec<f32> {
-        match self {
-            Self::Padded {
-                features,
-                width: have,
-            } => {
-                let mut out = vec![0f32; mels * width];
-                let count = count.min(width).min(have.saturating_sub(start));
-                for m in 0..mels {
-                    let row = &features[m * have + start..m * have + start + count];
-                    out[m * width..m * width + count].copy_from_slice(row);
-                }
-                out
-            }
-            Self::Long(features) => features.window(start, count, width),
-        }
+    fn done(&self) -> bool {
+        self.seek >= self.total
+    }
+
+    /// Whether the next window's frames have all arrived.
+    fn ready(&self, width: usize) -> bool {
+        self.first + self.columns.len() >= self.seek + (self.total - self.seek).min(width)
     }
 }
 
@@ -285,70 +301,191 @@ fn split_segments(
 }
 
 impl WhisperRunner {
-    /// The sequential long-form loop over `frames` (see the module
-    /// comment).
-    pub(super) fn run_with_timestamps(
+    /// The first pass over a recording (at the model's rate): its length,
+    /// frame count and log-mel maximum, and the samples themselves while
+    /// it fits one window.
+    pub(super) fn survey(&self, source: &dyn AudioSource) -> Result<Survey, SkillError> {
+        let front = Arc::clone(&self.front);
+        let config = front.config();
+        let keep_up_to = config.n_samples + config.hop_length;
+        let mut frames = front.frames_of_stream();
+        let (mut samples, mut max) = (0usize, f32::NEG_INFINITY);
+        let mut short = Some(Vec::new());
+        stream_at(source, config.sampling_rate, &mut |block| {
+            samples += block.len();
+            if samples > keep_up_to {
+                short = None;
+            } else if let Some(kept) = short.as_mut() {
+                kept.extend_from_slice(block);
+            }
+            frames.push(block, |_, raw| {
+                max = raw.iter().copied().fold(max, f32::max)
+            });
+            Ok(())
+        })
+        .map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
+        let count = frames.finish(|_, raw| max = raw.iter().copied().fold(max, f32::max));
+        Ok(Survey {
+            samples,
+            frames: count,
+            floor: max - 8.0,
+            short,
+        })
+    }
+
+    /// The sequential long-form loop over a recording longer than a
+    /// window, streamed a second time: each window is decoded as soon as
+    /// its frames have arrived, and frames before the next window are
+    /// dropped.
+    pub(super) fn run_streamed(
         &mut self,
         model: &str,
         device: &Device,
-        frames: &Frames<'_>,
-        options: &super::TranscribeOptions,
+        source: &dyn AudioSource,
+        survey: &Survey,
+        options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
-        let rules = self.timestamps.clone().ok_or_else(|| {
+        let rules = self.rules()?;
+        let front = Arc::clone(&self.front);
+        let width = front.frames();
+        let floor = survey.floor;
+        let mut frames = front.frames_of_stream();
+        let mut state = WindowLoop::new(survey.frames);
+        let mut failure = None;
+        let streamed = stream_at(source, front.config().sampling_rate, &mut |block| {
+            frames.push(block, |_, raw| {
+                state
+                    .columns
+                    .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+            });
+            while !state.done() && state.ready(width) {
+                if let Err(e) = self.window_step(&mut state, model, device, &rules, options) {
+                    failure = Some(e);
+                    return Err(STOP.to_owned());
+                }
+            }
+            Ok(())
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        streamed.map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
+        frames.finish(|_, raw| {
+            state
+                .columns
+                .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+        });
+        while !state.done() {
+            self.window_step(&mut state, model, device, &rules, options)?;
+        }
+        self.finish_loop(state, &rules)
+    }
+
+    /// The same loop over one window's padded features (`[mels × width]`,
+    /// audio of at most 30 s with timestamps asked for), as transformers
+    /// runs it on short-form input.
+    pub(super) fn run_padded(
+        &mut self,
+        model: &str,
+        device: &Device,
+        features: &[f32],
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
+        let rules = self.rules()?;
+        let mels = self.front.config().feature_size;
+        let width = self.front.frames();
+        let mut state = WindowLoop::new(width);
+        state.columns = (0..width)
+            .map(|c| (0..mels).map(|m| features[m * width + c]).collect())
+            .collect();
+        while !state.done() {
+            self.window_step(&mut state, model, device, &rules, options)?;
+        }
+        self.finish_loop(state, &rules)
+    }
+
+    fn rules(&self) -> Result<TimestampRules, SkillError> {
+        self.timestamps.clone().ok_or_else(|| {
             SkillError::InvalidInput(
                 "this Whisper model's generation config has no <|notimestamps|> token, so it has no timestamps; audio longer than 30 s needs them".to_owned(),
             )
-        })?;
+        })
+    }
+
+    /// Decodes the window at `state.seek` (its frames must be there) and
+    /// moves `seek` on.
+    fn window_step(
+        &mut self,
+        state: &mut WindowLoop,
+        model: &str,
+        device: &Device,
+        rules: &TimestampRules,
+        options: &TranscribeOptions,
+    ) -> Result<(), SkillError> {
         let mels = self.front.config().feature_size;
         let width = self.front.frames();
         let input_stride = 2;
-        let total = frames.total();
-        let encode =
-            |runner: &mut Self, start: usize, count: usize| -> Result<Tensor, SkillError> {
-                let features = frames.window(start, count, width, mels);
-                let input = Tensor::from_vec(features, (1, mels, width), device)?;
-                Ok(runner.model.encode(&input)?)
-            };
-        // The language is detected (when it must be) on the first window.
-        let first_window = encode(self, 0, width.min(total))?;
-        let prefix = self.decoder_prefix(
-            model,
-            &first_window,
-            options.language.as_deref(),
-            options.task.as_deref(),
-            true,
-        )?;
-        let room = self.model.room().saturating_sub(prefix.len());
-        let max_new_tokens = options.max_new_tokens.min(room);
-        if max_new_tokens == 0 {
-            return Err(SkillError::InvalidInput(format!(
-                "the decoder prefix fills the model's {} positions",
-                self.model.room()
-            )));
+        let seek = state.seek;
+        let window_frames = (state.total - seek).min(width);
+        let mut input = vec![0f32; mels * width];
+        for c in 0..window_frames {
+            let column = &state.columns[seek + c - state.first];
+            for (m, &v) in column.iter().enumerate() {
+                input[m * width + c] = v;
+            }
         }
-        let mut encoded = Some(first_window);
-        let mut seek = 0usize;
-        let mut segments = Vec::new();
-        while seek < total {
-            let window_frames = (total - seek).min(width);
-            let states = match encoded.take() {
-                Some(states) => states,
-                None => encode(self, seek, window_frames)?,
-            };
-            let tokens = self.generate_window(&prefix, &states, &rules, max_new_tokens)?;
-            let tokens = rules.trim(tokens, &self.eos_ids);
-            let (found, offset) =
-                split_segments(&tokens, rules.begin, seek, window_frames, input_stride);
-            let window_seek = seek;
-            segments.extend(found.into_iter().map(|s| (window_seek, s)));
-            // A window that does not move `seek` would be decoded again
-            // forever; transformers' loop has no such guard, but no
-            // decoding can end there (timestamps only grow).
-            seek += offset.max(1);
+        let input = Tensor::from_vec(input, (1, mels, width), device)?;
+        let encoded = self.model.encode(&input)?;
+        let prefix = match state.prefix.take() {
+            Some(prefix) => prefix,
+            None => {
+                // The language is detected (when it must be) on the first
+                // window, as `detect_language` does.
+                let prefix = self.decoder_prefix(
+                    model,
+                    &encoded,
+                    options.language.as_deref(),
+                    options.task.as_deref(),
+                    true,
+                )?;
+                let room = self.model.room().saturating_sub(prefix.len());
+                state.max_new_tokens = options.max_new_tokens.min(room);
+                if state.max_new_tokens == 0 {
+                    return Err(SkillError::InvalidInput(format!(
+                        "the decoder prefix fills the model's {} positions",
+                        self.model.room()
+                    )));
+                }
+                prefix
+            }
+        };
+        let tokens = self.generate_window(&prefix, &encoded, rules, state.max_new_tokens);
+        state.prefix = Some(prefix);
+        let tokens = rules.trim(tokens?, &self.eos_ids);
+        let (found, offset) =
+            split_segments(&tokens, rules.begin, seek, window_frames, input_stride);
+        state.segments.extend(found.into_iter().map(|s| (seek, s)));
+        // A window that does not move `seek` would be decoded again
+        // forever; transformers' loop has no such guard, but no decoding
+        // can end there (timestamps only grow).
+        state.seek += offset.max(1);
+        while state.first < state.seek && !state.columns.is_empty() {
+            state.columns.pop_front();
+            state.first += 1;
         }
+        Ok(())
+    }
+
+    /// The answer: the segments with their text, and all their tokens.
+    fn finish_loop(
+        &self,
+        state: WindowLoop,
+        rules: &TimestampRules,
+    ) -> Result<Transcription, SkillError> {
+        let prefix = state.prefix.unwrap_or_default();
         let mut token_ids = Vec::new();
-        let mut timed = Vec::with_capacity(segments.len());
-        for (id, (seek, segment)) in segments.into_iter().enumerate() {
+        let mut timed = Vec::with_capacity(state.segments.len());
+        for (id, (seek, segment)) in state.segments.into_iter().enumerate() {
             token_ids.extend_from_slice(&segment.tokens);
             timed.push(TimedSegment {
                 id,

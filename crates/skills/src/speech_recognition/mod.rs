@@ -25,7 +25,7 @@ use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::log_mel::{LogMel, LogMelConfig};
 use ipfs_accelerate_media::preprocess::waveform::{self, WaveformConfig};
-use ipfs_accelerate_media::{resample, Audio};
+use ipfs_accelerate_media::{stream_at, Audio, AudioSource};
 use ipfs_accelerate_models::{wav2vec2, whisper, ModelError};
 use onnx_ctc::OnnxCtc;
 use serde::Serialize;
@@ -350,29 +350,45 @@ impl SpeechRecognizer {
                 "the audio holds no samples".to_owned(),
             ));
         }
+        self.transcribe_source(audio, options)
+    }
+
+    /// Transcribes a recording read as a stream (a file on disk, decoded
+    /// as needed): Whisper's long-form decoding goes through it twice and
+    /// never holds it whole; the other paths (CTC models, chunks) read it
+    /// into memory at the model's rate.
+    pub fn transcribe_source(
+        &self,
+        source: &dyn AudioSource,
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
         if options.stride_length_s.is_some() && options.chunk_length_s.is_none() {
             return Err(SkillError::InvalidInput(
                 "stride_length_s is the overlap of chunks; it needs chunk_length_s".to_owned(),
             ));
         }
-        // At the model's rate already (the usual case), the samples are
-        // used where they are: an hour is 230 MB not to copy.
-        let resampled;
-        let samples = if audio.sample_rate == self.sampling_rate {
-            &audio.samples
-        } else {
-            resampled = resample(audio, self.sampling_rate)
-                .map_err(|e| SkillError::InvalidInput(format!("cannot resample the audio: {e}")))?;
-            &resampled.samples
-        };
         let mut runner = self.runner.lock().map_err(|_| {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;
         match &mut *runner {
-            Runner::Whisper(w) => w.transcribe(&self.loaded.name, &self.device, samples, options),
-            Runner::Wav2Vec2(w) => w.transcribe(&self.device, samples, options),
+            Runner::Whisper(w) => w.transcribe(&self.loaded.name, &self.device, source, options),
+            Runner::Wav2Vec2(w) => {
+                let samples = samples_at(source, self.sampling_rate)?;
+                w.transcribe(&self.device, &samples, options)
+            }
         }
     }
+}
+
+/// All of `source` at `rate`, in memory.
+fn samples_at(source: &dyn AudioSource, rate: u32) -> Result<Vec<f32>, SkillError> {
+    let mut samples = Vec::new();
+    stream_at(source, rate, &mut |block| {
+        samples.extend_from_slice(block);
+        Ok(())
+    })
+    .map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
+    Ok(samples)
 }
 
 impl WhisperRunner {
@@ -559,7 +575,7 @@ impl WhisperRunner {
         &mut self,
         model: &str,
         device: &Device,
-        samples: &[f32],
+        source: &dyn AudioSource,
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
         if options.max_new_tokens == 0 {
@@ -567,57 +583,70 @@ impl WhisperRunner {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
+        let rate = self.front.config().sampling_rate;
         if let Some(chunk_length_s) = options.chunk_length_s {
             let stride_length_s = options.stride_length_s.unwrap_or(chunk_length_s / 6.0);
+            let samples = samples_at(source, rate)?;
             return self.transcribe_chunked(
                 model,
                 device,
-                samples,
+                &samples,
                 options,
                 chunk_length_s,
                 stride_length_s,
             );
         }
+        // A first pass: the length, and the log-mel maximum long-form
+        // features are floored by.
+        let survey = self.survey(source)?;
         let width = self.front.frames();
         let hop = self.front.config().hop_length;
         // transformers decodes long-form when the whole recording's
         // features are wider than one window.
-        let long = samples.len() / hop > width;
-        // Up to a hop over 30 s still gives one window: the feature
-        // extractor's default call truncates it to the window.
-        let samples = if long {
-            samples
-        } else {
-            &samples[..samples.len().min(self.front.config().n_samples)]
-        };
-        if long || options.timestamps || self.returns_timestamps() {
-            if options.return_inputs || options.return_logits {
-                return Err(SkillError::InvalidInput(
-                    "inputs and logits are returned for one window decoded without timestamps (audio up to 30 s)".to_owned(),
-                ));
-            }
-            let front = Arc::clone(&self.front);
-            let frames = if long {
-                long_form::Frames::Long(front.long_form(samples)?)
-            } else {
-                long_form::Frames::Padded {
-                    features: front.features(samples)?,
-                    width,
-                }
-            };
-            self.model.reset();
-            let result = self.run_with_timestamps(model, device, &frames, options);
-            self.model.reset();
-            return result;
+        let long = survey.samples / hop > width;
+        if (long || options.timestamps || self.returns_timestamps())
+            && (options.return_inputs || options.return_logits)
+        {
+            return Err(SkillError::InvalidInput(
+                "inputs and logits are returned for one window decoded without timestamps (audio up to 30 s)".to_owned(),
+            ));
         }
-        let features = self.front.features(samples)?;
+        self.model.reset();
+        let result = match &survey.short {
+            Some(samples) if !long => {
+                // Up to a hop over 30 s still gives one window: the feature
+                // extractor's default call truncates it to the window.
+                let samples = &samples[..samples.len().min(self.front.config().n_samples)];
+                if samples.is_empty() {
+                    return Err(SkillError::InvalidInput(
+                        "the audio holds no samples".to_owned(),
+                    ));
+                }
+                let features = self.front.features(samples)?;
+                if options.timestamps || self.returns_timestamps() {
+                    self.run_padded(model, device, &features, options)
+                } else {
+                    self.run_short(model, device, features, options)
+                }
+            }
+            _ => self.run_streamed(model, device, source, &survey, options),
+        };
+        self.model.reset();
+        result
+    }
+
+    /// One window without timestamps: the short-form decoding.
+    fn run_short(
+        &mut self,
+        model: &str,
+        device: &Device,
+        features: Vec<f32>,
+        options: &TranscribeOptions,
+    ) -> Result<Transcription, SkillError> {
         let mels = self.front.config().feature_size;
         let frames = features.len() / mels;
         let input = Tensor::from_vec(features, (1, mels, frames), device)?;
-        self.model.reset();
-        let result = self.run(model, &input, options);
-        self.model.reset();
-        result
+        self.run(model, &input, options)
     }
 
     fn run(

@@ -7,7 +7,7 @@
 //! (`long_form.rs`) instead; this one exists because the pipeline is what
 //! many people run, and its answers are reproduced here.
 
-use super::long_form::{Frames, TimedSegment};
+use super::long_form::TimedSegment;
 use super::{TranscribeOptions, Transcription, WhisperRunner};
 use crate::SkillError;
 use candle_core::Device;
@@ -89,9 +89,8 @@ impl WhisperRunner {
             if chunk.len() > left {
                 let features = self.front.features(chunk)?;
                 let transcription = if options.timestamps {
-                    let frames = Frames::Padded { features, width };
                     self.model.reset();
-                    let result = self.run_with_timestamps(model, device, &frames, options);
+                    let result = self.run_padded(model, device, &features, options);
                     self.model.reset();
                     result?
                 } else {
