@@ -8,7 +8,8 @@ use crate::MediaError;
 use crate::PreprocessError;
 use std::path::Path;
 
-/// Longer recordings are refused: no skill here streams audio, and an hour
+/// Longer recordings are refused. Whisper's long-form decoding streams a
+/// file, but the other paths read a recording into memory, where an hour
 /// at 48 kHz is already 700 MB of f32 before any model runs.
 pub const MAX_AUDIO_SECONDS: u64 = 3600;
 
