@@ -10,6 +10,10 @@
 //! single timestamp (nothing more was said) or had no pair at all. Audio
 //! of at most one window with timestamps asked for runs the same loop over
 //! its padded 30 s features, as transformers does.
+//!
+//! A longer recording is streamed twice and never held: a survey pass for
+//! its length and log-mel maximum (the features' floor), then a pass whose
+//! frames feed the windows as they arrive (`run_streamed`).
 
 use super::{TranscribeOptions, Transcription, WhisperRunner};
 use crate::SkillError;
