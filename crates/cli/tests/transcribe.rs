@@ -293,7 +293,8 @@ fn compressed_formats_are_transcribed() {
 /// frames × the feature encoder's stride / the rate, as transformers'
 /// pipeline computes them; the offsets themselves are checked against
 /// transformers in `ctc.rs` on `fixtures/ctc`), in order, inside the clip,
-/// spelling the text. Whisper refuses the flag in one line.
+/// spelling the text. Whisper gives segments instead (transformers' on the
+/// clip).
 #[test]
 fn wav2vec2_word_timestamps() {
     let home = tempfile::tempdir().unwrap();

@@ -133,10 +133,31 @@ pub(crate) fn stream_bytes_owned(bytes: Vec<u8>, sink: &mut BlockSink<'_>) -> Re
     if bytes.is_empty() {
         return Err("the audio file is empty".to_owned());
     }
+    let mut edit = None;
     if crate::mp4_guard::looks_like_mp4(&bytes) {
         crate::mp4_guard::check(&bytes)?;
+        edit = crate::mp4_guard::audio_edit(&bytes);
     }
-    crate::compressed_audio::stream(Box::new(std::io::Cursor::new(bytes)), None, sink)
+    let Some(edit) = edit else {
+        return crate::compressed_audio::stream(Box::new(std::io::Cursor::new(bytes)), None, sink);
+    };
+    // Only the samples the edit list plays: AAC's priming and padding go.
+    let mut seen = 0u64;
+    crate::compressed_audio::stream(
+        Box::new(std::io::Cursor::new(bytes)),
+        None,
+        &mut |rate, block| {
+            let (skip, keep) = edit.in_samples(rate);
+            let (start, end) = (seen, seen + block.len() as u64);
+            seen = end;
+            let from = skip.clamp(start, end) - start;
+            let to = (skip + keep).clamp(start, end) - start;
+            if from < to {
+                sink(rate, &block[from as usize..to as usize])?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// All of `source` in memory, at its own rate.

@@ -196,16 +196,16 @@ mod tests {
     }
 
     /// Lossy codecs give the clip back within one frame of its length
-    /// (encoder delay and padding trimmed where the file says how much).
-    /// M4A keeps AAC's 1,024 priming samples: symphonia 0.5 does not apply
-    /// MP4 edit lists, so it is within two frames (21,504 for 20,000).
+    /// (encoder delay and padding trimmed where the file says how much:
+    /// the LAME header, or the MP4 edit list, which symphonia 0.5 leaves
+    /// to us).
     #[test]
     fn lossy_formats_decode_to_the_clip() {
         let wav = wav();
         for (file, frame) in [
             ("input.mp3", 1152),
             ("input.ogg", 2048),
-            ("input.m4a", 2 * 1024),
+            ("input.m4a", 1024),
         ] {
             let audio = read_audio(&fixture(&format!("audio/{file}"))).unwrap();
             assert_eq!(audio.sample_rate, 16_000, "{file}");
@@ -220,6 +220,19 @@ mod tests {
             let bytes = std::fs::read(fixture(&format!("audio/{file}"))).unwrap();
             assert_eq!(decode_audio(&bytes).unwrap(), audio, "{file}");
         }
+    }
+
+    /// The fixture's M4A edit list: AAC's 1,024 priming samples skipped,
+    /// the 1.25 s clip kept.
+    #[test]
+    fn the_m4a_edit_list_is_read() {
+        let bytes = std::fs::read(fixture("audio/input.m4a")).unwrap();
+        crate::mp4_guard::check(&bytes).unwrap();
+        let edit = crate::mp4_guard::audio_edit(&bytes).unwrap();
+        assert_eq!(edit.in_samples(16_000), (1024, 20_000));
+        // Not an MP4 with a sound track: nothing to trim.
+        let video = std::fs::read(fixture("audio/video-only.mp4")).unwrap();
+        assert_eq!(crate::mp4_guard::audio_edit(&video), None);
     }
 
     /// Found by the fuzzer: five bytes of the LAME header changed make

@@ -105,3 +105,121 @@ fn check_table(kind: &[u8; 4], body: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What an MP4 audio track's edit list keeps of the decoded samples:
+/// AAC encoders put a priming delay (1,024 samples) and padding around the
+/// audio and record in `elst` where it really starts and how long it is;
+/// symphonia 0.5 does not apply it, so the decoder's output is trimmed
+/// here (as players and FFmpeg do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EditTrim {
+    /// Media time units (`mdhd` timescale) to drop from the start.
+    pub skip: u64,
+    /// Media time units to keep after that.
+    pub keep: u64,
+    /// The media timescale (units per second).
+    pub timescale: u64,
+}
+
+impl EditTrim {
+    /// The samples of `rate` to drop and keep.
+    pub(crate) fn in_samples(&self, rate: u32) -> (u64, u64) {
+        let to_samples = |units: u64| {
+            (u128::from(units) * u128::from(rate) / u128::from(self.timescale.max(1))) as u64
+        };
+        (to_samples(self.skip), to_samples(self.keep))
+    }
+}
+
+/// The first sound track's edit, when it has exactly one that plays media
+/// (empty edits and several edits are left alone: nothing is trimmed).
+/// `bytes` must have passed [`check`].
+pub(crate) fn audio_edit(bytes: &[u8]) -> Option<EditTrim> {
+    let moov = children(bytes).find(|(kind, _)| kind == b"moov")?.1;
+    let movie_timescale = timescale(children(moov).find(|(kind, _)| kind == b"mvhd")?.1)?;
+    for (kind, trak) in children(moov) {
+        if &kind != b"trak" {
+            continue;
+        }
+        let mdia = children(trak).find(|(kind, _)| kind == b"mdia")?.1;
+        let handler = children(mdia).find(|(kind, _)| kind == b"hdlr")?.1;
+        if handler.get(8..12) != Some(b"soun") {
+            continue;
+        }
+        let media_timescale = timescale(children(mdia).find(|(kind, _)| kind == b"mdhd")?.1)?;
+        let edts = children(trak).find(|(kind, _)| kind == b"edts")?.1;
+        let elst = children(edts).find(|(kind, _)| kind == b"elst")?.1;
+        let version = *elst.first()?;
+        let count = u32::from_be_bytes(elst.get(4..8)?.try_into().ok()?);
+        let mut playing = Vec::new();
+        for i in 0..count as usize {
+            let (duration, media_time) = if version == 1 {
+                let at = 8 + i * 20;
+                (
+                    u64::from_be_bytes(elst.get(at..at + 8)?.try_into().ok()?),
+                    i64::from_be_bytes(elst.get(at + 8..at + 16)?.try_into().ok()?),
+                )
+            } else {
+                let at = 8 + i * 12;
+                (
+                    u64::from(u32::from_be_bytes(elst.get(at..at + 4)?.try_into().ok()?)),
+                    i64::from(i32::from_be_bytes(
+                        elst.get(at + 4..at + 8)?.try_into().ok()?,
+                    )),
+                )
+            };
+            // media_time -1 is an empty edit (silence before the media).
+            if media_time >= 0 {
+                playing.push((duration, media_time as u64));
+            }
+        }
+        let [(duration, media_time)] = playing[..] else {
+            return None;
+        };
+        if movie_timescale == 0 || media_timescale == 0 {
+            return None;
+        }
+        let keep = (u128::from(duration) * u128::from(media_timescale)
+            / u128::from(movie_timescale)) as u64;
+        return Some(EditTrim {
+            skip: media_time,
+            keep,
+            timescale: media_timescale,
+        });
+    }
+    None
+}
+
+/// `mvhd` / `mdhd`'s timescale (version 0: after two 32-bit times; 1:
+/// after two 64-bit ones).
+fn timescale(full_box: &[u8]) -> Option<u64> {
+    let at = if full_box.first() == Some(&1) { 20 } else { 12 };
+    Some(u64::from(u32::from_be_bytes(
+        full_box.get(at..at + 4)?.try_into().ok()?,
+    )))
+}
+
+/// The boxes directly inside `bytes`: (kind, body).
+fn children(mut bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 8 {
+            return None;
+        }
+        let declared = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+        let kind: [u8; 4] = [bytes[4], bytes[5], bytes[6], bytes[7]];
+        let (header, size) = match declared {
+            0 => (8, bytes.len() as u64),
+            1 if bytes.len() >= 16 => (
+                16,
+                u64::from_be_bytes(bytes[8..16].try_into().unwrap_or_default()),
+            ),
+            _ => (8, declared),
+        };
+        let end = usize::try_from(size.max(header as u64))
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let body = &bytes[header.min(end)..end];
+        bytes = &bytes[end..];
+        Some((kind, body))
+    })
+}
