@@ -143,6 +143,19 @@ fn wav2vec2_chunked_equals_the_asr_pipeline() {
             );
         }
     }
+    // Chunks shorter than the feature encoder's receptive field: refused.
+    let home = tempfile::tempdir().unwrap();
+    let recognizer =
+        SpeechRecognizer::load(&loader(home.path()), &model_ref(&dir), BackendKind::Cpu).unwrap();
+    let tiny = TranscribeOptions {
+        chunk_length_s: Some(0.02),
+        ..TranscribeOptions::default()
+    };
+    let err = recognizer
+        .transcribe(&read_wav(&wav).unwrap(), &tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too short"), "{err}");
     // Longer than a CTC model takes at once and no chunk length named:
     // 30 s chunks (the pipeline's answer with chunk_length_s=30 is not in
     // the references; this checks that it decodes at all, to text).

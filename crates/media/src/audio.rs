@@ -201,6 +201,11 @@ pub fn resample(audio: &Audio, rate: u32) -> Result<Audio, PreprocessError> {
     if audio.sample_rate == rate {
         return Ok(audio.clone());
     }
+    if audio.sample_rate == 0 || audio.samples.is_empty() {
+        return Err(PreprocessError::Input(
+            "the audio holds no samples at a known rate".to_owned(),
+        ));
+    }
     let (from, to) = (f64::from(audio.sample_rate), f64::from(rate));
     let input = &audio.samples;
     let wanted =

@@ -142,7 +142,7 @@ pub(crate) fn stream_bytes_owned(bytes: Vec<u8>, sink: &mut BlockSink<'_>) -> Re
         return crate::compressed_audio::stream(Box::new(std::io::Cursor::new(bytes)), None, sink);
     };
     // Only the samples the edit list plays: AAC's priming and padding go.
-    let mut seen = 0u64;
+    let (mut seen, mut kept) = (0u64, 0u64);
     crate::compressed_audio::stream(
         Box::new(std::io::Cursor::new(bytes)),
         None,
@@ -151,13 +151,18 @@ pub(crate) fn stream_bytes_owned(bytes: Vec<u8>, sink: &mut BlockSink<'_>) -> Re
             let (start, end) = (seen, seen + block.len() as u64);
             seen = end;
             let from = skip.clamp(start, end) - start;
-            let to = (skip + keep).clamp(start, end) - start;
+            let to = skip.saturating_add(keep).clamp(start, end) - start;
             if from < to {
+                kept += to - from;
                 sink(rate, &block[from as usize..to as usize])?;
             }
             Ok(())
         },
-    )
+    )?;
+    if kept == 0 {
+        return Err("the audio file holds no samples (its edit list plays none)".to_owned());
+    }
+    Ok(())
 }
 
 /// All of `source` in memory, at its own rate.

@@ -32,13 +32,29 @@ pub(crate) fn stream(
     extension: Option<&str>,
     sink: &mut BlockSink<'_>,
 ) -> Result<(), String> {
-    crate::contained::contain(|| stream_uncontained(source, extension, sink)).unwrap_or_else(
-        |panic| {
-            Err(format!(
-                "the audio decoder failed on this file (corrupt or malformed): {panic}"
-            ))
-        },
-    )
+    // Only the decoder is contained: a panic in the sink (the caller's
+    // code) is caught apart and resumed once the decoder is unwound.
+    let mut sink_panic = None;
+    let outcome = crate::contained::contain(|| {
+        stream_uncontained(source, extension, &mut |rate, block| {
+            let call = || crate::contained::uncontained(|| sink(rate, block));
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                Ok(result) => result,
+                Err(payload) => {
+                    sink_panic = Some(payload);
+                    Err("the caller's code panicked".to_owned())
+                }
+            }
+        })
+    });
+    if let Some(payload) = sink_panic {
+        std::panic::resume_unwind(payload);
+    }
+    outcome.unwrap_or_else(|panic| {
+        Err(format!(
+            "the audio decoder failed on this file (corrupt or malformed): {panic}"
+        ))
+    })
 }
 
 fn stream_uncontained(
@@ -220,6 +236,21 @@ mod tests {
             let bytes = std::fs::read(fixture(&format!("audio/{file}"))).unwrap();
             assert_eq!(decode_audio(&bytes).unwrap(), audio, "{file}");
         }
+    }
+
+    /// A panic in the sink (the caller's code, e.g. a model fed block by
+    /// block) is the caller's: it unwinds as it is, not as a decoder error.
+    #[test]
+    fn a_panicking_sink_is_not_blamed_on_the_file() {
+        let flac = std::fs::read(fixture("audio/input.flac")).unwrap();
+        let caught = std::panic::catch_unwind(|| {
+            super::stream(Box::new(std::io::Cursor::new(flac)), None, &mut |_, _| {
+                panic!("the model failed")
+            })
+        });
+        let payload = caught.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"the model failed"));
+        assert!(!crate::contained::containing_panic());
     }
 
     /// The fixture's M4A edit list: AAC's 1,024 priming samples skipped,

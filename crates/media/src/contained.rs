@@ -27,6 +27,20 @@ pub fn contain<T>(parse: impl FnOnce() -> T) -> Result<T, String> {
 
 /// True while [`contain`] runs on this thread: a panic now is turned into
 /// an error by the caller, so a panic hook should print nothing.
+/// Runs `f` outside any containment: a panic in it is reported and
+/// unwinds as usual (what a decoder calls back into, such as a model fed
+/// block by block, is not the decoder's to excuse).
+pub fn uncontained<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CONTAINING.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CONTAINING.with(|c| c.replace(false)));
+    f()
+}
+
 pub fn containing_panic() -> bool {
     CONTAINING.with(Cell::get)
 }

@@ -125,7 +125,8 @@ impl EditTrim {
     /// The samples of `rate` to drop and keep.
     pub(crate) fn in_samples(&self, rate: u32) -> (u64, u64) {
         let to_samples = |units: u64| {
-            (u128::from(units) * u128::from(rate) / u128::from(self.timescale.max(1))) as u64
+            u64::try_from(u128::from(units) * u128::from(rate) / u128::from(self.timescale.max(1)))
+                .unwrap_or(u64::MAX)
         };
         (to_samples(self.skip), to_samples(self.keep))
     }
@@ -179,8 +180,15 @@ pub(crate) fn audio_edit(bytes: &[u8]) -> Option<EditTrim> {
         if movie_timescale == 0 || media_timescale == 0 {
             return None;
         }
-        let keep = (u128::from(duration) * u128::from(media_timescale)
-            / u128::from(movie_timescale)) as u64;
+        // A zero duration (fragmented files) plays to the end.
+        let keep = if duration == 0 {
+            u64::MAX
+        } else {
+            u64::try_from(
+                u128::from(duration) * u128::from(media_timescale) / u128::from(movie_timescale),
+            )
+            .unwrap_or(u64::MAX)
+        };
         return Some(EditTrim {
             skip: media_time,
             keep,

@@ -176,8 +176,10 @@ impl MelFrames<'_> {
         let (hop, pad) = (self.front.config.hop_length, self.front.config.n_fft / 2);
         // Frame f reads samples up to f × hop + pad - 1, and at the start
         // the reflection reads sample `pad`.
+        // (And the frame is not the one transformers drops: frame f is
+        // kept when (f + 1) × hop samples exist.)
         let mut ready = self.next;
-        while ready * hop + pad < self.received {
+        while ready * hop + pad < self.received && (ready + 1) * hop <= self.received {
             ready += 1;
         }
         self.compute(ready, None, &mut each);

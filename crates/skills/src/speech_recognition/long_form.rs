@@ -357,10 +357,14 @@ impl WhisperRunner {
         let mut state = WindowLoop::new(survey.frames);
         let mut failure = None;
         let streamed = stream_at(source, front.config().sampling_rate, &mut |block| {
-            frames.push(block, |_, raw| {
-                state
-                    .columns
-                    .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+            frames.push(block, |frame, raw| {
+                // More frames than the first pass found: the file grew
+                // in between (checked after the pass); none are kept.
+                if frame < state.total {
+                    state
+                        .columns
+                        .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+                }
             });
             while !state.done() && state.ready(width) {
                 if let Err(e) = self.window_step(&mut state, model, device, &rules, options) {
@@ -374,11 +378,20 @@ impl WhisperRunner {
             return Err(e);
         }
         streamed.map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
-        frames.finish(|_, raw| {
-            state
-                .columns
-                .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+        let total = frames.finish(|frame, raw| {
+            if frame < state.total {
+                state
+                    .columns
+                    .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
+            }
         });
+        if total != survey.frames {
+            return Err(SkillError::InvalidInput(format!(
+                "{} changed while it was read ({} frames, then {total})",
+                source.name(),
+                survey.frames
+            )));
+        }
         while !state.done() {
             self.window_step(&mut state, model, device, &rules, options)?;
         }

@@ -584,6 +584,11 @@ impl WhisperRunner {
             ));
         }
         let rate = self.front.config().sampling_rate;
+        if options.chunk_length_s.is_some() && (options.return_inputs || options.return_logits) {
+            return Err(SkillError::InvalidInput(
+                "inputs and logits are returned for audio decoded whole, not in chunks".to_owned(),
+            ));
+        }
         if let Some(chunk_length_s) = options.chunk_length_s {
             let stride_length_s = options.stride_length_s.unwrap_or(chunk_length_s / 6.0);
             let samples = samples_at(source, rate)?;
@@ -823,6 +828,11 @@ impl Wav2Vec2Runner {
                 "chunks of {chunk_length_s} s with {stride_length_s} s of overlap on each side leave nothing to decode"
             )));
         }
+        if self.config.frames_for(chunk_len) == 0 {
+            return Err(SkillError::InvalidInput(format!(
+                "chunks of {chunk_length_s} s are too short for the model to give an output frame"
+            )));
+        }
         if chunk_len > MAX_CTC_SECONDS * rate as usize {
             return Err(SkillError::InvalidInput(format!(
                 "chunks of {chunk_length_s} s are longer than a CTC model (wav2vec2) takes at once ({MAX_CTC_SECONDS} s)"
@@ -837,7 +847,9 @@ impl Wav2Vec2Runner {
             let left = if start == 0 { 0 } else { stride };
             let is_last = start + chunk_len >= samples.len();
             let right = if is_last { 0 } else { stride };
-            if chunk.len() > left {
+            // A tail too short for the feature encoder gives no frame
+            // (the model cannot run on it): nothing to add.
+            if chunk.len() > left && self.config.frames_for(chunk.len()) > 0 {
                 let values = waveform::input_values(&self.front, chunk);
                 let logits = match &self.model {
                     CtcModel::Candle(model) => {

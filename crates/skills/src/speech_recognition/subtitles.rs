@@ -48,10 +48,12 @@ impl Transcription {
 
 /// A segment's text as a cue holds it (see the module comment).
 pub fn cue_text(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
-        .replace("-->", "->")
-        .trim()
-        .to_owned()
+    let mut text = text.replace(['\r', '\n'], " ");
+    // `--->` becomes `-->` after one pass: repeat until none is left.
+    while text.contains("-->") {
+        text = text.replace("-->", "->");
+    }
+    text.trim().to_owned()
 }
 
 /// `HH:MM:SS<separator>mmm`.
@@ -102,7 +104,7 @@ mod tests {
             Cue {
                 start: 0.32,
                 end: 11.22,
-                text: cue_text(" she said --> yes\n"),
+                text: cue_text(" she said ---> yes\n"),
             },
             Cue {
                 start: 3725.001,
