@@ -48,16 +48,7 @@ pub fn decode_audio(bytes: &[u8]) -> Result<Audio, String> {
 /// Compressed audio in memory (MP4's tables checked first), decoded
 /// without another copy.
 fn decode_owned(bytes: Vec<u8>) -> Result<Audio, String> {
-    let mut audio = Audio {
-        samples: Vec::new(),
-        sample_rate: 0,
-    };
-    crate::audio_stream::stream_bytes_owned(bytes, &mut |rate, block| {
-        audio.sample_rate = rate;
-        audio.samples.extend_from_slice(block);
-        Ok(())
-    })?;
-    Ok(audio)
+    crate::audio_stream::collect_stream(|sink| crate::audio_stream::stream_bytes_owned(bytes, sink))
 }
 
 /// A RIFF (or RIFX, RF64) container of WAVE data.
@@ -83,15 +74,7 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, String> {
 }
 
 fn wav_samples<R: std::io::Read>(reader: hound::WavReader<R>) -> Result<Audio, String> {
-    let mut audio = Audio {
-        samples: Vec::new(),
-        sample_rate: reader.spec().sample_rate,
-    };
-    wav_stream(reader, &mut |_, block| {
-        audio.samples.extend_from_slice(block);
-        Ok(())
-    })?;
-    Ok(audio)
+    crate::audio_stream::collect_stream(|sink| wav_stream(reader, sink))
 }
 
 /// Samples per block handed to a sink.
@@ -206,35 +189,8 @@ pub fn resample(audio: &Audio, rate: u32) -> Result<Audio, PreprocessError> {
             "the audio holds no samples at a known rate".to_owned(),
         ));
     }
-    let (from, to) = (f64::from(audio.sample_rate), f64::from(rate));
-    let input = &audio.samples;
-    let wanted =
-        (input.len() as u64 * u64::from(rate)).div_ceil(u64::from(audio.sample_rate)) as usize;
-    // Below the lower of the two Nyquist frequencies, in cycles per input sample.
-    let cutoff = ROLLOFF * (to / from).min(1.0);
-    let half_width = FILTER_ZEROS / cutoff;
-    let norm = bessel_i0(KAISER_BETA);
-    let samples = (0..wanted)
-        .map(|k| {
-            let center = k as f64 * from / to;
-            let first = (center - half_width).ceil().max(0.0) as usize;
-            let last = ((center + half_width).floor() as usize).min(input.len() - 1);
-            let mut acc = 0f64;
-            for (n, &x) in input.iter().enumerate().take(last + 1).skip(first) {
-                let t = n as f64 - center;
-                let r = t / half_width;
-                let window = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / norm;
-                let arg = std::f64::consts::PI * cutoff * t;
-                let sinc = if arg.abs() < 1e-12 {
-                    1.0
-                } else {
-                    arg.sin() / arg
-                };
-                acc += f64::from(x) * cutoff * sinc * window;
-            }
-            acc as f32
-        })
-        .collect();
+    let samples =
+        crate::audio_stream::SincFilter::new(audio.sample_rate, rate)?.whole(&audio.samples);
     Ok(Audio {
         samples,
         sample_rate: rate,

@@ -167,11 +167,18 @@ pub(crate) fn stream_bytes_owned(bytes: Vec<u8>, sink: &mut BlockSink<'_>) -> Re
 
 /// All of `source` in memory, at its own rate.
 pub fn collect(source: &dyn AudioSource) -> Result<Audio, String> {
+    collect_stream(|sink| source.stream(sink))
+}
+
+/// What a streaming decoder (`decode`, handed a sink) gives, in memory.
+pub(crate) fn collect_stream(
+    decode: impl FnOnce(&mut BlockSink<'_>) -> Result<(), String>,
+) -> Result<Audio, String> {
     let mut audio = Audio {
         samples: Vec::new(),
         sample_rate: 0,
     };
-    source.stream(&mut |rate, block| {
+    decode(&mut |rate, block| {
         audio.sample_rate = rate;
         audio.samples.extend_from_slice(block);
         Ok(())
@@ -214,27 +221,21 @@ pub fn stream_at(
     Ok(())
 }
 
-/// Band-limited (Kaiser-windowed sinc) resampling, block by block: output
-/// sample `k` is the input at time `k / to`, computed from the same input
-/// samples in the same order as the whole-signal version, so the results
-/// are identical. Only the input still needed is kept.
-#[derive(Debug)]
-pub struct StreamResampler {
+/// The band-limited (Kaiser-windowed sinc) interpolation filter from one
+/// rate to another: output sample `k` is the input signal at time `k / to`;
+/// beyond the ends the signal is taken as silence. [`crate::resample`]
+/// applies it to a whole signal, [`StreamResampler`] block by block.
+#[derive(Debug, Clone)]
+pub(crate) struct SincFilter {
     from: f64,
     to: f64,
     cutoff: f64,
     half_width: f64,
     norm: f64,
-    /// Input samples from index `base` on.
-    input: Vec<f32>,
-    base: usize,
-    /// The next output index.
-    next: usize,
 }
 
-impl StreamResampler {
-    /// A resampler from `from` to `to` samples per second.
-    pub fn new(from: u32, to: u32) -> Result<Self, PreprocessError> {
+impl SincFilter {
+    pub(crate) fn new(from: u32, to: u32) -> Result<Self, PreprocessError> {
         if from == 0 || to == 0 {
             return Err(PreprocessError::Input("a sample rate is zero".to_owned()));
         }
@@ -248,9 +249,6 @@ impl StreamResampler {
             cutoff,
             half_width: crate::audio::FILTER_ZEROS / cutoff,
             norm: bessel_i0(KAISER_BETA),
-            input: Vec::new(),
-            base: 0,
-            next: 0,
         })
     }
 
@@ -258,52 +256,28 @@ impl StreamResampler {
         k as f64 * self.from / self.to
     }
 
-    /// Adds input; appends to `out` every output sample whose inputs have
-    /// all arrived.
-    pub fn push(&mut self, block: &[f32], out: &mut Vec<f32>) {
-        self.input.extend_from_slice(block);
-        let received = self.base + self.input.len();
-        loop {
-            let center = self.center(self.next);
-            let last = (center + self.half_width).floor() as usize;
-            if last >= received {
-                break;
-            }
-            out.push(self.sample(self.next, last));
-            self.next += 1;
-        }
-        // Inputs before the next output's window are done with.
-        let first = (self.center(self.next) - self.half_width).ceil().max(0.0) as usize;
-        if first > self.base {
-            let drop = (first - self.base).min(self.input.len());
-            self.input.drain(..drop);
-            self.base += drop;
-        }
+    /// Output samples for `len` input samples: `ceil(len × to / from)`.
+    fn wanted(&self, len: usize) -> usize {
+        (len as u64 * self.to as u64).div_ceil(self.from as u64) as usize
     }
 
-    /// The input has ended: appends the remaining output samples
-    /// (`ceil(len × to / from)` in all).
-    pub fn finish(&mut self, out: &mut Vec<f32>) {
-        let len = self.base + self.input.len();
-        if len == 0 {
-            return;
-        }
-        let wanted = (len as u64 * self.to as u64).div_ceil(self.from as u64) as usize;
-        while self.next < wanted {
-            let center = self.center(self.next);
-            let last = ((center + self.half_width).floor() as usize).min(len - 1);
-            out.push(self.sample(self.next, last));
-            self.next += 1;
-        }
+    /// The first input index output `k` reads.
+    fn first(&self, k: usize) -> usize {
+        (self.center(k) - self.half_width).ceil().max(0.0) as usize
     }
 
-    /// Output `k` from inputs `first ..= last` (absolute indices).
-    fn sample(&self, k: usize, last: usize) -> f32 {
+    /// The last input index output `k` reads, before clamping to the end.
+    fn last(&self, k: usize) -> usize {
+        (self.center(k) + self.half_width).floor() as usize
+    }
+
+    /// Output `k` from inputs `first(k) ..= last`, `input` holding the
+    /// signal from index `base` on.
+    fn sample(&self, input: &[f32], base: usize, k: usize, last: usize) -> f32 {
         let center = self.center(k);
-        let first = (center - self.half_width).ceil().max(0.0) as usize;
         let mut acc = 0f64;
-        for n in first..=last {
-            let Some(&x) = n.checked_sub(self.base).and_then(|i| self.input.get(i)) else {
+        for n in self.first(k)..=last {
+            let Some(&x) = n.checked_sub(base).and_then(|i| input.get(i)) else {
                 continue;
             };
             let t = n as f64 - center;
@@ -318,6 +292,75 @@ impl StreamResampler {
             acc += f64::from(x) * self.cutoff * sinc * window;
         }
         acc as f32
+    }
+
+    /// All output samples of a whole, non-empty signal.
+    pub(crate) fn whole(&self, input: &[f32]) -> Vec<f32> {
+        let end = input.len().saturating_sub(1);
+        (0..self.wanted(input.len()))
+            .map(|k| self.sample(input, 0, k, self.last(k).min(end)))
+            .collect()
+    }
+}
+
+/// [`SincFilter`] block by block: each output sample is computed from the
+/// same input samples in the same order as on the whole signal, so the
+/// results are identical. Only the input still needed is kept.
+#[derive(Debug)]
+pub struct StreamResampler {
+    filter: SincFilter,
+    /// Input samples from index `base` on.
+    input: Vec<f32>,
+    base: usize,
+    /// The next output index.
+    next: usize,
+}
+
+impl StreamResampler {
+    /// A resampler from `from` to `to` samples per second.
+    pub fn new(from: u32, to: u32) -> Result<Self, PreprocessError> {
+        Ok(Self {
+            filter: SincFilter::new(from, to)?,
+            input: Vec::new(),
+            base: 0,
+            next: 0,
+        })
+    }
+
+    /// Adds input; appends to `out` every output sample whose inputs have
+    /// all arrived.
+    pub fn push(&mut self, block: &[f32], out: &mut Vec<f32>) {
+        self.input.extend_from_slice(block);
+        let received = self.base + self.input.len();
+        loop {
+            let last = self.filter.last(self.next);
+            if last >= received {
+                break;
+            }
+            out.push(self.filter.sample(&self.input, self.base, self.next, last));
+            self.next += 1;
+        }
+        // Inputs before the next output's window are done with.
+        let first = self.filter.first(self.next);
+        if first > self.base {
+            let drop = (first - self.base).min(self.input.len());
+            self.input.drain(..drop);
+            self.base += drop;
+        }
+    }
+
+    /// The input has ended: appends the remaining output samples
+    /// (`ceil(len × to / from)` in all).
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        let len = self.base + self.input.len();
+        if len == 0 {
+            return;
+        }
+        while self.next < self.filter.wanted(len) {
+            let last = self.filter.last(self.next).min(len - 1);
+            out.push(self.filter.sample(&self.input, self.base, self.next, last));
+            self.next += 1;
+        }
     }
 }
 
