@@ -24,6 +24,12 @@ pub trait AudioSource: Sync {
 
     /// How errors name it (a path, or "the audio").
     fn name(&self) -> String;
+
+    /// The samples and their rate, when they are in memory already (so a
+    /// caller that needs them whole can borrow them instead of copying).
+    fn in_memory(&self) -> Option<(&[f32], u32)> {
+        None
+    }
 }
 
 impl AudioSource for Audio {
@@ -37,6 +43,10 @@ impl AudioSource for Audio {
 
     fn name(&self) -> String {
         "the audio".to_owned()
+    }
+
+    fn in_memory(&self) -> Option<(&[f32], u32)> {
+        Some((&self.samples, self.sample_rate))
     }
 }
 
@@ -62,6 +72,10 @@ impl AudioSource for SampleSlice<'_> {
 
     fn name(&self) -> String {
         "the audio".to_owned()
+    }
+
+    fn in_memory(&self) -> Option<(&[f32], u32)> {
+        Some((self.samples, self.sample_rate))
     }
 }
 

@@ -52,15 +52,17 @@ pub struct TimedSegment {
 
 /// What a first pass over a recording found.
 #[derive(Debug)]
-pub(super) struct Survey {
-    /// Samples at the model's rate.
-    pub(super) samples: usize,
-    /// Feature frames of the whole recording (`samples / hop`).
-    pub(super) frames: usize,
-    /// The recording's largest raw log-mel value less 8.
-    pub(super) floor: f32,
-    /// The samples, kept while the recording fits one window (and a hop).
-    pub(super) short: Option<Vec<f32>>,
+pub(super) enum Survey {
+    /// Its features fit one window (as transformers decides: at most
+    /// `width` frames of `samples / hop`): the samples, at the model's rate.
+    Short(Vec<f32>),
+    /// Longer: decoded long-form.
+    Long {
+        /// Feature frames of the whole recording (`samples / hop`).
+        frames: usize,
+        /// The recording's largest raw log-mel value less 8.
+        floor: f32,
+    },
 }
 
 /// The sequential loop's state: the frames from `first` on (scaled, one
@@ -309,31 +311,48 @@ impl WhisperRunner {
     /// frame count and log-mel maximum, and the samples themselves while
     /// it fits one window.
     pub(super) fn survey(&self, source: &dyn AudioSource) -> Result<Survey, SkillError> {
-        let front = Arc::clone(&self.front);
-        let config = front.config();
-        let keep_up_to = config.n_samples + config.hop_length;
-        let mut frames = front.frames_of_stream();
+        let config = self.front.config();
+        // From this many samples on the features are wider than a window.
+        let long_from = (self.front.frames() + 1) * config.hop_length;
+        let mut frames = self.front.frames_of_stream();
         let (mut samples, mut max) = (0usize, f32::NEG_INFINITY);
         let mut short = Some(Vec::new());
         stream_at(source, config.sampling_rate, &mut |block| {
             samples += block.len();
-            if samples > keep_up_to {
-                short = None;
-            } else if let Some(kept) = short.as_mut() {
-                kept.extend_from_slice(block);
+            match short.as_mut() {
+                Some(kept) if samples < long_from => kept.extend_from_slice(block),
+                // Long-form: the maximum over all frames is needed, those
+                // of the samples kept so far included. (A short recording
+                // never computes them here: its window's features are
+                // computed once, by the short-form front end.)
+                _ => {
+                    let mut fold = |_: usize, raw: &[f32]| {
+                        max = raw.iter().copied().fold(max, f32::max);
+                    };
+                    if let Some(kept) = short.take() {
+                        frames.push(&kept, &mut fold);
+                    }
+                    frames.push(block, &mut fold);
+                }
             }
-            frames.push(block, |_, raw| {
-                max = raw.iter().copied().fold(max, f32::max)
-            });
             Ok(())
         })
         .map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
-        let count = frames.finish(|_, raw| max = raw.iter().copied().fold(max, f32::max));
-        Ok(Survey {
-            samples,
-            frames: count,
-            floor: max - 8.0,
-            short,
+        if samples == 0 {
+            return Err(SkillError::InvalidInput(format!(
+                "{} holds no samples",
+                source.name()
+            )));
+        }
+        Ok(match short {
+            Some(samples) => Survey::Short(samples),
+            None => {
+                let frames = frames.finish(|_, raw| max = raw.iter().copied().fold(max, f32::max));
+                Survey::Long {
+                    frames,
+                    floor: max - 8.0,
+                }
+            }
         })
     }
 
@@ -346,15 +365,14 @@ impl WhisperRunner {
         model: &str,
         device: &Device,
         source: &dyn AudioSource,
-        survey: &Survey,
+        (survey_frames, floor): (usize, f32),
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
         let rules = self.rules()?;
         let front = Arc::clone(&self.front);
         let width = front.frames();
-        let floor = survey.floor;
         let mut frames = front.frames_of_stream();
-        let mut state = WindowLoop::new(survey.frames);
+        let mut state = WindowLoop::new(survey_frames);
         let mut failure = None;
         let streamed = stream_at(source, front.config().sampling_rate, &mut |block| {
             frames.push(block, |frame, raw| {
@@ -385,11 +403,10 @@ impl WhisperRunner {
                     .push_back(raw.iter().map(|&v| LogMel::scale(v, floor)).collect());
             }
         });
-        if total != survey.frames {
+        if total != survey_frames {
             return Err(SkillError::InvalidInput(format!(
-                "{} changed while it was read ({} frames, then {total})",
-                source.name(),
-                survey.frames
+                "{} changed while it was read ({survey_frames} frames, then {total})",
+                source.name()
             )));
         }
         while !state.done() {

@@ -30,6 +30,7 @@ use ipfs_accelerate_models::{wav2vec2, whisper, ModelError};
 use onnx_ctc::OnnxCtc;
 use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokenizers::Tokenizer;
@@ -380,15 +381,59 @@ impl SpeechRecognizer {
     }
 }
 
-/// All of `source` at `rate`, in memory.
-fn samples_at(source: &dyn AudioSource, rate: u32) -> Result<Vec<f32>, SkillError> {
+/// All of `source` at `rate`, in memory: borrowed when it is already
+/// there at that rate.
+fn samples_at(source: &dyn AudioSource, rate: u32) -> Result<Cow<'_, [f32]>, SkillError> {
+    if let Some((samples, at)) = source.in_memory() {
+        if at == rate && !samples.is_empty() {
+            return Ok(Cow::Borrowed(samples));
+        }
+    }
     let mut samples = Vec::new();
     stream_at(source, rate, &mut |block| {
         samples.extend_from_slice(block);
         Ok(())
     })
     .map_err(|why| SkillError::InvalidInput(format!("{}: {why}", source.name())))?;
-    Ok(samples)
+    Ok(Cow::Owned(samples))
+}
+
+/// One chunk of the ASR pipeline's `chunk_iter`: samples `start .. end`,
+/// and how many of them at each side are overlap its neighbours decode.
+struct ChunkSpan {
+    start: usize,
+    end: usize,
+    left: usize,
+    right: usize,
+}
+
+/// `chunk_iter` over `len` samples: chunks of `chunk_len` every
+/// `chunk_len - 2 × stride` samples (callers check that this is positive),
+/// the first without a left overlap and the last without a right one; a
+/// chunk no longer than its left overlap is skipped.
+fn pipeline_chunks(len: usize, chunk_len: usize, stride: usize) -> Vec<ChunkSpan> {
+    let step = chunk_len - 2 * stride;
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let end = (start + chunk_len).min(len);
+        let left = if start == 0 { 0 } else { stride };
+        let is_last = start + chunk_len >= len;
+        let right = if is_last { 0 } else { stride };
+        if end - start > left {
+            chunks.push(ChunkSpan {
+                start,
+                end,
+                left,
+                right,
+            });
+        }
+        if is_last {
+            break;
+        }
+        start += step;
+    }
+    chunks
 }
 
 impl WhisperRunner {
@@ -603,12 +648,10 @@ impl WhisperRunner {
         }
         // A first pass: the length, and the log-mel maximum long-form
         // features are floored by.
-        let survey = self.survey(source)?;
-        let width = self.front.frames();
-        let hop = self.front.config().hop_length;
         // transformers decodes long-form when the whole recording's
         // features are wider than one window.
-        let long = survey.samples / hop > width;
+        let survey = self.survey(source)?;
+        let long = matches!(survey, long_form::Survey::Long { .. });
         if (long || options.timestamps || self.returns_timestamps())
             && (options.return_inputs || options.return_logits)
         {
@@ -616,42 +659,44 @@ impl WhisperRunner {
                 "inputs and logits are returned for one window decoded without timestamps (audio up to 30 s)".to_owned(),
             ));
         }
-        self.model.reset();
-        let result = match &survey.short {
-            Some(samples) if !long => {
+        match survey {
+            long_form::Survey::Short(samples) => {
                 // Up to a hop over 30 s still gives one window: the feature
                 // extractor's default call truncates it to the window.
                 let samples = &samples[..samples.len().min(self.front.config().n_samples)];
-                if samples.is_empty() {
-                    return Err(SkillError::InvalidInput(
-                        "the audio holds no samples".to_owned(),
-                    ));
-                }
                 let features = self.front.features(samples)?;
-                if options.timestamps || self.returns_timestamps() {
-                    self.run_padded(model, device, &features, options)
-                } else {
-                    self.run_short(model, device, features, options)
-                }
+                let timestamps = options.timestamps || self.returns_timestamps();
+                self.run_window(model, device, features, timestamps, options)
             }
-            _ => self.run_streamed(model, device, source, &survey, options),
-        };
-        self.model.reset();
-        result
+            long_form::Survey::Long { frames, floor } => {
+                self.run_streamed(model, device, source, (frames, floor), options)
+            }
+        }
     }
 
-    /// One window without timestamps: the short-form decoding.
-    fn run_short(
+    /// One window's padded features (`[mels × width]`, audio of at most
+    /// 30 s) decoded from a fresh decoder state: with timestamps (the
+    /// sequential loop, which may go round more than once) or without (the
+    /// short-form decoding).
+    fn run_window(
         &mut self,
         model: &str,
         device: &Device,
         features: Vec<f32>,
+        timestamps: bool,
         options: &TranscribeOptions,
     ) -> Result<Transcription, SkillError> {
-        let mels = self.front.config().feature_size;
-        let frames = features.len() / mels;
-        let input = Tensor::from_vec(features, (1, mels, frames), device)?;
-        self.run(model, &input, options)
+        self.model.reset();
+        let result = if timestamps {
+            self.run_padded(model, device, &features, options)
+        } else {
+            let mels = self.front.config().feature_size;
+            let frames = features.len() / mels;
+            let input = Tensor::from_vec(features, (1, mels, frames), device)?;
+            self.run(model, &input, options)
+        };
+        self.model.reset();
+        result
     }
 
     fn run(
@@ -838,18 +883,13 @@ impl Wav2Vec2Runner {
                 "chunks of {chunk_length_s} s are longer than a CTC model (wav2vec2) takes at once ({MAX_CTC_SECONDS} s)"
             )));
         }
-        let step = chunk_len - 2 * stride;
         let mut ids = Vec::new();
-        let mut start = 0;
-        while start < samples.len() {
-            let end = (start + chunk_len).min(samples.len());
-            let chunk = &samples[start..end];
-            let left = if start == 0 { 0 } else { stride };
-            let is_last = start + chunk_len >= samples.len();
-            let right = if is_last { 0 } else { stride };
+        for span in pipeline_chunks(samples.len(), chunk_len, stride) {
+            let chunk = &samples[span.start..span.end];
+            let (left, right) = (span.left, span.right);
             // A tail too short for the feature encoder gives no frame
             // (the model cannot run on it): nothing to add.
-            if chunk.len() > left && self.config.frames_for(chunk.len()) > 0 {
+            if self.config.frames_for(chunk.len()) > 0 {
                 let values = waveform::input_values(&self.front, chunk);
                 let logits = match &self.model {
                     CtcModel::Candle(model) => {
@@ -870,10 +910,6 @@ impl Wav2Vec2Runner {
                     ids.extend_from_slice(&frames[drop_left..keep_end]);
                 }
             }
-            if is_last {
-                break;
-            }
-            start += step;
         }
         Ok(ids)
     }

@@ -71,58 +71,35 @@ impl WhisperRunner {
                 n_samples as f64 / rate
             )));
         }
-        let step = chunk_len - 2 * stride;
-        if step == 0 {
+        if chunk_len == 2 * stride {
             return Err(SkillError::InvalidInput(
                 "the overlap leaves nothing between chunks to decode".to_owned(),
             ));
         }
-        let width = self.front.frames();
         let mut outputs = Vec::new();
-        let mut start = 0;
         let mut language = None;
-        while start < samples.len() {
-            let chunk = &samples[start..(start + chunk_len).min(samples.len())];
-            let left = if start == 0 { 0 } else { stride };
-            let is_last = start + chunk_len >= samples.len();
-            let right = if is_last { 0 } else { stride };
-            if chunk.len() > left {
-                let features = self.front.features(chunk)?;
-                let transcription = if options.timestamps {
-                    self.model.reset();
-                    let result = self.run_padded(model, device, &features, options);
-                    self.model.reset();
-                    result?
-                } else {
-                    let mels = self.front.config().feature_size;
-                    let input = candle_core::Tensor::from_vec(features, (1, mels, width), device)?;
-                    self.model.reset();
-                    let result = self.run(model, &input, options);
-                    self.model.reset();
-                    result?
-                };
-                language = language.or(transcription.language);
-                let mut tokens = transcription.token_ids;
-                // generate leaves the end-of-text token off each chunk.
-                if tokens
-                    .last()
-                    .is_some_and(|t| self.eos_ids.first() == Some(t))
-                {
-                    tokens.pop();
-                }
-                outputs.push(ChunkTokens {
-                    tokens,
-                    stride: (
-                        chunk.len() as f64 / rate,
-                        left as f64 / rate,
-                        right as f64 / rate,
-                    ),
-                });
+        for span in super::pipeline_chunks(samples.len(), chunk_len, stride) {
+            let chunk = &samples[span.start..span.end];
+            let features = self.front.features(chunk)?;
+            let transcription =
+                self.run_window(model, device, features, options.timestamps, options)?;
+            language = language.or(transcription.language);
+            let mut tokens = transcription.token_ids;
+            // generate leaves the end-of-text token off each chunk.
+            if tokens
+                .last()
+                .is_some_and(|t| self.eos_ids.first() == Some(t))
+            {
+                tokens.pop();
             }
-            if is_last {
-                break;
-            }
-            start += step;
+            outputs.push(ChunkTokens {
+                tokens,
+                stride: (
+                    chunk.len() as f64 / rate,
+                    span.left as f64 / rate,
+                    span.right as f64 / rate,
+                ),
+            });
         }
         let time_precision =
             self.front.config().n_samples as f64 / rate / (self.front.frames() / 2) as f64;
