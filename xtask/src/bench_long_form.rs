@@ -15,7 +15,7 @@
 //! Backends: candle CPU. ONNX Runtime and OpenVINO have no Whisper path yet
 //! (the text-and-speech ONNX issue), so they have no row.
 
-use crate::process::{cargo, root, sh};
+use crate::process::{root, sh};
 use crate::python_clients;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -44,8 +44,7 @@ pub fn run() -> anyhow::Result<()> {
         .args([THREADS, MAX_NEW_TOKENS]))?;
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(&reference_json)?)?;
 
-    sh(cargo().args(["build", "--release", "-p", "ipfs-accelerate-cli"]))?;
-    let bin = release_bin();
+    let bin = crate::process::build_release_cli()?;
     let home = tempfile_dir(&out.join("long-form-home"))?;
     // Warm-up: the model file into the page cache, the binary loaded once.
     let _ = transcribe(&bin, &home, &model, &wav)?;
@@ -134,12 +133,6 @@ fn ids(value: &Value) -> Vec<u64> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default()
-}
-
-fn release_bin() -> PathBuf {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    target.join("release/ipfs-accelerate")
 }
 
 fn tempfile_dir(path: &Path) -> anyhow::Result<PathBuf> {

@@ -12,7 +12,7 @@
 //! `BENCH_STORAGE_MB` sets the size (default 100); `BENCH_STORAGE_BIN` a
 //! prebuilt binary instead of `cargo build --release`.
 
-use crate::process::{cargo, output, root, sh};
+use crate::process::{output, root, sh};
 use anyhow::{bail, Context};
 use ipfs_accelerate_storage::Store;
 use ipfs_accelerate_tests::ipfs_node::{self, Daemon};
@@ -31,10 +31,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     let bin = match std::env::var_os("BENCH_STORAGE_BIN") {
         Some(b) => PathBuf::from(b),
-        None => {
-            sh(cargo().args(["build", "--release", "-p", "ipfs-accelerate-cli"]))?;
-            release_bin()?
-        }
+        None => crate::process::build_release_cli()?,
     };
     let work = root().join("target/bench-storage");
     let _ = std::fs::remove_dir_all(&work);
@@ -143,12 +140,6 @@ pub fn run() -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
-}
-
-fn release_bin() -> anyhow::Result<PathBuf> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    Ok(target.join("release/ipfs-accelerate"))
 }
 
 fn start(install: &Path, work: &Path, name: &str) -> anyhow::Result<Daemon> {

@@ -49,3 +49,12 @@ fn describe(cmd: &Command) -> String {
     }
     s
 }
+
+/// Builds the release binary of the CLI and returns its path (under
+/// `CARGO_TARGET_DIR` when set).
+pub fn build_release_cli() -> anyhow::Result<PathBuf> {
+    sh(cargo().args(["build", "--release", "-p", "ipfs-accelerate-cli"]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    Ok(target.join("release/ipfs-accelerate"))
+}
