@@ -29,6 +29,10 @@ struct Cli {
     /// TRANSFORMERS_PATCH_DISABLE=1).
     #[arg(long, global = true)]
     no_patches: bool,
+    /// Run an ONNX backend only on graphs the model ships: never export
+    /// one on first use (as IPFS_ACCELERATE_NO_EXPORT=1).
+    #[arg(long, global = true)]
+    no_export: bool,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         cache_dir: cli.cache_dir,
         dump_rewriting: cli.dump_rewriting,
         no_patches: cli.no_patches,
+        no_export: cli.no_export,
     };
     let result = match cli.command {
         Command::Status => commands::status::run(&ctx),

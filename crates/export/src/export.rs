@@ -33,12 +33,15 @@ pub struct TensorSpec {
 /// What `export onnx` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSummary {
-    /// The `.onnx` file.
+    /// The first (or only) `.onnx` file: `model.onnx`, or an
+    /// encoder-decoder's `encoder_model.onnx`.
     pub path: PathBuf,
-    /// Graph inputs.
+    /// Its inputs.
     pub inputs: Vec<TensorSpec>,
-    /// Graph outputs.
+    /// Its outputs.
     pub outputs: Vec<TensorSpec>,
+    /// Every graph file written, in order.
+    pub graphs: Vec<GraphSummary>,
     /// The default-domain opset.
     pub opset: i64,
     /// The `model_type` exported.
@@ -50,12 +53,46 @@ pub struct ExportSummary {
 /// The `model_type`s [`export_model`] builds.
 pub const EXPORTABLE: [&str; 3] = [bert::MODEL_TYPE, gpt2::MODEL_TYPE, llama::MODEL_TYPE];
 
-/// Builds the graph of `model` in memory.
+/// The version of the exporters' output. A graph cached by export on first
+/// use is keyed by it (with the weights and config): bump it whenever any
+/// exporter writes a different graph for the same checkpoint, so stale
+/// cached graphs are never used.
+pub const EXPORTER_VERSION: u32 = 1;
+
+/// The graph files of a single-graph export (encoders, decoder-only
+/// models), in optimum's layout under `onnx/`.
+pub const SINGLE_GRAPH: &[&str] = &["model.onnx"];
+/// The graph files of an encoder-decoder export, in optimum's layout
+/// (`text2text-generation-with-past`): the encoder, the decoder's first
+/// step, and its later steps with the KV cache.
+pub const SEQ2SEQ_GRAPHS: &[&str] = &[
+    "encoder_model.onnx",
+    "decoder_model.onnx",
+    "decoder_with_past_model.onnx",
+];
+
+/// The graph files `model_type` exports to (`None`: no exporter).
+pub fn graph_files(model_type: &str) -> Option<&'static [&'static str]> {
+    EXPORTABLE.contains(&model_type).then_some(SINGLE_GRAPH)
+}
+
+/// What [`export_model`] built.
+#[derive(Debug)]
+pub struct ExportedModel {
+    /// Each graph with its file name ([`graph_files`], in that order).
+    pub graphs: Vec<(&'static str, ModelProto)>,
+    /// The `model_type` exported.
+    pub model_type: String,
+    /// Model files read.
+    pub files: Vec<ResolvedFile>,
+}
+
+/// Builds the graphs of `model` in memory.
 pub fn export_model(
     loader: &Loader,
     model: &ModelRef,
     options: &ExportOptions,
-) -> Result<(ModelProto, String, Vec<ResolvedFile>), OnnxError> {
+) -> Result<ExportedModel, OnnxError> {
     let name = model.to_string();
     let config_files = loader.from_pretrained(model, FileKind::Config)?;
     let config_file = &config_files[0];
@@ -71,6 +108,15 @@ pub fn export_model(
             reason: "pooling applies to encoders (bert) only".to_owned(),
         });
     }
+    if graph_files(&model_type).is_none() {
+        return Err(OnnxError::Unsupported {
+            model: name,
+            reason: format!(
+                "model_type '{model_type}' has no exporter (supported: {})",
+                EXPORTABLE.join(", ")
+            ),
+        });
+    }
     let malformed = |e: ipfs_accelerate_models::ModelError| {
         OnnxError::Load(ipfs_accelerate_loader::LoadError::Malformed {
             model: name.clone(),
@@ -83,7 +129,8 @@ pub fn export_model(
     files.extend(weight_files.iter().cloned());
     tracing::info!(model = %name, model_type = %model_type, "exporting to ONNX");
     let weights = Weights::read(&name, &weight_files)?;
-    let graph = match model_type.as_str() {
+    let single = |graph| vec![(SINGLE_GRAPH[0], graph)];
+    let graphs = match model_type.as_str() {
         bert::MODEL_TYPE => {
             let cfg: bert::BertConfig = parse_config(&raw).map_err(malformed)?;
             let pooling = if options.pooling {
@@ -93,62 +140,102 @@ pub fn export_model(
             } else {
                 None
             };
-            bert::build(&name, &cfg, &weights, pooling.as_ref())?
+            single(bert::build(&name, &cfg, &weights, pooling.as_ref())?)
         }
         gpt2::MODEL_TYPE => {
             let cfg: gpt2::Gpt2Config = parse_config(&raw).map_err(malformed)?;
-            gpt2::build(&name, &cfg, &weights)?
+            single(gpt2::build(&name, &cfg, &weights)?)
         }
         llama::MODEL_TYPE => {
             let cfg: llama::LlamaConfig = parse_config(&raw).map_err(malformed)?;
-            llama::build(&name, &cfg, &weights)?
+            single(llama::build(&name, &cfg, &weights)?)
         }
         other => {
             return Err(OnnxError::Unsupported {
                 model: name,
-                reason: format!(
-                    "model_type '{other}' has no exporter (supported: {})",
-                    EXPORTABLE.join(", ")
-                ),
+                reason: format!("model_type '{other}' has no exporter"),
             })
         }
     };
-    Ok((graph, model_type, files))
+    for (file, graph) in &graphs {
+        check_size(&name, file, graph)?;
+    }
+    Ok(ExportedModel {
+        graphs,
+        model_type,
+        files,
+    })
 }
 
-/// Exports `model` to `out_dir/model.onnx`.
+/// Protobuf messages stop at 2 GiB; larger graphs need external data,
+/// which the exporter does not write yet.
+fn check_size(model: &str, file: &str, graph: &ModelProto) -> Result<(), OnnxError> {
+    let size = prost::Message::encoded_len(graph);
+    if size > i32::MAX as usize {
+        return Err(OnnxError::Unsupported {
+            model: model.to_owned(),
+            reason: format!("{file} is {size} bytes; ONNX files with inline weights stop at 2 GiB"),
+        });
+    }
+    Ok(())
+}
+
+/// One graph file written by [`export`].
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphSummary {
+    /// The `.onnx` file.
+    pub path: PathBuf,
+    /// Graph inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Graph outputs.
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl GraphSummary {
+    fn of(path: PathBuf, graph: &ModelProto) -> Self {
+        let g = graph.graph.as_ref();
+        Self {
+            path,
+            inputs: g
+                .map(|g| g.input.iter().map(spec).collect())
+                .unwrap_or_default(),
+            outputs: g
+                .map(|g| g.output.iter().map(spec).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Exports `model` into `out_dir` (`model.onnx`, or the encoder-decoder
+/// files of [`SEQ2SEQ_GRAPHS`]).
 pub fn export(
     loader: &Loader,
     model: &ModelRef,
     out_dir: &Path,
     options: &ExportOptions,
 ) -> Result<ExportSummary, OnnxError> {
-    let (graph, model_type, files) = export_model(loader, model, options)?;
-    // Protobuf messages stop at 2 GiB; larger models need external data,
-    // which the exporter does not write yet.
-    let size = prost::Message::encoded_len(&graph);
-    if size > i32::MAX as usize {
-        return Err(OnnxError::Unsupported {
-            model: model.to_string(),
-            reason: format!(
-                "the graph is {size} bytes; ONNX files with inline weights stop at 2 GiB"
-            ),
-        });
+    let exported = export_model(loader, model, options)?;
+    let mut graphs = Vec::with_capacity(exported.graphs.len());
+    for (file, graph) in &exported.graphs {
+        let path = out_dir.join(file);
+        model_io::write(graph, &path)?;
+        graphs.push(GraphSummary::of(path, graph));
     }
-    let path = out_dir.join("model.onnx");
-    model_io::write(&graph, &path)?;
-    let g = graph.graph.as_ref();
+    let first = graphs
+        .first()
+        .cloned()
+        .ok_or_else(|| OnnxError::Unsupported {
+            model: model.to_string(),
+            reason: "the exporter built no graph".to_owned(),
+        })?;
     Ok(ExportSummary {
-        path,
-        inputs: g
-            .map(|g| g.input.iter().map(spec).collect())
-            .unwrap_or_default(),
-        outputs: g
-            .map(|g| g.output.iter().map(spec).collect())
-            .unwrap_or_default(),
+        path: first.path,
+        inputs: first.inputs,
+        outputs: first.outputs,
+        graphs,
         opset: EXPORT_OPSET,
-        model_type,
-        files,
+        model_type: exported.model_type,
+        files: exported.files,
     })
 }
 

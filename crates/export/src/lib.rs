@@ -7,6 +7,7 @@ pub mod builder;
 mod decoder_io;
 mod error;
 mod export;
+mod export_cache;
 mod gpt2;
 mod layers;
 mod llama;
@@ -19,7 +20,12 @@ mod weights;
 pub use bert::{BertConfig, SentencePooling};
 pub use error::{OnnxError, StaticDimension};
 pub use export::{
-    export, export_model, spec, ExportOptions, ExportSummary, TensorSpec, EXPORTABLE,
+    export, export_model, graph_files, spec, ExportOptions, ExportSummary, ExportedModel,
+    GraphSummary, TensorSpec, EXPORTABLE, EXPORTER_VERSION, SEQ2SEQ_GRAPHS, SINGLE_GRAPH,
+};
+pub use export_cache::{
+    cached_export, can_export, exports_of, provenance, CachedExport, Provenance, SourceFile,
+    EXPORT_MANIFEST_ID, PROVENANCE_FILE,
 };
 pub use gpt2::Gpt2Config;
 pub use llama::LlamaConfig;

@@ -36,6 +36,9 @@ pub const STORAGE_FORCE_LOCAL: &str = "STORAGE_FORCE_LOCAL";
 /// Intercepts even when a CI system is detected (so CI can test interception).
 /// Explicit disables still win over it.
 pub const FORCE_INTERCEPT: &str = "IPFS_ACCELERATE_FORCE_INTERCEPT";
+/// Turns off exporting ONNX graphs on first use: an ONNX backend then runs
+/// only models that ship a graph (`--no-export` does the same).
+pub const NO_EXPORT: &str = "IPFS_ACCELERATE_NO_EXPORT";
 
 /// The gate's decisions, each explained in `reasons`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,6 +51,9 @@ pub struct Gate {
     pub force_local: bool,
     /// Checkpoint and config patches apply when models load.
     pub patches: bool,
+    /// ONNX backends export a model without a graph on first use (and
+    /// cache the graph).
+    pub export: bool,
     /// A CI system was detected.
     pub ci: bool,
     /// Which variable made `ci` true, if any.
@@ -86,6 +92,7 @@ impl Gate {
         let ipfs_disabled = flag(IPFS_KIT_DISABLE);
         let force_local = flag(STORAGE_FORCE_LOCAL);
         let force_intercept = flag(FORCE_INTERCEPT);
+        let no_export = flag(NO_EXPORT);
         let ci_marker = ci::detect(&env, &mut warnings);
         let ci = ci_marker.is_some();
 
@@ -133,11 +140,16 @@ impl Gate {
             ));
         }
 
+        if no_export {
+            reasons.push(format!("export=false: {NO_EXPORT} is set"));
+        }
+
         Gate {
             intercept,
             ipfs,
             force_local,
             patches: !patch_disabled,
+            export: !no_export,
             ci,
             ci_marker,
             reasons,

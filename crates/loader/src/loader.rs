@@ -33,6 +33,7 @@ pub struct LoaderBuilder {
     gate: Option<Gate>,
     ipfs_api: Option<String>,
     patches: Option<bool>,
+    export: Option<bool>,
     dump_rewriting: Option<PathBuf>,
 }
 
@@ -75,6 +76,14 @@ impl LoaderBuilder {
         self
     }
 
+    /// Whether ONNX backends export a model that has no graph on first use
+    /// (default: the gate's `export`, off under `IPFS_ACCELERATE_NO_EXPORT`;
+    /// `--no-export`).
+    pub fn export(mut self, enabled: bool) -> Self {
+        self.export = Some(enabled);
+        self
+    }
+
     /// Dump every applied rewrite into `dir` (`--dump-rewriting`).
     pub fn dump_rewriting(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dump_rewriting = Some(dir.into());
@@ -90,6 +99,7 @@ impl LoaderBuilder {
         let gate = self.gate.unwrap_or_else(Gate::from_env);
         Ok(Loader {
             patches: self.patches.unwrap_or(gate.patches),
+            export: self.export.unwrap_or(gate.export),
             dump_rewriting: self.dump_rewriting,
             store: Store::open(cache_dir)?,
             hub_dir: self
@@ -113,6 +123,7 @@ pub struct Loader {
     gate: Gate,
     ipfs_api: Option<String>,
     patches: bool,
+    export: bool,
     dump_rewriting: Option<PathBuf>,
     /// Whether a node answered, asked once per loader (and its clones).
     node: Arc<OnceLock<Option<IpfsClient>>>,
@@ -197,6 +208,11 @@ impl Loader {
     /// Whether skills apply checkpoint / config patches.
     pub fn patches_enabled(&self) -> bool {
         self.patches
+    }
+
+    /// Whether ONNX backends export a model without a graph on first use.
+    pub fn export_enabled(&self) -> bool {
+        self.export
     }
 
     /// Where applied rewrites are dumped, if anywhere.

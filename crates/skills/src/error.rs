@@ -31,6 +31,15 @@ pub enum SkillError {
         #[source]
         source: tokenizers::Error,
     },
+    /// The model has no ONNX graph and exporting one on first use failed.
+    #[error("model '{model}': it has no ONNX graph, and exporting one failed: {source}")]
+    Export {
+        /// The model.
+        model: String,
+        /// The exporter's error.
+        #[source]
+        source: ipfs_accelerate_export::OnnxError,
+    },
     /// The weights do not fit the config, are truncated or corrupt.
     #[error("model '{model}': cannot load weights: {source}")]
     Weights {

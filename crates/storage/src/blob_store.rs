@@ -79,6 +79,13 @@ pub(crate) fn check_sha256(sha256: &str) -> Result<String> {
 }
 
 /// Stream `reader` to completion, returning the sha256 hex.
+/// The sha256 (hex) of a file's content, read in chunks: what a blob of
+/// it would be named.
+pub fn sha256_of_file(path: &Path) -> Result<String> {
+    let file = File::open(path).at(path)?;
+    hash_reader(file).at(path)
+}
+
 pub(crate) fn hash_reader<R: Read>(reader: R) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let Ok(()) = for_each_chunk(reader, |chunk| {

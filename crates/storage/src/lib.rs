@@ -26,7 +26,7 @@ mod stats;
 pub mod unixfs;
 mod verify;
 
-pub use blob_store::{BlobInfo, Expected, Store};
+pub use blob_store::{sha256_of_file, BlobInfo, Expected, Store};
 pub use distributed::{
     ipfs_api_url, ipfs_api_url_from, is_distributed, multiaddr_to_url, storage_mode, StorageMode,
     DEFAULT_IPFS_API,

@@ -263,6 +263,25 @@ impl Store {
         Ok(manifest)
     }
 
+    /// Record `files` (blobs already in the store) as the whole snapshot
+    /// `id@revision`, replacing any previous manifest: what a process that
+    /// made the files itself (an ONNX export) writes once they are all in.
+    pub fn record_files(
+        &self,
+        id: &str,
+        revision: &str,
+        files: &[(String, BlobInfo)],
+    ) -> Result<Manifest> {
+        let mut entries = Vec::with_capacity(files.len());
+        for (path, info) in files {
+            entries.push(ManifestFile::new(normalise_rel_path(path)?, info));
+        }
+        let _lock = self.internal_lock(&Self::manifest_lock_key(id, revision))?;
+        let manifest = self.build_manifest(id, revision, entries, true)?;
+        self.write_manifest_locked(&manifest)?;
+        Ok(manifest)
+    }
+
     /// Record a whole snapshot fetched from elsewhere as `id@revision`,
     /// only if its files form the folder `expected_root` (any CID version
     /// of it); otherwise nothing is written.

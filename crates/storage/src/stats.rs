@@ -26,16 +26,20 @@ pub enum Layer {
     Ipfs,
     /// The Hugging Face hub over HTTP.
     Hub,
+    /// Made here: an ONNX graph exported from the model's weights on first
+    /// use (a later load finds it in [`Layer::Cache`]).
+    Export,
 }
 
 impl Layer {
     /// Every layer, in lookup order.
-    pub const ALL: [Layer; 5] = [
+    pub const ALL: [Layer; 6] = [
         Layer::LocalFolder,
         Layer::Cache,
         Layer::HubCache,
         Layer::Ipfs,
         Layer::Hub,
+        Layer::Export,
     ];
 
     /// The snake_case name used in `stats.json`.
@@ -46,6 +50,7 @@ impl Layer {
             Layer::HubCache => "hub_cache",
             Layer::Ipfs => "ipfs",
             Layer::Hub => "hub",
+            Layer::Export => "export",
         }
     }
 
@@ -74,7 +79,7 @@ pub type Stats = BTreeMap<String, LayerStats>;
 
 /// In-process counters: [hits, misses] per layer.
 #[derive(Debug, Default)]
-pub(crate) struct SessionCounters([[AtomicU64; 2]; 5]);
+pub(crate) struct SessionCounters([[AtomicU64; 2]; 6]);
 
 fn zeroed() -> Stats {
     Layer::ALL

@@ -24,6 +24,7 @@ pub struct Context {
     pub cache_dir: Option<PathBuf>,
     pub dump_rewriting: Option<PathBuf>,
     pub no_patches: bool,
+    pub no_export: bool,
 }
 
 impl Context {
@@ -35,6 +36,9 @@ impl Context {
         }
         if let Some(dir) = &self.dump_rewriting {
             builder = builder.dump_rewriting(dir);
+        }
+        if self.no_export {
+            builder = builder.export(false);
         }
         if self.no_patches {
             builder = builder.patches(false);

@@ -1,28 +1,28 @@
 //! Finding a model's ONNX graph (`onnx/model.onnx`, the layout optimum and
 //! sentence-transformers publish) through the loader, only when an ONNX
-//! Runtime backend could use it: a Hub model's graph is a large download.
+//! Runtime backend could use it (a Hub model's graph is a large download),
+//! or exporting one on first use when the model ships none.
 
 use crate::SkillError;
 use ipfs_accelerate_backends::{
     Backend, BackendError, BackendKind, OnnxRuntimeCpu, OrtExecutor, OrtSession,
 };
+use ipfs_accelerate_export::{cached_export, can_export, OnnxError};
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 
 /// Where the graph lives inside a model.
 pub const ONNX_GRAPH: &str = "onnx/model.onnx";
 
 /// The model's ONNX graph when `requested` may run it: asked for by name, or
-/// `auto` with ONNX Runtime loadable here. `None` when the model has none
-/// or no ONNX backend is in play.
+/// `auto` with ONNX Runtime loadable here. The model's own
+/// `onnx/model.onnx`, else one exported on first use ([`onnx_graphs`]).
+/// `None` when there is neither or no ONNX backend is in play.
 pub(crate) fn onnx_graph(
     loader: &Loader,
     model: &ModelRef,
     requested: BackendKind,
 ) -> Result<Option<ResolvedFile>, SkillError> {
-    if !onnx_wanted(requested) {
-        return Ok(None);
-    }
-    Ok(loader.optional_file(model, ONNX_GRAPH)?)
+    Ok(onnx_graphs(loader, model, requested, &[ONNX_GRAPH])?.and_then(|mut g| g.pop()))
 }
 
 /// Whether `requested` may run an ONNX graph: asked for by name, or `auto`
@@ -32,10 +32,15 @@ fn onnx_wanted(requested: BackendKind) -> bool {
         || (requested == BackendKind::Auto && OnnxRuntimeCpu.probe().available)
 }
 
-/// [`onnx_graph`] for a model exported as several graphs (optimum's
-/// seq2seq export: encoder, decoder, decoder with past): all of `files`, in
-/// order, when the model has every one of them and `requested` may run
-/// them; `None` otherwise.
+/// The ONNX graph `files` of a model (`onnx/model.onnx`, or optimum's
+/// seq2seq set: encoder, decoder, decoder with past), in order, when
+/// `requested` may run them: the model's own when it ships every one,
+/// else the graphs our exporter makes from its weights, exported once and
+/// then served from the cache (docs/onnx-export.md, "Export on first
+/// use"). `None` when no ONNX backend is in play, the loader does not
+/// export (`--no-export`), or the `model_type` has no exporter. A failed
+/// export is an error when an ONNX backend was asked for by name; for
+/// `auto` it is logged and candle runs.
 pub(crate) fn onnx_graphs(
     loader: &Loader,
     model: &ModelRef,
@@ -49,10 +54,37 @@ pub(crate) fn onnx_graphs(
     for file in files {
         match loader.optional_file(model, file)? {
             Some(resolved) => found.push(resolved),
-            None => return Ok(None),
+            None => break,
         }
     }
-    Ok(Some(found))
+    if found.len() == files.len() {
+        return Ok(Some(found));
+    }
+    if !loader.export_enabled() {
+        return Ok(None);
+    }
+    let failed = |source: OnnxError| SkillError::Export {
+        model: model.to_string(),
+        source,
+    };
+    let exported = can_export(loader, model)
+        .and_then(|can| can.then(|| cached_export(loader, model)).transpose());
+    match exported {
+        Ok(None) => Ok(None),
+        Ok(Some(export)) => {
+            let names: Vec<&str> = export.graphs.iter().map(|g| g.file.as_str()).collect();
+            if names != files {
+                // The exporter makes another layout than this skill runs.
+                return Ok(None);
+            }
+            Ok(Some(export.graphs))
+        }
+        Err(err) if requested == BackendKind::Auto => {
+            tracing::warn!("not running on ONNX Runtime: {}", failed(err));
+            Ok(None)
+        }
+        Err(err) => Err(failed(err)),
+    }
 }
 
 /// Opens `graph` on `executor` (a session per model load).
