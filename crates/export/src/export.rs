@@ -4,7 +4,7 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, gpt2, llama, model_io, OnnxError};
+use super::{bert, gpt2, llama, model_io, opt, wav2vec2, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,7 +51,13 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 3] = [bert::MODEL_TYPE, gpt2::MODEL_TYPE, llama::MODEL_TYPE];
+pub const EXPORTABLE: [&str; 5] = [
+    bert::MODEL_TYPE,
+    gpt2::MODEL_TYPE,
+    opt::MODEL_TYPE,
+    llama::MODEL_TYPE,
+    wav2vec2::MODEL_TYPE,
+];
 
 /// The version of the exporters' output. A graph cached by export on first
 /// use is keyed by it (with the weights and config): bump it whenever any
@@ -146,9 +152,17 @@ pub fn export_model(
             let cfg: gpt2::Gpt2Config = parse_config(&raw).map_err(malformed)?;
             single(gpt2::build(&name, &cfg, &weights)?)
         }
+        opt::MODEL_TYPE => {
+            let cfg: opt::OptConfig = parse_config(&raw).map_err(malformed)?;
+            single(opt::build(&name, &cfg, &weights)?)
+        }
         llama::MODEL_TYPE => {
             let cfg: llama::LlamaConfig = parse_config(&raw).map_err(malformed)?;
             single(llama::build(&name, &cfg, &weights)?)
+        }
+        wav2vec2::MODEL_TYPE => {
+            let cfg: wav2vec2::Wav2Vec2Config = parse_config(&raw).map_err(malformed)?;
+            single(wav2vec2::build(&name, &cfg, &weights)?)
         }
         other => {
             return Err(OnnxError::Unsupported {

@@ -11,6 +11,8 @@ mod export_cache;
 mod gpt2;
 mod layers;
 mod llama;
+mod opt;
+mod wav2vec2;
 pub mod model_io;
 pub mod proto;
 pub mod rewrites;
