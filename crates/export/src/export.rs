@@ -4,7 +4,7 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, gpt2, llama, model_io, opt, wav2vec2, OnnxError};
+use super::{bert, gpt2, llama, model_io, opt, t5, wav2vec2, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,11 +51,12 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 5] = [
+pub const EXPORTABLE: [&str; 6] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
     llama::MODEL_TYPE,
+    t5::MODEL_TYPE,
     wav2vec2::MODEL_TYPE,
 ];
 
@@ -159,6 +160,14 @@ pub fn export_model(
         llama::MODEL_TYPE => {
             let cfg: llama::LlamaConfig = parse_config(&raw).map_err(malformed)?;
             single(llama::build(&name, &cfg, &weights)?)
+        }
+        t5::MODEL_TYPE => {
+            let cfg: t5::T5Config = parse_config(&raw).map_err(malformed)?;
+            SEQ2SEQ_GRAPHS
+                .iter()
+                .copied()
+                .zip(t5::build(&name, &cfg, &weights)?)
+                .collect()
         }
         wav2vec2::MODEL_TYPE => {
             let cfg: wav2vec2::Wav2Vec2Config = parse_config(&raw).map_err(malformed)?;

@@ -11,12 +11,13 @@ mod export_cache;
 mod gpt2;
 mod layers;
 mod llama;
-mod opt;
-mod wav2vec2;
 pub mod model_io;
+mod opt;
 pub mod proto;
 pub mod rewrites;
 mod rope;
+mod t5;
+mod wav2vec2;
 mod weights;
 
 pub use bert::{BertConfig, SentencePooling};

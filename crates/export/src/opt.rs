@@ -75,7 +75,14 @@ pub fn build(model: &str, cfg: &OptConfig, w: &Weights) -> Result<ModelProto, On
         vec![attr_int("axis", 0)],
     );
     if word_dim != h {
-        x = linear(&mut g, w, &x, &format!("{p}project_in"), (word_dim, h), false)?;
+        x = linear(
+            &mut g,
+            w,
+            &x,
+            &format!("{p}project_in"),
+            (word_dim, h),
+            false,
+        )?;
     }
     let positions = weight_as_is(
         &mut g,
@@ -144,7 +151,14 @@ pub fn build(model: &str, cfg: &OptConfig, w: &Weights) -> Result<ModelProto, On
         x = norm(&mut g, w, &x, &format!("{p}final_layer_norm"), h, affine)?;
     }
     if word_dim != h {
-        x = linear(&mut g, w, &x, &format!("{p}project_out"), (h, word_dim), false)?;
+        x = linear(
+            &mut g,
+            w,
+            &x,
+            &format!("{p}project_out"),
+            (h, word_dim),
+            false,
+        )?;
     }
     let logits = if cfg.tie_word_embeddings || !w.has("lm_head.weight") {
         // A Transpose of the one embedding initializer: no second copy.

@@ -91,7 +91,12 @@ pub fn build(model: &str, cfg: &Wav2Vec2Config, w: &Weights) -> Result<ModelProt
     {
         g.set_scope(format!("/feature_extractor/conv_layers.{i}"));
         let p = format!("wav2vec2.feature_extractor.conv_layers.{i}");
-        let weight = weight_as_is(&mut g, w, &format!("{p}.conv.weight"), &[out, in_dim, kernel])?;
+        let weight = weight_as_is(
+            &mut g,
+            w,
+            &format!("{p}.conv.weight"),
+            &[out, in_dim, kernel],
+        )?;
         let mut conv_inputs = vec![x.clone(), weight];
         if cfg.conv_bias {
             conv_inputs.push(weight_as_is(&mut g, w, &format!("{p}.conv.bias"), &[out])?);
@@ -108,7 +113,14 @@ pub fn build(model: &str, cfg: &Wav2Vec2Config, w: &Weights) -> Result<ModelProt
         match (cfg.feat_extract_norm.as_str(), i) {
             ("layer", _) => {
                 let t = swap_last(&mut g, &x);
-                let n = layer_norm(&mut g, w, &t, &format!("{p}.layer_norm"), out, CONV_NORM_EPS)?;
+                let n = layer_norm(
+                    &mut g,
+                    w,
+                    &t,
+                    &format!("{p}.layer_norm"),
+                    out,
+                    CONV_NORM_EPS,
+                )?;
                 x = swap_last(&mut g, &n);
             }
             ("group", 0) => {
@@ -133,11 +145,21 @@ pub fn build(model: &str, cfg: &Wav2Vec2Config, w: &Weights) -> Result<ModelProt
     let x = swap_last(&mut g, &x);
     let fp = "wav2vec2.feature_projection";
     let x = layer_norm(&mut g, w, &x, &format!("{fp}.layer_norm"), in_dim, eps)?;
-    let x = linear(&mut g, w, &x, &format!("{fp}.projection"), (in_dim, d), true)?;
+    let x = linear(
+        &mut g,
+        w,
+        &x,
+        &format!("{fp}.projection"),
+        (in_dim, d),
+        true,
+    )?;
 
     // Convolutional positional embedding (Wav2Vec2PositionalConvEmbedding).
     g.set_scope("/encoder/pos_conv_embed");
-    let (groups, k) = (cfg.num_conv_pos_embedding_groups, cfg.num_conv_pos_embeddings);
+    let (groups, k) = (
+        cfg.num_conv_pos_embedding_groups,
+        cfg.num_conv_pos_embeddings,
+    );
     let pc = "wav2vec2.encoder.pos_conv_embed.conv";
     let pos_weight = positional_weight(w, pc, [d, d / groups, k])?;
     let pos_weight = g.weight(&format!("{pc}.weight"), &[d, d / groups, k], &pos_weight);

@@ -20,24 +20,36 @@ pub const MODEL_TYPE: &str = "t5";
 /// The `config.json` keys T5 reads (defaults are transformers' `T5Config`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct T5Config {
-    vocab_size: usize,
-    d_model: usize,
-    d_kv: usize,
-    d_ff: usize,
-    num_layers: usize,
+    /// Vocabulary rows.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub d_model: usize,
+    /// Width of one attention head.
+    pub d_kv: usize,
+    /// Feed-forward width.
+    pub d_ff: usize,
+    /// Encoder blocks (and decoder blocks unless `num_decoder_layers`).
+    pub num_layers: usize,
+    /// Decoder blocks, when they differ.
     #[serde(default)]
-    num_decoder_layers: Option<usize>,
-    num_heads: usize,
+    pub num_decoder_layers: Option<usize>,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Relative-position buckets.
     #[serde(default = "default_buckets")]
-    relative_attention_num_buckets: usize,
+    pub relative_attention_num_buckets: usize,
+    /// Distance from which buckets saturate.
     #[serde(default = "default_max_distance")]
-    relative_attention_max_distance: usize,
+    pub relative_attention_max_distance: usize,
+    /// RMS norm epsilon.
     #[serde(default = "default_eps")]
-    layer_norm_epsilon: f64,
+    pub layer_norm_epsilon: f64,
+    /// `ACT` or `gated-ACT`.
     #[serde(default = "default_ff")]
-    feed_forward_proj: String,
+    pub feed_forward_proj: String,
+    /// The LM head is the shared embedding (output rescaled).
     #[serde(default = "yes")]
-    tie_word_embeddings: bool,
+    pub tie_word_embeddings: bool,
 }
 
 fn default_buckets() -> usize {
@@ -64,7 +76,7 @@ pub fn parse_config(config: &Value) -> std::result::Result<T5Config, ModelError>
 impl T5Config {
     /// `feed_forward_proj` as transformers reads it: `[gated-]ACT`, with
     /// `gated-gelu` meaning the tanh GELU.
-    fn feed_forward(&self) -> Result<(bool, Activation)> {
+    pub fn feed_forward(&self) -> Result<(bool, Activation)> {
         let spec = self.feed_forward_proj.as_str();
         let (gated, act) = match spec.split_once('-') {
             Some(("gated", act)) => (true, act),
@@ -113,7 +125,7 @@ fn linear(vb: VarBuilder, n_in: usize, n_out: usize) -> Result<Linear> {
 }
 
 /// transformers' `_relative_position_bucket`, with its f32 arithmetic.
-fn bucket(relative: i64, bidirectional: bool, num_buckets: usize, max_distance: usize) -> u32 {
+pub fn bucket(relative: i64, bidirectional: bool, num_buckets: usize, max_distance: usize) -> u32 {
     let mut buckets = num_buckets as i64;
     let mut base = 0i64;
     let distance = if bidirectional {
