@@ -196,10 +196,11 @@ fn skills_without_an_onnx_path_say_so() {
     let fail = |command: &str, model: &str, extra: &[&str]| {
         failure_of(cli(home.path()), command, &fixture_model(model), extra)
     };
+    // Without exporting on first use, a model without a graph has none.
     let line = fail(
         "generate",
         "opt",
-        &["--backend", "ort", "--greedy", "hello"],
+        &["--backend", "ort", "--no-export", "--greedy", "hello"],
     );
     assert!(
         line.contains("unsupported on ort: the model has no ONNX graph"),
@@ -244,7 +245,8 @@ fn t5_on_onnx_backends_reproduces_the_reference() {
     let home = tempfile::tempdir().unwrap();
     let partial = fixture_copy("t5", home.path());
     std::fs::remove_file(partial.join("onnx/decoder_with_past_model.onnx")).unwrap();
-    let extra = ["--backend", "openvino", "--greedy", "hello"];
+    // (Not exporting: with an exporter, the graphs would be made whole.)
+    let extra = ["--backend", "openvino", "--no-export", "--greedy", "hello"];
     let line = failure_of(cli(home.path()), "text2text", &partial, &extra);
     assert!(
         line.contains("unsupported on openvino: the model has no ONNX graphs")
@@ -254,7 +256,7 @@ fn t5_on_onnx_backends_reproduces_the_reference() {
     // ... and `auto` runs it on candle, with the reference's answer.
     let want = through_eos(id_list(&generation["token_ids"][0]), eos);
     if let Some(cmd) = ort_cli(home.path(), test, openvino_ep().is_some()) {
-        let answer = greedy(cmd, "text2text", &partial, &texts[0], 12, &[]);
+        let answer = greedy(cmd, "text2text", &partial, &texts[0], 12, &["--no-export"]);
         assert_eq!(answer["backend"], "cpu");
         assert_eq!(id_list(&answer["token_ids"]), want);
     }
@@ -271,4 +273,141 @@ fn t5_on_onnx_backends_reproduces_the_reference() {
             assert_t5_answer(&name, &answer, &logits[i], generation, i);
         }
     }
+}
+
+/// A copy of fixture `name` without its `onnx/` folder, under `home`.
+fn without_graphs(home: &Path, name: &str) -> std::path::PathBuf {
+    let dir = home.join(format!("{name}-no-onnx"));
+    copy_dir(&fixture_model(name), &dir).unwrap();
+    std::fs::remove_dir_all(dir.join("onnx")).ok();
+    dir
+}
+
+/// The sources of the ONNX graphs an answer's `files` list.
+fn graph_sources(answer: &serde_json::Value) -> Vec<String> {
+    answer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["file"].as_str().unwrap().starts_with("onnx/"))
+        .map(|f| f["source"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_processes_asking_for_the_same_first_export_make_one() {
+    let test = "two_processes_asking_for_the_same_first_export_make_one";
+    let home = tempfile::tempdir().unwrap();
+    let model = without_graphs(home.path(), "gpt2");
+    let r = reference("gpt2");
+    let prompt = r["inputs"]["prompt"].as_str().unwrap();
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let Some(mut cmd) = ort_cli(home.path(), test, false) else {
+            return;
+        };
+        cmd.args(["generate", "--json", "--greedy", "--max-new-tokens", "12"])
+            .args(["--backend", "ort", "--model"])
+            .arg(&model)
+            .arg(prompt)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        children.push(cmd.spawn().unwrap());
+    }
+    let mut sources = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let answer = json_ok(&out);
+        assert_eq!(answer["backend"], "ort");
+        assert_eq!(
+            id_list(&answer["token_ids"]),
+            id_list(&r["prompt"]["token_ids"])
+        );
+        sources.extend(graph_sources(&answer));
+    }
+    sources.sort();
+    // One exported, the other waited on the lock and read the cache.
+    assert_eq!(sources, ["cache", "export"]);
+    let listed = cache(cli(home.path()), &["ls"]);
+    let exports: Vec<&serde_json::Value> = listed["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["id"] == "onnx-export")
+        .collect();
+    assert_eq!(exports.len(), 1, "{listed}");
+    assert_eq!(listed["stats"]["export"]["hits"], 1, "{listed}");
+}
+
+#[test]
+fn no_export_runs_only_shipped_graphs() {
+    let test = "no_export_runs_only_shipped_graphs";
+    let home = tempfile::tempdir().unwrap();
+    let model = without_graphs(home.path(), "bert");
+    let Some(cmd) = ort_cli(home.path(), test, false) else {
+        return;
+    };
+    let line = failure_of(
+        cmd,
+        "embed",
+        &model,
+        &["--backend", "ort", "--no-export", "hi"],
+    );
+    assert!(line.contains("no ONNX graph"), "{line}");
+    let mut cmd = ort_cli(home.path(), test, false).unwrap();
+    cmd.env("IPFS_ACCELERATE_NO_EXPORT", "1");
+    let line = failure_of(cmd, "embed", &model, &["--backend", "ort", "hi"]);
+    assert!(line.contains("no ONNX graph"), "{line}");
+    // auto runs candle instead, and says so.
+    let cmd = ort_cli(home.path(), test, false).unwrap();
+    let answer = embed(cmd, &model, &["hi"], &["--no-export"]);
+    assert_eq!(answer["backend"], "cpu");
+    assert!(graph_sources(&answer).is_empty());
+    // A model without an exporter: an explicit backend says so.
+    let cmd = ort_cli(home.path(), test, false).unwrap();
+    let clap = fixture_model("clap");
+    let audio = clap.join("input.wav");
+    let audio = audio.to_str().unwrap();
+    let line = failure_of(
+        cmd,
+        "similarity",
+        &clap,
+        &["--backend", "ort", "--audio", audio, "a dog"],
+    );
+    assert!(line.contains("no ONNX Runtime path"), "{line}");
+}
+
+#[test]
+fn minilm_from_pypi_runs_on_onnx_runtime_under_auto_with_no_manual_export() {
+    let test = "minilm_from_pypi_runs_on_onnx_runtime_under_auto_with_no_manual_export";
+    let Some(minilm) = minilm_or_skip(test) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let texts = [
+        "A man is eating food.",
+        "A man is riding a horse.",
+        "The new movie is awesome.",
+    ];
+    let cpu = embed(cli(home.path()), &minilm, &texts, &["--backend", "cpu"]);
+    let Some(cmd) = ort_cli(home.path(), test, false) else {
+        return;
+    };
+    let answer = embed(cmd, &minilm, &texts, &[]);
+    assert!(
+        answer["backend"] == "ort" || answer["backend"] == "openvino",
+        "{}",
+        answer["backend"]
+    );
+    assert_eq!(graph_sources(&answer), ["export"]);
+    assert_cosines(
+        "minilm auto",
+        &embeddings(&answer),
+        &embeddings(&cpu),
+        0.99999,
+    );
+    let cmd = ort_cli(home.path(), test, false).unwrap();
+    let again = embed(cmd, &minilm, &texts, &[]);
+    assert_eq!(graph_sources(&again), ["cache"]);
+    assert_eq!(embeddings(&again), embeddings(&answer));
 }

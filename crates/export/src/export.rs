@@ -4,7 +4,7 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, gpt2, llama, model_io, opt, t5, wav2vec2, OnnxError};
+use super::{bert, gpt2, llama, model_io, opt, t5, wav2vec2, whisper, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,12 +51,13 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 6] = [
+pub const EXPORTABLE: [&str; 7] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
     llama::MODEL_TYPE,
     t5::MODEL_TYPE,
+    whisper::MODEL_TYPE,
     wav2vec2::MODEL_TYPE,
 ];
 
@@ -80,7 +81,10 @@ pub const SEQ2SEQ_GRAPHS: &[&str] = &[
 
 /// The graph files `model_type` exports to (`None`: no exporter).
 pub fn graph_files(model_type: &str) -> Option<&'static [&'static str]> {
-    EXPORTABLE.contains(&model_type).then_some(SINGLE_GRAPH)
+    match model_type {
+        t5::MODEL_TYPE | whisper::MODEL_TYPE => Some(SEQ2SEQ_GRAPHS),
+        _ => EXPORTABLE.contains(&model_type).then_some(SINGLE_GRAPH),
+    }
 }
 
 /// What [`export_model`] built.
@@ -167,6 +171,14 @@ pub fn export_model(
                 .iter()
                 .copied()
                 .zip(t5::build(&name, &cfg, &weights)?)
+                .collect()
+        }
+        whisper::MODEL_TYPE => {
+            let cfg: whisper::WhisperConfig = parse_config(&raw).map_err(malformed)?;
+            SEQ2SEQ_GRAPHS
+                .iter()
+                .copied()
+                .zip(whisper::build(&name, &cfg, &weights)?)
                 .collect()
         }
         wav2vec2::MODEL_TYPE => {

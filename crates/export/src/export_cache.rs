@@ -247,6 +247,11 @@ fn cached_graphs(
     let mut graphs = Vec::with_capacity(graph_names.len());
     for file in graph_names {
         let Some(entry) = manifest.file(file) else {
+            tracing::warn!(
+                key,
+                file,
+                "the cached export lacks a graph; exporting again"
+            );
             return Ok(None);
         };
         match store.get(&entry.sha256) {

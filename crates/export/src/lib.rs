@@ -19,6 +19,7 @@ mod rope;
 mod t5;
 mod wav2vec2;
 mod weights;
+mod whisper;
 
 pub use bert::{BertConfig, SentencePooling};
 pub use error::{OnnxError, StaticDimension};

@@ -12,6 +12,7 @@ mod error;
 pub mod families;
 pub mod image_to_text;
 pub mod load;
+mod onnx_seq2seq;
 pub mod registry;
 pub mod similarity;
 pub mod speech_recognition;

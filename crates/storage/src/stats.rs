@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(totals["cache"], LayerStats { hits: 2, misses: 1 });
         assert_eq!(totals["hub"], LayerStats { hits: 1, misses: 0 });
         assert_eq!(totals["ipfs"], LayerStats::default());
-        assert_eq!(totals.len(), 5);
+        assert_eq!(totals.len(), Layer::ALL.len());
         assert_eq!(
             a.session_stats()["cache"],
             LayerStats { hits: 1, misses: 1 }

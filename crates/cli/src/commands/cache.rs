@@ -225,6 +225,21 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                 .map_err(|why| anyhow::anyhow!("cannot publish: IPFS {why}"))?;
             let root_cid = ipfs_accelerate::storage::ipfs::publish(store, &client, &manifest)
                 .with_context(|| format!("cannot publish {id}@{revision}"))?;
+            // ONNX graphs exported from this model's files travel with it.
+            let mut exports = Vec::new();
+            if manifest.id != ipfs_accelerate::export::EXPORT_MANIFEST_ID {
+                for export in ipfs_accelerate::export::exports_of(store, &manifest)? {
+                    let cid = ipfs_accelerate::storage::ipfs::publish(store, &client, &export)
+                        .with_context(|| {
+                            format!("cannot publish {}@{}", export.id, export.revision)
+                        })?;
+                    exports.push(serde_json::json!({
+                        "id": export.id,
+                        "revision": export.revision,
+                        "root_cid": cid,
+                    }));
+                }
+            }
             if ctx.json {
                 return print_json(&serde_json::json!({
                     "id": id,
@@ -234,12 +249,19 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> anyhow::Result<()> {
                     "bytes": manifest.total_size(),
                     "ipfs_api": client.api(),
                     "pinned": true,
+                    "exports": exports,
                 }));
             }
-            print_text(&format!(
-                "published {id}@{revision} to {}: {root_cid}",
-                client.api()
-            ))
+            let mut text = format!("published {id}@{revision} to {}: {root_cid}", client.api());
+            for export in &exports {
+                text.push_str(&format!(
+                    "\n  with its ONNX export {}@{}: {}",
+                    export["id"].as_str().unwrap_or_default(),
+                    export["revision"].as_str().unwrap_or_default(),
+                    export["root_cid"].as_str().unwrap_or_default()
+                ));
+            }
+            print_text(&text)
         }
         CacheCommand::Pull { cid, id } => {
             let cid = cid.trim().trim_start_matches("ipfs://").to_owned();

@@ -5,7 +5,7 @@
 
 use crate::SkillError;
 use ipfs_accelerate_backends::{
-    Backend, BackendError, BackendKind, OnnxRuntimeCpu, OrtExecutor, OrtSession,
+    registry, Backend, BackendError, BackendKind, OnnxRuntimeCpu, OrtExecutor, OrtSession,
 };
 use ipfs_accelerate_export::{cached_export, can_export, OnnxError};
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
@@ -62,6 +62,20 @@ pub(crate) fn onnx_graphs(
     }
     if !loader.export_enabled() {
         return Ok(None);
+    }
+    // An export is only worth its time for a backend that can run here;
+    // asked for by name, the missing runtime is the answer.
+    if requested != BackendKind::Auto {
+        if let Some(backend) = registry().into_iter().find(|b| b.kind() == requested) {
+            let info = backend.probe();
+            if !info.available {
+                return Err(BackendError::Unavailable {
+                    kind: requested,
+                    detail: info.detail,
+                }
+                .into());
+            }
+        }
     }
     let failed = |source: OnnxError| SkillError::Export {
         model: model.to_string(),

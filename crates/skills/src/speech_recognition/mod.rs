@@ -8,15 +8,18 @@ mod long_form;
 mod onnx_ctc;
 pub mod subtitles;
 mod whisper_chunked;
+mod whisper_model;
 
 pub use long_form::TimedSegment;
 
 use crate::array::Array;
 use crate::families::Task;
-use crate::load::backend_chain::load_on_chain;
+use crate::load::backend_chain::load_on_chain_with_onnx;
 use crate::load::graph_or_weights::load_graph_or_weights;
+use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
+use crate::onnx_seq2seq::{no_graphs, OnnxSeq2Seq, SEQ2SEQ_GRAPHS};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions};
 use crate::{SkillError, SkillKind};
@@ -34,6 +37,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokenizers::Tokenizer;
+use whisper_model::WhisperModel;
 
 /// What a transcription request asks for.
 #[derive(Debug, Clone)]
@@ -138,7 +142,7 @@ pub struct TimedWord {
 
 #[derive(Debug)]
 struct WhisperRunner {
-    model: whisper::Whisper,
+    model: WhisperModel,
     // Shared so that a recording's long-form features can borrow it while
     // the runner decodes.
     front: Arc<LogMel>,
@@ -270,11 +274,39 @@ impl SpeechRecognizer {
             let suppress = id_list(pick("suppress_tokens").as_ref());
             let begin_suppress = id_list(pick("begin_suppress_tokens").as_ref());
             let eos_ids = generation_config::eos_ids(&config, Some(&generation));
-            let (model, device, kind) = load_on_chain(backend, |device| {
-                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-                whisper::Whisper::load(vb, &cfg)
-                    .map_err(|e| model_error(&name, ModelError::Tensor(e)))
-            })?;
+            let graphs = onnx_graphs(loader, files.model, backend, &SEQ2SEQ_GRAPHS)?;
+            files.files.extend(graphs.iter().flatten().cloned());
+            if graphs.is_none() && backend.needs_onnx_graph() {
+                return Err(no_graphs(backend));
+            }
+            let ((model, device), kind) = load_on_chain_with_onnx(
+                backend,
+                graphs.is_some(),
+                |executor| {
+                    let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
+                        return Err(no_graphs(executor.kind()));
+                    };
+                    let model = OnnxSeq2Seq::new(
+                        executor.session(&encoder.path)?,
+                        executor.session(&decoder.path)?,
+                        executor.session(&with_past.path)?,
+                        &["input_features"],
+                    )?;
+                    let model = WhisperModel::Onnx {
+                        model: Box::new(model),
+                        seen: 0,
+                        max_positions: cfg.max_target_positions,
+                    };
+                    Ok((model, Device::Cpu))
+                },
+                |device| {
+                    let vb =
+                        var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                    let model = whisper::Whisper::load(vb, &cfg)
+                        .map_err(|e| model_error(&name, ModelError::Tensor(e)))?;
+                    Ok((WhisperModel::Candle(Box::new(model)), device.clone()))
+                },
+            )?;
             let timestamps =
                 long_form::TimestampRules::from_generation_config(&generation, &eos_ids);
             let runner = Runner::Whisper(Box::new(WhisperRunner {

@@ -6,17 +6,16 @@
 //! export (`onnx/encoder_model.onnx`, `onnx/decoder_model.onnx`,
 //! `onnx/decoder_with_past_model.onnx`) when the model ships one.
 
-mod onnx_t5;
-
 use crate::load::backend_chain::load_on_chain_with_onnx;
 use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::var_builder;
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
+use crate::onnx_seq2seq::{no_graphs, OnnxSeq2Seq, SEQ2SEQ_GRAPHS};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Tensor};
-use ipfs_accelerate_backends::{BackendError, BackendKind};
+use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_models::{t5, ModelError};
 use serde_json::Value;
@@ -79,16 +78,7 @@ impl Text2TextGenerator {
         let tokenizer_config = files.optional_json("tokenizer_config.json")?;
         let max_input_tokens = max_input_tokens(&config, tokenizer_config.as_ref());
         let t5_config: t5::T5Config = files.parse()?;
-        let graphs = onnx_graphs(
-            loader,
-            model,
-            backend,
-            &[
-                onnx_t5::ENCODER_GRAPH,
-                onnx_t5::DECODER_GRAPH,
-                onnx_t5::DECODER_WITH_PAST_GRAPH,
-            ],
-        )?;
+        let graphs = onnx_graphs(loader, model, backend, &SEQ2SEQ_GRAPHS)?;
         files.files.extend(graphs.iter().flatten().cloned());
         // Asked for by name: say which files are missing (the chain only
         // knows the single-graph layout's name).
@@ -102,10 +92,11 @@ impl Text2TextGenerator {
                 let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
                     return Err(no_graphs(executor.kind()));
                 };
-                let model = onnx_t5::OnnxT5::new(
+                let model = OnnxSeq2Seq::new(
                     executor.session(&encoder.path)?,
                     executor.session(&decoder.path)?,
                     executor.session(&with_past.path)?,
+                    &["input_ids", "attention_mask"],
                 )?;
                 Ok((Seq2Seq::Onnx(Box::new(model)), Vec::new()))
             },
@@ -199,20 +190,6 @@ impl Text2TextGenerator {
     }
 }
 
-/// The export is incomplete or absent: `kind` cannot run this model.
-fn no_graphs(kind: BackendKind) -> SkillError {
-    BackendError::Unsupported {
-        kind,
-        why: format!(
-            "the model has no ONNX graphs ({}, {}, {})",
-            onnx_t5::ENCODER_GRAPH,
-            onnx_t5::DECODER_GRAPH,
-            onnx_t5::DECODER_WITH_PAST_GRAPH
-        ),
-    }
-    .into()
-}
-
 /// The model on the backend that holds it, with the current input's
 /// encoder output.
 #[derive(Debug)]
@@ -222,7 +199,7 @@ enum Seq2Seq {
         encoded: Option<Tensor>,
     },
     // Three sessions: boxed to keep the enum small.
-    Onnx(Box<onnx_t5::OnnxT5>),
+    Onnx(Box<OnnxSeq2Seq>),
 }
 
 impl Seq2Seq {

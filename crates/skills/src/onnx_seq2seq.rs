@@ -1,7 +1,10 @@
 //! An encoder-decoder model as optimum's seq2seq ONNX export
-//! (`text2text-generation-with-past`) on ONNX Runtime: `encoder_model.onnx`
-//! runs once over the input; `decoder_model.onnx` takes the first decoder
-//! token with the encoder's hidden states and returns the whole cache
+//! (`text2text-generation-with-past` for T5,
+//! `automatic-speech-recognition-with-past` for Whisper) on ONNX Runtime:
+//! `encoder_model.onnx` runs once over the input (token ids, or log-mel
+//! features); `decoder_model.onnx` takes the first decoder tokens (T5's
+//! start token, Whisper's forced prefix) with the encoder's hidden states
+//! and returns the whole cache
 //! (`present.{i}.decoder.*` self-attention, `present.{i}.encoder.*`
 //! cross-attention); `decoder_with_past_model.onnx` then takes one token at
 //! a time with that cache as `past_key_values.{i}.*` and returns the grown
@@ -15,15 +18,18 @@
 
 use crate::SkillError;
 use candle_core::{Device, Tensor};
-use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession, OrtValue};
+use ipfs_accelerate_backends::{BackendError, BackendKind, OrtInput, OrtSession, OrtValue};
 use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
 
 /// The graph files of the export, relative to the model.
-pub(super) const ENCODER_GRAPH: &str = "onnx/encoder_model.onnx";
+pub(crate) const ENCODER_GRAPH: &str = "onnx/encoder_model.onnx";
 /// The decoder's first step (no past).
-pub(super) const DECODER_GRAPH: &str = "onnx/decoder_model.onnx";
+pub(crate) const DECODER_GRAPH: &str = "onnx/decoder_model.onnx";
 /// The decoder's later steps (with past).
-pub(super) const DECODER_WITH_PAST_GRAPH: &str = "onnx/decoder_with_past_model.onnx";
+pub(crate) const DECODER_WITH_PAST_GRAPH: &str = "onnx/decoder_with_past_model.onnx";
+/// The three, in the order [`OnnxSeq2Seq::new`] takes their sessions.
+pub(crate) const SEQ2SEQ_GRAPHS: [&str; 3] =
+    [ENCODER_GRAPH, DECODER_GRAPH, DECODER_WITH_PAST_GRAPH];
 
 /// One cache tensor between steps.
 #[derive(Debug)]
@@ -59,9 +65,10 @@ struct Encoded {
     len: usize,
 }
 
-/// T5 (or another optimum seq2seq export) on three ONNX Runtime sessions.
+/// T5, Whisper (or another optimum seq2seq export) on three ONNX Runtime
+/// sessions.
 #[derive(Debug)]
-pub(super) struct OnnxT5 {
+pub(crate) struct OnnxSeq2Seq {
     encoder: OrtSession,
     decoder: OrtSession,
     decoder_with_past: OrtSession,
@@ -71,14 +78,19 @@ pub(super) struct OnnxT5 {
     /// Per layer, one tensor per layout component; empty before the first
     /// decoder step.
     cache: Vec<Vec<Cached>>,
+    /// Whether the decoders take `encoder_attention_mask` (T5's do,
+    /// Whisper's do not).
+    encoder_mask: bool,
 }
 
-impl OnnxT5 {
-    /// Checks the three graphs' inputs and outputs.
-    pub(super) fn new(
+impl OnnxSeq2Seq {
+    /// Checks the three graphs' inputs and outputs; the encoder must take
+    /// `encoder_inputs`.
+    pub(crate) fn new(
         encoder: OrtSession,
         decoder: OrtSession,
         decoder_with_past: OrtSession,
+        encoder_inputs: &[&str],
     ) -> Result<Self, SkillError> {
         let kind = encoder.kind();
         let unsupported =
@@ -92,7 +104,7 @@ impl OnnxT5 {
         };
         let has_output =
             |session: &OrtSession, name: &str| session.outputs().iter().any(|o| o.name == name);
-        for name in ["input_ids", "attention_mask"] {
+        for name in encoder_inputs {
             need_input(&encoder, ENCODER_GRAPH, name)?;
         }
         if !has_output(&encoder, "last_hidden_state") {
@@ -100,15 +112,17 @@ impl OnnxT5 {
                 "{ENCODER_GRAPH} has no output 'last_hidden_state'"
             )));
         }
-        for name in [
-            "input_ids",
-            "encoder_attention_mask",
-            "encoder_hidden_states",
-        ] {
+        for name in ["input_ids", "encoder_hidden_states"] {
             need_input(&decoder, DECODER_GRAPH, name)?;
         }
-        for name in ["input_ids", "encoder_attention_mask"] {
-            need_input(&decoder_with_past, DECODER_WITH_PAST_GRAPH, name)?;
+        need_input(&decoder_with_past, DECODER_WITH_PAST_GRAPH, "input_ids")?;
+        let encoder_mask = decoder.input("encoder_attention_mask").is_some();
+        if encoder_mask {
+            need_input(
+                &decoder_with_past,
+                DECODER_WITH_PAST_GRAPH,
+                "encoder_attention_mask",
+            )?;
         }
         // A layout someone unregistered falls back to transformers' own.
         let layout = kv_cache::global()
@@ -154,29 +168,67 @@ impl OnnxT5 {
             layout,
             encoded: None,
             cache: Vec::new(),
+            encoder_mask,
         })
     }
 
-    /// Runs the encoder over `ids` (one sequence) and forgets the cache.
-    pub(super) fn encode(&mut self, ids: &[u32]) -> Result<(), SkillError> {
-        self.reset();
+    /// Runs the encoder over `ids` (one sequence, T5) and forgets the
+    /// cache.
+    pub(crate) fn encode(&mut self, ids: &[u32]) -> Result<(), SkillError> {
         let n = ids.len();
-        let outputs = self.encoder.run(vec![
+        self.encode_inputs(vec![
             ("input_ids".to_owned(), OrtInput::token_ids(ids)),
             ("attention_mask".to_owned(), OrtInput::ones(n)),
-        ])?;
+        ])
+    }
+
+    /// Runs the encoder on `inputs` (Whisper: `input_features`) and
+    /// forgets the cache; returns the encoder's hidden states
+    /// `[1, positions, d]` as a CPU tensor.
+    pub(crate) fn encode_inputs(
+        &mut self,
+        inputs: Vec<(String, OrtInput)>,
+    ) -> Result<(), SkillError> {
+        self.reset();
+        let outputs = self.encoder.run(inputs)?;
         let (hidden_shape, hidden) = outputs.f32("last_hidden_state")?;
+        let len = hidden_shape.get(1).copied().unwrap_or(0);
         self.encoded = Some(Encoded {
             hidden_shape,
             hidden,
-            len: n,
+            len,
         });
         Ok(())
     }
 
-    /// Feeds one decoder token (the first with `decoder_model.onnx`, the
-    /// rest with the cache); returns the next logits, f32 `[vocab]`.
-    pub(super) fn decode_step(&mut self, token: u32) -> Result<Tensor, SkillError> {
+    /// The encoder output the decoder attends to: shape and values.
+    pub(crate) fn encoded(&self) -> Option<(&[usize], &[f32])> {
+        self.encoded
+            .as_ref()
+            .map(|e| (e.hidden_shape.as_slice(), e.hidden.as_slice()))
+    }
+
+    /// Sets the encoder output `[1, positions, d]` the next first step
+    /// attends to, and forgets the cache.
+    pub(crate) fn set_encoded(&mut self, hidden_shape: Vec<usize>, hidden: Vec<f32>) {
+        self.cache.clear();
+        let len = hidden_shape.get(1).copied().unwrap_or(0);
+        self.encoded = Some(Encoded {
+            hidden_shape,
+            hidden,
+            len,
+        });
+    }
+
+    /// Feeds one decoder token; see [`OnnxSeq2Seq::decode`].
+    pub(crate) fn decode_step(&mut self, token: u32) -> Result<Tensor, SkillError> {
+        self.decode(&[token])
+    }
+
+    /// Feeds decoder tokens (the first ones with `decoder_model.onnx`, the
+    /// rest, one at a time, with the cache); returns the logits after the
+    /// last, f32 `[vocab]`.
+    pub(crate) fn decode(&mut self, tokens: &[u32]) -> Result<Tensor, SkillError> {
         let kind = self.encoder.kind();
         let Some(encoded) = &self.encoded else {
             return Err(SkillError::Backend(BackendError::Run {
@@ -184,13 +236,13 @@ impl OnnxT5 {
                 detail: "decoder step before the encoder ran".to_owned(),
             }));
         };
-        let mut inputs = vec![
-            ("input_ids".to_owned(), OrtInput::token_ids(&[token])),
-            (
+        let mut inputs = vec![("input_ids".to_owned(), OrtInput::token_ids(tokens))];
+        if self.encoder_mask {
+            inputs.push((
                 "encoder_attention_mask".to_owned(),
                 OrtInput::ones(encoded.len),
-            ),
-        ];
+            ));
+        }
         let first = self.cache.is_empty();
         let session = if first {
             inputs.push((
@@ -263,10 +315,22 @@ impl OnnxT5 {
     }
 
     /// Forgets the encoder output and the cache.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.encoded = None;
         self.cache.clear();
     }
+}
+
+/// Asked for an ONNX backend by name, a model without the three graphs
+/// (and none exported): which files are missing.
+pub(crate) fn no_graphs(kind: BackendKind) -> SkillError {
+    BackendError::Unsupported {
+        kind,
+        why: format!(
+            "the model has no ONNX graphs ({ENCODER_GRAPH}, {DECODER_GRAPH}, {DECODER_WITH_PAST_GRAPH})"
+        ),
+    }
+    .into()
 }
 
 /// A cache that does not fit its layout: the graph is not what it claimed.

@@ -1,0 +1,389 @@
+//! Whisper (`WhisperForConditionalGeneration`) as optimum's seq2seq export
+//! (`automatic-speech-recognition-with-past`), three graphs:
+//!
+//! - `encoder_model.onnx`: `input_features` `[batch_size, num_mel_bins,
+//!   frames]` (the log-mel features, 3000 frames for 30 s) ->
+//!   `last_hidden_state`;
+//! - `decoder_model.onnx` (the first step, the whole forced prefix):
+//!   `input_ids` `[batch_size, decoder_sequence_length]`,
+//!   `encoder_hidden_states` -> `logits` and the whole cache,
+//!   `present.{i}.decoder.key/value` (self-attention) and
+//!   `present.{i}.encoder.key/value` (cross-attention);
+//! - `decoder_with_past_model.onnx` (later steps): `input_ids` and
+//!   `past_key_values.{i}.{decoder,encoder}.{key,value}` -> `logits` and the
+//!   grown `present.{i}.decoder.key/value`.
+//!
+//! Decoder positions continue from the cached length. The forced prefix,
+//! token suppression and timestamp rules stay in the skill, shared with the
+//! candle path. Layer norms use `nn.LayerNorm`'s 1e-5; keys have no bias;
+//! the head is the token embedding unless `proj_out.weight` is stored.
+
+use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
+use super::layers::{
+    activation, dim_scalar, layer_norm, linear, merge_heads, split_heads, weight_as_is,
+};
+use super::proto::{data_type, ModelProto};
+use super::weights::Weights;
+use super::OnnxError;
+
+pub use ipfs_accelerate_models::whisper::{WhisperConfig, MODEL_TYPE};
+
+const BATCH: &str = "batch_size";
+const ENC_SEQ: &str = "encoder_sequence_length";
+const DEC_SEQ: &str = "decoder_sequence_length";
+const PAST: &str = "past_decoder_sequence_length";
+const TOTAL: &str = "past_decoder_sequence_length + decoder_sequence_length";
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Builds the three graphs: encoder, decoder, decoder with past.
+pub fn build(model: &str, cfg: &WhisperConfig, w: &Weights) -> Result<[ModelProto; 3], OnnxError> {
+    if cfg.scale_embedding {
+        return Err(OnnxError::unsupported(
+            model,
+            "scale_embedding = true (no released Whisper uses it)".to_owned(),
+        ));
+    }
+    for (what, heads) in [
+        ("encoder", cfg.encoder_attention_heads),
+        ("decoder", cfg.decoder_attention_heads),
+    ] {
+        if heads == 0 || !cfg.d_model.is_multiple_of(heads) {
+            return Err(OnnxError::unsupported(
+                model,
+                format!(
+                    "d_model {} is not a multiple of the {what}'s {heads} heads",
+                    cfg.d_model
+                ),
+            ));
+        }
+    }
+    Ok([
+        encoder(cfg, w)?,
+        decoder(cfg, w, false)?,
+        decoder(cfg, w, true)?,
+    ])
+}
+
+/// Attention projections: query (scaled, as transformers scales it),
+/// key (no bias) and value of `x` (keys and values of `kv_from`, when
+/// given), heads split.
+fn projections(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    p: &str,
+    (d, heads): (usize, usize),
+    x: &str,
+    kv_from: Option<&str>,
+) -> Result<[String; 3], OnnxError> {
+    let head_dim = d / heads;
+    let q = linear(g, w, x, &format!("{p}.q_proj"), (d, d), true)?;
+    let scale = g.float((head_dim as f32).powf(-0.5));
+    let q = g.op("Mul", &[&q, &scale], vec![]);
+    let mut out = [
+        split_heads(g, &q, heads, head_dim),
+        String::new(),
+        String::new(),
+    ];
+    if let Some(source) = kv_from {
+        let k = linear(g, w, source, &format!("{p}.k_proj"), (d, d), false)?;
+        let v = linear(g, w, source, &format!("{p}.v_proj"), (d, d), true)?;
+        out[1] = split_heads(g, &k, heads, head_dim);
+        out[2] = split_heads(g, &v, heads, head_dim);
+    }
+    Ok(out)
+}
+
+/// `softmax(q kᵀ [+ bias]) v`, heads merged, through `out_proj`.
+fn attend(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    p: &str,
+    d: usize,
+    q: &str,
+    (k, v): (&str, &str),
+    bias: Option<&str>,
+) -> Result<String, OnnxError> {
+    let kt = g.op("Transpose", &[k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+    let mut scores = g.op("MatMul", &[q, &kt], vec![]);
+    if let Some(bias) = bias {
+        scores = g.op("Add", &[&scores, bias], vec![]);
+    }
+    let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+    let ctx = g.op("MatMul", &[&probs, v], vec![]);
+    let ctx = merge_heads(g, &ctx, d);
+    linear(g, w, &ctx, &format!("{p}.out_proj"), (d, d), true)
+}
+
+/// The feed-forward sub-layer with its norm and residual.
+fn feed_forward(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    cfg: &WhisperConfig,
+    p: &str,
+    ffn: usize,
+    x: &str,
+) -> Result<String, OnnxError> {
+    let d = cfg.d_model;
+    let h = layer_norm(g, w, x, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?;
+    let up = linear(g, w, &h, &format!("{p}.fc1"), (d, ffn), true)?;
+    let act = activation(g, &up, cfg.activation_function);
+    let down = linear(g, w, &act, &format!("{p}.fc2"), (ffn, d), true)?;
+    Ok(g.op("Add", &[x, &down], vec![]))
+}
+
+fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
+    let (d, heads) = (cfg.d_model, cfg.encoder_attention_heads);
+    let mut g = GraphBuilder::new();
+    let features = g.input(
+        "input_features",
+        data_type::FLOAT,
+        &[
+            Dim::named(BATCH),
+            Dim::Fixed(cfg.num_mel_bins as i64),
+            Dim::named("feature_size"),
+        ],
+    );
+    g.set_scope("/encoder/conv");
+    let mut x = features;
+    for (name, (inp, stride)) in [("conv1", (cfg.num_mel_bins, 1)), ("conv2", (d, 2))] {
+        let p = format!("model.encoder.{name}");
+        let weight = weight_as_is(&mut g, w, &format!("{p}.weight"), &[d, inp, 3])?;
+        let bias = weight_as_is(&mut g, w, &format!("{p}.bias"), &[d])?;
+        x = g.op(
+            "Conv",
+            &[&x, &weight, &bias],
+            vec![
+                attr_ints("kernel_shape", &[3]),
+                attr_ints("pads", &[1, 1]),
+                attr_ints("strides", &[stride]),
+            ],
+        );
+        x = activation(&mut g, &x, cfg.activation_function);
+    }
+    let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 1])]);
+    // 30 s of features give exactly max_source_positions positions.
+    let positions = weight_as_is(
+        &mut g,
+        w,
+        "model.encoder.embed_positions.weight",
+        &[cfg.max_source_positions, d],
+    )?;
+    let mut x = g.op("Add", &[&x, &positions], vec![]);
+    for i in 0..cfg.encoder_layers {
+        let p = format!("model.encoder.layers.{i}");
+        g.set_scope(format!("/encoder/layers.{i}/self_attn"));
+        let h = layer_norm(
+            &mut g,
+            w,
+            &x,
+            &format!("{p}.self_attn_layer_norm"),
+            d,
+            LAYER_NORM_EPS,
+        )?;
+        let attn = format!("{p}.self_attn");
+        let [q, k, v] = projections(&mut g, w, &attn, (d, heads), &h, Some(&h))?;
+        let out = attend(&mut g, w, &attn, d, &q, (&k, &v), None)?;
+        x = g.op("Add", &[&x, &out], vec![]);
+        g.set_scope(format!("/encoder/layers.{i}/mlp"));
+        x = feed_forward(&mut g, w, cfg, &p, cfg.encoder_ffn_dim, &x)?;
+    }
+    g.set_scope("/encoder/layer_norm");
+    let x = layer_norm(&mut g, w, &x, "model.encoder.layer_norm", d, LAYER_NORM_EPS)?;
+    g.set_scope("");
+    g.output(
+        &x,
+        "last_hidden_state",
+        data_type::FLOAT,
+        &[Dim::named(BATCH), Dim::named(ENC_SEQ), Dim::Fixed(d as i64)],
+    );
+    Ok(g.finish(
+        "whisper_encoder",
+        "Whisper encoder exported from safetensors by ipfs-accelerate",
+    ))
+}
+
+fn kv_dims(heads: usize, head_dim: usize, len: &str) -> [Dim; 4] {
+    [
+        Dim::named(BATCH),
+        Dim::Fixed(heads as i64),
+        Dim::named(len),
+        Dim::Fixed(head_dim as i64),
+    ]
+}
+
+/// The decoder's first step (`with_past` false: the encoder output in,
+/// the whole cache out) or a later step (the cache in, the grown
+/// self-attention cache out).
+fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelProto, OnnxError> {
+    let (d, heads, layers) = (cfg.d_model, cfg.decoder_attention_heads, cfg.decoder_layers);
+    let head_dim = d / heads;
+    let mut g = GraphBuilder::new();
+    let ids = g.input(
+        "input_ids",
+        data_type::INT64,
+        &[Dim::named(BATCH), Dim::named(DEC_SEQ)],
+    );
+    let encoded = (!with_past).then(|| {
+        g.input(
+            "encoder_hidden_states",
+            data_type::FLOAT,
+            &[Dim::named(BATCH), Dim::named(ENC_SEQ), Dim::Fixed(d as i64)],
+        )
+    });
+    let past: Vec<[String; 4]> = if with_past {
+        (0..layers)
+            .map(|i| {
+                let mut p = |part: &str, len: &str| {
+                    g.input(
+                        &format!("past_key_values.{i}.{part}"),
+                        data_type::FLOAT,
+                        &kv_dims(heads, head_dim, len),
+                    )
+                };
+                [
+                    p("decoder.key", PAST),
+                    p("decoder.value", PAST),
+                    p("encoder.key", ENC_SEQ),
+                    p("encoder.value", ENC_SEQ),
+                ]
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    g.set_scope("/decoder/embeddings");
+    let embed = weight_as_is(
+        &mut g,
+        w,
+        "model.decoder.embed_tokens.weight",
+        &[cfg.vocab_size, d],
+    )?;
+    let tokens = g.op("Gather", &[&embed, &ids], vec![attr_int("axis", 0)]);
+    let q_len = dim_scalar(&mut g, &ids, 1);
+    let past_len = match past.first() {
+        Some(p) => dim_scalar(&mut g, &p[0], 2),
+        None => g.int(0),
+    };
+    let total = g.op("Add", &[&past_len, &q_len], vec![]);
+    let one = g.int(1);
+    let zero = g.int(0);
+    let q_pos = g.op("Range", &[&past_len, &total, &one], vec![]);
+    let positions = weight_as_is(
+        &mut g,
+        w,
+        "model.decoder.embed_positions.weight",
+        &[cfg.max_target_positions, d],
+    )?;
+    let pos = g.op("Gather", &[&positions, &q_pos], vec![attr_int("axis", 0)]);
+    let mut x = g.op("Add", &[&tokens, &pos], vec![]);
+    // Causal: query `past + i` sees keys up to itself.
+    let k_pos = g.op("Range", &[&zero, &total, &one], vec![]);
+    let (ax0, ax1) = (g.ints(&[0]), g.ints(&[1]));
+    let q_col = g.op("Unsqueeze", &[&q_pos, &ax1], vec![]);
+    let k_row = g.op("Unsqueeze", &[&k_pos, &ax0], vec![]);
+    let allowed = g.op("LessOrEqual", &[&k_row, &q_col], vec![]);
+    let (open, closed) = (g.float(0.0), g.float(f32::MIN));
+    let causal = g.op("Where", &[&allowed, &open, &closed], vec![]);
+
+    let mut present = Vec::with_capacity(layers);
+    for i in 0..layers {
+        let p = format!("model.decoder.layers.{i}");
+        g.set_scope(format!("/decoder/layers.{i}/self_attn"));
+        let h = layer_norm(
+            &mut g,
+            w,
+            &x,
+            &format!("{p}.self_attn_layer_norm"),
+            d,
+            LAYER_NORM_EPS,
+        )?;
+        let attn = format!("{p}.self_attn");
+        let [q, k, v] = projections(&mut g, w, &attn, (d, heads), &h, Some(&h))?;
+        let (k, v) = match past.get(i) {
+            Some(cached) => (
+                g.op("Concat", &[&cached[0], &k], vec![attr_int("axis", 2)]),
+                g.op("Concat", &[&cached[1], &v], vec![attr_int("axis", 2)]),
+            ),
+            None => (k, v),
+        };
+        let out = attend(&mut g, w, &attn, d, &q, (&k, &v), Some(&causal))?;
+        x = g.op("Add", &[&x, &out], vec![]);
+
+        g.set_scope(format!("/decoder/layers.{i}/encoder_attn"));
+        let h = layer_norm(
+            &mut g,
+            w,
+            &x,
+            &format!("{p}.encoder_attn_layer_norm"),
+            d,
+            LAYER_NORM_EPS,
+        )?;
+        let attn = format!("{p}.encoder_attn");
+        // The first step projects the encoder output; later steps take
+        // those keys and values from the cache.
+        let (q, ck, cv) = match past.get(i) {
+            Some(cached) => {
+                let [q, _, _] = projections(&mut g, w, &attn, (d, heads), &h, None)?;
+                (q, cached[2].clone(), cached[3].clone())
+            }
+            None => {
+                let [q, k, v] = projections(&mut g, w, &attn, (d, heads), &h, encoded.as_deref())?;
+                (q, k, v)
+            }
+        };
+        let out = attend(&mut g, w, &attn, d, &q, (&ck, &cv), None)?;
+        x = g.op("Add", &[&x, &out], vec![]);
+
+        g.set_scope(format!("/decoder/layers.{i}/mlp"));
+        x = feed_forward(&mut g, w, cfg, &p, cfg.decoder_ffn_dim, &x)?;
+        present.push([k, v, ck, cv]);
+    }
+    g.set_scope("/decoder/layer_norm");
+    let x = layer_norm(&mut g, w, &x, "model.decoder.layer_norm", d, LAYER_NORM_EPS)?;
+    g.set_scope("/proj_out");
+    let logits = if w.has("proj_out.weight") {
+        linear(&mut g, w, &x, "proj_out", (d, cfg.vocab_size), false)?
+    } else {
+        // Tied: a Transpose of the one embedding initializer.
+        let head = g.op("Transpose", &[&embed], vec![attr_ints("perm", &[1, 0])]);
+        g.op("MatMul", &[&x, &head], vec![])
+    };
+    g.set_scope("");
+    g.output(
+        &logits,
+        "logits",
+        data_type::FLOAT,
+        &[
+            Dim::named(BATCH),
+            Dim::named(DEC_SEQ),
+            Dim::Fixed(cfg.vocab_size as i64),
+        ],
+    );
+    let self_len = if with_past { TOTAL } else { DEC_SEQ };
+    for (i, [k, v, ck, cv]) in present.iter().enumerate() {
+        let mut out = |value: &str, part: &str, len: &str| {
+            g.output(
+                value,
+                &format!("present.{i}.{part}"),
+                data_type::FLOAT,
+                &kv_dims(heads, head_dim, len),
+            );
+        };
+        out(k, "decoder.key", self_len);
+        out(v, "decoder.value", self_len);
+        if !with_past {
+            out(ck, "encoder.key", ENC_SEQ);
+            out(cv, "encoder.value", ENC_SEQ);
+        }
+    }
+    let name = if with_past {
+        "whisper_decoder_with_past"
+    } else {
+        "whisper_decoder"
+    };
+    Ok(g.finish(
+        name,
+        "Whisper decoder exported from safetensors by ipfs-accelerate",
+    ))
+}
