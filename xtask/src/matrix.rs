@@ -217,11 +217,29 @@ fn run_cell(
     }
     let (same, diff) = parity(case.check, &answer, &r, &case.fixture);
     let pass = same && diff <= TOLERANCE;
-    let detail = match (same, diff <= TOLERANCE) {
+    let mut detail = match (same, diff <= TOLERANCE) {
         (true, true) => String::new(),
         (false, _) => "ids or text differ from transformers".to_owned(),
         (true, false) => format!("max abs diff {diff:.2e} over {TOLERANCE:e}"),
     };
+    // Where the ONNX graph came from: the fixture's own, or our exporter.
+    let graph_source = answer["files"].as_array().and_then(|files| {
+        files
+            .iter()
+            .find(|f| f["file"].as_str().is_some_and(|n| n.starts_with("onnx/")))
+            .and_then(|f| f["source"].as_str())
+    });
+    let origin = match graph_source {
+        Some("export") => Some("graph exported on first use"),
+        Some("cache") => Some("graph from the export cache"),
+        _ => None,
+    };
+    if let Some(origin) = origin {
+        if !detail.is_empty() {
+            detail.push_str("; ");
+        }
+        detail.push_str(origin);
+    }
     Ok(json!({
         "status": if pass { "pass" } else { "fail" },
         "detail": detail,
@@ -284,7 +302,9 @@ fn markdown(report: &Value) -> String {
          within 1e-4 (the largest difference is shown); `fail`: ran but differs or errored; \
          `unsupported`: the skill says it cannot run there and why; `unavailable`: the backend \
          is not on the machine that wrote this file. Times are the whole command's wall time \
-         (process start, model load and one request) on that machine.\n\n",
+         (process start, model load and one request) on that machine; on `ort` / `openvino`, \
+         a fixture that ships no ONNX graph is exported on first use (its time included) and \
+         the cell says so.\n\n",
     );
     s.push_str("| skill | fixture |");
     for b in BACKENDS {
@@ -305,11 +325,18 @@ fn markdown(report: &Value) -> String {
             let cell = &row["backends"][*b];
             let status = cell["status"].as_str().unwrap_or("?");
             let text = match status {
-                "pass" => format!(
-                    "pass ({:.1e}, {:.0} ms)",
-                    cell["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
-                    cell["wall_ms"].as_f64().unwrap_or(f64::NAN)
-                ),
+                "pass" => {
+                    let mut text = format!(
+                        "pass ({:.1e}, {:.0} ms",
+                        cell["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                        cell["wall_ms"].as_f64().unwrap_or(f64::NAN)
+                    );
+                    if let Some(detail) = cell["detail"].as_str().filter(|d| !d.is_empty()) {
+                        text.push_str(&format!("; {detail}"));
+                    }
+                    text.push(')');
+                    text
+                }
                 "unavailable" => "unavailable".to_owned(),
                 // Skills phrase it "unsupported on ort: why": keep the why.
                 other => format!(

@@ -22,11 +22,16 @@ fn generate(home: &Path, model: &Path, prompt: &str, new_tokens: usize) -> serde
 }
 
 /// Checks one answer against a fixture's prompt reference.
-fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
+fn check_answer(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
     let got = f32_list(&answer["last_logits"]);
     assert_close(&format!("{name}: last_logits"), &got, logits, 1e-4);
     assert_eq!(id_list(&answer["token_ids"]), ids, "{name}: token_ids");
     assert_eq!(answer["text"], text, "{name}: text");
+}
+
+/// [`check_answer`], run on the CPU.
+fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
+    check_answer(name, answer, ids, text, logits);
     assert_eq!(answer["backend"], "cpu", "{name}");
 }
 
@@ -67,18 +72,35 @@ fn llama_fixture_matches_reference() {
 }
 
 fn variants(prefix: &str) {
+    variants_on(prefix, &["cpu"]);
+}
+
+/// The variants `prefix*` on each of `backends` (the ONNX backends export
+/// each variant on first use).
+fn variants_on(prefix: &str, backends: &[&str]) {
     let home = tempfile::tempdir().unwrap();
-    for variant in Fixture::variants(prefix) {
-        let ids = id_list(&variant["token_ids"]);
-        let prompt = variant["prompt"].as_str().unwrap();
-        let answer = generate(home.path(), &variant.dir, prompt, ids.len());
-        assert_matches(
-            &variant.dir.display().to_string(),
-            &answer,
-            &ids,
-            variant["text"].as_str().unwrap(),
-            &f32_list(&variant["last_logits"]),
-        );
+    for backend in backends {
+        for variant in Fixture::variants(prefix) {
+            let ids = id_list(&variant["token_ids"]);
+            let prompt = variant["prompt"].as_str().unwrap();
+            let answer = greedy(
+                cli_on(home.path(), backend),
+                "generate",
+                &variant.dir,
+                prompt,
+                ids.len(),
+                &["--return-logits", "--backend", backend],
+            );
+            let name = format!("{} on {backend}", variant.dir.display());
+            assert_eq!(answer["backend"], *backend, "{name}");
+            check_answer(
+                &name,
+                &answer,
+                &ids,
+                variant["text"].as_str().unwrap(),
+                &f32_list(&variant["last_logits"]),
+            );
+        }
     }
 }
 
@@ -86,14 +108,16 @@ fn variants(prefix: &str) {
 fn gpt2_config_variants_match_transformers() {
     // Padded vocabulary (ids past the tokenizer are generated and decode to
     // nothing), exact GELU, n_inner, per-layer scaling, unprefixed weights.
-    variants("gpt2_");
+    let backends = parity_backends("gpt2_config_variants_match_transformers");
+    variants_on("gpt2_", &backends);
 }
 
 #[test]
 fn opt_config_variants_match_transformers() {
     // opt-350m's layout (post-LayerNorm, word_embed_proj_dim < hidden_size,
     // unprefixed weights) and projections without bias with an untied head.
-    variants("opt_");
+    let backends = parity_backends("opt_config_variants_match_transformers");
+    variants_on("opt_", &backends);
 }
 
 #[test]

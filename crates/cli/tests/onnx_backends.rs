@@ -81,6 +81,24 @@ fn onnx_backends_reproduce_the_media_references() {
         assert_eq!(answer["backend"], backend);
         let what = format!("clip on {backend}");
         assert_similarity_reference(&what, &clip, &answer, "pixel_values", "image");
+        // Whisper on optimum's three graphs: ids exact, prefix logits close.
+        let whisper = Fixture::new("whisper");
+        let cmd = ort_cli(home.path(), test, openvino).unwrap();
+        let extra = [
+            "--return-logits",
+            "--max-new-tokens",
+            "12",
+            "--backend",
+            backend,
+        ];
+        let answer = transcribe(cmd, &whisper.dir, &whisper.file("input.wav"), &extra);
+        assert_eq!(answer["backend"], backend);
+        assert!(graph_sources(&answer).iter().all(|s| s == "local_folder"));
+        let (exact, max_abs) = parity(Check::Whisper, &answer, &whisper.reference, "whisper");
+        assert!(
+            exact && max_abs <= 1e-4,
+            "whisper on {backend}: {max_abs:e}"
+        );
     }
 }
 
@@ -206,17 +224,26 @@ fn skills_without_an_onnx_path_say_so() {
         line.contains("unsupported on ort: the model has no ONNX graph"),
         "{line}"
     );
-    // Whisper and CLAP run on candle only (wav2vec2 and CLIP have graphs).
-    let wav = fixture_model("whisper").join("input.wav");
-    let line = fail(
+    // Whisper without its graphs, not exporting: the three files are named.
+    let whisper = without_graphs(home.path(), "whisper");
+    let wav = whisper.join("input.wav");
+    let line = failure_of(
+        cli(home.path()),
         "transcribe",
-        "whisper",
-        &["--backend", "openvino", wav.to_str().unwrap()],
+        &whisper,
+        &[
+            "--backend",
+            "openvino",
+            "--no-export",
+            wav.to_str().unwrap(),
+        ],
     );
     assert!(
-        line.contains("unsupported on openvino: this skill has no ONNX Runtime path"),
+        line.contains("unsupported on openvino: the model has no ONNX graphs")
+            && line.contains("onnx/decoder_with_past_model.onnx"),
         "{line}"
     );
+    // CLAP runs on candle only.
     let wav = fixture_model("clap").join("input.wav");
     let extra = [
         "--backend",

@@ -12,6 +12,11 @@ use std::path::Path;
 /// Runs every text of a reference alone and checks the first decoder step's
 /// logits, the greedy ids and their text.
 fn check_reference(home: &Path, fixture: &Fixture) {
+    check_reference_on(home, fixture, "cpu");
+}
+
+/// The fixture's references on `backend`.
+fn check_reference_on(home: &Path, fixture: &Fixture, backend: &str) {
     let model = &fixture.dir;
     let logits = &fixture["outputs"]["first_step_logits"];
     // The shared fixture stores `{shape, data}`, the variants a list per text.
@@ -23,11 +28,18 @@ fn check_reference(home: &Path, fixture: &Fixture) {
     let generation = &fixture["generation"];
     let new_tokens = generation["max_new_tokens"].as_u64().unwrap() as usize;
     for (i, text) in fixture.texts().iter().enumerate() {
-        let name = format!("{} text {i}", model.display());
-        let extra = ["--return-logits"];
-        let answer = greedy(cli(home), "text2text", model, text, new_tokens, &extra);
+        let name = format!("{} text {i} on {backend}", model.display());
+        let extra = ["--return-logits", "--backend", backend];
+        let answer = greedy(
+            cli_on(home, backend),
+            "text2text",
+            model,
+            text,
+            new_tokens,
+            &extra,
+        );
         assert_t5_answer(&name, &answer, &rows[i], generation, i);
-        assert_eq!(answer["backend"], "cpu", "{name}");
+        assert_eq!(answer["backend"], backend, "{name}");
         assert_eq!(answer["model"], model.to_str().unwrap(), "{name}");
     }
 }
@@ -43,8 +55,10 @@ fn t5_config_variants_match_transformers() {
     // relu (t5-small: tied, keys omitted), gated-gelu untied (t5-v1_1),
     // gated-gelu tied.
     let home = tempfile::tempdir().unwrap();
-    for variant in Fixture::variants("t5_") {
-        check_reference(home.path(), &variant);
+    for backend in parity_backends("t5_config_variants_match_transformers") {
+        for variant in Fixture::variants("t5_") {
+            check_reference_on(home.path(), &variant, backend);
+        }
     }
 }
 

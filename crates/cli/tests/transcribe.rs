@@ -154,10 +154,26 @@ fn bad_audio_fails_with_one_line() {
 #[test]
 fn whisper_variants_match_reference() {
     let home = tempfile::tempdir().unwrap();
-    for variant in Fixture::variants("whisper") {
-        let (name, reference) = (&variant.name, &variant.reference);
-        let extra = [&["--max-new-tokens", "12"], &INPUTS_AND_LOGITS[..]].concat();
-        let answer = transcribe_fixture(home.path(), &variant, &extra);
+    let backends = parity_backends("whisper_variants_match_reference");
+    for (backend, variant) in backends.iter().flat_map(|b| {
+        Fixture::variants("whisper")
+            .into_iter()
+            .map(move |v| (*b, v))
+    }) {
+        let name = &format!("{} on {backend}", variant.name);
+        let reference = &variant.reference;
+        let extra = [
+            &["--max-new-tokens", "12", "--backend", backend],
+            &INPUTS_AND_LOGITS[..],
+        ]
+        .concat();
+        let answer = transcribe(
+            cli_on(home.path(), backend),
+            &variant.dir,
+            &variant.file("input.wav"),
+            &extra,
+        );
+        assert_eq!(answer["backend"], backend, "{name}");
         let features = &answer["preprocessed"]["input_features"];
         assert_eq!(
             features["shape"], reference["input_features_shape"],
@@ -215,9 +231,22 @@ fn whisper_variants_match_reference() {
 #[test]
 fn wav2vec2_variants_match_reference() {
     let home = tempfile::tempdir().unwrap();
-    for variant in Fixture::variants("wav2vec2") {
-        let (name, reference) = (&variant.name, &variant.reference);
-        let answer = transcribe_fixture(home.path(), &variant, &INPUTS_AND_LOGITS);
+    let backends = parity_backends("wav2vec2_variants_match_reference");
+    for (backend, variant) in backends.iter().flat_map(|b| {
+        Fixture::variants("wav2vec2")
+            .into_iter()
+            .map(move |v| (*b, v))
+    }) {
+        let name = &format!("{} on {backend}", variant.name);
+        let reference = &variant.reference;
+        let extra = [&["--backend", backend], &INPUTS_AND_LOGITS[..]].concat();
+        let answer = transcribe(
+            cli_on(home.path(), backend),
+            &variant.dir,
+            &variant.file("input.wav"),
+            &extra,
+        );
+        assert_eq!(answer["backend"], backend, "{name}");
         let values = f32_list(&answer["preprocessed"]["input_values"]["data"]);
         let want = f32_list(&reference["input_values_head"]);
         assert_close(&format!("{name}: input_values"), &values[..8], &want, 1e-4);

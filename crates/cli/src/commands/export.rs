@@ -10,7 +10,8 @@ use std::path::PathBuf;
 /// Export targets.
 #[derive(Debug, clap::Subcommand)]
 pub enum ExportCommand {
-    /// ONNX (opset 17): BERT encoders, GPT-2 and LLaMA decoders with KV cache.
+    /// ONNX (opset 17): BERT encoders; GPT-2, OPT and LLaMA decoders with KV
+    /// cache; T5 and Whisper (encoder, decoder, decoder with past); wav2vec2.
     Onnx(OnnxArgs),
 }
 
@@ -19,7 +20,8 @@ pub struct OnnxArgs {
     /// A local folder, a Hub id (org/name[@revision]) or ipfs://<cid>.
     #[arg(long)]
     model: String,
-    /// Folder to write model.onnx into (created if missing).
+    /// Folder to write model.onnx (or the encoder-decoder files) into
+    /// (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Encoders: add the sentence-transformers pooling and normalisation
