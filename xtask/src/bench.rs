@@ -1,4 +1,4 @@
-//! `cargo xtask bench [embed|serve|serve-load|storage|generate|multimodal|long-form]`: criterion benchmarks
+//! `cargo xtask bench [embed|serve|serve-load|storage|generate|multimodal|long-form|models]`: criterion benchmarks
 //! on the real models, then a summary with the ratios the issues ask for
 //! (all from the same run).
 
@@ -52,9 +52,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         // The long-form transcription row alone (also part of `multimodal`).
         "long-form" => crate::bench_long_form::run(),
+        // Every family with an ONNX path at real size, every backend, PyTorch.
+        "models" => crate::bench_models::run(extra),
         other => {
             bail!(
-                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, serve-load, storage, generate, multimodal, long-form)"
+                "unknown benchmark '{other}' (available: embed, embed-onnx, serve, serve-load, storage, generate, multimodal, long-form, models)"
             )
         }
     }

@@ -3,7 +3,7 @@
 //! * `ci`: fmt check, clippy -D warnings, every test (nextest) and doc test,
 //!   with the runtime components the tests need fetched first.
 //! * `demo`: the README's main job, semantic search with all-MiniLM-L6-v2.
-//! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench serve-load`, `bench storage`, `bench generate`, `bench multimodal`, `bench long-form`).
+//! * `bench`: benchmarks (`bench embed`, `bench serve`, `bench serve-load`, `bench storage`, `bench generate`, `bench multimodal`, `bench long-form`, `bench models`).
 //! * `fuzz [SECONDS]`: the fuzz targets for SECONDS each (default 60; `ci`
 //!   runs them for 4 s each).
 //! * `ipfs-node start|stop|status|patch`: the real IPFS node (js-ipfs) the
@@ -21,6 +21,7 @@
 mod bench;
 mod bench_embed_onnx;
 mod bench_long_form;
+mod bench_models;
 mod bench_storage;
 mod ci;
 mod cuda_toolkit;
@@ -58,7 +59,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal|long-form] | fuzz [SECONDS] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal|long-form|models] | fuzz [SECONDS] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
             Ok(())
         }
         other => bail!(

@@ -364,6 +364,19 @@ fn two_processes_asking_for_the_same_first_export_make_one() {
         .collect();
     assert_eq!(exports.len(), 1, "{listed}");
     assert_eq!(listed["stats"]["export"]["hits"], 1, "{listed}");
+    // status lists it with what it was made from.
+    let status = json_of(cli(home.path()).args(["status", "--json"]));
+    let export = &status["onnx_export"];
+    assert_eq!(export["enabled"], true, "{export}");
+    let cached = export["cached"].as_array().unwrap();
+    assert_eq!(cached.len(), 1, "{export}");
+    let provenance = &cached[0]["provenance"];
+    assert_eq!(provenance["model_type"], "gpt2", "{export}");
+    assert_eq!(provenance["model"], model.to_str().unwrap(), "{export}");
+    assert_eq!(provenance["graphs"], serde_json::json!(["model.onnx"]));
+    assert_eq!(exports[0]["revision"], cached[0]["key"]);
+    let off = json_of(cli(home.path()).args(["status", "--json", "--no-export"]));
+    assert_eq!(off["onnx_export"]["enabled"], false);
 }
 
 #[test]
@@ -437,4 +450,70 @@ fn minilm_from_pypi_runs_on_onnx_runtime_under_auto_with_no_manual_export() {
     let again = embed(cmd, &minilm, &texts, &[]);
     assert_eq!(graph_sources(&again), ["cache"]);
     assert_eq!(embeddings(&again), embeddings(&answer));
+}
+
+#[test]
+fn a_merged_decoder_alone_is_split_and_reproduces_the_references() {
+    let test = "a_merged_decoder_alone_is_split_and_reproduces_the_references";
+    for backend in BACKENDS {
+        let home = tempfile::tempdir().unwrap();
+        for (name, check) in [("t5", Check::Text2Text), ("whisper", Check::Whisper)] {
+            // optimum's layout with only the merged decoder beside the encoder.
+            let model = home.path().join(format!("{name}-merged"));
+            copy_dir(&fixture_model(name), &model).unwrap();
+            for file in ["decoder_model.onnx", "decoder_with_past_model.onnx"] {
+                std::fs::remove_file(model.join("onnx").join(file)).unwrap();
+            }
+            let r = reference(name);
+            for source in ["export", "cache"] {
+                let Some(mut cmd) = ort_cli(home.path(), test, backend == "openvino") else {
+                    return;
+                };
+                let common = ["--json", "--return-logits", "--max-new-tokens", "12"];
+                let answer = if check == Check::Whisper {
+                    let wav = fixture_model(name).join("input.wav");
+                    json_of(
+                        cmd.arg("transcribe")
+                            .args(common)
+                            .args(["--backend", backend, "--no-export", "--model"])
+                            .arg(&model)
+                            .arg(wav),
+                    )
+                } else {
+                    let text = r["inputs"]["texts"][0].as_str().unwrap();
+                    json_of(
+                        cmd.arg("text2text")
+                            .args(common)
+                            .args(["--greedy", "--backend", backend, "--no-export", "--model"])
+                            .arg(&model)
+                            .arg(text),
+                    )
+                };
+                let key = format!("{name} on {backend} ({source})");
+                assert_eq!(answer["backend"], backend, "{key}");
+                // The encoder is the model's own; the decoders were split.
+                let files = answer["files"].as_array().unwrap();
+                let source_of = |file: &str| {
+                    files
+                        .iter()
+                        .find(|f| f["file"] == file)
+                        .map(|f| f["source"].as_str().unwrap().to_owned())
+                };
+                assert_eq!(
+                    source_of("onnx/encoder_model.onnx").as_deref(),
+                    Some("local_folder")
+                );
+                assert_eq!(
+                    source_of("onnx/decoder_model.onnx").as_deref(),
+                    Some(source)
+                );
+                assert_eq!(
+                    source_of("onnx/decoder_with_past_model.onnx").as_deref(),
+                    Some(source)
+                );
+                let (exact, max_abs) = parity(check, &answer, &r, name);
+                assert!(exact && max_abs <= 1e-4, "{key}: {exact} {max_abs:e}");
+            }
+        }
+    }
 }

@@ -26,6 +26,19 @@ pub const PROVENANCE_FILE: &str = "export.json";
 /// `files` name an exported graph as the model's own would be named.
 const GRAPH_DIR: &str = "onnx/";
 
+/// [`Provenance::made_by`] of graphs our exporter made from the weights.
+pub const MADE_BY_EXPORTER: &str = "exporter";
+/// [`Provenance::made_by`] of graphs split from optimum's merged decoder.
+pub const MADE_BY_SPLIT: &str = "merged decoder split";
+/// The version of [`split_merged_decoder`]'s rewrite (part of its key).
+const SPLIT_VERSION: u32 = 1;
+/// The graphs a merged decoder splits into, in the seq2seq runner's order.
+const SPLIT_GRAPHS: [&str; 2] = ["decoder_model.onnx", "decoder_with_past_model.onnx"];
+
+fn exporter() -> String {
+    MADE_BY_EXPORTER.to_owned()
+}
+
 /// A model file the export was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFile {
@@ -40,11 +53,15 @@ pub struct SourceFile {
 pub struct Provenance {
     /// The model as given when it was exported.
     pub model: String,
-    /// Its `model_type`.
+    /// Its `model_type` (empty for a split merged decoder).
     pub model_type: String,
-    /// [`EXPORTER_VERSION`] of the exporter that made it.
+    /// What made it: [`MADE_BY_EXPORTER`] (from the weights) or
+    /// [`MADE_BY_SPLIT`] (from optimum's merged decoder).
+    #[serde(default = "exporter")]
+    pub made_by: String,
+    /// The version of what made it ([`EXPORTER_VERSION`], or the split's).
     pub exporter_version: u32,
-    /// `config.json`.
+    /// `config.json` (the merged decoder, for a split).
     pub config: SourceFile,
     /// The weight files.
     pub weights: Vec<SourceFile>,
@@ -160,45 +177,138 @@ pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, 
     let key = export_key(&model_type, &config, &weights);
     let mut sources = vec![config_file];
     sources.extend(weight_files);
-
-    let store = loader.store();
-    let storage = |e: StorageError| storage_error(LoadError::from(e));
-    // One export per key across processes: a second asker waits here, then
-    // finds the graphs.
-    let _lock = store.lock(&format!("export/{key}")).map_err(storage)?;
-    if let Some((graphs, export_seconds)) = cached_graphs(store, &key, graph_names)? {
-        store.record(Layer::Cache, true);
-        store.touch(EXPORT_MANIFEST_ID, &key);
-        tracing::info!(model = %name, key, "ONNX graphs from the export cache");
-        return Ok(CachedExport {
-            key,
-            graphs,
-            sources,
-            export_seconds,
-        });
-    }
-    store.record(Layer::Cache, false);
-
-    tracing::info!(model = %name, model_type, key, "exporting to ONNX on first use");
-    let started = Instant::now();
-    let exported = export_model(loader, model, &ExportOptions::default())?;
-    let mut blobs: Vec<(String, BlobInfo)> = Vec::with_capacity(exported.graphs.len() + 1);
-    for (file, graph) in &exported.graphs {
-        let info = store.put_bytes(&model_io::encode(graph)).map_err(storage)?;
-        blobs.push(((*file).to_owned(), info));
-    }
-    let export_seconds = started.elapsed().as_secs_f64();
     let provenance = Provenance {
         model: name.clone(),
         model_type,
+        made_by: MADE_BY_EXPORTER.to_owned(),
         exporter_version: EXPORTER_VERSION,
         config,
         weights,
         graphs: graph_names.iter().map(|g| (*g).to_owned()).collect(),
-        export_seconds,
+        export_seconds: 0.0,
     };
-    let json = serde_json::to_vec_pretty(&provenance).map_err(|e| OnnxError::Unsupported {
+    let graphs = cached_or_made(loader.store(), &name, &key, graph_names, provenance, || {
+        let exported = export_model(loader, model, &ExportOptions::default())?;
+        Ok(exported
+            .graphs
+            .iter()
+            .map(|(file, graph)| ((*file).to_owned(), model_io::encode(graph)))
+            .collect())
+    })?;
+    Ok(CachedExport {
+        key,
+        graphs: graphs.0,
+        sources,
+        export_seconds: graphs.1,
+    })
+}
+
+/// optimum's merged decoder (`decoder_model_merged.onnx`: one graph whose
+/// `If` on `use_cache_branch` holds both steps) split into the two graphs
+/// the seq2seq runner takes, `onnx/decoder_model.onnx` (the branch bound
+/// false: the first step) and `onnx/decoder_with_past_model.onnx` (bound
+/// true), with [`crate::rewrites::fold_constant_if`], each without the
+/// inputs its branch does not read. Kept in the cache like an export, keyed
+/// by the merged graph's content and this split's version.
+pub fn split_merged_decoder(
+    loader: &Loader,
+    model: &ModelRef,
+    merged: &ResolvedFile,
+) -> Result<CachedExport, OnnxError> {
+    let name = model.to_string();
+    let source = SourceFile {
+        file: merged.file.clone(),
+        sha256: content_sha256(merged)?,
+    };
+    let mut h = Sha256::new();
+    h.update(format!(
+        "ipfs-accelerate merged decoder split v{SPLIT_VERSION}\n"
+    ));
+    h.update(format!("merged {}\n", source.sha256));
+    let key = hex::encode(&h.finalize()[..16]);
+    let names: &[&str] = &SPLIT_GRAPHS;
+    let provenance = Provenance {
         model: name.clone(),
+        model_type: String::new(),
+        made_by: MADE_BY_SPLIT.to_owned(),
+        exporter_version: SPLIT_VERSION,
+        config: source.clone(),
+        weights: Vec::new(),
+        graphs: names.iter().map(|g| (*g).to_owned()).collect(),
+        export_seconds: 0.0,
+    };
+    let path = merged.path.clone();
+    let (graphs, seconds) = cached_or_made(loader.store(), &name, &key, names, provenance, || {
+        let whole = model_io::read(&path)?;
+        let mut out = Vec::with_capacity(2);
+        for (file, cached) in SPLIT_GRAPHS.iter().zip([false, true]) {
+            let mut graph = whole.clone();
+            crate::rewrites::fold_constant_if(&mut graph, &[("use_cache_branch", cached)])?;
+            if cached {
+                // The cached branch returns placeholders (empty tensors) for
+                // the cross-attention cache, which does not change: drop
+                // them, as optimum's `decoder_with_past_model.onnx` has none.
+                if let Some(g) = graph.graph.as_mut() {
+                    g.output.retain(|o| !is_cross_attention_cache(&o.name));
+                }
+                crate::rewrites::prune(&mut graph)?;
+            }
+            crate::rewrites::drop_unused_inputs(&mut graph)?;
+            out.push(((*file).to_owned(), model_io::encode(&graph)));
+        }
+        Ok(out)
+    })?;
+    Ok(CachedExport {
+        key,
+        graphs,
+        sources: vec![merged.clone()],
+        export_seconds: seconds,
+    })
+}
+
+/// `present.{i}.encoder.key/value`: the cross-attention part of a
+/// seq2seq decoder's cache.
+fn is_cross_attention_cache(name: &str) -> bool {
+    name.starts_with("present.") && name.contains(".encoder.")
+}
+
+/// The graph set `key` from the cache, else made by `make` (encoded
+/// graphs, named as `graph_names`) and stored with `provenance` (its time
+/// filled in), under the key's cross-process lock. Returns the graphs
+/// (`onnx/<file>`, source [`Layer::Cache`] or [`Layer::Export`]) and the
+/// seconds making them took (now, or when they were made).
+fn cached_or_made(
+    store: &Store,
+    name: &str,
+    key: &str,
+    graph_names: &[&str],
+    mut provenance: Provenance,
+    make: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>, OnnxError>,
+) -> Result<(Vec<ResolvedFile>, f64), OnnxError> {
+    let storage = |e: StorageError| storage_error(LoadError::from(e));
+    // One maker per key across processes: a second asker waits here, then
+    // finds the graphs.
+    let _lock = store.lock(&format!("export/{key}")).map_err(storage)?;
+    if let Some(found) = cached_graphs(store, key, graph_names)? {
+        store.record(Layer::Cache, true);
+        store.touch(EXPORT_MANIFEST_ID, key);
+        tracing::info!(model = %name, key, "ONNX graphs from the export cache");
+        return Ok(found);
+    }
+    store.record(Layer::Cache, false);
+
+    tracing::info!(model = %name, key, made_by = %provenance.made_by, "making ONNX graphs on first use");
+    let started = Instant::now();
+    let made = make()?;
+    let mut blobs: Vec<(String, BlobInfo)> = Vec::with_capacity(made.len() + 1);
+    for (file, bytes) in &made {
+        let info = store.put_bytes(bytes).map_err(storage)?;
+        blobs.push((file.clone(), info));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    provenance.export_seconds = seconds;
+    let json = serde_json::to_vec_pretty(&provenance).map_err(|e| OnnxError::Unsupported {
+        model: name.to_owned(),
         reason: format!("cannot write {PROVENANCE_FILE}: {e}"),
     })?;
     let info = store.put_bytes(&json).map_err(storage)?;
@@ -206,15 +316,10 @@ pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, 
     // The manifest is written last: a process killed before this point
     // leaves only unreferenced blobs, never a half export.
     store
-        .record_files(EXPORT_MANIFEST_ID, &key, &blobs)
+        .record_files(EXPORT_MANIFEST_ID, key, &blobs)
         .map_err(storage)?;
     store.record(Layer::Export, true);
-    tracing::info!(
-        model = %name,
-        key,
-        seconds = export_seconds,
-        "exported to ONNX and cached"
-    );
+    tracing::info!(model = %name, key, seconds, "ONNX graphs made and cached");
     let graphs = blobs
         .iter()
         .filter(|(file, _)| file != PROVENANCE_FILE)
@@ -224,12 +329,7 @@ pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, 
             source: Layer::Export,
         })
         .collect();
-    Ok(CachedExport {
-        key,
-        graphs,
-        sources,
-        export_seconds,
-    })
+    Ok((graphs, seconds))
 }
 
 /// The cached graphs of `key` (verified) and the recorded export time;

@@ -28,8 +28,8 @@ pub use export::{
     GraphSummary, TensorSpec, EXPORTABLE, EXPORTER_VERSION, SEQ2SEQ_GRAPHS, SINGLE_GRAPH,
 };
 pub use export_cache::{
-    cached_export, can_export, exports_of, provenance, CachedExport, Provenance, SourceFile,
-    EXPORT_MANIFEST_ID, PROVENANCE_FILE,
+    cached_export, can_export, exports_of, provenance, split_merged_decoder, CachedExport,
+    Provenance, SourceFile, EXPORT_MANIFEST_ID, MADE_BY_EXPORTER, MADE_BY_SPLIT, PROVENANCE_FILE,
 };
 pub use gpt2::Gpt2Config;
 pub use llama::LlamaConfig;

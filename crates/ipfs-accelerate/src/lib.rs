@@ -43,4 +43,4 @@ pub use ipfs_accelerate_skills::{
     SkillError, StopReason, TextEmbedder, TextGenerator, TranscribeOptions, Transcription,
 };
 pub use ipfs_accelerate_storage::{Layer, Manifest, StorageError, Store};
-pub use status::{status, Status, StorageStatus};
+pub use status::{status, CachedExportInfo, OnnxExportStatus, Status, StorageStatus};

@@ -45,5 +45,29 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
     for f in &status.families {
         text.push_str(&format!("  {:<11} {}\n", f.model_type, f.skill.name()));
     }
+    let e = &status.onnx_export;
+    text.push_str(&format!(
+        "onnx export on first use: {} (exporter v{}: {}), {} cached\n",
+        if e.enabled { "on" } else { "off" },
+        e.exporter_version,
+        e.exportable.join(", "),
+        e.cached.len()
+    ));
+    for c in &e.cached {
+        match &c.provenance {
+            Some(p) => text.push_str(&format!(
+                "  onnx-export@{}  {} ({}), {:.1} s, {}\n",
+                c.key,
+                p.model,
+                p.model_type,
+                p.export_seconds,
+                p.graphs.join(", ")
+            )),
+            None => text.push_str(&format!(
+                "  onnx-export@{}  (no readable export.json)\n",
+                c.key
+            )),
+        }
+    }
     print_text(text.trim_end())
 }

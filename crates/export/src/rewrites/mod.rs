@@ -24,7 +24,7 @@ pub use dynamic_dims::{restore_dynamic_dims, DynamicAxes};
 pub use fold_if::fold_constant_if;
 pub use gelu::decompose_gelu;
 pub use layer_norm::decompose_layer_norm;
-pub use prune::prune;
+pub use prune::{drop_unused_inputs, prune};
 pub use stop_if_static::{apply_checked, stop_if_static};
 
 use super::proto::{GraphProto, ModelProto};

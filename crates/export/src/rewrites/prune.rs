@@ -47,3 +47,22 @@ pub fn prune(model: &mut ModelProto) -> Result<(usize, usize), OnnxError> {
         before_init - graph.initializer.len(),
     ))
 }
+
+/// Removes graph inputs that no node reads and no output is (what a folded
+/// `If` leaves behind: a merged decoder's past inputs in its first-step
+/// branch, the encoder's output in its cached branch), so a caller need
+/// not feed them. Returns their names.
+pub fn drop_unused_inputs(model: &mut ModelProto) -> Result<Vec<String>, OnnxError> {
+    let graph = graph_mut(model, "drop_unused_inputs")?;
+    let mut needed = HashSet::new();
+    graph_reads(graph, &mut needed);
+    let mut dropped = Vec::new();
+    graph.input.retain(|i| {
+        let keep = needed.contains(&i.name);
+        if !keep {
+            dropped.push(i.name.clone());
+        }
+        keep
+    });
+    Ok(dropped)
+}

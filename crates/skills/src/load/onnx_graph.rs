@@ -7,7 +7,7 @@ use crate::SkillError;
 use ipfs_accelerate_backends::{
     registry, Backend, BackendError, BackendKind, OnnxRuntimeCpu, OrtExecutor, OrtSession,
 };
-use ipfs_accelerate_export::{cached_export, can_export, OnnxError};
+use ipfs_accelerate_export::{cached_export, can_export, split_merged_decoder, OnnxError};
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 
 /// Where the graph lives inside a model.
@@ -60,6 +60,10 @@ pub(crate) fn onnx_graphs(
     if found.len() == files.len() {
         return Ok(Some(found));
     }
+    // optimum's seq2seq layout may ship the decoder only merged: split it.
+    if let Some(split) = split_merged(loader, model, files, &found)? {
+        return Ok(Some(split));
+    }
     if !loader.export_enabled() {
         return Ok(None);
     }
@@ -99,6 +103,39 @@ pub(crate) fn onnx_graphs(
         }
         Err(err) => Err(failed(err)),
     }
+}
+
+/// The merged decoder optimum ships beside (or instead of) the two
+/// decoder graphs.
+const MERGED_DECODER: &str = "onnx/decoder_model_merged.onnx";
+
+/// For the seq2seq layout (`files` = encoder, decoder, decoder with past)
+/// when the model ships the encoder and `decoder_model_merged.onnx` but not
+/// the two decoders: the encoder and the two graphs split from the merged
+/// one (cached like an export; see `split_merged_decoder`).
+fn split_merged(
+    loader: &Loader,
+    model: &ModelRef,
+    files: &[&str],
+    found: &[ResolvedFile],
+) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
+    let [encoder_name, ..] = files else {
+        return Ok(None);
+    };
+    if files.len() != 3 || found.first().is_none_or(|f| f.file != *encoder_name) {
+        return Ok(None);
+    }
+    let Some(merged) = loader.optional_file(model, MERGED_DECODER)? else {
+        return Ok(None);
+    };
+    let split =
+        split_merged_decoder(loader, model, &merged).map_err(|source| SkillError::Export {
+            model: model.to_string(),
+            source,
+        })?;
+    let mut graphs = vec![found[0].clone()];
+    graphs.extend(split.graphs);
+    Ok(Some(graphs))
 }
 
 /// Opens `graph` on `executor` (a session per model load).

