@@ -60,15 +60,13 @@ pub(crate) fn onnx_graphs(
     if found.len() == files.len() {
         return Ok(Some(found));
     }
-    // optimum's seq2seq layout may ship the decoder only merged: split it.
-    if let Some(split) = split_merged(loader, model, files, &found)? {
-        return Ok(Some(split));
-    }
-    if !loader.export_enabled() {
+    // optimum's seq2seq layout may ship the decoder only merged.
+    let merged = merged_decoder(loader, model, files, &found)?;
+    if merged.is_none() && !loader.export_enabled() {
         return Ok(None);
     }
-    // An export is only worth its time for a backend that can run here;
-    // asked for by name, the missing runtime is the answer.
+    // Making graphs is only worth its time for a backend that can run
+    // here; asked for by name, the missing runtime is the answer.
     if requested != BackendKind::Auto {
         if let Some(backend) = registry().into_iter().find(|b| b.kind() == requested) {
             let info = backend.probe();
@@ -80,6 +78,16 @@ pub(crate) fn onnx_graphs(
                 .into());
             }
         }
+    }
+    if let Some(merged) = merged {
+        let split =
+            split_merged_decoder(loader, model, &merged).map_err(|source| SkillError::Export {
+                model: model.to_string(),
+                source,
+            })?;
+        let mut graphs = vec![found[0].clone()];
+        graphs.extend(split.graphs);
+        return Ok(Some(graphs));
     }
     let failed = |source: OnnxError| SkillError::Export {
         model: model.to_string(),
@@ -111,31 +119,21 @@ const MERGED_DECODER: &str = "onnx/decoder_model_merged.onnx";
 
 /// For the seq2seq layout (`files` = encoder, decoder, decoder with past)
 /// when the model ships the encoder and `decoder_model_merged.onnx` but not
-/// the two decoders: the encoder and the two graphs split from the merged
-/// one (cached like an export; see `split_merged_decoder`).
-fn split_merged(
+/// the two decoders: the merged decoder, which `split_merged_decoder` turns
+/// into the two (cached like an export).
+fn merged_decoder(
     loader: &Loader,
     model: &ModelRef,
     files: &[&str],
     found: &[ResolvedFile],
-) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
-    let [encoder_name, ..] = files else {
+) -> Result<Option<ResolvedFile>, SkillError> {
+    let [encoder, _, _] = files else {
         return Ok(None);
     };
-    if files.len() != 3 || found.first().is_none_or(|f| f.file != *encoder_name) {
+    if found.len() != 1 || found[0].file != *encoder {
         return Ok(None);
     }
-    let Some(merged) = loader.optional_file(model, MERGED_DECODER)? else {
-        return Ok(None);
-    };
-    let split =
-        split_merged_decoder(loader, model, &merged).map_err(|source| SkillError::Export {
-            model: model.to_string(),
-            source,
-        })?;
-    let mut graphs = vec![found[0].clone()];
-    graphs.extend(split.graphs);
-    Ok(Some(graphs))
+    Ok(loader.optional_file(model, MERGED_DECODER)?)
 }
 
 /// Opens `graph` on `executor` (a session per model load).
