@@ -30,7 +30,8 @@ struct Cli {
     #[arg(long, global = true)]
     no_patches: bool,
     /// Run an ONNX backend only on graphs the model ships: never export
-    /// one on first use (as IPFS_ACCELERATE_NO_EXPORT=1).
+    /// one from the weights on first use (as IPFS_ACCELERATE_NO_EXPORT=1;
+    /// a shipped merged decoder is still split into its two steps).
     #[arg(long, global = true)]
     no_export: bool,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.

@@ -520,3 +520,44 @@ fn a_merged_decoder_alone_is_split_and_reproduces_the_references() {
         }
     }
 }
+
+#[test]
+fn a_refused_export_is_the_error_by_name_and_candle_under_auto() {
+    let test = "a_refused_export_is_the_error_by_name_and_candle_under_auto";
+    let home = tempfile::tempdir().unwrap();
+    // Dynamic RoPE: the exporter refuses it (its frequencies change with
+    // the sequence length).
+    let model = fixtures_dir().join("models/variants/llama_dynamic");
+    let r = Fixture::at(model.clone());
+    let prompt = r["prompt"].as_str().unwrap();
+    let Some(cmd) = ort_cli(home.path(), test, false) else {
+        return;
+    };
+    let line = failure_of(cmd, "generate", &model, &["--backend", "ort", prompt]);
+    assert!(
+        line.contains("exporting one failed") && line.contains("'dynamic'"),
+        "{line}"
+    );
+    // auto: candle answers, and the failure is remembered, not repeated.
+    for _ in 0..2 {
+        let cmd = ort_cli(home.path(), test, false).unwrap();
+        let answer = greedy(cmd, "generate", &model, prompt, 4, &[]);
+        assert_eq!(answer["backend"], "cpu");
+        assert!(graph_sources(&answer).is_empty());
+    }
+    let failures = home.path().join("cache/export-failures");
+    assert_eq!(std::fs::read_dir(&failures).unwrap().count(), 1);
+    let listed = cache(cli(home.path()), &["ls"]);
+    assert_eq!(listed["stats"]["export"]["hits"], 0, "{listed}");
+
+    // Weights whose header declares more than 2 GiB of float32 are refused
+    // from the header, before any tensor is read.
+    let huge = without_graphs(home.path(), "gpt2");
+    let header = br#"{"transformer.wte.weight":{"dtype":"F32","shape":[600000000],"data_offsets":[0,2400000000]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    std::fs::write(huge.join("model.safetensors"), bytes).unwrap();
+    let cmd = ort_cli(home.path(), test, false).unwrap();
+    let line = failure_of(cmd, "generate", &huge, &["--backend", "ort", "hello"]);
+    assert!(line.contains("2 GiB"), "{line}");
+}

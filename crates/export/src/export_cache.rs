@@ -105,25 +105,106 @@ fn model_type(loader: &Loader, model: &ModelRef) -> Result<(String, ResolvedFile
     Ok((model_type, config))
 }
 
-/// True when `model`'s `model_type` has an exporter (reads only
-/// `config.json`).
-pub fn can_export(loader: &Loader, model: &ModelRef) -> Result<bool, OnnxError> {
+/// The graph files our exporter makes for `model` (`None`: its
+/// `model_type` has no exporter); reads only `config.json`.
+pub fn exportable_graphs(
+    loader: &Loader,
+    model: &ModelRef,
+) -> Result<Option<&'static [&'static str]>, OnnxError> {
     let (model_type, _) = model_type(loader, model)?;
-    Ok(graph_files(&model_type).is_some())
+    Ok(graph_files(&model_type))
 }
 
 /// The sha256 of a resolved file: a blob of our cache is named by it
-/// (and was verified when the loader served it); other files are hashed.
-fn content_sha256(file: &ResolvedFile) -> Result<String, OnnxError> {
+/// (and was verified when the loader served it); another file is hashed
+/// once, and its hash remembered by path, size and modification time
+/// (`export-hashes/` in the cache), so a cached export is found without
+/// reading multi-gigabyte weights on every load.
+fn content_sha256(store: &Store, file: &ResolvedFile) -> Result<String, OnnxError> {
+    let hex64 = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
     let named = file
         .path
         .file_name()
         .and_then(|n| n.to_str())
-        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
-    match (file.source, named) {
-        (Layer::Cache | Layer::Ipfs, Some(name)) => Ok(name.to_owned()),
-        _ => sha256_of_file(&file.path).map_err(|e| storage_error(LoadError::from(e))),
+        .filter(|n| hex64(n));
+    if let (Layer::Cache | Layer::Ipfs, Some(name)) = (file.source, named) {
+        return Ok(name.to_owned());
     }
+    let stamp = std::fs::metadata(&file.path).ok().and_then(|m| {
+        let mtime = m
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(format!(
+            "{} {} {}",
+            file.path.display(),
+            m.len(),
+            mtime.as_nanos()
+        ))
+    });
+    let memo = stamp.as_ref().map(|stamp| {
+        let name = hex::encode(&Sha256::digest(stamp.as_bytes())[..16]);
+        store.root().join("export-hashes").join(name)
+    });
+    if let Some(known) = memo
+        .as_ref()
+        .and_then(|m| std::fs::read_to_string(m).ok())
+        .filter(|k| hex64(k.trim()))
+    {
+        return Ok(known.trim().to_owned());
+    }
+    let sha = sha256_of_file(&file.path).map_err(|e| storage_error(LoadError::from(e)))?;
+    if let Some(memo) = memo {
+        // Best effort: without the memo the file is hashed again next time.
+        let written = memo
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&memo, &sha));
+        if let Err(e) = written {
+            tracing::debug!(memo = %memo.display(), "cannot remember a weight hash: {e}");
+        }
+    }
+    Ok(sha)
+}
+
+/// The float32 bytes the checkpoint's tensors take, from the safetensors
+/// headers alone (no tensor is read).
+fn f32_bytes(files: &[ResolvedFile]) -> u64 {
+    use std::io::Read;
+    let mut total = 0u64;
+    for file in files.iter().filter(|f| f.file.ends_with(".safetensors")) {
+        let Ok(mut f) = std::fs::File::open(&file.path) else {
+            continue;
+        };
+        let mut len = [0u8; 8];
+        if f.read_exact(&mut len).is_err() {
+            continue;
+        }
+        let len = u64::from_le_bytes(len);
+        if len > 100 << 20 {
+            continue;
+        }
+        let mut header = vec![0u8; len as usize];
+        if f.read_exact(&mut header).is_err() {
+            continue;
+        }
+        let Ok(serde_json::Value::Object(tensors)) = serde_json::from_slice(&header) else {
+            continue;
+        };
+        for (_, t) in tensors.iter().filter(|(k, _)| *k != "__metadata__") {
+            let numel = t["shape"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(serde_json::Value::as_u64)
+                        .product::<u64>()
+                })
+                .unwrap_or(0);
+            total = total.saturating_add(numel.saturating_mul(4));
+        }
+    }
+    total
 }
 
 fn storage_error(e: LoadError) -> OnnxError {
@@ -151,7 +232,11 @@ fn export_key(model_type: &str, config: &SourceFile, weights: &[SourceFile]) -> 
 /// now and stored. Fails for a `model_type` without an exporter
 /// ([`OnnxError::Unsupported`]) and when the export fails; a cached graph
 /// that fails verification is moved aside and exported again.
-pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, OnnxError> {
+pub fn cached_export(
+    loader: &Loader,
+    model: &ModelRef,
+    retry_failed: bool,
+) -> Result<CachedExport, OnnxError> {
     let name = model.to_string();
     let (model_type, config_file) = model_type(loader, model)?;
     let Some(graph_names) = graph_files(&model_type) else {
@@ -161,20 +246,40 @@ pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, 
         });
     };
     let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
+    // Refused from the headers: the exporter would read every tensor first.
+    let bytes = f32_bytes(&weight_files);
+    if bytes > i32::MAX as u64 {
+        return Err(OnnxError::Unsupported {
+            model: name,
+            reason: format!(
+                "its float32 weights are {bytes} bytes; ONNX files with inline weights stop at 2 GiB"
+            ),
+        });
+    }
+    let store = loader.store();
     let config = SourceFile {
         file: config_file.file.clone(),
-        sha256: content_sha256(&config_file)?,
+        sha256: content_sha256(store, &config_file)?,
     };
     let weights = weight_files
         .iter()
         .map(|f| {
             Ok(SourceFile {
                 file: f.file.clone(),
-                sha256: content_sha256(f)?,
+                sha256: content_sha256(store, f)?,
             })
         })
         .collect::<Result<Vec<_>, OnnxError>>()?;
     let key = export_key(&model_type, &config, &weights);
+    let failure_memo = store.root().join("export-failures").join(&key);
+    if !retry_failed {
+        if let Ok(reason) = std::fs::read_to_string(&failure_memo) {
+            return Err(OnnxError::Unsupported {
+                model: name,
+                reason: format!("an earlier export of these weights failed: {reason}"),
+            });
+        }
+    }
     let mut sources = vec![config_file];
     sources.extend(weight_files);
     let provenance = Provenance {
@@ -187,20 +292,63 @@ pub fn cached_export(loader: &Loader, model: &ModelRef) -> Result<CachedExport, 
         graphs: graph_names.iter().map(|g| (*g).to_owned()).collect(),
         export_seconds: 0.0,
     };
-    let graphs = cached_or_made(loader.store(), &name, &key, graph_names, provenance, || {
+    let made = cached_or_made(store, &name, &key, graph_names, provenance, || {
         let exported = export_model(loader, model, &ExportOptions::default())?;
         Ok(exported
             .graphs
             .iter()
             .map(|(file, graph)| ((*file).to_owned(), model_io::encode(graph)))
             .collect())
-    })?;
+    });
+    let (graphs, export_seconds) = match made {
+        Ok(made) => made,
+        Err(err) => {
+            // Remembered, so `auto` does not pay for the same failure on
+            // every load (the key holds the exporter's version: a newer
+            // exporter tries again). Not for storage errors, which may pass.
+            if !matches!(err, OnnxError::Load(_) | OnnxError::Io { .. }) {
+                let written = failure_memo
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(&failure_memo, err.to_string()));
+                if let Err(e) = written {
+                    tracing::debug!("cannot remember the failed export: {e}");
+                }
+            }
+            return Err(err);
+        }
+    };
+    std::fs::remove_file(&failure_memo).ok();
     Ok(CachedExport {
         key,
-        graphs: graphs.0,
+        graphs,
         sources,
-        export_seconds: graphs.1,
+        export_seconds,
     })
+}
+
+/// The key of a merged-decoder split: the split's version and the merged
+/// graph's content.
+fn split_key(merged_sha256: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "ipfs-accelerate merged decoder split v{SPLIT_VERSION}\n"
+    ));
+    h.update(format!("merged {merged_sha256}\n"));
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The key `provenance` describes (`None` for one this build cannot make):
+/// a cached snapshot whose provenance does not give its own key is not
+/// trusted (a pulled or damaged snapshot).
+fn key_of(p: &Provenance) -> Option<String> {
+    match p.made_by.as_str() {
+        MADE_BY_EXPORTER if p.exporter_version == EXPORTER_VERSION => {
+            Some(export_key(&p.model_type, &p.config, &p.weights))
+        }
+        MADE_BY_SPLIT if p.exporter_version == SPLIT_VERSION => Some(split_key(&p.config.sha256)),
+        _ => None,
+    }
 }
 
 /// optimum's merged decoder (`decoder_model_merged.onnx`: one graph whose
@@ -218,14 +366,9 @@ pub fn split_merged_decoder(
     let name = model.to_string();
     let source = SourceFile {
         file: merged.file.clone(),
-        sha256: content_sha256(merged)?,
+        sha256: content_sha256(loader.store(), merged)?,
     };
-    let mut h = Sha256::new();
-    h.update(format!(
-        "ipfs-accelerate merged decoder split v{SPLIT_VERSION}\n"
-    ));
-    h.update(format!("merged {}\n", source.sha256));
-    let key = hex::encode(&h.finalize()[..16]);
+    let key = split_key(&source.sha256);
     let names: &[&str] = &SPLIT_GRAPHS;
     let provenance = Provenance {
         model: name.clone(),
@@ -237,9 +380,21 @@ pub fn split_merged_decoder(
         graphs: names.iter().map(|g| (*g).to_owned()).collect(),
         export_seconds: 0.0,
     };
-    let path = merged.path.clone();
+    let (path, merged_name) = (merged.path.clone(), merged.file.clone());
     let (graphs, seconds) = cached_or_made(loader.store(), &name, &key, names, provenance, || {
         let whole = model_io::read(&path)?;
+        // Weights in a file beside the graph would not follow its blob.
+        let external = whole.graph.as_ref().is_some_and(|g| {
+            g.initializer
+                .iter()
+                .any(|t| !t.external_data.is_empty() || t.data_location == 1)
+        });
+        if external {
+            return Err(OnnxError::Unsupported {
+                model: name.clone(),
+                reason: format!("{} keeps its weights in external data files", merged_name),
+            });
+        }
         let mut out = Vec::with_capacity(2);
         for (file, cached) in SPLIT_GRAPHS.iter().zip([false, true]) {
             let mut graph = whole.clone();
@@ -367,10 +522,15 @@ fn cached_graphs(
             Err(err) => return Err(storage(err)),
         }
     }
-    let seconds = provenance(store, &manifest)
-        .map(|p| p.export_seconds)
-        .unwrap_or_default();
-    Ok(Some((graphs, seconds)))
+    let Some(made) = provenance(store, &manifest).filter(|p| key_of(p).as_deref() == Some(key))
+    else {
+        tracing::warn!(
+            key,
+            "the cached export's provenance does not give its key; making it again"
+        );
+        return Ok(None);
+    };
+    Ok(Some((graphs, made.export_seconds)))
 }
 
 /// The provenance of an export snapshot (`None` when unreadable).

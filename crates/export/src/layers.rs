@@ -149,6 +149,26 @@ pub fn split_heads(g: &mut GraphBuilder, x: &str, heads: usize, d: usize) -> Str
     g.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1, 3])])
 }
 
+/// `softmax(q kᵀ + bias) v` over split heads (`[b, heads, s, d]`; the
+/// query already scaled as the model scales it), heads merged back to
+/// `[b, s, width]`.
+pub fn attention(
+    g: &mut GraphBuilder,
+    q: &str,
+    (k, v): (&str, &str),
+    bias: Option<&str>,
+    width: usize,
+) -> String {
+    let kt = g.op("Transpose", &[k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+    let mut scores = g.op("MatMul", &[q, &kt], vec![]);
+    if let Some(bias) = bias {
+        scores = g.op("Add", &[&scores, bias], vec![]);
+    }
+    let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+    let ctx = g.op("MatMul", &[&probs, v], vec![]);
+    merge_heads(g, &ctx, width)
+}
+
 /// `[b, heads, s, d]` -> `[b, s, heads * d]`.
 pub fn merge_heads(g: &mut GraphBuilder, x: &str, width: usize) -> String {
     let t = g.op("Transpose", &[x], vec![attr_ints("perm", &[0, 2, 1, 3])]);

@@ -16,6 +16,7 @@ mod opt;
 pub mod proto;
 pub mod rewrites;
 mod rope;
+mod seq2seq_io;
 mod t5;
 mod wav2vec2;
 mod weights;
@@ -28,7 +29,7 @@ pub use export::{
     GraphSummary, TensorSpec, EXPORTABLE, EXPORTER_VERSION, SEQ2SEQ_GRAPHS, SINGLE_GRAPH,
 };
 pub use export_cache::{
-    cached_export, can_export, exports_of, provenance, split_merged_decoder, CachedExport,
+    cached_export, exportable_graphs, exports_of, provenance, split_merged_decoder, CachedExport,
     Provenance, SourceFile, EXPORT_MANIFEST_ID, MADE_BY_EXPORTER, MADE_BY_SPLIT, PROVENANCE_FILE,
 };
 pub use gpt2::Gpt2Config;

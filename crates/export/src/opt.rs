@@ -7,7 +7,7 @@
 
 use super::builder::{attr_float, attr_int, attr_ints, GraphBuilder};
 use super::decoder_io::{inputs, outputs};
-use super::layers::{activation, layer_norm, linear, merge_heads, split_heads, weight_as_is};
+use super::layers::{activation, attention, layer_norm, linear, split_heads, weight_as_is};
 use super::proto::ModelProto;
 use super::weights::Weights;
 use super::OnnxError;
@@ -118,12 +118,7 @@ pub fn build(model: &str, cfg: &OptConfig, w: &Weights) -> Result<ModelProto, On
         let v = split_heads(&mut g, &v, heads, d);
         let k = g.op("Concat", &[past_k, &k], vec![attr_int("axis", 2)]);
         let v = g.op("Concat", &[past_v, &v], vec![attr_int("axis", 2)]);
-        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
-        let scores = g.op("MatMul", &[&q, &kt], vec![]);
-        let scores = g.op("Add", &[&scores, &mask], vec![]);
-        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-        let ctx = g.op("MatMul", &[&probs, &v], vec![]);
-        let ctx = merge_heads(&mut g, &ctx, h);
+        let ctx = attention(&mut g, &q, (&k, &v), Some(&mask), h);
         let out = linear(&mut g, w, &ctx, &l("self_attn.out_proj"), (h, h), bias)?;
         x = g.op("Add", &[&residual, &out], vec![]);
         if !cfg.do_layer_norm_before {

@@ -19,18 +19,13 @@
 //! gated (`gated-gelu`, the tanh GELU) feed-forwards; tied or separate head.
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
-use super::layers::{activation, dim_scalar, linear, merge_heads, rms_norm, split_heads};
+use super::layers::{activation, attention, dim_scalar, linear, rms_norm, split_heads};
 use super::proto::{data_type, ModelProto};
+use super::seq2seq_io::{decoder_inputs, decoder_outputs, BATCH, ENC_SEQ};
 use super::weights::Weights;
 use super::OnnxError;
 
 pub use ipfs_accelerate_models::t5::{bucket, T5Config, MODEL_TYPE};
-
-const BATCH: &str = "batch_size";
-const ENC_SEQ: &str = "encoder_sequence_length";
-const DEC_SEQ: &str = "decoder_sequence_length";
-const PAST: &str = "past_decoder_sequence_length";
-const TOTAL: &str = "past_decoder_sequence_length + decoder_sequence_length";
 
 /// The dimensions every graph shares.
 struct Dims {
@@ -85,18 +80,35 @@ fn position_bias(
     let name = format!("{prefix}.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
     let (buckets, heads) = (cfg.relative_attention_num_buckets, cfg.num_heads);
     let table = w.get(&name, &[buckets, heads])?;
-    // One row per relative position in [-r, r]; further is saturated.
-    let r = cfg.relative_attention_max_distance as i64;
+    // One row per relative position in [-r, r]. Further apart, the bucket
+    // no longer changes (checked: a config where it still would is refused
+    // rather than exported wrong).
+    let max_distance = cfg.relative_attention_max_distance;
+    let r = max_distance.max(buckets) as i64;
+    let bucket_of = |relative: i64| bucket(relative, bidirectional, buckets, max_distance);
+    let saturated = bucket_of(r) == bucket_of(r + 1)
+        && bucket_of(r) == bucket_of(16 * r)
+        && bucket_of(-r) == bucket_of(-r - 1)
+        && bucket_of(-r) == bucket_of(-16 * r);
+    if !saturated {
+        return Err(OnnxError::unsupported(
+            prefix,
+            format!(
+                "relative_attention_max_distance {max_distance} with {buckets} buckets: the \
+                 bucket of a distance keeps changing past {r}"
+            ),
+        ));
+    }
     let mut rows = Vec::with_capacity((2 * r as usize + 1) * heads);
     for relative in -r..=r {
-        let b = bucket(
-            relative,
-            bidirectional,
-            buckets,
-            cfg.relative_attention_max_distance,
-        );
-        let at = b as usize * heads;
-        rows.extend_from_slice(&table[at..at + heads]);
+        let b = bucket_of(relative) as usize;
+        if b >= buckets {
+            return Err(OnnxError::unsupported(
+                prefix,
+                format!("relative position {relative} falls in bucket {b} of {buckets}"),
+            ));
+        }
+        rows.extend_from_slice(&table[b * heads..(b + 1) * heads]);
     }
     let table = g.weight(
         &format!("{prefix}.relative_position_bias_by_distance"),
@@ -138,12 +150,7 @@ fn mask_bias(g: &mut GraphBuilder, mask: &str) -> String {
 /// Unscaled attention (T5 does not scale the scores) of `q` against the
 /// keys and values `[b, heads, k, d_kv]`, with an additive `bias`.
 fn attend(g: &mut GraphBuilder, dims: &Dims, q: &str, (k, v): (&str, &str), bias: &str) -> String {
-    let kt = g.op("Transpose", &[k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
-    let scores = g.op("MatMul", &[q, &kt], vec![]);
-    let scores = g.op("Add", &[&scores, bias], vec![]);
-    let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-    let ctx = g.op("MatMul", &[&probs, v], vec![]);
-    merge_heads(g, &ctx, dims.inner)
+    attention(g, q, (k, v), Some(bias), dims.inner)
 }
 
 /// Query, key and value projections of `x` (keys and values of `kv_from`)
@@ -277,15 +284,6 @@ fn encoder(cfg: &T5Config, dims: &Dims, w: &Weights) -> Result<ModelProto, OnnxE
     ))
 }
 
-fn kv_dims(dims: &Dims, len: &str) -> [Dim; 4] {
-    [
-        Dim::named(BATCH),
-        Dim::Fixed(dims.heads as i64),
-        Dim::named(len),
-        Dim::Fixed(dims.d_kv as i64),
-    ]
-}
-
 /// The decoder's first step (`with_past` false: no cache in, the whole
 /// cache out) or a later step (the cache in, the grown self-attention
 /// cache out).
@@ -298,48 +296,14 @@ fn decoder(
     let layers = cfg.num_decoder_layers.unwrap_or(cfg.num_layers);
     let eps = cfg.layer_norm_epsilon;
     let mut g = GraphBuilder::new();
-    let ids = g.input(
-        "input_ids",
-        data_type::INT64,
-        &[Dim::named(BATCH), Dim::named(DEC_SEQ)],
+    let io = decoder_inputs(
+        &mut g,
+        (layers, dims.heads, dims.d_kv, dims.d),
+        with_past,
+        true,
     );
-    let enc_mask = g.input(
-        "encoder_attention_mask",
-        data_type::INT64,
-        &[Dim::named(BATCH), Dim::named(ENC_SEQ)],
-    );
-    let encoded = (!with_past).then(|| {
-        g.input(
-            "encoder_hidden_states",
-            data_type::FLOAT,
-            &[
-                Dim::named(BATCH),
-                Dim::named(ENC_SEQ),
-                Dim::Fixed(dims.d as i64),
-            ],
-        )
-    });
-    let past: Vec<[String; 4]> = if with_past {
-        (0..layers)
-            .map(|i| {
-                let mut p = |part: &str, len: &str| {
-                    g.input(
-                        &format!("past_key_values.{i}.{part}"),
-                        data_type::FLOAT,
-                        &kv_dims(dims, len),
-                    )
-                };
-                [
-                    p("decoder.key", PAST),
-                    p("decoder.value", PAST),
-                    p("encoder.key", ENC_SEQ),
-                    p("encoder.value", ENC_SEQ),
-                ]
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let (ids, past, encoded) = (&io.input_ids, &io.past, &io.encoder_hidden_states);
+    let enc_mask = io.encoder_attention_mask.clone().unwrap_or_default();
 
     g.set_scope("/decoder/embed_tokens");
     let shared = shared_name(w);
@@ -348,28 +312,16 @@ fn decoder(
         &[cfg.vocab_size, dims.d],
         &w.get(shared, &[cfg.vocab_size, dims.d])?,
     );
-    let mut x = g.op("Gather", &[&embed, &ids], vec![attr_int("axis", 0)]);
+    let mut x = g.op("Gather", &[&embed, ids], vec![attr_int("axis", 0)]);
 
     g.set_scope("/decoder/bias");
-    let q_len = dim_scalar(&mut g, &ids, 1);
+    let q_len = dim_scalar(&mut g, ids, 1);
     let past_len = match past.first() {
         Some(p) => dim_scalar(&mut g, &p[0], 2),
         None => g.int(0),
     };
     let bias = position_bias(&mut g, cfg, w, "decoder", false, (&past_len, &q_len))?;
-    // Causal: query `past + i` sees keys up to itself.
-    let total = g.op("Add", &[&past_len, &q_len], vec![]);
-    let one = g.int(1);
-    let zero = g.int(0);
-    let q_pos = g.op("Range", &[&past_len, &total, &one], vec![]);
-    let k_pos = g.op("Range", &[&zero, &total, &one], vec![]);
-    let (ax0, ax1) = (g.ints(&[0]), g.ints(&[1]));
-    let q_col = g.op("Unsqueeze", &[&q_pos, &ax1], vec![]);
-    let k_row = g.op("Unsqueeze", &[&k_pos, &ax0], vec![]);
-    let allowed = g.op("LessOrEqual", &[&k_row, &q_col], vec![]);
-    let (open, closed) = (g.float(0.0), g.float(f32::MIN));
-    let causal = g.op("Where", &[&allowed, &open, &closed], vec![]);
-    let self_bias = g.op("Add", &[&bias, &causal], vec![]);
+    let self_bias = g.op("Add", &[&bias, &io.causal], vec![]);
     let cross_bias = mask_bias(&mut g, &enc_mask);
 
     let mut present = Vec::with_capacity(layers);
@@ -461,34 +413,13 @@ fn decoder(
     } else {
         linear(&mut g, w, &x, "lm_head", (dims.d, cfg.vocab_size), false)?
     };
-    g.set_scope("");
-    g.output(
-        &logits,
-        "logits",
-        data_type::FLOAT,
-        &[
-            Dim::named(BATCH),
-            Dim::named(DEC_SEQ),
-            Dim::Fixed(cfg.vocab_size as i64),
-        ],
+    decoder_outputs(
+        &mut g,
+        (&logits, cfg.vocab_size),
+        &present,
+        (dims.heads, dims.d_kv),
+        with_past,
     );
-    let self_len = if with_past { TOTAL } else { DEC_SEQ };
-    for (i, [k, v, ck, cv]) in present.iter().enumerate() {
-        let out = |g: &mut GraphBuilder, value: &str, part: &str, len: &str| {
-            g.output(
-                value,
-                &format!("present.{i}.{part}"),
-                data_type::FLOAT,
-                &kv_dims(dims, len),
-            );
-        };
-        out(&mut g, k, "decoder.key", self_len);
-        out(&mut g, v, "decoder.value", self_len);
-        if !with_past {
-            out(&mut g, ck, "encoder.key", ENC_SEQ);
-            out(&mut g, cv, "encoder.value", ENC_SEQ);
-        }
-    }
     let name = if with_past {
         "t5_decoder_with_past"
     } else {

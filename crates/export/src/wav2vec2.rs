@@ -13,7 +13,7 @@
 //! folded here, at export).
 
 use super::builder::{attr_float, attr_int, attr_ints, Dim, GraphBuilder};
-use super::layers::{activation, layer_norm, linear, merge_heads, split_heads, weight_as_is};
+use super::layers::{activation, attention, layer_norm, linear, split_heads, weight_as_is};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
@@ -206,11 +206,7 @@ pub fn build(model: &str, cfg: &Wav2Vec2Config, w: &Weights) -> Result<ModelProt
         let q = split_heads(&mut g, &q, heads, head_dim);
         let kk = split_heads(&mut g, &kk, heads, head_dim);
         let v = split_heads(&mut g, &v, heads, head_dim);
-        let kt = g.op("Transpose", &[&kk], vec![attr_ints("perm", &[0, 1, 3, 2])]);
-        let scores = g.op("MatMul", &[&q, &kt], vec![]);
-        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-        let ctx = g.op("MatMul", &[&probs, &v], vec![]);
-        let ctx = merge_heads(&mut g, &ctx, d);
+        let ctx = attention(&mut g, &q, (&kk, &v), None, d);
         let out = linear(&mut g, w, &ctx, &l("attention.out_proj"), (d, d), true)?;
         x = g.op("Add", &[&x, &out], vec![]);
         if !stable {

@@ -19,20 +19,15 @@
 //! the head is the token embedding unless `proj_out.weight` is stored.
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
-use super::layers::{
-    activation, dim_scalar, layer_norm, linear, merge_heads, split_heads, weight_as_is,
-};
+use super::layers::{activation, attention, layer_norm, linear, split_heads, weight_as_is};
 use super::proto::{data_type, ModelProto};
+use super::seq2seq_io::{decoder_inputs, decoder_outputs, BATCH, ENC_SEQ};
 use super::weights::Weights;
 use super::OnnxError;
 
+use ipfs_accelerate_models::layers::activation::Activation;
 pub use ipfs_accelerate_models::whisper::{WhisperConfig, MODEL_TYPE};
 
-const BATCH: &str = "batch_size";
-const ENC_SEQ: &str = "encoder_sequence_length";
-const DEC_SEQ: &str = "decoder_sequence_length";
-const PAST: &str = "past_decoder_sequence_length";
-const TOTAL: &str = "past_decoder_sequence_length + decoder_sequence_length";
 const LAYER_NORM_EPS: f64 = 1e-5;
 
 /// Builds the three graphs: encoder, decoder, decoder with past.
@@ -103,14 +98,7 @@ fn attend(
     (k, v): (&str, &str),
     bias: Option<&str>,
 ) -> Result<String, OnnxError> {
-    let kt = g.op("Transpose", &[k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
-    let mut scores = g.op("MatMul", &[q, &kt], vec![]);
-    if let Some(bias) = bias {
-        scores = g.op("Add", &[&scores, bias], vec![]);
-    }
-    let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-    let ctx = g.op("MatMul", &[&probs, v], vec![]);
-    let ctx = merge_heads(g, &ctx, d);
+    let ctx = attention(g, q, (k, v), bias, d);
     linear(g, w, &ctx, &format!("{p}.out_proj"), (d, d), true)
 }
 
@@ -158,7 +146,9 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
                 attr_ints("strides", &[stride]),
             ],
         );
-        x = activation(&mut g, &x, cfg.activation_function);
+        // transformers applies the exact GELU here, whatever
+        // `activation_function` says (that one is the MLPs').
+        x = activation(&mut g, &x, Activation::Gelu);
     }
     let x = g.op("Transpose", &[&x], vec![attr_ints("perm", &[0, 2, 1])]);
     // 30 s of features give exactly max_source_positions positions.
@@ -202,15 +192,6 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     ))
 }
 
-fn kv_dims(heads: usize, head_dim: usize, len: &str) -> [Dim; 4] {
-    [
-        Dim::named(BATCH),
-        Dim::Fixed(heads as i64),
-        Dim::named(len),
-        Dim::Fixed(head_dim as i64),
-    ]
-}
-
 /// The decoder's first step (`with_past` false: the encoder output in,
 /// the whole cache out) or a later step (the cache in, the grown
 /// self-attention cache out).
@@ -218,39 +199,8 @@ fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelPro
     let (d, heads, layers) = (cfg.d_model, cfg.decoder_attention_heads, cfg.decoder_layers);
     let head_dim = d / heads;
     let mut g = GraphBuilder::new();
-    let ids = g.input(
-        "input_ids",
-        data_type::INT64,
-        &[Dim::named(BATCH), Dim::named(DEC_SEQ)],
-    );
-    let encoded = (!with_past).then(|| {
-        g.input(
-            "encoder_hidden_states",
-            data_type::FLOAT,
-            &[Dim::named(BATCH), Dim::named(ENC_SEQ), Dim::Fixed(d as i64)],
-        )
-    });
-    let past: Vec<[String; 4]> = if with_past {
-        (0..layers)
-            .map(|i| {
-                let mut p = |part: &str, len: &str| {
-                    g.input(
-                        &format!("past_key_values.{i}.{part}"),
-                        data_type::FLOAT,
-                        &kv_dims(heads, head_dim, len),
-                    )
-                };
-                [
-                    p("decoder.key", PAST),
-                    p("decoder.value", PAST),
-                    p("encoder.key", ENC_SEQ),
-                    p("encoder.value", ENC_SEQ),
-                ]
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let io = decoder_inputs(&mut g, (layers, heads, head_dim, d), with_past, false);
+    let (past, encoded) = (&io.past, &io.encoder_hidden_states);
 
     g.set_scope("/decoder/embeddings");
     let embed = weight_as_is(
@@ -259,32 +209,24 @@ fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelPro
         "model.decoder.embed_tokens.weight",
         &[cfg.vocab_size, d],
     )?;
-    let tokens = g.op("Gather", &[&embed, &ids], vec![attr_int("axis", 0)]);
-    let q_len = dim_scalar(&mut g, &ids, 1);
-    let past_len = match past.first() {
-        Some(p) => dim_scalar(&mut g, &p[0], 2),
-        None => g.int(0),
-    };
-    let total = g.op("Add", &[&past_len, &q_len], vec![]);
-    let one = g.int(1);
-    let zero = g.int(0);
-    let q_pos = g.op("Range", &[&past_len, &total, &one], vec![]);
+    let tokens = g.op(
+        "Gather",
+        &[&embed, &io.input_ids],
+        vec![attr_int("axis", 0)],
+    );
     let positions = weight_as_is(
         &mut g,
         w,
         "model.decoder.embed_positions.weight",
         &[cfg.max_target_positions, d],
     )?;
-    let pos = g.op("Gather", &[&positions, &q_pos], vec![attr_int("axis", 0)]);
+    let pos = g.op(
+        "Gather",
+        &[&positions, &io.positions],
+        vec![attr_int("axis", 0)],
+    );
     let mut x = g.op("Add", &[&tokens, &pos], vec![]);
-    // Causal: query `past + i` sees keys up to itself.
-    let k_pos = g.op("Range", &[&zero, &total, &one], vec![]);
-    let (ax0, ax1) = (g.ints(&[0]), g.ints(&[1]));
-    let q_col = g.op("Unsqueeze", &[&q_pos, &ax1], vec![]);
-    let k_row = g.op("Unsqueeze", &[&k_pos, &ax0], vec![]);
-    let allowed = g.op("LessOrEqual", &[&k_row, &q_col], vec![]);
-    let (open, closed) = (g.float(0.0), g.float(f32::MIN));
-    let causal = g.op("Where", &[&allowed, &open, &closed], vec![]);
+    let causal = io.causal.clone();
 
     let mut present = Vec::with_capacity(layers);
     for i in 0..layers {
@@ -349,34 +291,13 @@ fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelPro
         let head = g.op("Transpose", &[&embed], vec![attr_ints("perm", &[1, 0])]);
         g.op("MatMul", &[&x, &head], vec![])
     };
-    g.set_scope("");
-    g.output(
-        &logits,
-        "logits",
-        data_type::FLOAT,
-        &[
-            Dim::named(BATCH),
-            Dim::named(DEC_SEQ),
-            Dim::Fixed(cfg.vocab_size as i64),
-        ],
+    decoder_outputs(
+        &mut g,
+        (&logits, cfg.vocab_size),
+        &present,
+        (heads, head_dim),
+        with_past,
     );
-    let self_len = if with_past { TOTAL } else { DEC_SEQ };
-    for (i, [k, v, ck, cv]) in present.iter().enumerate() {
-        let mut out = |value: &str, part: &str, len: &str| {
-            g.output(
-                value,
-                &format!("present.{i}.{part}"),
-                data_type::FLOAT,
-                &kv_dims(heads, head_dim, len),
-            );
-        };
-        out(k, "decoder.key", self_len);
-        out(v, "decoder.value", self_len);
-        if !with_past {
-            out(ck, "encoder.key", ENC_SEQ);
-            out(cv, "encoder.value", ENC_SEQ);
-        }
-    }
     let name = if with_past {
         "whisper_decoder_with_past"
     } else {

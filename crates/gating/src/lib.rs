@@ -36,8 +36,9 @@ pub const STORAGE_FORCE_LOCAL: &str = "STORAGE_FORCE_LOCAL";
 /// Intercepts even when a CI system is detected (so CI can test interception).
 /// Explicit disables still win over it.
 pub const FORCE_INTERCEPT: &str = "IPFS_ACCELERATE_FORCE_INTERCEPT";
-/// Turns off exporting ONNX graphs on first use: an ONNX backend then runs
-/// only models that ship a graph (`--no-export` does the same).
+/// Turns off exporting ONNX graphs from the weights on first use: an ONNX
+/// backend then runs only the graphs a model ships (`--no-export` does the
+/// same).
 pub const NO_EXPORT: &str = "IPFS_ACCELERATE_NO_EXPORT";
 
 /// The gate's decisions, each explained in `reasons`.

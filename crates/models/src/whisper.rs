@@ -174,7 +174,6 @@ pub struct Whisper {
     decoder_layers: Vec<Layer>,
     decoder_norm: LayerNorm,
     proj_out: Tensor,
-    activation: Activation,
     max_target_positions: usize,
     seen: usize,
 }
@@ -214,7 +213,6 @@ impl Whisper {
             decoder_layers,
             decoder_norm: layer_norm(d, LAYER_NORM_EPS, vb_dec.pp("layer_norm"))?,
             proj_out,
-            activation: cfg.activation_function,
             max_target_positions: cfg.max_target_positions,
             seen: 0,
         })
@@ -223,8 +221,10 @@ impl Whisper {
     /// Encoder states `[1, frames / 2, d_model]` for `[1, mels, frames]`
     /// features.
     pub fn encode(&mut self, features: &Tensor) -> Result<Tensor> {
-        let x = self.activation.forward(&self.conv1.forward(features)?)?;
-        let x = self.activation.forward(&self.conv2.forward(&x)?)?;
+        // transformers applies the exact GELU after the convolutions,
+        // whatever `activation_function` says (that one is the MLPs').
+        let x = Activation::Gelu.forward(&self.conv1.forward(features)?)?;
+        let x = Activation::Gelu.forward(&self.conv2.forward(&x)?)?;
         let x = x.transpose(1, 2)?;
         let positions = x.dim(1)?;
         if positions != self.encoder_positions.dim(0)? {

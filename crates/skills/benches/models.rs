@@ -52,7 +52,7 @@ fn write(out: &Path, value: &Value) {
 fn export(model: &Path, cache: &Path, out: &Path) {
     let loader = loader(cache);
     let started = Instant::now();
-    let export = cached_export(&loader, &ModelRef::LocalDir(model.to_owned())).unwrap();
+    let export = cached_export(&loader, &ModelRef::LocalDir(model.to_owned()), true).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = export
         .graphs

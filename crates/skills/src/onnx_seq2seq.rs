@@ -182,9 +182,9 @@ impl OnnxSeq2Seq {
         ])
     }
 
-    /// Runs the encoder on `inputs` (Whisper: `input_features`) and
-    /// forgets the cache; returns the encoder's hidden states
-    /// `[1, positions, d]` as a CPU tensor.
+    /// Runs the encoder on `inputs` (Whisper: `input_features`), keeps its
+    /// hidden states `[1, positions, d]` for the decoder ([`Self::encoded`])
+    /// and forgets the cache.
     pub(crate) fn encode_inputs(
         &mut self,
         inputs: Vec<(String, OrtInput)>,
@@ -225,10 +225,25 @@ impl OnnxSeq2Seq {
         self.decode(&[token])
     }
 
-    /// Feeds decoder tokens (the first ones with `decoder_model.onnx`, the
-    /// rest, one at a time, with the cache); returns the logits after the
-    /// last, f32 `[vocab]`.
+    /// Feeds decoder tokens: the first call after the encoder (or a reset)
+    /// runs `decoder_model.onnx` on them, later calls run the with-past
+    /// graph on them with the cache. Returns the logits after the last,
+    /// f32 `[vocab]`. A failed step forgets the cache (its tensors were
+    /// handed to the failed run), so the next call starts a prefix again.
     pub(crate) fn decode(&mut self, tokens: &[u32]) -> Result<Tensor, SkillError> {
+        let result = self.step(tokens);
+        if result.is_err() {
+            self.cache.clear();
+        }
+        result
+    }
+
+    /// Whether the next [`Self::decode`] is a first step.
+    pub(crate) fn at_first_step(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    fn step(&mut self, tokens: &[u32]) -> Result<Tensor, SkillError> {
         let kind = self.encoder.kind();
         let Some(encoded) = &self.encoded else {
             return Err(SkillError::Backend(BackendError::Run {

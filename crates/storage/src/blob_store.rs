@@ -78,7 +78,6 @@ pub(crate) fn check_sha256(sha256: &str) -> Result<String> {
     }
 }
 
-/// Stream `reader` to completion, returning the sha256 hex.
 /// The sha256 (hex) of a file's content, read in chunks: what a blob of
 /// it would be named.
 pub fn sha256_of_file(path: &Path) -> Result<String> {
@@ -86,6 +85,7 @@ pub fn sha256_of_file(path: &Path) -> Result<String> {
     hash_reader(file).at(path)
 }
 
+/// Stream `reader` to completion, returning the sha256 hex.
 pub(crate) fn hash_reader<R: Read>(reader: R) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let Ok(()) = for_each_chunk(reader, |chunk| {

@@ -1,7 +1,8 @@
 //! The load sequence of every skill with an ONNX path: the model's ONNX
 //! graph on ONNX Runtime / OpenVINO when the backend chain reaches one, else
-//! its safetensors weights on candle. The weights are fetched only when
-//! candle runs (an ONNX run never downloads them), and the files read are
+//! its safetensors weights on candle. An ONNX run on a graph the model
+//! ships never fetches the weights; one on a graph exported on first use
+//! reads them (their hashes key the cached export). The files read are
 //! returned for the answer's `files`.
 
 use super::backend_chain::load_on_chain_with_onnx;

@@ -7,7 +7,7 @@ use crate::SkillError;
 use ipfs_accelerate_backends::{
     registry, Backend, BackendError, BackendKind, OnnxRuntimeCpu, OrtExecutor, OrtSession,
 };
-use ipfs_accelerate_export::{cached_export, can_export, split_merged_decoder, OnnxError};
+use ipfs_accelerate_export::{cached_export, exportable_graphs, split_merged_decoder, OnnxError};
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 
 /// Where the graph lives inside a model.
@@ -79,37 +79,50 @@ pub(crate) fn onnx_graphs(
             }
         }
     }
-    if let Some(merged) = merged {
-        let split =
-            split_merged_decoder(loader, model, &merged).map_err(|source| SkillError::Export {
-                model: model.to_string(),
-                source,
-            })?;
-        let mut graphs = vec![found[0].clone()];
-        graphs.extend(split.graphs);
-        return Ok(Some(graphs));
-    }
     let failed = |source: OnnxError| SkillError::Export {
         model: model.to_string(),
         source,
     };
-    let exported = can_export(loader, model)
-        .and_then(|can| can.then(|| cached_export(loader, model)).transpose());
-    match exported {
-        Ok(None) => Ok(None),
-        Ok(Some(export)) => {
-            let names: Vec<&str> = export.graphs.iter().map(|g| g.file.as_str()).collect();
-            if names != files {
-                // The exporter makes another layout than this skill runs.
-                return Ok(None);
-            }
-            Ok(Some(export.graphs))
-        }
-        Err(err) if requested == BackendKind::Auto => {
+    // A failure is the answer when an ONNX backend was asked for by name;
+    // under `auto` it is reported and candle runs.
+    let or_candle = |err: OnnxError| {
+        if requested == BackendKind::Auto {
             tracing::warn!("not running on ONNX Runtime: {}", failed(err));
             Ok(None)
+        } else {
+            Err(failed(err))
         }
-        Err(err) => Err(failed(err)),
+    };
+    if let Some(merged) = merged {
+        return match split_merged_decoder(loader, model, &merged) {
+            Ok(split) => {
+                let mut graphs = vec![found[0].clone()];
+                graphs.extend(split.graphs);
+                Ok(Some(graphs))
+            }
+            Err(err) => or_candle(err),
+        };
+    }
+    // Only when the exporter makes the layout this skill runs.
+    let layout = match exportable_graphs(loader, model) {
+        Ok(layout) => layout,
+        Err(err) => return or_candle(err),
+    };
+    let same = |names: &[&str]| {
+        names.len() == files.len()
+            && names
+                .iter()
+                .zip(files)
+                .all(|(n, f)| f.strip_prefix("onnx/") == Some(*n))
+    };
+    if !layout.is_some_and(same) {
+        return Ok(None);
+    }
+    // Under `auto`, an export that failed before is not tried again on
+    // every load; asked for by name, it is.
+    match cached_export(loader, model, requested != BackendKind::Auto) {
+        Ok(export) => Ok(Some(export.graphs)),
+        Err(err) => or_candle(err),
     }
 }
 

@@ -67,8 +67,10 @@ impl WhisperModel {
                         "the decoder holds at most {max_positions} positions"
                     )));
                 }
-                if *seen == 0 {
-                    // The first step: the encoder output it attends to.
+                if model.at_first_step() {
+                    // The encoder output the prefix attends to (after a
+                    // reset, or a failed step, the runner has forgotten it).
+                    *seen = 0;
                     model.set_encoded(
                         encoded.dims().to_vec(),
                         encoded.flatten_all()?.to_vec1::<f32>()?,
