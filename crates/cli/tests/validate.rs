@@ -65,7 +65,9 @@ fn onnx_backends_against_cpu_are_within_1e4() {
         if ort_missing_skip(test, openvino) {
             return;
         }
-        for model in ["bert", "gpt2", "llama"] {
+        // opt, t5's variant-free fixture: from graphs exported on first use
+        // (opt ships none) or its own (t5).
+        for model in ["bert", "gpt2", "opt", "llama", "t5"] {
             let mut cmd = with_ort(cli(home.path()), test, openvino).unwrap();
             let answer = json_of(
                 cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
@@ -80,4 +82,63 @@ fn onnx_backends_against_cpu_are_within_1e4() {
             assert!(answer["n"].as_u64().unwrap() > 0);
         }
     }
+}
+
+/// Speech models are compared on recordings: Whisper's logits at the end
+/// of its prefix, a CTC model's for every frame; on ONNX Runtime from the
+/// graphs exported on first use (the fixtures copied without `onnx/`).
+#[test]
+fn speech_models_are_validated_on_recordings() {
+    let test = "speech_models_are_validated_on_recordings";
+    let home = tempfile::tempdir().unwrap();
+    for (model, compared) in [("whisper", "first-step logits"), ("wav2vec2", "CTC logits")] {
+        let wav = fixture_model(model).join("input.wav");
+        let answer = json_of(
+            cli(home.path())
+                .args(["validate", "--json", "--backend", "cpu", "--against", "cpu"])
+                .args(["--repeat", "1", "--audio"])
+                .arg(&wav)
+                .arg("--model")
+                .arg(fixture_model(model)),
+        );
+        assert_eq!(answer["compared"], compared, "{model}");
+        assert_eq!(answer["inputs"], 1, "{model}");
+        assert_eq!(answer["max_abs"], 0.0, "{model}");
+        let err = failure_of(
+            cli(home.path()),
+            "validate",
+            &fixture_model(model),
+            &["--backend", "cpu", "--against", "cpu"],
+        );
+        assert!(err.contains("--audio"), "{err}");
+        for backend in ["ort", "openvino"] {
+            let openvino = backend == "openvino";
+            if ort_missing_skip(test, openvino) {
+                continue;
+            }
+            let copy = home.path().join(format!("{model}-no-onnx"));
+            if !copy.exists() {
+                copy_dir(&fixture_model(model), &copy).unwrap();
+                std::fs::remove_dir_all(copy.join("onnx")).ok();
+            }
+            let mut cmd = with_ort(cli(home.path()), test, openvino).unwrap();
+            let answer = json_of(
+                cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
+                    .args(["--backend", backend, "--audio"])
+                    .arg(&wav)
+                    .arg("--model")
+                    .arg(&copy),
+            );
+            assert_eq!(answer["backend"], backend, "{model}");
+            let max_abs = answer["max_abs"].as_f64().unwrap();
+            assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
+        }
+    }
+    let err = failure_of(
+        cli(home.path()),
+        "validate",
+        &fixture_model("bert"),
+        &["--backend", "cpu", "--against", "cpu", "--audio", "x.wav"],
+    );
+    assert!(err.contains("speech models"), "{err}");
 }

@@ -5,8 +5,10 @@
 use super::Context;
 use crate::output::{print_json, print_text};
 use anyhow::bail;
+use anyhow::Context as _;
+use ipfs_accelerate::media::{read_audio, Audio};
 use ipfs_accelerate::skills::registry::skill_for_model;
-use ipfs_accelerate::skills::{SkillKind, Text2TextGenerator};
+use ipfs_accelerate::skills::{SkillKind, SpeechRecognizer, Text2TextGenerator, TranscribeOptions};
 use ipfs_accelerate::{BackendKind, GenerateOptions, ModelRef, TextEmbedder, TextGenerator};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,6 +38,10 @@ pub struct ValidateArgs {
     /// An input text (repeatable); three fixed sentences when absent.
     #[arg(long = "text", value_name = "TEXT")]
     texts: Vec<String>,
+    /// An input recording (repeatable), for a speech model: what it needs
+    /// instead of texts.
+    #[arg(long = "audio", value_name = "FILE")]
+    audio: Vec<std::path::PathBuf>,
     /// Untimed runs on each backend before timing.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -44,10 +50,16 @@ pub struct ValidateArgs {
     repeat: usize,
 }
 
+/// The inputs both backends run: texts, or recordings for a speech model.
+struct Inputs<'a> {
+    texts: Vec<&'a str>,
+    audio: Vec<Audio>,
+}
+
 /// What is compared: a flat list of values per input set.
 trait Runner {
     fn backend(&self) -> BackendKind;
-    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>>;
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>>;
 }
 
 struct Embeddings(TextEmbedder);
@@ -56,8 +68,38 @@ impl Runner for Embeddings {
     fn backend(&self) -> BackendKind {
         self.0.backend()
     }
-    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
-        Ok(self.0.embed(texts)?.concat())
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>> {
+        Ok(self.0.embed(&inputs.texts)?.concat())
+    }
+}
+
+/// A speech model's logits for each recording: Whisper's at the end of
+/// the forced prefix (its first step), a CTC model's for every frame.
+struct SpeechLogits(SpeechRecognizer);
+
+/// The logits a speech answer holds, by the name the skill gives them.
+const SPEECH_LOGITS: [&str; 2] = ["prefix_logits", "logits"];
+
+impl Runner for SpeechLogits {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>> {
+        let options = TranscribeOptions {
+            max_new_tokens: 1,
+            return_logits: true,
+            ..TranscribeOptions::default()
+        };
+        let mut out = Vec::new();
+        for audio in &inputs.audio {
+            let transcription = self.0.transcribe(audio, &options)?;
+            let logits = SPEECH_LOGITS
+                .iter()
+                .find_map(|name| transcription.outputs.get(*name))
+                .ok_or_else(|| anyhow::anyhow!("the model returned no logits"))?;
+            out.extend_from_slice(&logits.data);
+        }
+        Ok(out)
     }
 }
 
@@ -84,10 +126,10 @@ impl Runner for Logits {
             Self::Seq2Seq(generator) => generator.backend(),
         }
     }
-    fn run(&self, texts: &[&str]) -> anyhow::Result<Vec<f32>> {
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>> {
         let options = first_logits(&GenerateOptions::default());
         let mut out = Vec::new();
-        for text in texts {
+        for text in &inputs.texts {
             let generation = match self {
                 Self::Causal(generator) => generator.generate(text, &options, &mut |_| {})?,
                 Self::Seq2Seq(generator) => generator.generate(text, &options, &mut |_| {})?,
@@ -133,29 +175,44 @@ fn load(
         SkillKind::Text2Text => Box::new(Logits::Seq2Seq(Text2TextGenerator::load(
             &loader, model, backend,
         )?)),
+        SkillKind::SpeechRecognition => Box::new(SpeechLogits(SpeechRecognizer::load(
+            &loader, model, backend,
+        )?)),
         other => bail!(
-            "validate compares embedding, text-generation and text2text models; '{}' is a {} model",
+            "validate compares embedding, text-generation, text2text and speech models; '{}' is a {} model",
             model,
             other.name()
         ),
     })
 }
 
+/// Whether `model` is a CTC speech model (its logits are per frame).
+fn is_ctc(loader: &ipfs_accelerate::Loader, model: &ModelRef) -> bool {
+    let Ok(config) = loader.file(model, "config.json") else {
+        return false;
+    };
+    loader
+        .read_json::<serde_json::Value>(model, &config)
+        .ok()
+        .and_then(|c| c["model_type"].as_str().map(|t| t != "whisper"))
+        .unwrap_or(false)
+}
+
 /// Mean milliseconds of `repeat` (≥ 1) runs after `warmup` untimed ones,
 /// and the output of the last run.
 fn timed(
     runner: &dyn Runner,
-    texts: &[&str],
+    inputs: &Inputs<'_>,
     warmup: usize,
     repeat: usize,
 ) -> anyhow::Result<(Vec<f32>, f64)> {
     for _ in 0..warmup {
-        runner.run(texts)?;
+        runner.run(inputs)?;
     }
     let start = Instant::now();
     let mut output = Vec::new();
     for _ in 0..repeat {
-        output = runner.run(texts)?;
+        output = runner.run(inputs)?;
     }
     Ok((output, start.elapsed().as_secs_f64() * 1e3 / repeat as f64))
 }
@@ -192,15 +249,32 @@ pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     };
     let model = ModelRef::parse(&args.model)?;
     let skill = skill_for_model(&ctx.loader()?, &model)?;
+    let speech = skill == SkillKind::SpeechRecognition;
+    if speech && args.audio.is_empty() {
+        bail!("validate runs a speech model on recordings: give --audio FILE");
+    }
+    if !speech && !args.audio.is_empty() {
+        bail!(
+            "--audio is for speech models; '{}' is a {} model",
+            args.model,
+            skill.name()
+        );
+    }
+    let audio = args
+        .audio
+        .iter()
+        .map(|path| read_audio(path).with_context(|| format!("cannot read {}", path.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let inputs = Inputs { texts, audio };
     // One backend at a time: two large models need not fit together.
     let (tested, tested_kind, tested_ms) = {
         let runner = load(ctx, &model, skill, backend)?;
-        let (out, ms) = timed(runner.as_ref(), &texts, args.warmup, args.repeat)?;
+        let (out, ms) = timed(runner.as_ref(), &inputs, args.warmup, args.repeat)?;
         (out, runner.backend(), ms)
     };
     let (reference, reference_kind, reference_ms) = {
         let runner = load(ctx, &model, skill, against)?;
-        let (out, ms) = timed(runner.as_ref(), &texts, args.warmup, args.repeat)?;
+        let (out, ms) = timed(runner.as_ref(), &inputs, args.warmup, args.repeat)?;
         (out, runner.backend(), ms)
     };
     if tested.len() != reference.len() {
@@ -225,9 +299,15 @@ pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
         against: reference_kind,
         compared: match skill {
             SkillKind::TextEmbedding => "embeddings",
+            // A CTC model's logits are per frame; Whisper's at its prefix.
+            SkillKind::SpeechRecognition if is_ctc(&ctx.loader()?, &model) => "CTC logits",
             _ => "first-step logits",
         },
-        inputs: texts.len(),
+        inputs: if speech {
+            inputs.audio.len()
+        } else {
+            inputs.texts.len()
+        },
         max_abs,
         max_rel,
         n: tested.len(),
