@@ -147,3 +147,65 @@ fn bad_cids_and_unknown_models_are_one_line_errors() {
     let err = cache_fails(&["publish", "no/such-model"]);
     assert!(err.contains("not in the cache"), "{err}");
 }
+
+/// An ONNX graph exported on first use travels with its model: host A
+/// exports on its first `--backend ort` load and `cache publish` shares the
+/// export beside the model; host B pulls both by CID and runs on ONNX
+/// Runtime from A's graph, exporting nothing.
+#[test]
+fn an_onnx_export_travels_with_its_model() {
+    let test = "an_onnx_export_travels_with_its_model";
+    let Some((api, [a, b])) = ipfs_node::node_and_hosts(test) else {
+        return;
+    };
+    let plain = a.path().join("gpt2-without-onnx");
+    copy_dir(&fixture_model("gpt2"), &plain).unwrap();
+    std::fs::remove_dir_all(plain.join("onnx")).unwrap();
+    let id = "fixtures/gpt2-plain";
+    cache_import(host(&api, a.path()), id, &plain);
+    let r = reference("gpt2");
+    let prompt = r["inputs"]["prompt"].as_str().unwrap();
+    let want = id_list(&r["prompt"]["token_ids"]);
+    let generate = |home: &Path| {
+        let mut cmd = with_ort(host(&api, home), test, false)?;
+        Some(json_of(
+            cmd.args(["generate", "--json", "--greedy", "--max-new-tokens", "12"])
+                .args(["--backend", "ort", "--model", id, prompt]),
+        ))
+    };
+    let Some(on_a) = generate(a.path()) else {
+        return;
+    };
+    assert_eq!(id_list(&on_a["token_ids"]), want);
+    let graph = |answer: &serde_json::Value| {
+        answer["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"] == "onnx/model.onnx")
+            .map(|f| f["source"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(graph(&on_a).as_deref(), Some("export"));
+
+    let published = cache(host(&api, a.path()), &["publish", id]);
+    let exports = published["exports"].as_array().unwrap();
+    assert_eq!(exports.len(), 1, "{published}");
+    let (key, export_root) = (
+        exports[0]["revision"].as_str().unwrap(),
+        exports[0]["root_cid"].as_str().unwrap(),
+    );
+    let model_root = published["root_cid"].as_str().unwrap();
+
+    // Host B: the model and its export, both by CID.
+    cache(host(&api, b.path()), &["pull", model_root, "--as", id]);
+    let export_id = format!("onnx-export@{key}");
+    cache(
+        host(&api, b.path()),
+        &["pull", export_root, "--as", &export_id],
+    );
+    let on_b = generate(b.path()).unwrap();
+    assert_eq!(id_list(&on_b["token_ids"]), want);
+    assert_eq!(graph(&on_b).as_deref(), Some("cache"), "{on_b}");
+    let ls = cache(cli(b.path()), &["ls"]);
+    assert_eq!(ls["stats"]["export"]["hits"], 0, "B exported nothing: {ls}");
+}
