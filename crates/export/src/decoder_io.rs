@@ -72,7 +72,8 @@ impl DecoderInputs {
     }
 }
 
-fn kv_dims(kv_heads: usize, d: usize, len: &str) -> [Dim; 4] {
+/// The axes of one cache tensor `[batch, heads, len, head_dim]`.
+pub(super) fn kv_dims(kv_heads: usize, d: usize, len: &str) -> [Dim; 4] {
     [
         Dim::named(BATCH),
         Dim::Fixed(kv_heads as i64),

@@ -6,6 +6,7 @@
 //! the first step) out. See [`super::decoder_io`] for decoder-only models.
 
 use super::builder::{Dim, GraphBuilder};
+use super::decoder_io::kv_dims;
 use super::layers::dim_scalar;
 use super::proto::data_type;
 
@@ -41,15 +42,6 @@ pub struct Seq2SeqDecoderInputs {
     /// The causal additive bias `[new, cached + new]`: 0 where a query may
     /// see a key, the float32 minimum elsewhere.
     pub causal: String,
-}
-
-fn kv_dims(heads: usize, head_dim: usize, len: &str) -> [Dim; 4] {
-    [
-        Dim::named(BATCH),
-        Dim::Fixed(heads as i64),
-        Dim::named(len),
-        Dim::Fixed(head_dim as i64),
-    ]
 }
 
 /// Declares a decoder's inputs (the first step's when `with_past` is

@@ -148,9 +148,19 @@ fn mask_bias(g: &mut GraphBuilder, mask: &str) -> String {
 }
 
 /// Unscaled attention (T5 does not scale the scores) of `q` against the
-/// keys and values `[b, heads, k, d_kv]`, with an additive `bias`.
-fn attend(g: &mut GraphBuilder, dims: &Dims, q: &str, (k, v): (&str, &str), bias: &str) -> String {
-    attention(g, q, (k, v), Some(bias), dims.inner)
+/// keys and values `[b, heads, k, d_kv]`, with an additive `bias`, through
+/// the output projection `{p}.o`.
+fn attend(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    dims: &Dims,
+    p: &str,
+    q: &str,
+    (k, v): (&str, &str),
+    bias: &str,
+) -> Result<String, OnnxError> {
+    let ctx = attention(g, q, (k, v), Some(bias), dims.inner);
+    linear(g, w, &ctx, &format!("{p}.o"), (dims.inner, dims.d), false)
 }
 
 /// Query, key and value projections of `x` (keys and values of `kv_from`)
@@ -245,15 +255,7 @@ fn encoder(cfg: &T5Config, dims: &Dims, w: &Weights) -> Result<ModelProto, OnnxE
         )?;
         let attn = format!("{p}.0.SelfAttention");
         let [q, k, v] = projections(&mut g, w, dims, &attn, &h, Some(&h))?;
-        let ctx = attend(&mut g, dims, &q, (&k, &v), &bias);
-        let out = linear(
-            &mut g,
-            w,
-            &ctx,
-            &format!("{attn}.o"),
-            (dims.inner, dims.d),
-            false,
-        )?;
+        let out = attend(&mut g, w, dims, &attn, &q, (&k, &v), &bias)?;
         x = g.op("Add", &[&x, &out], vec![]);
         g.set_scope(format!("/encoder/block.{i}/feed_forward"));
         x = feed_forward(&mut g, w, cfg, dims, &format!("{p}.1"), &x)?;
@@ -345,15 +347,7 @@ fn decoder(
             ),
             None => (k, v),
         };
-        let ctx = attend(&mut g, dims, &q, (&k, &v), &self_bias);
-        let out = linear(
-            &mut g,
-            w,
-            &ctx,
-            &format!("{attn}.o"),
-            (dims.inner, dims.d),
-            false,
-        )?;
+        let out = attend(&mut g, w, dims, &attn, &q, (&k, &v), &self_bias)?;
         x = g.op("Add", &[&x, &out], vec![]);
 
         g.set_scope(format!("/decoder/block.{i}/cross_attention"));
@@ -378,15 +372,7 @@ fn decoder(
                 (q, k, v)
             }
         };
-        let ctx = attend(&mut g, dims, &q, (&ck, &cv), &cross_bias);
-        let out = linear(
-            &mut g,
-            w,
-            &ctx,
-            &format!("{attn}.o"),
-            (dims.inner, dims.d),
-            false,
-        )?;
+        let out = attend(&mut g, w, dims, &attn, &q, (&ck, &cv), &cross_bias)?;
         x = g.op("Add", &[&x, &out], vec![]);
 
         g.set_scope(format!("/decoder/block.{i}/feed_forward"));

@@ -102,6 +102,17 @@ fn attend(
     linear(g, w, &ctx, &format!("{p}.out_proj"), (d, d), true)
 }
 
+/// `nn.LayerNorm` with Whisper's epsilon.
+fn norm(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    prefix: &str,
+    d: usize,
+) -> Result<String, OnnxError> {
+    layer_norm(g, w, x, prefix, d, LAYER_NORM_EPS)
+}
+
 /// The feed-forward sub-layer with its norm and residual.
 fn feed_forward(
     g: &mut GraphBuilder,
@@ -162,14 +173,7 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     for i in 0..cfg.encoder_layers {
         let p = format!("model.encoder.layers.{i}");
         g.set_scope(format!("/encoder/layers.{i}/self_attn"));
-        let h = layer_norm(
-            &mut g,
-            w,
-            &x,
-            &format!("{p}.self_attn_layer_norm"),
-            d,
-            LAYER_NORM_EPS,
-        )?;
+        let h = norm(&mut g, w, &x, &format!("{p}.self_attn_layer_norm"), d)?;
         let attn = format!("{p}.self_attn");
         let [q, k, v] = projections(&mut g, w, &attn, (d, heads), &h, Some(&h))?;
         let out = attend(&mut g, w, &attn, d, &q, (&k, &v), None)?;
@@ -232,14 +236,7 @@ fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelPro
     for i in 0..layers {
         let p = format!("model.decoder.layers.{i}");
         g.set_scope(format!("/decoder/layers.{i}/self_attn"));
-        let h = layer_norm(
-            &mut g,
-            w,
-            &x,
-            &format!("{p}.self_attn_layer_norm"),
-            d,
-            LAYER_NORM_EPS,
-        )?;
+        let h = norm(&mut g, w, &x, &format!("{p}.self_attn_layer_norm"), d)?;
         let attn = format!("{p}.self_attn");
         let [q, k, v] = projections(&mut g, w, &attn, (d, heads), &h, Some(&h))?;
         let (k, v) = match past.get(i) {
@@ -253,14 +250,7 @@ fn decoder(cfg: &WhisperConfig, w: &Weights, with_past: bool) -> Result<ModelPro
         x = g.op("Add", &[&x, &out], vec![]);
 
         g.set_scope(format!("/decoder/layers.{i}/encoder_attn"));
-        let h = layer_norm(
-            &mut g,
-            w,
-            &x,
-            &format!("{p}.encoder_attn_layer_norm"),
-            d,
-            LAYER_NORM_EPS,
-        )?;
+        let h = norm(&mut g, w, &x, &format!("{p}.encoder_attn_layer_norm"), d)?;
         let attn = format!("{p}.encoder_attn");
         // The first step projects the encoder output; later steps take
         // those keys and values from the cache.

@@ -16,9 +16,13 @@
 //! return (cross-attention, fixed for the whole generation) are kept as f32
 //! copies, fed again at every step.
 
+use crate::load::onnx_graph::onnx_graphs;
 use crate::SkillError;
 use candle_core::{Device, Tensor};
-use ipfs_accelerate_backends::{BackendError, BackendKind, OrtInput, OrtSession, OrtValue};
+use ipfs_accelerate_backends::{
+    BackendError, BackendKind, OrtExecutor, OrtInput, OrtSession, OrtValue,
+};
+use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
 
 /// The graph files of the export, relative to the model.
@@ -336,9 +340,47 @@ impl OnnxSeq2Seq {
     }
 }
 
+/// The model's three graphs when an ONNX backend may run them (its own,
+/// split from its merged decoder, or exported on first use; see
+/// `onnx_graphs`), added to `read` for the answer's `files`. Asked for an
+/// ONNX backend by name, a model without them is [`no_graphs`].
+pub(crate) fn seq2seq_graphs(
+    loader: &Loader,
+    model: &ModelRef,
+    backend: BackendKind,
+    read: &mut Vec<ResolvedFile>,
+) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
+    let graphs = onnx_graphs(loader, model, backend, &SEQ2SEQ_GRAPHS)?;
+    read.extend(graphs.iter().flatten().cloned());
+    // The chain only knows the single-graph layout's name: say which
+    // files are missing here.
+    if graphs.is_none() && backend.needs_onnx_graph() {
+        return Err(no_graphs(backend));
+    }
+    Ok(graphs)
+}
+
+/// Sessions on `graphs` (from [`seq2seq_graphs`]) on `executor`, the
+/// encoder taking `encoder_inputs`.
+pub(crate) fn open_seq2seq(
+    executor: &OrtExecutor,
+    graphs: Option<&[ResolvedFile]>,
+    encoder_inputs: &[&str],
+) -> Result<OnnxSeq2Seq, SkillError> {
+    let Some([encoder, decoder, with_past]) = graphs else {
+        return Err(no_graphs(executor.kind()));
+    };
+    OnnxSeq2Seq::new(
+        executor.session(&encoder.path)?,
+        executor.session(&decoder.path)?,
+        executor.session(&with_past.path)?,
+        encoder_inputs,
+    )
+}
+
 /// Asked for an ONNX backend by name, a model without the three graphs
 /// (and none exported): which files are missing.
-pub(crate) fn no_graphs(kind: BackendKind) -> SkillError {
+fn no_graphs(kind: BackendKind) -> SkillError {
     BackendError::Unsupported {
         kind,
         why: format!(

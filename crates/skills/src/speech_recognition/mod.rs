@@ -16,10 +16,9 @@ use crate::array::Array;
 use crate::families::Task;
 use crate::load::backend_chain::load_on_chain_with_onnx;
 use crate::load::graph_or_weights::load_graph_or_weights;
-use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
-use crate::onnx_seq2seq::{no_graphs, OnnxSeq2Seq, SEQ2SEQ_GRAPHS};
+use crate::onnx_seq2seq::{open_seq2seq, seq2seq_graphs};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions};
 use crate::{SkillError, SkillKind};
@@ -274,24 +273,12 @@ impl SpeechRecognizer {
             let suppress = id_list(pick("suppress_tokens").as_ref());
             let begin_suppress = id_list(pick("begin_suppress_tokens").as_ref());
             let eos_ids = generation_config::eos_ids(&config, Some(&generation));
-            let graphs = onnx_graphs(loader, files.model, backend, &SEQ2SEQ_GRAPHS)?;
-            files.files.extend(graphs.iter().flatten().cloned());
-            if graphs.is_none() && backend.needs_onnx_graph() {
-                return Err(no_graphs(backend));
-            }
+            let graphs = seq2seq_graphs(loader, files.model, backend, &mut files.files)?;
             let ((model, device), kind) = load_on_chain_with_onnx(
                 backend,
                 graphs.is_some(),
                 |executor| {
-                    let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
-                        return Err(no_graphs(executor.kind()));
-                    };
-                    let model = OnnxSeq2Seq::new(
-                        executor.session(&encoder.path)?,
-                        executor.session(&decoder.path)?,
-                        executor.session(&with_past.path)?,
-                        &["input_features"],
-                    )?;
+                    let model = open_seq2seq(executor, graphs.as_deref(), &["input_features"])?;
                     let model = WhisperModel::Onnx {
                         model: Box::new(model),
                         seen: 0,

@@ -7,10 +7,9 @@
 //! `onnx/decoder_with_past_model.onnx`) when the model ships one.
 
 use crate::load::backend_chain::load_on_chain_with_onnx;
-use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::var_builder;
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
-use crate::onnx_seq2seq::{no_graphs, OnnxSeq2Seq, SEQ2SEQ_GRAPHS};
+use crate::onnx_seq2seq::{open_seq2seq, seq2seq_graphs, OnnxSeq2Seq};
 use crate::text_generation::decode_loop::{self, LoopInputs};
 use crate::text_generation::{generation_config, GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
@@ -78,24 +77,14 @@ impl Text2TextGenerator {
         let tokenizer_config = files.optional_json("tokenizer_config.json")?;
         let max_input_tokens = max_input_tokens(&config, tokenizer_config.as_ref());
         let t5_config: t5::T5Config = files.parse()?;
-        let graphs = onnx_graphs(loader, model, backend, &SEQ2SEQ_GRAPHS)?;
-        files.files.extend(graphs.iter().flatten().cloned());
-        // Asked for by name: say which files are missing (the chain only
-        // knows the single-graph layout's name).
-        if graphs.is_none() && backend.needs_onnx_graph() {
-            return Err(no_graphs(backend));
-        }
+        let graphs = seq2seq_graphs(loader, model, backend, &mut files.files)?;
         let ((seq2seq, weight_files), kind) = load_on_chain_with_onnx(
             backend,
             graphs.is_some(),
             |executor| {
-                let Some([encoder, decoder, with_past]) = graphs.as_deref() else {
-                    return Err(no_graphs(executor.kind()));
-                };
-                let model = OnnxSeq2Seq::new(
-                    executor.session(&encoder.path)?,
-                    executor.session(&decoder.path)?,
-                    executor.session(&with_past.path)?,
+                let model = open_seq2seq(
+                    executor,
+                    graphs.as_deref(),
                     &["input_ids", "attention_mask"],
                 )?;
                 Ok((Seq2Seq::Onnx(Box::new(model)), Vec::new()))
