@@ -4,7 +4,7 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, gpt2, llama, model_io, opt, t5, wav2vec2, whisper, OnnxError};
+use super::{bert, clip, gpt2, llama, model_io, opt, t5, wav2vec2, whisper, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,7 +51,7 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 7] = [
+pub const EXPORTABLE: [&str; 8] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
@@ -59,6 +59,7 @@ pub const EXPORTABLE: [&str; 7] = [
     t5::MODEL_TYPE,
     whisper::MODEL_TYPE,
     wav2vec2::MODEL_TYPE,
+    clip::MODEL_TYPE,
 ];
 
 /// The version of the exporters' output. A graph cached by export on first
@@ -180,6 +181,10 @@ pub fn export_model(
                 .copied()
                 .zip(whisper::build(&name, &cfg, &weights)?)
                 .collect()
+        }
+        clip::MODEL_TYPE => {
+            let cfg: clip::ClipConfig = parse_config(&raw).map_err(malformed)?;
+            single(clip::build(&name, &cfg, &weights)?)
         }
         wav2vec2::MODEL_TYPE => {
             let cfg: wav2vec2::Wav2Vec2Config = parse_config(&raw).map_err(malformed)?;
