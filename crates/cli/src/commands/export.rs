@@ -11,7 +11,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Subcommand)]
 pub enum ExportCommand {
     /// ONNX (opset 17): BERT encoders; GPT-2, OPT and LLaMA decoders with KV
-    /// cache; T5 and Whisper (encoder, decoder, decoder with past); wav2vec2.
+    /// cache; T5 and Whisper (encoder, decoder, decoder with past); wav2vec2;
+    /// CLIP.
     Onnx(OnnxArgs),
 }
 
