@@ -16,10 +16,34 @@ fn caption_greedy(
     prompt: &serde_json::Value,
     max_new_tokens: &serde_json::Value,
 ) -> serde_json::Value {
+    caption_greedy_on(home, fixture, (prompt, max_new_tokens), "cpu")
+}
+
+/// [`caption_greedy`] on `backend` (the ONNX backends export the fixture
+/// on first use).
+fn caption_greedy_on(
+    home: &Path,
+    fixture: &Fixture,
+    (prompt, max_new_tokens): (&serde_json::Value, &serde_json::Value),
+    backend: &str,
+) -> serde_json::Value {
     let max_new = max_new_tokens.as_u64().unwrap().to_string();
-    let extra = ["--max-new-tokens", &max_new, "--greedy"];
+    let extra = [
+        "--max-new-tokens",
+        &max_new,
+        "--greedy",
+        "--backend",
+        backend,
+    ];
     let extra = [&extra[..], &["--return-inputs", "--return-logits"]].concat();
-    caption(cli(home), &fixture.dir, prompt.as_str().unwrap(), &extra)
+    let answer = caption(
+        cli_on(home, backend),
+        &fixture.dir,
+        prompt.as_str().unwrap(),
+        &extra,
+    );
+    assert_eq!(answer["backend"], backend, "{}", fixture.name);
+    answer
 }
 
 /// What a caption answer must reproduce.
@@ -102,9 +126,21 @@ fn llava_variants_match_reference() {
     let variants = Fixture::variants("llava");
     assert!(variants.len() >= 5, "llava variants missing: {variants:?}");
     let home = tempfile::tempdir().unwrap();
-    for variant in variants {
-        let (name, r) = (&variant.name, &variant.reference);
-        let answer = caption_greedy(home.path(), &variant, &r["prompt"], &r["max_new_tokens"]);
+    let backends = parity_backends("llava_variants_match_reference");
+    for (backend, variant) in backends
+        .iter()
+        .flat_map(|b| variants.iter().map(move |v| (*b, v)))
+    {
+        let (name, r) = (
+            &format!("{} on {backend}", variant.name),
+            &variant.reference,
+        );
+        let answer = caption_greedy_on(
+            home.path(),
+            variant,
+            (&r["prompt"], &r["max_new_tokens"]),
+            backend,
+        );
         let want = Want {
             input_ids: &r["input_ids"],
             image_tokens: &r["num_image_tokens"],

@@ -21,7 +21,7 @@ use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
 
-pub use ipfs_accelerate_models::clip::{ClipConfig, MODEL_TYPE};
+pub use ipfs_accelerate_models::clip::{ClipConfig, ClipVisionConfig, MODEL_TYPE};
 use ipfs_accelerate_models::layers::activation::Activation;
 
 const TEXTS: &str = "text_batch_size";
@@ -38,15 +38,30 @@ struct Tower {
 }
 
 /// The pre-LN encoder layers `{prefix}.layers.{i}` over `x` `[b, s, d]`,
-/// with an additive attention `bias` (text) or none (vision).
+/// with an additive attention `bias` (text) or none (vision): the output.
 fn encoder(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    (prefix, layers): (&str, usize),
+    t: &Tower,
+    x: String,
+    bias: Option<&str>,
+) -> Result<String, OnnxError> {
+    let mut states = encoder_states(g, w, (prefix, layers), t, x, bias)?;
+    Ok(states.pop().unwrap_or_default())
+}
+
+/// [`encoder`]'s input and every layer's output, in order (transformers'
+/// `hidden_states`).
+fn encoder_states(
     g: &mut GraphBuilder,
     w: &Weights,
     (prefix, layers): (&str, usize),
     t: &Tower,
     mut x: String,
     bias: Option<&str>,
-) -> Result<String, OnnxError> {
+) -> Result<Vec<String>, OnnxError> {
+    let mut states = vec![x.clone()];
     let (d, heads) = (t.hidden, t.heads);
     let head_dim = d / heads;
     let scale = g.float((head_dim as f32).powf(-0.5));
@@ -72,8 +87,9 @@ fn encoder(
         let act = activation(g, &up, t.act);
         let down = linear(g, w, &act, &l("mlp.fc2"), (t.ffn, d), true)?;
         x = g.op("Add", &[&x, &down], vec![]);
+        states.push(x.clone());
     }
-    Ok(x)
+    Ok(states)
 }
 
 /// `x / ||x||` over the last axis.
@@ -208,77 +224,9 @@ pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, O
     let text_embeds = l2_normalize(&mut g, &text);
 
     // Vision tower.
-    g.set_scope("/vision_model/embeddings");
     let dv = vc.hidden_size;
-    let (p, side) = (vc.patch_size, vc.image_size);
-    let patch = weight_as_is(
-        &mut g,
-        w,
-        "vision_model.embeddings.patch_embedding.weight",
-        &[dv, vc.num_channels, p, p],
-    )?;
-    let patches = g.op(
-        "Conv",
-        &[&pixels, &patch],
-        vec![
-            attr_ints("kernel_shape", &[p as i64, p as i64]),
-            attr_ints("strides", &[p as i64, p as i64]),
-        ],
-    );
-    let count = (side / p) * (side / p);
-    let flat = g.ints(&[0, dv as i64, count as i64]);
-    let patches = g.op("Reshape", &[&patches, &flat], vec![]);
-    let patches = g.op(
-        "Transpose",
-        &[&patches],
-        vec![attr_ints("perm", &[0, 2, 1])],
-    );
-    let class = w.get("vision_model.embeddings.class_embedding", &[dv])?;
-    let class = g.weight(
-        "vision_model.embeddings.class_embedding",
-        &[1, 1, dv],
-        &class,
-    );
-    let batch = g.op(
-        "Shape",
-        &[&pixels],
-        vec![attr_int("start", 0), attr_int("end", 1)],
-    );
-    let rest = g.ints(&[1, dv as i64]);
-    let class_shape = g.op("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
-    let class = g.op("Expand", &[&class, &class_shape], vec![]);
-    let x = g.op("Concat", &[&class, &patches], vec![attr_int("axis", 1)]);
-    let vpos = weight_as_is(
-        &mut g,
-        w,
-        "vision_model.embeddings.position_embedding.weight",
-        &[count + 1, dv],
-    )?;
-    let x = g.op("Add", &[&x, &vpos], vec![]);
-    // transformers' attribute name has the typo.
-    let x = layer_norm(
-        &mut g,
-        w,
-        &x,
-        "vision_model.pre_layrnorm",
-        dv,
-        vc.layer_norm_eps,
-    )?;
-    let vision_tower = Tower {
-        hidden: dv,
-        ffn: vc.intermediate_size,
-        heads: vc.num_attention_heads,
-        eps: vc.layer_norm_eps,
-        act: vc.hidden_act,
-    };
-    let x = encoder(
-        &mut g,
-        w,
-        ("vision_model.encoder", vc.num_hidden_layers),
-        &vision_tower,
-        x,
-        None,
-    )?;
+    let states = vision_states(&mut g, w, "vision_model", vc, &pixels, vc.num_hidden_layers)?;
+    let x = states.last().cloned().unwrap_or_default();
     g.set_scope("/vision_model/pooler");
     let first = g.op("Gather", &[&x, &z], vec![attr_int("axis", 1)]);
     let first = layer_norm(
@@ -332,4 +280,86 @@ pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, O
         MODEL_TYPE,
         "CLIP (text and vision towers, projections, scaled logits) exported from safetensors by ipfs-accelerate",
     ))
+}
+
+/// The CLIP vision tower under `prefix` (`vision_model`; LLaVA's
+/// `vision_tower.vision_model`) over `pixels`: the states after
+/// `pre_layrnorm` and after each of the first `layers` layers
+/// (transformers' `hidden_states`).
+pub(crate) fn vision_states(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    prefix: &str,
+    vc: &ClipVisionConfig,
+    pixels: &str,
+    layers: usize,
+) -> Result<Vec<String>, OnnxError> {
+    g.set_scope(format!("/{prefix}/embeddings"));
+    let dv = vc.hidden_size;
+    let (p, side) = (vc.patch_size, vc.image_size);
+    let patch = weight_as_is(
+        g,
+        w,
+        &format!("{prefix}.embeddings.patch_embedding.weight"),
+        &[dv, vc.num_channels, p, p],
+    )?;
+    let patches = g.op(
+        "Conv",
+        &[pixels, &patch],
+        vec![
+            attr_ints("kernel_shape", &[p as i64, p as i64]),
+            attr_ints("strides", &[p as i64, p as i64]),
+        ],
+    );
+    let count = (side / p) * (side / p);
+    let flat = g.ints(&[0, dv as i64, count as i64]);
+    let patches = g.op("Reshape", &[&patches, &flat], vec![]);
+    let patches = g.op(
+        "Transpose",
+        &[&patches],
+        vec![attr_ints("perm", &[0, 2, 1])],
+    );
+    let class_name = format!("{prefix}.embeddings.class_embedding");
+    let class = w.get(&class_name, &[dv])?;
+    let class = g.weight(&class_name, &[1, 1, dv], &class);
+    let batch = g.op(
+        "Shape",
+        &[pixels],
+        vec![attr_int("start", 0), attr_int("end", 1)],
+    );
+    let rest = g.ints(&[1, dv as i64]);
+    let class_shape = g.op("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
+    let class = g.op("Expand", &[&class, &class_shape], vec![]);
+    let x = g.op("Concat", &[&class, &patches], vec![attr_int("axis", 1)]);
+    let vpos = weight_as_is(
+        g,
+        w,
+        &format!("{prefix}.embeddings.position_embedding.weight"),
+        &[count + 1, dv],
+    )?;
+    let x = g.op("Add", &[&x, &vpos], vec![]);
+    // transformers' attribute name has the typo.
+    let x = layer_norm(
+        g,
+        w,
+        &x,
+        &format!("{prefix}.pre_layrnorm"),
+        dv,
+        vc.layer_norm_eps,
+    )?;
+    let tower = Tower {
+        hidden: dv,
+        ffn: vc.intermediate_size,
+        heads: vc.num_attention_heads,
+        eps: vc.layer_norm_eps,
+        act: vc.hidden_act,
+    };
+    encoder_states(
+        g,
+        w,
+        (&format!("{prefix}.encoder"), layers),
+        &tower,
+        x,
+        None,
+    )
 }

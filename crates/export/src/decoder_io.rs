@@ -32,8 +32,33 @@ pub struct DecoderInputs {
 
 /// Declares the inputs.
 pub fn inputs(g: &mut GraphBuilder, layers: usize, kv_heads: usize, d: usize) -> DecoderInputs {
+    inputs_of(g, layers, kv_heads, d, None)
+}
+
+/// Declares the inputs: `input_ids`, or (`embeds: Some(hidden)`)
+/// `inputs_embeds` `[batch, seq, hidden]` float32 in its place, for a
+/// decoder whose embeddings are made outside the graph (LLaVA merges image
+/// features into them). [`DecoderInputs::input_ids`] names whichever.
+pub fn inputs_of(
+    g: &mut GraphBuilder,
+    layers: usize,
+    kv_heads: usize,
+    d: usize,
+    embeds: Option<usize>,
+) -> DecoderInputs {
     let dyn2 = [Dim::named(BATCH), Dim::named(SEQ)];
-    let input_ids = g.input("input_ids", data_type::INT64, &dyn2);
+    let input_ids = match embeds {
+        Some(hidden) => g.input(
+            "inputs_embeds",
+            data_type::FLOAT,
+            &[
+                Dim::named(BATCH),
+                Dim::named(SEQ),
+                Dim::Fixed(hidden as i64),
+            ],
+        ),
+        None => g.input("input_ids", data_type::INT64, &dyn2),
+    };
     let attention_mask = g.input(
         "attention_mask",
         data_type::INT64,

@@ -4,7 +4,7 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, clip, gpt2, llama, model_io, opt, t5, wav2vec2, whisper, OnnxError};
+use super::{bert, clip, gpt2, llama, llava, model_io, opt, t5, wav2vec2, whisper, OnnxError};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,7 +51,7 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 8] = [
+pub const EXPORTABLE: [&str; 10] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
@@ -60,6 +60,8 @@ pub const EXPORTABLE: [&str; 8] = [
     whisper::MODEL_TYPE,
     wav2vec2::MODEL_TYPE,
     clip::MODEL_TYPE,
+    llava::MODEL_TYPE,
+    llava::NEXT_MODEL_TYPE,
 ];
 
 /// The version of the exporters' output. A graph cached by export on first
@@ -84,6 +86,7 @@ pub const SEQ2SEQ_GRAPHS: &[&str] = &[
 pub fn graph_files(model_type: &str) -> Option<&'static [&'static str]> {
     match model_type {
         t5::MODEL_TYPE | whisper::MODEL_TYPE => Some(SEQ2SEQ_GRAPHS),
+        llava::MODEL_TYPE | llava::NEXT_MODEL_TYPE => Some(llava::GRAPHS),
         _ => EXPORTABLE.contains(&model_type).then_some(SINGLE_GRAPH),
     }
 }
@@ -180,6 +183,14 @@ pub fn export_model(
                 .iter()
                 .copied()
                 .zip(whisper::build(&name, &cfg, &weights)?)
+                .collect()
+        }
+        llava::MODEL_TYPE | llava::NEXT_MODEL_TYPE => {
+            let cfg = ipfs_accelerate_models::llava::LlavaConfig::parse(&raw).map_err(malformed)?;
+            llava::GRAPHS
+                .iter()
+                .copied()
+                .zip(llava::build(&name, &cfg, &weights)?)
                 .collect()
         }
         clip::MODEL_TYPE => {

@@ -12,6 +12,7 @@ mod export_cache;
 mod gpt2;
 mod layers;
 mod llama;
+mod llava;
 pub mod model_io;
 mod opt;
 pub mod proto;

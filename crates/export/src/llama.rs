@@ -4,7 +4,7 @@
 //! and only the `num_key_value_heads` heads.
 
 use super::builder::{attr_int, attr_ints, GraphBuilder};
-use super::decoder_io::{inputs, outputs};
+use super::decoder_io::{inputs_of, outputs};
 use super::layers::{activation, linear, merge_heads, rms_norm, split_heads, weight_as_is};
 use super::proto::ModelProto;
 use super::weights::Weights;
@@ -12,8 +12,40 @@ use super::OnnxError;
 
 pub use ipfs_accelerate_models::llama::{LlamaConfig, MODEL_TYPE};
 
+/// Where a LLaMA decoder's weights are, and what it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct LlamaParts<'a> {
+    /// The body's prefix (`model.`; LLaVA's `model.language_model.` or
+    /// `language_model.model.`).
+    pub body: &'a str,
+    /// The untied head's weight.
+    pub head: &'a str,
+    /// Takes `inputs_embeds` instead of `input_ids`.
+    pub embeds_input: bool,
+}
+
+impl Default for LlamaParts<'_> {
+    fn default() -> Self {
+        Self {
+            body: "model.",
+            head: "lm_head",
+            embeds_input: false,
+        }
+    }
+}
+
 /// Builds the decoder graph.
 pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
+    build_parts(model, cfg, w, LlamaParts::default())
+}
+
+/// Builds the decoder graph of the weights `parts` locates.
+pub fn build_parts(
+    model: &str,
+    cfg: &LlamaConfig,
+    w: &Weights,
+    parts: LlamaParts<'_>,
+) -> Result<ModelProto, OnnxError> {
     let unsupported = |reason: String| OnnxError::unsupported(model, reason);
     let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
     let kv_heads = cfg.num_key_value_heads.unwrap_or(heads);
@@ -30,14 +62,28 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
     let inv_freq = super::rope::inv_freq(cfg, d).map_err(|e| unsupported(e.to_string()))?;
 
     let mut g = GraphBuilder::new();
-    let io = inputs(&mut g, cfg.num_hidden_layers, kv_heads, d);
-    g.set_scope("/embeddings");
-    let embed = weight_as_is(&mut g, w, "model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-    let mut x = g.op(
-        "Gather",
-        &[&embed, &io.input_ids],
-        vec![attr_int("axis", 0)],
+    let body = parts.body;
+    let io = inputs_of(
+        &mut g,
+        cfg.num_hidden_layers,
+        kv_heads,
+        d,
+        parts.embeds_input.then_some(h),
     );
+    g.set_scope("/embeddings");
+    // The embedding is needed for the ids, or for a tied head.
+    let embed = (!parts.embeds_input || cfg.tie_word_embeddings)
+        .then(|| {
+            let name = format!("{body}embed_tokens.weight");
+            weight_as_is(&mut g, w, &name, &[cfg.vocab_size, h])
+        })
+        .transpose()?;
+    let mut x = match &embed {
+        Some(embed) if !parts.embeds_input => {
+            g.op("Gather", &[embed, &io.input_ids], vec![attr_int("axis", 0)])
+        }
+        _ => io.input_ids.clone(),
+    };
 
     let bias = io.causal_bias(&mut g);
 
@@ -64,7 +110,7 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
 
     let mut present = Vec::new();
     for (i, (past_k, past_v)) in io.past.iter().enumerate() {
-        let l = |n: &str| format!("model.layers.{i}.{n}");
+        let l = |n: &str| format!("{body}layers.{i}.{n}");
         let norm = |g: &mut GraphBuilder, x: &str, weight: &str| {
             rms_norm(g, w, x, &l(weight), h, cfg.rms_norm_eps)
         };
@@ -155,13 +201,21 @@ pub fn build(model: &str, cfg: &LlamaConfig, w: &Weights) -> Result<ModelProto, 
         x = g.op("Add", &[&x, &down], vec![]);
     }
     g.set_scope("/lm_head");
-    let x = rms_norm(&mut g, w, &x, "model.norm.weight", h, cfg.rms_norm_eps)?;
+    let x = rms_norm(
+        &mut g,
+        w,
+        &x,
+        &format!("{body}norm.weight"),
+        h,
+        cfg.rms_norm_eps,
+    )?;
     // transformers ties whenever the config says so, whatever the file holds.
-    let logits = if cfg.tie_word_embeddings {
-        let head = g.op("Transpose", &[&embed], vec![attr_ints("perm", &[1, 0])]);
-        g.op("MatMul", &[&x, &head], vec![])
-    } else {
-        linear(&mut g, w, &x, "lm_head", (h, cfg.vocab_size), false)?
+    let logits = match (&embed, cfg.tie_word_embeddings) {
+        (Some(embed), true) => {
+            let head = g.op("Transpose", &[embed], vec![attr_ints("perm", &[1, 0])]);
+            g.op("MatMul", &[&x, &head], vec![])
+        }
+        _ => linear(&mut g, w, &x, parts.head, (h, cfg.vocab_size), false)?,
     };
     outputs(&mut g, &logits, cfg.vocab_size, &present, kv_heads, d);
     Ok(g.finish(

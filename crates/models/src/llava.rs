@@ -288,40 +288,71 @@ impl Llava {
     /// width)` pixels large.
     pub fn image_features(&self, pixel_values: &Tensor, original: (u32, u32)) -> Result<Tensor> {
         let features = self.projected(pixel_values)?;
-        let Some(newline) = &self.image_newline else {
-            return features.squeeze(0);
+        let grid = TileGrid {
+            pinpoints: &self.pinpoints,
+            tile: self.tile,
+            patches_per_side: self.patches_per_side,
         };
-        let (count, _, hidden) = features.dims3()?;
-        let base = features.get(0)?;
-        if count == 1 {
-            return Tensor::cat(&[&base, &newline.unsqueeze(0)?], 0);
-        }
-        let (grid_h, grid_w) = select_best_resolution(original, &self.pinpoints);
-        let (rows, cols) = (grid_h as usize / self.tile, grid_w as usize / self.tile);
-        if rows * cols != count - 1 {
-            candle_core::bail!(
-                "the image was cut into {} tiles but the model's image_grid_pinpoints give a {rows}x{cols} grid",
-                count - 1
-            );
-        }
-        let side = self.patches_per_side;
-        // [tiles, side*side, D] -> [D, rows*side, cols*side] as transformers'
-        // view(rows, cols, side, side, D).permute(4, 0, 2, 1, 3).
-        let grid = features
-            .narrow(0, 1, count - 1)?
-            .reshape((rows, cols, side, side, hidden))?
-            .permute((4, 0, 2, 1, 3))?
-            .reshape((hidden, rows * side, cols * side))?;
-        let ((top, height), (left, width)) = unpadded_span(original, (rows * side, cols * side));
-        let grid = grid.narrow(1, top, height)?.narrow(2, left, width)?;
-        let newlines = newline
-            .reshape((hidden, 1, 1))?
-            .broadcast_as((hidden, height, 1))?;
-        let grid = Tensor::cat(&[&grid, &newlines], 2)?
-            .reshape((hidden, height * (width + 1)))?
-            .t()?;
-        Tensor::cat(&[&base, &grid], 0)
+        pack_image_features(&features, self.image_newline.as_ref(), original, &grid)
     }
+}
+
+/// How LLaVA-NeXT lays tiles out: the model side's grid resolutions, the
+/// tile side in pixels, and patches per tile side.
+#[derive(Debug, Clone, Copy)]
+pub struct TileGrid<'a> {
+    /// `image_grid_pinpoints` as `(height, width)`.
+    pub pinpoints: &'a [(u32, u32)],
+    /// The vision tower's image side.
+    pub tile: usize,
+    /// `image_size / patch_size`.
+    pub patches_per_side: usize,
+}
+
+/// The projected features `[n, tokens, hidden]` of one image's views, as
+/// the rows that replace its image tokens `[tokens', hidden]`: LLaVA's one
+/// view as is (no `newline`); LLaVA-NeXT's base view, then the tiles packed
+/// row by row into the image's unpadded grid, each row ended by `newline`.
+/// Shared by the candle model and the ONNX Runtime path.
+pub fn pack_image_features(
+    features: &Tensor,
+    newline: Option<&Tensor>,
+    original: (u32, u32),
+    grid: &TileGrid<'_>,
+) -> Result<Tensor> {
+    let Some(newline) = newline else {
+        return features.squeeze(0);
+    };
+    let (count, _, hidden) = features.dims3()?;
+    let base = features.get(0)?;
+    if count == 1 {
+        return Tensor::cat(&[&base, &newline.unsqueeze(0)?], 0);
+    }
+    let (grid_h, grid_w) = select_best_resolution(original, grid.pinpoints);
+    let (rows, cols) = (grid_h as usize / grid.tile, grid_w as usize / grid.tile);
+    if rows * cols != count - 1 {
+        candle_core::bail!(
+            "the image was cut into {} tiles but the model's image_grid_pinpoints give a {rows}x{cols} grid",
+            count - 1
+        );
+    }
+    let side = grid.patches_per_side;
+    // [tiles, side*side, D] -> [D, rows*side, cols*side] as transformers'
+    // view(rows, cols, side, side, D).permute(4, 0, 2, 1, 3).
+    let packed = features
+        .narrow(0, 1, count - 1)?
+        .reshape((rows, cols, side, side, hidden))?
+        .permute((4, 0, 2, 1, 3))?
+        .reshape((hidden, rows * side, cols * side))?;
+    let ((top, height), (left, width)) = unpadded_span(original, (rows * side, cols * side));
+    let packed = packed.narrow(1, top, height)?.narrow(2, left, width)?;
+    let newlines = newline
+        .reshape((hidden, 1, 1))?
+        .broadcast_as((hidden, height, 1))?;
+    let packed = Tensor::cat(&[&packed, &newlines], 2)?
+        .reshape((hidden, height * (width + 1)))?
+        .t()?;
+    Tensor::cat(&[&base, &packed], 0)
 }
 
 impl crate::CheckConfig for LlavaConfig {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub enum ExportCommand {
     /// ONNX (opset 17): BERT encoders; GPT-2, OPT and LLaMA decoders with KV
     /// cache; T5 and Whisper (encoder, decoder, decoder with past); wav2vec2;
-    /// CLIP.
+    /// CLIP; LLaVA / LLaVA-NeXT (vision encoder, embeddings, decoder).
     Onnx(OnnxArgs),
 }
 

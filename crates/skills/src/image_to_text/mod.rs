@@ -3,18 +3,19 @@
 //! processors expand it, and generation runs through the shared token loop.
 
 use crate::array::Array;
-use crate::load::backend_chain::load_on_chain;
+use crate::load::backend_chain::load_on_chain_with_onnx;
+use crate::load::onnx_graph::onnx_graphs;
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::similarity::load_image_processor;
 use crate::text_generation::chat_template::render_chat;
 use crate::text_generation::decode_loop::{self, LoopInputs};
-use crate::text_generation::{generation_config, CausalLm, ChatTemplate};
+use crate::text_generation::{generation_config, ChatTemplate};
 use crate::text_generation::{GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
-use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_backends::{BackendError, BackendKind};
 use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::anyres::{AnyResConfig, AnyResProcessor};
 use ipfs_accelerate_media::preprocess::image_processor::ImageProcessor;
@@ -23,6 +24,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokenizers::Tokenizer;
+
+mod llava_model;
+use llava_model::{LlavaModel, OnnxLlava, LLAVA_GRAPHS};
 
 /// The image token a prompt holds when `processor_config.json` names none.
 const DEFAULT_IMAGE_TOKEN: &str = "<image>";
@@ -63,7 +67,7 @@ enum Processor {
 pub struct ImageCaptioner {
     loaded: Loaded,
     // One sequence at a time: the language model holds its own KV cache.
-    model: Mutex<llava::Llava>,
+    model: Mutex<LlavaModel>,
     processor: Processor,
     tokenizer: Tokenizer,
     image_token: String,
@@ -137,10 +141,41 @@ impl ImageCaptioner {
             ));
         }
         let weight_files = files.weight_files()?;
-        let (llava, device, kind) = load_on_chain(backend, |device| {
-            let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
-            llava::Llava::load(&cfg, vb).map_err(|e| model_error(&name, e))
-        })?;
+        let graphs = onnx_graphs(loader, files.model, backend, &LLAVA_GRAPHS)?;
+        files.files.extend(graphs.iter().flatten().cloned());
+        if graphs.is_none() && backend.needs_onnx_graph() {
+            return Err(BackendError::Unsupported {
+                kind: backend,
+                why: format!("the model has no ONNX graphs ({})", LLAVA_GRAPHS.join(", ")),
+            }
+            .into());
+        }
+        let text_config = config.get("text_config").cloned().unwrap_or_default();
+        let ((llava, device), kind) = load_on_chain_with_onnx(
+            backend,
+            graphs.is_some(),
+            |executor| {
+                let Some([vision, embed, decoder]) = graphs.as_deref() else {
+                    return Err(BackendError::Unsupported {
+                        kind: executor.kind(),
+                        why: "the model has no ONNX graphs".to_owned(),
+                    }
+                    .into());
+                };
+                let sessions = [
+                    executor.session(&vision.path)?,
+                    executor.session(&embed.path)?,
+                    executor.session(&decoder.path)?,
+                ];
+                let model = OnnxLlava::new(sessions, &cfg, &text_config)?;
+                Ok((LlavaModel::Onnx(Box::new(model)), Device::Cpu))
+            },
+            |device| {
+                let vb = var_builder(loader, &name, &config, &weight_files, DType::F32, device)?;
+                let model = llava::Llava::load(&cfg, vb).map_err(|e| model_error(&name, e))?;
+                Ok((LlavaModel::Candle(Box::new(model)), device.clone()))
+            },
+        )?;
         let side = llava.image_size() as u32;
         let produced = match &processor {
             Processor::Single(p) => p.output_size(side, side),
@@ -274,7 +309,6 @@ impl ImageCaptioner {
         // A model without a position limit (dynamic RoPE scaling) still gets
         // one: attention over the prompt is sized by it.
         let context = model
-            .language
             .context_length()
             .unwrap_or(decode_loop::UNBOUNDED_CONTEXT_CAP);
         if ids.len() >= context {
@@ -285,9 +319,9 @@ impl ImageCaptioner {
                 )));
         }
         let room = context - ids.len();
-        let embeds = merge_image_features(&model.language.embed(&ids)?, &positions, &features)?;
-        model.language.reset();
-        let first = model.language.forward_embeds(&embeds)?;
+        let embeds = merge_image_features(&model.embed(&ids)?, &positions, &features)?;
+        model.reset();
+        let first = model.forward_embeds(&embeds)?;
         let inputs = LoopInputs {
             tokenizer: &self.tokenizer,
             eos_ids: &self.eos_ids,
@@ -296,13 +330,8 @@ impl ImageCaptioner {
             room,
             model: &self.loaded.name,
         };
-        let result = decode_loop::run(
-            inputs,
-            first,
-            &mut |token| Ok(model.language.forward(&[token])?),
-            on_text,
-        );
-        model.language.reset();
+        let result = decode_loop::run(inputs, first, &mut |token| model.forward(&[token]), on_text);
+        model.reset();
         let mut preprocessed = BTreeMap::new();
         if caption_options.return_inputs {
             preprocessed.insert(

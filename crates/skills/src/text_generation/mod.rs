@@ -6,7 +6,7 @@ pub mod chat_template;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gguf;
-mod onnx_causal_lm;
+pub(crate) mod onnx_causal_lm;
 mod options;
 mod stop_strings;
 

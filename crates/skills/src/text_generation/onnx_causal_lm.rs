@@ -16,6 +16,9 @@ use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
 use serde_json::Value;
 
 /// One sequence on an ONNX Runtime session, with its KV cache.
+/// The embeddings input of a decoder whose embeddings are made outside it.
+const EMBEDS: &str = "inputs_embeds";
+
 #[derive(Debug)]
 pub(crate) struct OnnxCausalLm {
     session: OrtSession,
@@ -23,6 +26,8 @@ pub(crate) struct OnnxCausalLm {
     kv_heads: usize,
     head_dim: usize,
     position_ids: bool,
+    /// The graph takes `inputs_embeds` instead of `input_ids`.
+    embeds: bool,
     /// How the cache tensors are named (`DynamicCache`: key, value).
     layout: CacheLayout,
     /// `(key, value)` per layer: the last call's `present` tensors.
@@ -40,7 +45,10 @@ impl OnnxCausalLm {
                 why,
             })
         };
-        for input in ["input_ids", "attention_mask"] {
+        // A decoder takes ids, or (LLaVA's language model) embeddings.
+        let embeds = session.input("input_ids").is_none() && session.input(EMBEDS).is_some();
+        let first_input = if embeds { EMBEDS } else { "input_ids" };
+        for input in [first_input, "attention_mask"] {
             if session.input(input).is_none() {
                 return Err(unsupported(format!(
                     "the ONNX graph has no input '{input}'"
@@ -79,6 +87,7 @@ impl OnnxCausalLm {
             .unwrap_or_else(CacheLayout::dynamic);
         Ok(Self {
             layout,
+            embeds,
             position_ids: session.input("position_ids").is_some(),
             session,
             layers,
@@ -90,11 +99,28 @@ impl OnnxCausalLm {
         })
     }
 
+    /// Whether the graph takes `inputs_embeds` instead of `input_ids`.
+    pub(crate) fn takes_embeds(&self) -> bool {
+        self.embeds
+    }
+
     fn step(&mut self, ids: &[u32]) -> Result<Tensor, SkillError> {
-        let n = ids.len();
+        self.step_with(("input_ids", OrtInput::token_ids(ids)), ids.len())
+    }
+
+    /// One step on `embeds` `[1, n, hidden]` (a graph taking
+    /// `inputs_embeds`); returns the last position's logits.
+    pub(crate) fn step_embeds(&mut self, embeds: &Tensor) -> Result<Tensor, SkillError> {
+        let shape = embeds.dims().to_vec();
+        let n = shape.get(1).copied().unwrap_or(0);
+        let data = embeds.flatten_all()?.to_vec1::<f32>()?;
+        self.step_with((EMBEDS, OrtInput::F32 { shape, data }), n)
+    }
+
+    fn step_with(&mut self, first: (&str, OrtInput), n: usize) -> Result<Tensor, SkillError> {
         let total = self.past_len + n;
         let mut inputs = vec![
-            ("input_ids".to_owned(), OrtInput::token_ids(ids)),
+            (first.0.to_owned(), first.1),
             ("attention_mask".to_owned(), OrtInput::ones(total)),
         ];
         if self.position_ids {
