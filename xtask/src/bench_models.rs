@@ -11,7 +11,8 @@
 //! - gpt2, opt, llama: a short prompt, 32 new tokens greedy, tokens/s;
 //! - t5: one input, 32 new tokens greedy, tokens/s;
 //! - whisper, wav2vec2: a 10 s recording (Whisper: 32 new tokens),
-//!   real-time factor.
+//!   real-time factor;
+//! - clip: the fixture's image against 8 texts, queries/s.
 //!
 //! Each engine runs in a process of its own (the `models` bench of the
 //! skills crate for ours, the script for PyTorch): one warm-up request, then
@@ -41,13 +42,16 @@ const CHECKED_IDS: usize = 8;
 const TOLERANCE: f64 = 1e-3;
 
 /// The families benchmarked, in the family table's order.
-const FAMILIES: &[&str] = &["bert", "gpt2", "opt", "llama", "t5", "whisper", "wav2vec2"];
+const FAMILIES: &[&str] = &[
+    "bert", "gpt2", "opt", "llama", "t5", "whisper", "wav2vec2", "clip",
+];
 const BACKENDS: &[&str] = &["cpu", "ort", "openvino"];
 
 /// What a family's request measures.
 fn unit(family: &str) -> &'static str {
     match family {
         "bert" => "sentences/s",
+        "clip" => "queries/s",
         "whisper" | "wav2vec2" => "real-time factor",
         _ => "tokens/s",
     }
@@ -61,6 +65,7 @@ fn architecture(family: &str) -> &'static str {
         "llama" => "SmolLM2-135M's config",
         "t5" => "t5-small",
         "whisper" => "whisper-tiny (tiny.en vocabulary)",
+        "clip" => "clip-vit-base-patch32",
         _ => "wav2vec2-base",
     }
 }
@@ -85,6 +90,7 @@ fn request(family: &str, audio: &Path) -> Value {
         "prompt": "The history of computing began",
         "new_tokens": NEW_TOKENS,
         "audio": audio,
+        "image": root().join("fixtures/models/clip/input.png"),
         "repeats": REPEATS,
     })
 }
@@ -196,6 +202,10 @@ fn check(family: &str, ours: &Value, theirs: &Value) -> (bool, String) {
             let d = max_abs(&ours["embeddings"], &theirs["embeddings"]);
             (d <= TOLERANCE, format!("embeddings max |Δ| {d:.1e}"))
         }
+        "clip" => {
+            let d = max_abs(&ours["logits"], &theirs["logits"]);
+            (d <= TOLERANCE, format!("logits max |Δ| {d:.1e}"))
+        }
         "wav2vec2" => {
             // Ours is `[frames, vocab]` under outputs.logits.
             let d = max_abs(&ours["outputs"]["logits"]["data"], &theirs["logits"]);
@@ -217,6 +227,8 @@ fn check(family: &str, ours: &Value, theirs: &Value) -> (bool, String) {
 fn throughput(family: &str, latency: f64, answer: &Value, r: &Value) -> f64 {
     match family {
         "bert" => r["texts"].as_array().map_or(0, Vec::len) as f64 / latency,
+        // One query: an image against the texts.
+        "clip" => 1.0 / latency,
         "whisper" | "wav2vec2" => latency / AUDIO_SECONDS as f64,
         _ => ids(&answer["token_ids"]).len() as f64 / latency,
     }

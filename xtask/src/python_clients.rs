@@ -36,7 +36,12 @@ const OPENAI: Client = Client {
 /// the tests.
 const TORCH: Client = Client {
     venv: "torch-venv",
-    requirements: &["torch==2.15.0", "transformers==4.57.6", "numpy==2.4.6"],
+    requirements: &[
+        "torch==2.15.0",
+        "transformers==4.57.6",
+        "numpy==2.4.6",
+        "pillow==13.0.0",
+    ],
 };
 
 const SUBTITLES: Client = Client {

@@ -22,10 +22,10 @@
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_export::cached_export;
 use ipfs_accelerate_loader::{Loader, ModelRef};
-use ipfs_accelerate_skills::media::read_wav;
+use ipfs_accelerate_skills::media::{read_image, read_wav};
 use ipfs_accelerate_skills::{
-    GenerateOptions, SpeechRecognizer, Text2TextGenerator, TextEmbedder, TextGenerator,
-    TranscribeOptions,
+    GenerateOptions, Media, SimilarityModel, SimilarityOptions, SpeechRecognizer,
+    Text2TextGenerator, TextEmbedder, TextGenerator, TranscribeOptions,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -144,6 +144,20 @@ fn load(
                 Box::new(move || {
                     let t = m.transcribe(&audio, &options).unwrap();
                     serde_json::to_value(t).unwrap()
+                }),
+            ))
+        }
+        "clip" => {
+            let m = SimilarityModel::load(loader, model, backend).map_err(err)?;
+            let ran = m.backend();
+            let image = read_image(Path::new(r["image"].as_str().unwrap())).unwrap();
+            Ok((
+                ran,
+                Box::new(move || {
+                    let s = m
+                        .score(Media::Image(&image), &texts, SimilarityOptions::default())
+                        .unwrap();
+                    json!({ "logits": s.logits })
                 }),
             ))
         }
