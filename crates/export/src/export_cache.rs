@@ -156,16 +156,22 @@ fn content_sha256(store: &Store, file: &ResolvedFile) -> Result<String, OnnxErro
     }
     let sha = sha256_of_file(&file.path).map_err(|e| storage_error(LoadError::from(e)))?;
     if let Some(memo) = memo {
-        // Best effort: without the memo the file is hashed again next time.
-        let written = memo
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&memo, &sha));
-        if let Err(e) = written {
-            tracing::debug!(memo = %memo.display(), "cannot remember a weight hash: {e}");
-        }
+        // Without the memo the file is hashed again next time.
+        remember(&memo, &sha);
     }
     Ok(sha)
+}
+
+/// Writes a memo file of the cache (a weight hash, a failed export), best
+/// effort: a cache that cannot take it only loses the shortcut.
+fn remember(path: &std::path::Path, contents: &str) {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, contents));
+    if let Err(e) = written {
+        tracing::debug!(memo = %path.display(), "cannot write a cache memo: {e}");
+    }
 }
 
 /// The float32 bytes the checkpoint's tensors take, from the safetensors
@@ -307,13 +313,7 @@ pub fn cached_export(
             // every load (the key holds the exporter's version: a newer
             // exporter tries again). Not for storage errors, which may pass.
             if !matches!(err, OnnxError::Load(_) | OnnxError::Io { .. }) {
-                let written = failure_memo
-                    .parent()
-                    .map_or(Ok(()), std::fs::create_dir_all)
-                    .and_then(|()| std::fs::write(&failure_memo, err.to_string()));
-                if let Err(e) = written {
-                    tracing::debug!("cannot remember the failed export: {e}");
-                }
+                remember(&failure_memo, &err.to_string());
             }
             return Err(err);
         }

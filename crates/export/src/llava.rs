@@ -19,7 +19,7 @@ use super::llama::{build_parts, LlamaParts};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
-use ipfs_accelerate_models::llava::{FeatureLayer, LlavaConfig, SelectStrategy};
+use ipfs_accelerate_models::llava::{LlavaConfig, SelectStrategy};
 
 pub use ipfs_accelerate_models::llava::{MODEL_TYPE, NEXT_MODEL_TYPE};
 
@@ -57,31 +57,9 @@ fn layout(w: &Weights) -> Layout {
 /// Builds the three graphs.
 pub fn build(model: &str, cfg: &LlavaConfig, w: &Weights) -> Result<[ModelProto; 3], OnnxError> {
     let parts = layout(w);
-    let unsupported = |reason: String| OnnxError::unsupported(model, reason);
-    let states = cfg.vision_config.num_hidden_layers as i64 + 1;
-    let indices = match &cfg.vision_feature_layer {
-        FeatureLayer::One(i) => vec![*i],
-        FeatureLayer::Many(v) => v.clone(),
-    };
-    let layers = indices
-        .iter()
-        .map(|&i| {
-            let resolved = if i < 0 { states + i } else { i };
-            usize::try_from(resolved)
-                .ok()
-                .filter(|&r| (r as i64) < states)
-                .ok_or_else(|| {
-                    unsupported(format!(
-                        "vision_feature_layer {i} is outside the tower's {states} hidden states"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if layers.is_empty() {
-        return Err(unsupported(
-            "vision_feature_layer is an empty list".to_owned(),
-        ));
-    }
+    let layers = cfg
+        .feature_layers()
+        .map_err(|e| OnnxError::unsupported(model, e.to_string()))?;
     Ok([
         vision(cfg, w, &parts, &layers)?,
         embed_tokens(cfg, w, &parts)?,

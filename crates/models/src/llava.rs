@@ -100,6 +100,33 @@ impl LlavaConfig {
         self.model_type == NEXT_MODEL_TYPE
     }
 
+    /// `vision_feature_layer` as indices into the vision tower's hidden
+    /// states (the embeddings' output first, then each layer's), negative
+    /// indices counted from the end, as transformers indexes them.
+    pub fn feature_layers(&self) -> std::result::Result<Vec<usize>, ModelError> {
+        let states = self.vision_config.num_hidden_layers as i64 + 1;
+        let layers = self
+            .vision_feature_layer
+            .indices()
+            .into_iter()
+            .map(|i| {
+                let resolved = if i < 0 { states + i } else { i };
+                usize::try_from(resolved)
+                    .ok()
+                    .filter(|&r| (r as i64) < states)
+                    .ok_or_else(|| {
+                        config_error(format!(
+                            "vision_feature_layer {i} is outside the tower's {states} hidden states"
+                        ))
+                    })
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if layers.is_empty() {
+            return Err(config_error("vision_feature_layer is an empty list"));
+        }
+        Ok(layers)
+    }
+
     /// Parses `config.json`, filling what published checkpoints leave out
     /// as transformers does: `LlavaConfig` builds a CLIP ViT-L/14-336
     /// vision config when there is none, and a partial `text_config` takes
@@ -205,22 +232,7 @@ impl Llava {
             )
         };
         let vision = ClipVision::load(&cfg.vision_config, root.pp("vision_tower.vision_model"))?;
-        let states = cfg.vision_config.num_hidden_layers as i64 + 1;
-        let layers = cfg
-            .vision_feature_layer
-            .indices()
-            .into_iter()
-            .map(|i| {
-                let resolved = if i < 0 { states + i } else { i };
-                usize::try_from(resolved).ok().filter(|&r| (r as i64) < states).ok_or_else(|| {
-                    config_error(format!("vision_feature_layer {i} is outside the tower's {states} hidden states"),
-                    )
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if layers.is_empty() {
-            return Err(config_error("vision_feature_layer is an empty list"));
-        }
+        let layers = cfg.feature_layers()?;
         let text_hidden = cfg.text_config.hidden_size;
         let vision_width = cfg.vision_config.hidden_size * layers.len();
         let projector = root.pp("multi_modal_projector");

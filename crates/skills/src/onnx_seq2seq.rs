@@ -16,7 +16,7 @@
 //! return (cross-attention, fixed for the whole generation) are kept as f32
 //! copies, fed again at every step.
 
-use crate::load::onnx_graph::onnx_graphs;
+use crate::load::onnx_graph::{graph_set, no_graphs};
 use crate::SkillError;
 use candle_core::{Device, Tensor};
 use ipfs_accelerate_backends::{
@@ -341,23 +341,15 @@ impl OnnxSeq2Seq {
 }
 
 /// The model's three graphs when an ONNX backend may run them (its own,
-/// split from its merged decoder, or exported on first use; see
-/// `onnx_graphs`), added to `read` for the answer's `files`. Asked for an
-/// ONNX backend by name, a model without them is [`no_graphs`].
+/// split from its merged decoder, or exported on first use): [`graph_set`]
+/// of [`SEQ2SEQ_GRAPHS`].
 pub(crate) fn seq2seq_graphs(
     loader: &Loader,
     model: &ModelRef,
     backend: BackendKind,
     read: &mut Vec<ResolvedFile>,
 ) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
-    let graphs = onnx_graphs(loader, model, backend, &SEQ2SEQ_GRAPHS)?;
-    read.extend(graphs.iter().flatten().cloned());
-    // The chain only knows the single-graph layout's name: say which
-    // files are missing here.
-    if graphs.is_none() && backend.needs_onnx_graph() {
-        return Err(no_graphs(backend));
-    }
-    Ok(graphs)
+    graph_set(loader, model, backend, &SEQ2SEQ_GRAPHS, read)
 }
 
 /// Sessions on `graphs` (from [`seq2seq_graphs`]) on `executor`, the
@@ -368,7 +360,7 @@ pub(crate) fn open_seq2seq(
     encoder_inputs: &[&str],
 ) -> Result<OnnxSeq2Seq, SkillError> {
     let Some([encoder, decoder, with_past]) = graphs else {
-        return Err(no_graphs(executor.kind()));
+        return Err(no_graphs(executor.kind(), &SEQ2SEQ_GRAPHS));
     };
     OnnxSeq2Seq::new(
         executor.session(&encoder.path)?,
@@ -376,18 +368,6 @@ pub(crate) fn open_seq2seq(
         executor.session(&with_past.path)?,
         encoder_inputs,
     )
-}
-
-/// Asked for an ONNX backend by name, a model without the three graphs
-/// (and none exported): which files are missing.
-fn no_graphs(kind: BackendKind) -> SkillError {
-    BackendError::Unsupported {
-        kind,
-        why: format!(
-            "the model has no ONNX graphs ({ENCODER_GRAPH}, {DECODER_GRAPH}, {DECODER_WITH_PAST_GRAPH})"
-        ),
-    }
-    .into()
 }
 
 /// A cache that does not fit its layout: the graph is not what it claimed.

@@ -4,7 +4,7 @@
 
 use crate::array::Array;
 use crate::load::backend_chain::load_on_chain_with_onnx;
-use crate::load::onnx_graph::onnx_graphs;
+use crate::load::onnx_graph::{graph_set, no_graphs};
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::similarity::load_image_processor;
@@ -15,7 +15,7 @@ use crate::text_generation::{GenerateOptions, Generation};
 use crate::{SkillError, SkillKind};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
-use ipfs_accelerate_backends::{BackendError, BackendKind};
+use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::FileKind;
 use ipfs_accelerate_media::preprocess::anyres::{AnyResConfig, AnyResProcessor};
 use ipfs_accelerate_media::preprocess::image_processor::ImageProcessor;
@@ -141,26 +141,20 @@ impl ImageCaptioner {
             ));
         }
         let weight_files = files.weight_files()?;
-        let graphs = onnx_graphs(loader, files.model, backend, &LLAVA_GRAPHS)?;
-        files.files.extend(graphs.iter().flatten().cloned());
-        if graphs.is_none() && backend.needs_onnx_graph() {
-            return Err(BackendError::Unsupported {
-                kind: backend,
-                why: format!("the model has no ONNX graphs ({})", LLAVA_GRAPHS.join(", ")),
-            }
-            .into());
-        }
+        let graphs = graph_set(
+            loader,
+            files.model,
+            backend,
+            &LLAVA_GRAPHS,
+            &mut files.files,
+        )?;
         let text_config = config.get("text_config").cloned().unwrap_or_default();
         let ((llava, device), kind) = load_on_chain_with_onnx(
             backend,
             graphs.is_some(),
             |executor| {
                 let Some([vision, embed, decoder]) = graphs.as_deref() else {
-                    return Err(BackendError::Unsupported {
-                        kind: executor.kind(),
-                        why: "the model has no ONNX graphs".to_owned(),
-                    }
-                    .into());
+                    return Err(no_graphs(executor.kind(), &LLAVA_GRAPHS));
                 };
                 let sessions = [
                     executor.session(&vision.path)?,

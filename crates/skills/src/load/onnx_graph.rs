@@ -126,6 +126,35 @@ pub(crate) fn onnx_graphs(
     }
 }
 
+/// [`onnx_graphs`] for a skill whose ONNX path needs several graph
+/// `files`: the graphs, added to `read` for the answer's `files`. Asked for
+/// an ONNX backend by name, a model without them is [`no_graphs`] (the
+/// backend chain only knows the single-graph layout's name).
+pub(crate) fn graph_set(
+    loader: &Loader,
+    model: &ModelRef,
+    backend: BackendKind,
+    files: &[&str],
+    read: &mut Vec<ResolvedFile>,
+) -> Result<Option<Vec<ResolvedFile>>, SkillError> {
+    let graphs = onnx_graphs(loader, model, backend, files)?;
+    read.extend(graphs.iter().flatten().cloned());
+    if graphs.is_none() && backend.needs_onnx_graph() {
+        return Err(no_graphs(backend, files));
+    }
+    Ok(graphs)
+}
+
+/// A model without the graph `files` (and none made) on backend `kind`:
+/// which files are missing.
+pub(crate) fn no_graphs(kind: BackendKind, files: &[&str]) -> SkillError {
+    BackendError::Unsupported {
+        kind,
+        why: format!("the model has no ONNX graphs ({})", files.join(", ")),
+    }
+    .into()
+}
+
 /// The merged decoder optimum ships beside (or instead of) the two
 /// decoder graphs.
 const MERGED_DECODER: &str = "onnx/decoder_model_merged.onnx";
