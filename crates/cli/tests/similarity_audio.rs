@@ -52,3 +52,64 @@ fn clap_refuses_bad_input_with_one_line() {
     let err = similarity_failure(cli(home.path()), &model, ("--image", &image), "a dog");
     assert!(err.contains("takes audio (--audio), not an image"), "{err}");
 }
+
+/// The first `n` samples of a 16-bit WAV, written as `out`.
+fn wav_prefix(wav: &Path, n: usize, out: &Path) {
+    let mut reader = hound::WavReader::open(wav).unwrap();
+    let spec = reader.spec();
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .take(n)
+        .map(Result::unwrap)
+        .collect();
+    let mut writer = hound::WavWriter::create(out, spec).unwrap();
+    for s in samples {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+/// CLAP and its config variants (`fixtures/models/variants/clap_*`: fused
+/// with 4-channel features, an odd patch grid) reproduce transformers on
+/// every backend: embeddings and logits within 1e-4, probabilities within
+/// 1e-5. On the ONNX backends the fixtures have no graph, so the two CLAP
+/// graphs are exported on first use.
+#[test]
+fn clap_and_its_variants_match_reference_on_every_backend() {
+    let test = "clap_and_its_variants_match_reference_on_every_backend";
+    let home = tempfile::tempdir().unwrap();
+    let clap = Fixture::new("clap");
+    let audio = clap.file("input.wav");
+    let variants = ["clap_fused", "clap_odd_grid"];
+    for backend in parity_backends(test) {
+        let extra = ["--backend", backend];
+        let cmd = cli_on(home.path(), backend);
+        let answer = similarity(cmd, &clap.dir, ("--audio", &audio), &clap.texts(), &extra);
+        assert_eq!(answer["backend"], backend);
+        let what = format!("clap on {backend}");
+        assert_similarity_reference(&what, &clap, &answer, "input_features", "audio");
+        for variant in variants {
+            let dir = fixture_model("variants").join(variant);
+            let reference = read_json(&dir.join("reference.json"));
+            for case in reference["cases"].as_array().unwrap() {
+                let key = format!("{variant} {} on {backend}", case["name"].as_str().unwrap());
+                let wav = home.path().join(format!("{variant}.wav"));
+                let samples = case["num_samples"].as_u64().unwrap() as usize;
+                wav_prefix(&dir.join("input.wav"), samples, &wav);
+                let texts: Vec<String> = serde_json::from_value(case["texts"].clone()).unwrap();
+                let cmd = cli_on(home.path(), backend);
+                let answer = similarity(cmd, &dir, ("--audio", &wav), &texts, &extra);
+                assert_eq!(answer["backend"], backend, "{key}");
+                for (got, want) in [
+                    (&answer["outputs"]["text_embeds"], &case["text_embeds"]),
+                    (&answer["outputs"]["audio_embeds"], &case["audio_embeds"]),
+                ] {
+                    assert_array_close(&key, got, &Array::from_json(want), 1e-4);
+                }
+                let logits = Array::from_json(&case["logits_per_audio"]);
+                let probs = Array::from_json(&case["probs"]);
+                assert_scores(&key, &answer, &logits.rows()[0], &probs.rows()[0]);
+            }
+        }
+    }
+}

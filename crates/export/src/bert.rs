@@ -86,7 +86,6 @@ pub fn build(
             "hidden_size {h} is not a multiple of num_attention_heads {heads}"
         )));
     }
-    let d = h / heads;
     // Checkpoints saved from BertModel have no prefix; from BertFor* `bert.`.
     let p = match w.first_of(&[
         "embeddings.word_embeddings.weight",
@@ -134,61 +133,24 @@ pub fn build(
     let pe = g.op("Gather", &[&pos, &positions], vec![attr_int("axis", 0)]);
     let x = g.op("Add", &[&x, &t], vec![]);
     let x = g.op("Add", &[&x, &pe], vec![]);
-    let mut x = layer_norm(&mut g, w, &x, &e("LayerNorm"), h, cfg.layer_norm_eps)?;
+    let x = layer_norm(&mut g, w, &x, &e("LayerNorm"), h, cfg.layer_norm_eps)?;
 
-    // Additive key mask [b, 1, 1, s]: 0 for real tokens, float32 min for
-    // padding, as transformers' extended attention mask.
-    g.set_scope("/mask");
-    let maskf = g.op("Cast", &[&mask], vec![attr_int("to", 1)]);
-    let onef = g.float(1.0);
-    let inv = g.op("Sub", &[&onef, &maskf], vec![]);
-    let minf = g.float(f32::MIN);
-    let bias = g.op("Mul", &[&inv, &minf], vec![]);
-    let ax12 = g.ints(&[1, 2]);
-    let bias = g.op("Unsqueeze", &[&bias, &ax12], vec![]);
-    let scale = g.float(1.0 / (d as f32).sqrt());
-
-    for i in 0..cfg.num_hidden_layers {
-        let l = |n: &str| format!("{p}encoder.layer.{i}.{n}");
-        g.set_scope(format!("/encoder/layer.{i}/attention"));
-        let q = linear(&mut g, w, &x, &l("attention.self.query"), (h, h), true)?;
-        let k = linear(&mut g, w, &x, &l("attention.self.key"), (h, h), true)?;
-        let v = linear(&mut g, w, &x, &l("attention.self.value"), (h, h), true)?;
-        let q = split_heads(&mut g, &q, heads, d);
-        let k = split_heads(&mut g, &k, heads, d);
-        let v = split_heads(&mut g, &v, heads, d);
-        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
-        let scores = g.op("MatMul", &[&q, &kt], vec![]);
-        let scores = g.op("Mul", &[&scores, &scale], vec![]);
-        let scores = g.op("Add", &[&scores, &bias], vec![]);
-        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
-        let ctx = g.op("MatMul", &[&probs, &v], vec![]);
-        let ctx = merge_heads(&mut g, &ctx, h);
-        let out = linear(&mut g, w, &ctx, &l("attention.output.dense"), (h, h), true)?;
-        let res = g.op("Add", &[&out, &x], vec![]);
-        let x1 = layer_norm(
-            &mut g,
-            w,
-            &res,
-            &l("attention.output.LayerNorm"),
-            h,
-            cfg.layer_norm_eps,
-        )?;
-        g.set_scope(format!("/encoder/layer.{i}/mlp"));
-        let inter = cfg.intermediate_size;
-        let up = linear(&mut g, w, &x1, &l("intermediate.dense"), (h, inter), true)?;
-        let act = activation(&mut g, &up, cfg.hidden_act);
-        let down = linear(&mut g, w, &act, &l("output.dense"), (inter, h), true)?;
-        let res = g.op("Add", &[&down, &x1], vec![]);
-        x = layer_norm(
-            &mut g,
-            w,
-            &res,
-            &l("output.LayerNorm"),
-            h,
-            cfg.layer_norm_eps,
-        )?;
-    }
+    let (bias, maskf) = key_mask_bias(&mut g, &mask);
+    let dims = PostLnDims {
+        hidden: h,
+        heads,
+        ffn: cfg.intermediate_size,
+        act: cfg.hidden_act,
+        eps: cfg.layer_norm_eps,
+    };
+    let x = post_ln_layers(
+        &mut g,
+        w,
+        x,
+        (&format!("{p}encoder.layer"), cfg.num_hidden_layers),
+        &dims,
+        &bias,
+    )?;
     g.set_scope("");
     g.output(
         &x,
@@ -313,4 +275,72 @@ impl ipfs_accelerate_models::CheckConfig for BertConfig {
         .check_text(self.vocab_size, self.max_position_embeddings)?;
         count("type_vocab_size", self.type_vocab_size)
     }
+}
+
+/// One post-LN BERT layer stack's shape.
+pub(crate) struct PostLnDims {
+    pub hidden: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub act: Activation,
+    pub eps: f64,
+}
+
+/// The additive key mask `[b, 1, 1, s]` of `attention_mask` `[b, s]` (0 for
+/// real tokens, the float32 minimum for padding, as transformers' extended
+/// attention mask), and the mask as float32.
+pub(crate) fn key_mask_bias(g: &mut GraphBuilder, mask: &str) -> (String, String) {
+    g.set_scope("/mask");
+    let maskf = g.op("Cast", &[mask], vec![attr_int("to", 1)]);
+    let onef = g.float(1.0);
+    let inv = g.op("Sub", &[&onef, &maskf], vec![]);
+    let minf = g.float(f32::MIN);
+    let bias = g.op("Mul", &[&inv, &minf], vec![]);
+    let ax12 = g.ints(&[1, 2]);
+    (g.op("Unsqueeze", &[&bias, &ax12], vec![]), maskf)
+}
+
+/// BERT's post-LN layers `{prefix}.{i}` (`attention.self.{query,key,value}`,
+/// `attention.output.{dense,LayerNorm}`, `intermediate.dense`,
+/// `output.{dense,LayerNorm}`) over `x` `[b, s, hidden]` with the key mask
+/// `bias`: the last layer's output.
+pub(crate) fn post_ln_layers(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    mut x: String,
+    (prefix, layers): (&str, usize),
+    dims: &PostLnDims,
+    bias: &str,
+) -> Result<String, OnnxError> {
+    let (h, heads) = (dims.hidden, dims.heads);
+    let d = h / heads;
+    let scale = g.float(1.0 / (d as f32).sqrt());
+    let scope = prefix.replace('.', "/");
+    for i in 0..layers {
+        let l = |n: &str| format!("{prefix}.{i}.{n}");
+        g.set_scope(format!("/{scope}.{i}/attention"));
+        let q = linear(g, w, &x, &l("attention.self.query"), (h, h), true)?;
+        let k = linear(g, w, &x, &l("attention.self.key"), (h, h), true)?;
+        let v = linear(g, w, &x, &l("attention.self.value"), (h, h), true)?;
+        let q = split_heads(g, &q, heads, d);
+        let k = split_heads(g, &k, heads, d);
+        let v = split_heads(g, &v, heads, d);
+        let kt = g.op("Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+        let scores = g.op("MatMul", &[&q, &kt], vec![]);
+        let scores = g.op("Mul", &[&scores, &scale], vec![]);
+        let scores = g.op("Add", &[&scores, bias], vec![]);
+        let probs = g.op("Softmax", &[&scores], vec![attr_int("axis", -1)]);
+        let ctx = g.op("MatMul", &[&probs, &v], vec![]);
+        let ctx = merge_heads(g, &ctx, h);
+        let out = linear(g, w, &ctx, &l("attention.output.dense"), (h, h), true)?;
+        let res = g.op("Add", &[&out, &x], vec![]);
+        let x1 = layer_norm(g, w, &res, &l("attention.output.LayerNorm"), h, dims.eps)?;
+        g.set_scope(format!("/{scope}.{i}/mlp"));
+        let up = linear(g, w, &x1, &l("intermediate.dense"), (h, dims.ffn), true)?;
+        let act = activation(g, &up, dims.act);
+        let down = linear(g, w, &act, &l("output.dense"), (dims.ffn, h), true)?;
+        let res = g.op("Add", &[&down, &x1], vec![]);
+        x = layer_norm(g, w, &res, &l("output.LayerNorm"), h, dims.eps)?;
+    }
+    Ok(x)
 }

@@ -89,6 +89,14 @@ pub fn attr_float(name: &str, f: f32) -> AttributeProto {
     }
 }
 
+/// A string attribute.
+pub fn attr_string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        s: value.as_bytes().to_vec(),
+        ..attr(name, attribute_type::STRING)
+    }
+}
+
 /// A tensor attribute (for `Constant`, `ConstantOfShape`).
 pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {

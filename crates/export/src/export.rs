@@ -4,7 +4,9 @@
 use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
-use super::{bert, clip, gpt2, llama, llava, model_io, opt, t5, wav2vec2, whisper, OnnxError};
+use super::{
+    bert, clap, clip, gpt2, llama, llava, model_io, opt, t5, wav2vec2, whisper, OnnxError,
+};
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
 use ipfs_accelerate_models::pooling::Pooling;
@@ -51,7 +53,7 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 10] = [
+pub const EXPORTABLE: [&str; 11] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
@@ -60,6 +62,7 @@ pub const EXPORTABLE: [&str; 10] = [
     whisper::MODEL_TYPE,
     wav2vec2::MODEL_TYPE,
     clip::MODEL_TYPE,
+    clap::MODEL_TYPE,
     llava::MODEL_TYPE,
     llava::NEXT_MODEL_TYPE,
 ];
@@ -68,7 +71,7 @@ pub const EXPORTABLE: [&str; 10] = [
 /// use is keyed by it (with the weights and config): bump it whenever any
 /// exporter writes a different graph for the same checkpoint, so stale
 /// cached graphs are never used.
-pub const EXPORTER_VERSION: u32 = 1;
+pub const EXPORTER_VERSION: u32 = 2;
 
 /// The graph files of a single-graph export (encoders, decoder-only
 /// models), in optimum's layout under `onnx/`.
@@ -87,6 +90,7 @@ pub fn graph_files(model_type: &str) -> Option<&'static [&'static str]> {
     match model_type {
         t5::MODEL_TYPE | whisper::MODEL_TYPE => Some(SEQ2SEQ_GRAPHS),
         llava::MODEL_TYPE | llava::NEXT_MODEL_TYPE => Some(llava::GRAPHS),
+        clap::MODEL_TYPE => Some(clap::GRAPHS),
         _ => EXPORTABLE.contains(&model_type).then_some(SINGLE_GRAPH),
     }
 }
@@ -196,6 +200,14 @@ pub fn export_model(
         clip::MODEL_TYPE => {
             let cfg: clip::ClipConfig = parse_config(&raw).map_err(malformed)?;
             single(clip::build(&name, &cfg, &weights)?)
+        }
+        clap::MODEL_TYPE => {
+            let cfg: clap::ClapConfig = parse_config(&raw).map_err(malformed)?;
+            clap::GRAPHS
+                .iter()
+                .copied()
+                .zip(clap::build(&name, &cfg, &weights)?)
+                .collect()
         }
         wav2vec2::MODEL_TYPE => {
             let cfg: wav2vec2::Wav2Vec2Config = parse_config(&raw).map_err(malformed)?;

@@ -4,6 +4,7 @@
 
 mod bert;
 pub mod builder;
+mod clap;
 mod clip;
 mod decoder_io;
 mod error;

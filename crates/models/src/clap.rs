@@ -33,7 +33,8 @@ pub enum IntOrPair {
 }
 
 impl IntOrPair {
-    fn pair(self) -> (usize, usize) {
+    /// The `(height, width)` pair.
+    pub fn pair(self) -> (usize, usize) {
         match self {
             Self::One(v) => (v, v),
             Self::Two([a, b]) => (a, b),
@@ -107,6 +108,14 @@ pub struct ClapTextConfig {
     pub layer_norm_eps: f64,
     pub pad_token_id: u32,
     pub position_embedding_type: String,
+}
+
+impl ClapTextConfig {
+    /// Most tokens one text may have: positions start at `pad_token_id + 1`.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.pad_token_id as usize + 1)
+    }
 }
 
 impl Default for ClapTextConfig {
@@ -297,18 +306,10 @@ impl BatchNorm {
         let get = |name: &str| -> Result<Vec<f32>> {
             vb.get(channels, name)?.to_dtype(DType::F32)?.to_vec1()
         };
-        let (weight, bias) = (get("weight")?, get("bias")?);
-        let (mean, var) = (get("running_mean")?, get("running_var")?);
-        let alpha: Vec<f32> = weight
-            .iter()
-            .zip(&var)
-            .map(|(w, v)| w * (1.0 / (v + 1e-5).sqrt()))
-            .collect();
-        let beta: Vec<f32> = bias
-            .iter()
-            .zip(mean.iter().zip(&alpha))
-            .map(|(b, (m, a))| b - m * a)
-            .collect();
+        let (alpha, beta) = batch_norm_affine(
+            (&get("weight")?, &get("bias")?),
+            (&get("running_mean")?, &get("running_var")?),
+        );
         let device = vb.device();
         Ok(Self {
             alpha: Tensor::new(alpha, device)?,
@@ -323,6 +324,25 @@ impl BatchNorm {
         x.broadcast_mul(&self.alpha.reshape(shape.clone())?)?
             .broadcast_add(&self.beta.reshape(shape)?)
     }
+}
+
+/// Eval-mode batch norm's `(α, β)` from its `(weight, bias)` and
+/// `(running_mean, running_var)`, as torch computes them (eps 1e-5).
+pub fn batch_norm_affine(
+    (weight, bias): (&[f32], &[f32]),
+    (mean, var): (&[f32], &[f32]),
+) -> (Vec<f32>, Vec<f32>) {
+    let alpha: Vec<f32> = weight
+        .iter()
+        .zip(var)
+        .map(|(w, v)| w * (1.0 / (v + 1e-5).sqrt()))
+        .collect();
+    let beta: Vec<f32> = bias
+        .iter()
+        .zip(mean.iter().zip(&alpha))
+        .map(|(b, (m, a))| b - m * a)
+        .collect();
+    (alpha, beta)
 }
 
 /// A 2-D convolution with per-axis stride and padding (candle's takes one
@@ -468,17 +488,11 @@ impl SwinBlock {
             "self.relative_position_bias_table",
         )?;
         let n = window * window;
-        let index: Vec<u32> = (0..n)
-            .flat_map(|i| {
-                (0..n).map(move |j| {
-                    let dy = i / window + window - 1 - j / window;
-                    let dx = i % window + window - 1 - j % window;
-                    (dy * (2 * window - 1) + dx) as u32
-                })
-            })
-            .collect();
         let position_bias = table
-            .index_select(&Tensor::new(index, vb.device())?, 0)?
+            .index_select(
+                &Tensor::new(relative_position_index(window), vb.device())?,
+                0,
+            )?
             .reshape((n, n, heads))?
             .permute((2, 0, 1))?
             .contiguous()?;
@@ -559,14 +573,38 @@ impl SwinBlock {
     }
 }
 
+/// For each query `i` and key `j` of a window (`window²` each, row-major),
+/// the row of the relative position bias table their offset reads
+/// (`relative_position_index`).
+pub fn relative_position_index(window: usize) -> Vec<u32> {
+    let n = window * window;
+    (0..n)
+        .flat_map(|i| {
+            (0..n).map(move |j| {
+                let dy = i / window + window - 1 - j / window;
+                let dx = i % window + window - 1 - j % window;
+                (dy * (2 * window - 1) + dx) as u32
+            })
+        })
+        .collect()
+}
+
 /// `get_attn_mask`: −100 between positions of a window that the cyclic
 /// shift brought from different regions, 0 elsewhere; `[windows, n, n]`.
 fn shift_mask(
-    (hp, wp): (usize, usize),
+    padded: (usize, usize),
     window: usize,
     shift: usize,
     device: &Device,
 ) -> Result<Tensor> {
+    let mask = shift_mask_values(padded, window, shift);
+    let (hp, wp) = padded;
+    let n = window * window;
+    Tensor::from_vec(mask, ((hp / window) * (wp / window), n, n), device)
+}
+
+/// [`shift_mask`]'s values, row-major.
+pub fn shift_mask_values((hp, wp): (usize, usize), window: usize, shift: usize) -> Vec<f32> {
     let region = |pos: usize, len: usize| -> usize {
         if pos < len - window {
             0
@@ -593,7 +631,7 @@ fn shift_mask(
             }
         }
     }
-    Tensor::from_vec(mask, ((hp / window) * (wp / window), n, n), device)
+    mask
 }
 
 /// `ClapAudioPatchMerging`: 2x2 neighbours concatenated, normed, reduced.
@@ -654,6 +692,64 @@ struct ImagePlan {
     bins: usize,
 }
 
+/// How features of `frames` x `bins` become the tower's square input
+/// (`reshape_mel2img`) for `(spec_size, num_mel_bins)`; an error says why
+/// they cannot, as transformers' forward would find out.
+fn image_plan(
+    (spec_size, num_mel_bins): (usize, usize),
+    frames: usize,
+    bins: usize,
+) -> std::result::Result<ImagePlan, ModelError> {
+    if bins != num_mel_bins {
+        return Err(ModelError::Config(format!(
+            "the features have {bins} mel bins; the model's batch norm takes num_mel_bins {num_mel_bins}"
+        )));
+    }
+    let freq_ratio = spec_size / num_mel_bins.max(1);
+    let width = spec_size * freq_ratio;
+    let height = spec_size / freq_ratio.max(1);
+    if frames > width || bins > height {
+        return Err(ModelError::Config(format!(
+            "{frames} frames x {bins} bins exceed the model's {width} x {height} input"
+        )));
+    }
+    let mut plan = ImagePlan {
+        time_to: None,
+        freq_to: None,
+        frames,
+        bins,
+    };
+    if frames < width {
+        plan.time_to = Some(width);
+        plan.frames = width;
+    }
+    if bins < height {
+        // transformers resizes to the frame count it started with.
+        plan.freq_to = Some((frames, height));
+        plan.frames = frames;
+        plan.bins = height;
+    }
+    let r = freq_ratio;
+    if !plan.frames.is_multiple_of(r) || plan.bins * r != spec_size || plan.frames / r != spec_size
+    {
+        return Err(ModelError::Config(format!(
+            "{frames} frames x {bins} bins do not fold into the model's {0}x{0} input",
+            spec_size
+        )));
+    }
+    Ok(plan)
+}
+
+/// Checks that features of `frames` x `bins` fit an audio tower of
+/// `cfg` (see [`ClapAudio::check_input`]).
+pub fn check_feature_size(
+    cfg: &ClapAudioConfig,
+    frames: usize,
+    bins: usize,
+) -> std::result::Result<(), ModelError> {
+    image_plan((cfg.spec_size, cfg.num_mel_bins), frames, bins).map(|_| ())
+}
+
 /// The HTSAT audio tower.
 #[derive(Debug)]
 pub struct ClapAudio {
@@ -671,7 +767,7 @@ pub struct ClapAudio {
 
 /// Refuses audio configs this file (or transformers) cannot run, before
 /// any weight is read.
-fn check_audio_config(cfg: &ClapAudioConfig) -> std::result::Result<(), ModelError> {
+pub fn check_audio_config(cfg: &ClapAudioConfig) -> std::result::Result<(), ModelError> {
     let layers = cfg.depths.len();
     if layers == 0 || layers != cfg.num_attention_heads.len() {
         return Err(ModelError::Config(
@@ -839,46 +935,7 @@ impl ClapAudio {
     /// Checks that features of `frames` x `bins` fit, as transformers'
     /// forward would find out.
     fn plan(&self, frames: usize, bins: usize) -> std::result::Result<ImagePlan, ModelError> {
-        if bins != self.num_mel_bins {
-            return Err(ModelError::Config(format!(
-                "the features have {bins} mel bins; the model's batch norm takes num_mel_bins {}",
-                self.num_mel_bins
-            )));
-        }
-        let width = self.spec_size * self.freq_ratio;
-        let height = self.spec_size / self.freq_ratio;
-        if frames > width || bins > height {
-            return Err(ModelError::Config(format!(
-                "{frames} frames x {bins} bins exceed the model's {width} x {height} input"
-            )));
-        }
-        let mut plan = ImagePlan {
-            time_to: None,
-            freq_to: None,
-            frames,
-            bins,
-        };
-        if frames < width {
-            plan.time_to = Some(width);
-            plan.frames = width;
-        }
-        if bins < height {
-            // transformers resizes to the frame count it started with.
-            plan.freq_to = Some((frames, height));
-            plan.frames = frames;
-            plan.bins = height;
-        }
-        let r = self.freq_ratio;
-        if !plan.frames.is_multiple_of(r)
-            || plan.bins * r != self.spec_size
-            || plan.frames / r != self.spec_size
-        {
-            return Err(ModelError::Config(format!(
-                "{frames} frames x {bins} bins do not fold into the model's {0}x{0} input",
-                self.spec_size
-            )));
-        }
-        Ok(plan)
+        image_plan((self.spec_size, self.num_mel_bins), frames, bins)
     }
 
     /// Checks a feature size at load (see [`Self::plan`]).
@@ -997,7 +1054,7 @@ fn resize_axis(x: &Tensor, dim: usize, to: usize, device: &Device) -> Result<Ten
 
 /// `[to][from]` bicubic (A = −0.75) weights with corners aligned; taps
 /// beyond the edges fold onto the edge sample, as torch clamps them.
-fn cubic_weights(from: usize, to: usize) -> Vec<f32> {
+pub fn cubic_weights(from: usize, to: usize) -> Vec<f32> {
     const A: f32 = -0.75;
     let near = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
     let far = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;

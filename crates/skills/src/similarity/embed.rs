@@ -147,6 +147,25 @@ impl SimilarityModel {
                 let input = Tensor::from_vec(features.values, shape, &self.device)?;
                 model.audio_embeds(&input, features.is_longer)?
             }
+            (
+                Model::ClapOnnx {
+                    model,
+                    max_tokens,
+                    pad_id,
+                    ..
+                },
+                EmbedItem::Text(text),
+            ) => model.text_embeds(self.padded_batch(&texts(text), *max_tokens, *pad_id)?)?,
+            (Model::ClapOnnx {
+                model, extractor, ..
+            }, EmbedItem::Audio(audio)) => {
+                if audio.samples.is_empty() {
+                    return Err(SkillError::InvalidInput(
+                        "the audio holds no samples".to_owned(),
+                    ));
+                }
+                super::clap_audio_onnx(model, extractor, audio)?.0
+            }
             (Model::XClip { .. }, _) => {
                 return Err(SkillError::InvalidInput(format!(
                     "model '{}' (X-CLIP) has no shared embedding space: its text embeddings depend on the video they are compared with; use similarity",

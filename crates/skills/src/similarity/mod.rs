@@ -8,6 +8,7 @@
 //! in [`SimilarityModel::score`].
 
 mod embed;
+mod onnx_clap;
 mod onnx_clip;
 
 pub use embed::EmbedItem;
@@ -15,7 +16,7 @@ pub use embed::EmbedItem;
 use crate::array::Array;
 use crate::families::Task;
 use crate::load::backend_chain::{load_on_chain, load_on_chain_with_onnx};
-use crate::load::onnx_graph::{onnx_graph, open_session};
+use crate::load::onnx_graph::{graph_set, no_graphs, onnx_graph, open_session};
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
 use crate::{SkillError, SkillKind};
@@ -27,6 +28,7 @@ use ipfs_accelerate_media::preprocess::clap_features::{ClapFeatureConfig, ClapFe
 use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use ipfs_accelerate_media::{resample, Audio};
 use ipfs_accelerate_models::{clap, clip, xclip, ModelError};
+use onnx_clap::{AudioInput, OnnxClap, CLAP_GRAPHS};
 use onnx_clip::{OnnxClip, TextBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,6 +101,15 @@ enum Model {
         model: Box<clap::Clap>,
         extractor: ClapFeatureExtractor,
     },
+    /// CLAP as two ONNX graphs.
+    ClapOnnx {
+        model: OnnxClap,
+        extractor: ClapFeatureExtractor,
+        /// Tokens per text at most.
+        max_tokens: usize,
+        /// The id texts are padded with.
+        pad_id: u32,
+    },
     XClip {
         model: Box<xclip::XClip>,
         processor: ImageProcessor,
@@ -110,7 +121,7 @@ impl Model {
     fn takes(&self) -> &'static str {
         match self {
             Self::Clip { .. } | Self::ClipOnnx { .. } => "an image (--image)",
-            Self::Clap { .. } => "audio (--audio)",
+            Self::Clap { .. } | Self::ClapOnnx { .. } => "audio (--audio)",
             Self::XClip { .. } => "a video (--video)",
         }
     }
@@ -264,6 +275,27 @@ impl SimilarityModel {
                 let logits = ((audio_embeds.matmul(&text_embeds.t()?)?
                     * f64::from(model.audio_scale()))?)
                 .squeeze(0)?;
+                Scored {
+                    logits,
+                    input: ("input_features", input),
+                    text_embeds,
+                    media_embeds: ("audio_embeds", audio_embeds),
+                }
+            }
+            (
+                Model::ClapOnnx {
+                    model,
+                    extractor,
+                    max_tokens,
+                    pad_id,
+                },
+                Media::Audio(audio),
+            ) => {
+                let (audio_embeds, scale, input) = clap_audio_onnx(model, extractor, audio)?;
+                let batch = self.padded_batch(texts, *max_tokens, *pad_id)?;
+                let text_embeds = model.text_embeds(batch)?;
+                let logits =
+                    ((audio_embeds.matmul(&text_embeds.t()?)? * f64::from(scale))?).squeeze(0)?;
                 Scored {
                     logits,
                     input: ("input_features", input),
@@ -518,7 +550,9 @@ fn load_xclip(
 }
 
 /// Loads a CLAP model and its feature extractor, and checks that the
-/// extractor's output fits the audio tower.
+/// extractor's output fits the audio tower: our two ONNX graphs on ONNX
+/// Runtime / OpenVINO (the model's own, or exported on first use), candle
+/// otherwise.
 fn load_clap(
     files: &mut ModelFiles<'_>,
     backend: BackendKind,
@@ -528,13 +562,12 @@ fn load_clap(
         .map_err(|e| files.malformed("preprocessor_config.json", e))?;
     let weight_files = files.weight_files()?;
     let cfg: clap::ClapConfig = files.parse()?;
-    let (loader, name, config) = (files.loader, files.name.clone(), &files.config);
+    let audio = &cfg.audio_config;
+    clap::check_audio_config(audio)
+        .map_err(|e| files.model_error(ModelError::Config(format!("audio_config: {e}"))))?;
+    let (loader, name, config) = (files.loader, files.name.clone(), files.config.clone());
     let name = &name;
-    let (clap, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, name, config, &weight_files, DType::F32, device)?;
-        clap::Clap::load(&cfg, vb).map_err(|e| model_error(name, ModelError::Tensor(e)))
-    })?;
-    if clap.audio.fused() != (extractor.channels() == 4) {
+    if audio.enable_fusion != (extractor.channels() == 4) {
         return Err(malformed(
             name,
             "preprocessor_config.json",
@@ -542,21 +575,77 @@ fn load_clap(
                 "truncation '{}' gives {}-channel features; the model (enable_fusion={}) takes {}",
                 extractor.config().truncation.name(),
                 extractor.channels(),
-                clap.audio.fused(),
-                if clap.audio.fused() { 4 } else { 1 }
+                audio.enable_fusion,
+                if audio.enable_fusion { 4 } else { 1 }
             ),
         ));
     }
     for frames in extractor.frame_counts() {
-        clap.audio
-            .check_input(frames, extractor.config().feature_size)
+        clap::check_feature_size(audio, frames, extractor.config().feature_size)
             .map_err(|e| malformed(name, "preprocessor_config.json", e))?;
     }
-    let loaded = Model::Clap {
-        model: Box::new(clap),
-        extractor,
+    let graphs = graph_set(loader, files.model, backend, &CLAP_GRAPHS, &mut files.files)?;
+    let (tower, kind) = load_on_chain_with_onnx(
+        backend,
+        graphs.is_some(),
+        |executor| {
+            let Some([text, audio]) = graphs.as_deref() else {
+                return Err(no_graphs(executor.kind(), &CLAP_GRAPHS));
+            };
+            let model = OnnxClap::new(
+                executor.session(&text.path)?,
+                executor.session(&audio.path)?,
+            )?;
+            Ok((ClapTower::Onnx(model), Device::Cpu))
+        },
+        |device| {
+            let vb = var_builder(loader, name, &config, &weight_files, DType::F32, device)?;
+            let clap =
+                clap::Clap::load(&cfg, vb).map_err(|e| model_error(name, ModelError::Tensor(e)))?;
+            Ok((ClapTower::Candle(Box::new(clap)), device.clone()))
+        },
+    )?;
+    let (loaded, device) = match tower {
+        (ClapTower::Candle(model), device) => (Model::Clap { model, extractor }, device),
+        (ClapTower::Onnx(model), device) => (
+            Model::ClapOnnx {
+                model,
+                extractor,
+                max_tokens: cfg.text_config.max_tokens(),
+                pad_id: cfg.text_config.pad_token_id,
+            },
+            device,
+        ),
     };
     Ok((loaded, device, kind))
+}
+
+/// CLAP on the backend that loaded it.
+#[derive(Debug)]
+enum ClapTower {
+    Candle(Box<clap::Clap>),
+    Onnx(OnnxClap),
+}
+
+/// One clip through [`OnnxClap`]'s audio graph: its embeddings `[1, dim]`,
+/// the logit scale, and the features `[1, c, frames, mels]` it was given.
+fn clap_audio_onnx(
+    model: &OnnxClap,
+    extractor: &ClapFeatureExtractor,
+    audio: &Audio,
+) -> Result<(Tensor, f32, Tensor), SkillError> {
+    let audio = resample(audio, extractor.config().sampling_rate)?;
+    let features = extractor.features(&audio.samples)?;
+    let shape = (1, features.channels, features.frames, features.mels);
+    let input = Tensor::from_vec(features.values.clone(), shape, &Device::Cpu)?;
+    let (embeds, scale) = model.audio_embeds(AudioInput {
+        values: features.values,
+        channels: features.channels,
+        frames: features.frames,
+        mels: features.mels,
+        is_longer: features.is_longer,
+    })?;
+    Ok((embeds, scale, input))
 }
 
 /// Softmax in f64 (stable for large logits).

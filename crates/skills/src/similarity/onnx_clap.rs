@@ -1,0 +1,153 @@
+//! CLAP as two ONNX graphs on ONNX Runtime (the layout our exporter writes
+//! and transformers.js publishes): `text_model.onnx` turns the padded text
+//! batch into normalised `text_embeds`; `audio_model.onnx` turns the
+//! feature extractor's `input_features` (and `is_longer` for a fused model)
+//! into normalised `audio_embeds`, with `logit_scale` beside them.
+
+use crate::SkillError;
+use candle_core::{Device, Tensor};
+use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession};
+
+use super::onnx_clip::TextBatch;
+
+/// The graph files, relative to the model.
+pub(crate) const CLAP_GRAPHS: [&str; 2] = ["onnx/text_model.onnx", "onnx/audio_model.onnx"];
+
+const IDS: &str = "input_ids";
+const MASK: &str = "attention_mask";
+const FEATURES: &str = "input_features";
+const IS_LONGER: &str = "is_longer";
+const TEXT_EMBEDS: &str = "text_embeds";
+const AUDIO_EMBEDS: &str = "audio_embeds";
+const LOGIT_SCALE: &str = "logit_scale";
+
+/// CLAP's two graphs on ONNX Runtime.
+#[derive(Debug)]
+pub(crate) struct OnnxClap {
+    text: OrtSession,
+    audio: OrtSession,
+    /// Whether the audio graph takes `is_longer` (a fused model).
+    fused: bool,
+}
+
+/// One audio clip's features, as the extractor gives them.
+pub(crate) struct AudioInput {
+    /// `[channels, frames, mels]`, row-major.
+    pub values: Vec<f32>,
+    pub channels: usize,
+    pub frames: usize,
+    pub mels: usize,
+    pub is_longer: bool,
+}
+
+impl OnnxClap {
+    /// Checks that the graphs have CLAP's inputs and outputs.
+    pub(crate) fn new(text: OrtSession, audio: OrtSession) -> Result<Self, SkillError> {
+        for (session, inputs, outputs) in [
+            (&text, &[IDS, MASK][..], &[TEXT_EMBEDS][..]),
+            (&audio, &[FEATURES][..], &[AUDIO_EMBEDS, LOGIT_SCALE][..]),
+        ] {
+            let missing = |what: String| {
+                SkillError::Backend(BackendError::Unsupported {
+                    kind: session.kind(),
+                    why: format!("the CLAP graph has no {what} (not our export)"),
+                })
+            };
+            for input in inputs {
+                if session.input(input).is_none() {
+                    return Err(missing(format!("input '{input}'")));
+                }
+            }
+            for output in outputs {
+                if !session.outputs().iter().any(|o| o.name == *output) {
+                    return Err(missing(format!("output '{output}'")));
+                }
+            }
+        }
+        let fused = audio.input(IS_LONGER).is_some();
+        Ok(Self { text, audio, fused })
+    }
+
+    /// Normalised embeddings `[rows, dim]` of a padded text batch.
+    pub(crate) fn text_embeds(&self, batch: TextBatch) -> Result<Tensor, SkillError> {
+        let TextBatch {
+            rows,
+            seq,
+            ids,
+            mask,
+        } = batch;
+        let outputs = self.text.run(vec![
+            (
+                IDS.to_owned(),
+                OrtInput::I64 {
+                    shape: vec![rows, seq],
+                    data: ids,
+                },
+            ),
+            (
+                MASK.to_owned(),
+                OrtInput::I64 {
+                    shape: vec![rows, seq],
+                    data: mask,
+                },
+            ),
+        ])?;
+        let (shape, data) = outputs.f32(TEXT_EMBEDS)?;
+        self.shaped(&self.text, TEXT_EMBEDS, (shape, data), rows)
+    }
+
+    /// Normalised embeddings `[1, dim]` of one clip, and
+    /// `exp(logit_scale_a)`.
+    pub(crate) fn audio_embeds(&self, input: AudioInput) -> Result<(Tensor, f32), SkillError> {
+        let AudioInput {
+            values,
+            channels,
+            frames,
+            mels,
+            is_longer,
+        } = input;
+        let mut inputs = vec![(
+            FEATURES.to_owned(),
+            OrtInput::F32 {
+                shape: vec![1, channels, frames, mels],
+                data: values,
+            },
+        )];
+        if self.fused {
+            inputs.push((
+                IS_LONGER.to_owned(),
+                OrtInput::I64 {
+                    shape: vec![1, 1],
+                    data: vec![i64::from(is_longer)],
+                },
+            ));
+        }
+        let outputs = self.audio.run(inputs)?;
+        let embeds = self.shaped(&self.audio, AUDIO_EMBEDS, outputs.f32(AUDIO_EMBEDS)?, 1)?;
+        let (_, scale) = outputs.f32(LOGIT_SCALE)?;
+        let scale = scale.first().copied().ok_or_else(|| {
+            SkillError::Backend(BackendError::Run {
+                kind: self.audio.kind(),
+                detail: format!("'{LOGIT_SCALE}' is empty"),
+            })
+        })?;
+        Ok((embeds, scale))
+    }
+
+    /// An output `[rows, dim]` as a CPU tensor, or why its shape is wrong.
+    fn shaped(
+        &self,
+        session: &OrtSession,
+        name: &str,
+        (shape, data): (Vec<usize>, Vec<f32>),
+        rows: usize,
+    ) -> Result<Tensor, SkillError> {
+        if shape.len() != 2 || shape[0] != rows {
+            return Err(SkillError::Backend(BackendError::Run {
+                kind: session.kind(),
+                detail: format!("'{name}' has shape {shape:?}, expected [{rows}, dim]"),
+            }));
+        }
+        Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+    }
+}
