@@ -24,6 +24,37 @@ fn xclip_fixture_matches_reference() {
     );
 }
 
+/// The same on the ONNX backends, from the graph exported on first use
+/// (the fixture has none).
+#[test]
+fn xclip_fixture_matches_reference_on_the_onnx_backends() {
+    let test = "xclip_fixture_matches_reference_on_the_onnx_backends";
+    let home = tempfile::tempdir().unwrap();
+    let xclip = Fixture::new("xclip");
+    let frames = xclip.file("frames");
+    for backend in parity_backends(test).into_iter().filter(|b| *b != "cpu") {
+        let cmd = cli_on(home.path(), backend);
+        let extra = ["--backend", backend];
+        let answer = similarity(
+            cmd,
+            &xclip.dir,
+            ("--video", &frames),
+            &xclip.texts(),
+            &extra,
+        );
+        assert_eq!(answer["backend"], backend);
+        let files: Vec<&str> = answer["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["file"].as_str())
+            .collect();
+        assert!(files.contains(&"onnx/model.onnx"), "{files:?}");
+        let what = format!("xclip on {backend}");
+        assert_similarity_reference(&what, &xclip, &answer, "pixel_values", "video");
+    }
+}
+
 /// `fixtures/references/xclip_video7.json` (make_xclip_references.py) and
 /// its frames folder. Found from this crate's own path: `fixtures_dir()` is
 /// compiled into the shared test-support crate, which a target dir shared

@@ -21,7 +21,7 @@ use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
 
-pub use ipfs_accelerate_models::clip::{ClipConfig, ClipVisionConfig, MODEL_TYPE};
+pub use ipfs_accelerate_models::clip::{ClipConfig, ClipTextConfig, ClipVisionConfig, MODEL_TYPE};
 use ipfs_accelerate_models::layers::activation::Activation;
 
 const TEXTS: &str = "text_batch_size";
@@ -29,17 +29,17 @@ const IMAGES: &str = "image_batch_size";
 const SEQ: &str = "sequence_length";
 
 /// One tower's layer shape.
-struct Tower {
-    hidden: usize,
-    ffn: usize,
-    heads: usize,
-    eps: f64,
-    act: Activation,
+pub(crate) struct Tower {
+    pub hidden: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub eps: f64,
+    pub act: Activation,
 }
 
 /// The pre-LN encoder layers `{prefix}.layers.{i}` over `x` `[b, s, d]`,
 /// with an additive attention `bias` (text) or none (vision): the output.
-fn encoder(
+pub(crate) fn encoder(
     g: &mut GraphBuilder,
     w: &Weights,
     (prefix, layers): (&str, usize),
@@ -62,38 +62,77 @@ fn encoder_states(
     bias: Option<&str>,
 ) -> Result<Vec<String>, OnnxError> {
     let mut states = vec![x.clone()];
-    let (d, heads) = (t.hidden, t.heads);
-    let head_dim = d / heads;
-    let scale = g.float((head_dim as f32).powf(-0.5));
     for i in 0..layers {
-        let l = |n: &str| format!("{prefix}.layers.{i}.{n}");
+        let l = format!("{prefix}.layers.{i}");
         g.set_scope(format!("/{prefix}/layers.{i}/self_attn"));
-        let h = layer_norm(g, w, &x, &l("layer_norm1"), d, t.eps)?;
-        let q = linear(g, w, &h, &l("self_attn.q_proj"), (d, d), true)?;
-        let q = g.op("Mul", &[&q, &scale], vec![]);
-        let k = linear(g, w, &h, &l("self_attn.k_proj"), (d, d), true)?;
-        let v = linear(g, w, &h, &l("self_attn.v_proj"), (d, d), true)?;
-        let (q, k, v) = (
-            split_heads(g, &q, heads, head_dim),
-            split_heads(g, &k, heads, head_dim),
-            split_heads(g, &v, heads, head_dim),
-        );
-        let ctx = attention(g, &q, (&k, &v), bias, d);
-        let out = linear(g, w, &ctx, &l("self_attn.out_proj"), (d, d), true)?;
-        x = g.op("Add", &[&x, &out], vec![]);
+        x = attention_block(g, w, &l, t, &x, bias)?;
         g.set_scope(format!("/{prefix}/layers.{i}/mlp"));
-        let h = layer_norm(g, w, &x, &l("layer_norm2"), d, t.eps)?;
-        let up = linear(g, w, &h, &l("mlp.fc1"), (d, t.ffn), true)?;
-        let act = activation(g, &up, t.act);
-        let down = linear(g, w, &act, &l("mlp.fc2"), (t.ffn, d), true)?;
-        x = g.op("Add", &[&x, &down], vec![]);
+        x = mlp_block(g, w, &l, t, &x)?;
         states.push(x.clone());
     }
     Ok(states)
 }
 
+/// `x + self_attn(layer_norm1(x))` of the pre-LN layer `{l}` (query scaled
+/// by `head_dim^-0.5`), with an additive attention `bias` or none.
+pub(crate) fn attention_block(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    l: &str,
+    t: &Tower,
+    x: &str,
+    bias: Option<&str>,
+) -> Result<String, OnnxError> {
+    let h = layer_norm(g, w, x, &format!("{l}.layer_norm1"), t.hidden, t.eps)?;
+    let out = self_attention(g, w, &h, &format!("{l}.self_attn"), t, bias)?;
+    Ok(g.op("Add", &[x, &out], vec![]))
+}
+
+/// CLIP's attention `{prefix}.{q,k,v,out}_proj` (all with bias) of `h` on
+/// itself.
+pub(crate) fn self_attention(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    h: &str,
+    prefix: &str,
+    t: &Tower,
+    bias: Option<&str>,
+) -> Result<String, OnnxError> {
+    let (d, heads) = (t.hidden, t.heads);
+    let head_dim = d / heads;
+    let scale = g.float((head_dim as f32).powf(-0.5));
+    let p = |n: &str| format!("{prefix}.{n}");
+    let q = linear(g, w, h, &p("q_proj"), (d, d), true)?;
+    let q = g.op("Mul", &[&q, &scale], vec![]);
+    let k = linear(g, w, h, &p("k_proj"), (d, d), true)?;
+    let v = linear(g, w, h, &p("v_proj"), (d, d), true)?;
+    let (q, k, v) = (
+        split_heads(g, &q, heads, head_dim),
+        split_heads(g, &k, heads, head_dim),
+        split_heads(g, &v, heads, head_dim),
+    );
+    let ctx = attention(g, &q, (&k, &v), bias, d);
+    linear(g, w, &ctx, &p("out_proj"), (d, d), true)
+}
+
+/// `x + mlp(layer_norm2(x))` of the pre-LN layer `{l}`.
+pub(crate) fn mlp_block(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    l: &str,
+    t: &Tower,
+    x: &str,
+) -> Result<String, OnnxError> {
+    let d = t.hidden;
+    let h = layer_norm(g, w, x, &format!("{l}.layer_norm2"), d, t.eps)?;
+    let up = linear(g, w, &h, &format!("{l}.mlp.fc1"), (d, t.ffn), true)?;
+    let act = activation(g, &up, t.act);
+    let down = linear(g, w, &act, &format!("{l}.mlp.fc2"), (t.ffn, d), true)?;
+    Ok(g.op("Add", &[x, &down], vec![]))
+}
+
 /// `x / ||x||` over the last axis.
-fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
+pub(crate) fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
     let sq = g.op("Mul", &[x, x], vec![]);
     let last = g.ints(&[-1]);
     let sum = g.op("ReduceSum", &[&sq, &last], vec![attr_int("keepdims", 1)]);
@@ -140,57 +179,8 @@ pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, O
     );
 
     // Text tower.
-    g.set_scope("/text_model/embeddings");
+    let (x, len) = text_hidden(&mut g, w, tc, (&ids, &mask))?;
     let d = tc.hidden_size;
-    let tokens = weight_as_is(
-        &mut g,
-        w,
-        "text_model.embeddings.token_embedding.weight",
-        &[tc.vocab_size, d],
-    )?;
-    let positions = weight_as_is(
-        &mut g,
-        w,
-        "text_model.embeddings.position_embedding.weight",
-        &[tc.max_position_embeddings, d],
-    )?;
-    let x = g.op("Gather", &[&tokens, &ids], vec![attr_int("axis", 0)]);
-    let seq = g.op(
-        "Shape",
-        &[&ids],
-        vec![attr_int("start", 1), attr_int("end", 2)],
-    );
-    let (zero, axis0) = (g.ints(&[0]), g.ints(&[0]));
-    let pos = g.op("Slice", &[&positions, &zero, &seq, &axis0], vec![]);
-    let x = g.op("Add", &[&x, &pos], vec![]);
-    g.set_scope("/text_model/mask");
-    let len = dim_scalar(&mut g, &ids, 1);
-    let no_past = g.int(0);
-    let bias = causal_bias(&mut g, &mask, &no_past, &len);
-    let text_tower = Tower {
-        hidden: d,
-        ffn: tc.intermediate_size,
-        heads: tc.num_attention_heads,
-        eps: tc.layer_norm_eps,
-        act: tc.hidden_act,
-    };
-    let x = encoder(
-        &mut g,
-        w,
-        ("text_model.encoder", tc.num_hidden_layers),
-        &text_tower,
-        x,
-        Some(&bias),
-    )?;
-    g.set_scope("/text_model/pooler");
-    let x = layer_norm(
-        &mut g,
-        w,
-        &x,
-        "text_model.final_layer_norm",
-        d,
-        tc.layer_norm_eps,
-    )?;
     // The pooled position: the first eos, or (legacy eos id 2) the
     // largest id; both are ArgMax's first index, as torch's argmax.
     let to_int32 = vec![attr_int("to", i64::from(data_type::INT32))];
@@ -201,24 +191,7 @@ pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, O
         let is_eos = g.op("Equal", &[&ids, &eos], vec![]);
         g.op("Cast", &[&is_eos], to_int32)
     };
-    let at = g.op(
-        "ArgMax",
-        &[&keyed],
-        vec![attr_int("axis", -1), attr_int("keepdims", 1)],
-    );
-    // One-hot rows `[b, 1, s]` times the hidden states `[b, s, d]`.
-    let (z, one) = (g.int(0), g.int(1));
-    let steps = g.op("Range", &[&z, &len, &one], vec![]);
-    let hit = g.op("Equal", &[&steps, &at], vec![]);
-    let pick = g.op(
-        "Cast",
-        &[&hit],
-        vec![attr_int("to", i64::from(data_type::FLOAT))],
-    );
-    let ax1 = g.ints(&[1]);
-    let pick = g.op("Unsqueeze", &[&pick, &ax1], vec![]);
-    let pooled = g.op("MatMul", &[&pick, &x], vec![]);
-    let pooled = g.op("Squeeze", &[&pooled, &ax1], vec![]);
+    let pooled = pool_at_argmax(&mut g, &x, &keyed, &len);
     let proj = cfg.projection_dim;
     let text = linear(&mut g, w, &pooled, "text_projection", (d, proj), false)?;
     let text_embeds = l2_normalize(&mut g, &text);
@@ -228,6 +201,7 @@ pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, O
     let states = vision_states(&mut g, w, "vision_model", vc, &pixels, vc.num_hidden_layers)?;
     let x = states.last().cloned().unwrap_or_default();
     g.set_scope("/vision_model/pooler");
+    let z = g.int(0);
     let first = g.op("Gather", &[&x, &z], vec![attr_int("axis", 1)]);
     let first = layer_norm(
         &mut g,
@@ -294,6 +268,44 @@ pub(crate) fn vision_states(
     pixels: &str,
     layers: usize,
 ) -> Result<Vec<String>, OnnxError> {
+    let x = vision_embeddings(g, w, prefix, vc, pixels)?;
+    let dv = vc.hidden_size;
+    // transformers' attribute name has the typo.
+    let x = layer_norm(
+        g,
+        w,
+        &x,
+        &format!("{prefix}.pre_layrnorm"),
+        dv,
+        vc.layer_norm_eps,
+    )?;
+    let tower = Tower {
+        hidden: dv,
+        ffn: vc.intermediate_size,
+        heads: vc.num_attention_heads,
+        eps: vc.layer_norm_eps,
+        act: vc.hidden_act,
+    };
+    encoder_states(
+        g,
+        w,
+        (&format!("{prefix}.encoder"), layers),
+        &tower,
+        x,
+        None,
+    )
+}
+
+/// CLIP's vision embeddings under `{prefix}.embeddings` of `pixels` `[b, c,
+/// side, side]`: the class embedding, then the patches of a strided
+/// convolution, plus positions; `[b, patches + 1, hidden]`.
+pub(crate) fn vision_embeddings(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    prefix: &str,
+    vc: &ClipVisionConfig,
+    pixels: &str,
+) -> Result<String, OnnxError> {
     g.set_scope(format!("/{prefix}/embeddings"));
     let dv = vc.hidden_size;
     let (p, side) = (vc.patch_size, vc.image_size);
@@ -338,28 +350,91 @@ pub(crate) fn vision_states(
         &[count + 1, dv],
     )?;
     let x = g.op("Add", &[&x, &vpos], vec![]);
-    // transformers' attribute name has the typo.
+    Ok(x)
+}
+
+/// The CLIP text tower `text_model` over `ids` and `mask` `[b, s]`
+/// (causal and padding-masked): the states after `final_layer_norm`
+/// `[b, s, hidden]`, and `s` as a 0-D int64.
+pub(crate) fn text_hidden(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    tc: &ClipTextConfig,
+    (ids, mask): (&str, &str),
+) -> Result<(String, String), OnnxError> {
+    g.set_scope("/text_model/embeddings");
+    let d = tc.hidden_size;
+    let tokens = weight_as_is(
+        g,
+        w,
+        "text_model.embeddings.token_embedding.weight",
+        &[tc.vocab_size, d],
+    )?;
+    let positions = weight_as_is(
+        g,
+        w,
+        "text_model.embeddings.position_embedding.weight",
+        &[tc.max_position_embeddings, d],
+    )?;
+    let x = g.op("Gather", &[&tokens, ids], vec![attr_int("axis", 0)]);
+    let seq = g.op(
+        "Shape",
+        &[ids],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
+    let (zero, axis0) = (g.ints(&[0]), g.ints(&[0]));
+    let pos = g.op("Slice", &[&positions, &zero, &seq, &axis0], vec![]);
+    let x = g.op("Add", &[&x, &pos], vec![]);
+    g.set_scope("/text_model/mask");
+    let len = dim_scalar(g, ids, 1);
+    let no_past = g.int(0);
+    let bias = causal_bias(g, mask, &no_past, &len);
+    let text_tower = Tower {
+        hidden: d,
+        ffn: tc.intermediate_size,
+        heads: tc.num_attention_heads,
+        eps: tc.layer_norm_eps,
+        act: tc.hidden_act,
+    };
+    let x = encoder(
+        g,
+        w,
+        ("text_model.encoder", tc.num_hidden_layers),
+        &text_tower,
+        x,
+        Some(&bias),
+    )?;
+    g.set_scope("/text_model/pooler");
     let x = layer_norm(
         g,
         w,
         &x,
-        &format!("{prefix}.pre_layrnorm"),
-        dv,
-        vc.layer_norm_eps,
+        "text_model.final_layer_norm",
+        d,
+        tc.layer_norm_eps,
     )?;
-    let tower = Tower {
-        hidden: dv,
-        ffn: vc.intermediate_size,
-        heads: vc.num_attention_heads,
-        eps: vc.layer_norm_eps,
-        act: vc.hidden_act,
-    };
-    encoder_states(
-        g,
-        w,
-        (&format!("{prefix}.encoder"), layers),
-        &tower,
-        x,
-        None,
-    )
+    Ok((x, len))
+}
+
+/// The row of `x` `[b, s, d]` at the first largest value of `keyed` `[b,
+/// s]` (torch's argmax), for each `b`: `[b, d]`. `len` is `s` (0-D).
+pub(crate) fn pool_at_argmax(g: &mut GraphBuilder, x: &str, keyed: &str, len: &str) -> String {
+    let at = g.op(
+        "ArgMax",
+        &[keyed],
+        vec![attr_int("axis", -1), attr_int("keepdims", 1)],
+    );
+    // One-hot rows `[b, 1, s]` times the hidden states `[b, s, d]`.
+    let (z, one) = (g.int(0), g.int(1));
+    let steps = g.op("Range", &[&z, len, &one], vec![]);
+    let hit = g.op("Equal", &[&steps, &at], vec![]);
+    let pick = g.op(
+        "Cast",
+        &[&hit],
+        vec![attr_int("to", i64::from(data_type::FLOAT))],
+    );
+    let ax1 = g.ints(&[1]);
+    let pick = g.op("Unsqueeze", &[&pick, &ax1], vec![]);
+    let pooled = g.op("MatMul", &[&pick, x], vec![]);
+    g.op("Squeeze", &[&pooled, &ax1], vec![])
 }

@@ -5,7 +5,7 @@ use super::builder::EXPORT_OPSET;
 use super::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use super::weights::Weights;
 use super::{
-    bert, clap, clip, gpt2, llama, llava, model_io, opt, t5, wav2vec2, whisper, OnnxError,
+    bert, clap, clip, gpt2, llama, llava, model_io, opt, t5, wav2vec2, whisper, xclip, OnnxError,
 };
 use ipfs_accelerate_loader::{FileKind, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_models::parse_config;
@@ -53,7 +53,7 @@ pub struct ExportSummary {
 }
 
 /// The `model_type`s [`export_model`] builds.
-pub const EXPORTABLE: [&str; 11] = [
+pub const EXPORTABLE: [&str; 12] = [
     bert::MODEL_TYPE,
     gpt2::MODEL_TYPE,
     opt::MODEL_TYPE,
@@ -63,6 +63,7 @@ pub const EXPORTABLE: [&str; 11] = [
     wav2vec2::MODEL_TYPE,
     clip::MODEL_TYPE,
     clap::MODEL_TYPE,
+    xclip::MODEL_TYPE,
     llava::MODEL_TYPE,
     llava::NEXT_MODEL_TYPE,
 ];
@@ -208,6 +209,10 @@ pub fn export_model(
                 .copied()
                 .zip(clap::build(&name, &cfg, &weights)?)
                 .collect()
+        }
+        xclip::MODEL_TYPE => {
+            let cfg: xclip::XClipConfig = parse_config(&raw).map_err(malformed)?;
+            single(xclip::build(&name, &cfg, &weights)?)
         }
         wav2vec2::MODEL_TYPE => {
             let cfg: wav2vec2::Wav2Vec2Config = parse_config(&raw).map_err(malformed)?;

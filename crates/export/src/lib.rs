@@ -24,6 +24,7 @@ mod t5;
 mod wav2vec2;
 mod weights;
 mod whisper;
+mod xclip;
 
 pub use bert::{BertConfig, SentencePooling};
 pub use error::{OnnxError, StaticDimension};

@@ -103,7 +103,8 @@ impl Default for XClipConfig {
 impl XClipVisionConfig {
     /// The CLIP vision config this one extends with the message tokens and
     /// the MIT: the frames' tower is CLIP's.
-    fn clip(&self) -> ClipVisionConfig {
+    /// The CLIP vision tower this one extends.
+    pub fn clip(&self) -> ClipVisionConfig {
         ClipVisionConfig {
             hidden_size: self.hidden_size,
             intermediate_size: self.intermediate_size,
@@ -539,7 +540,23 @@ pub fn video_pixel_values(
     model: &XClip,
     device: &Device,
 ) -> std::result::Result<Tensor, ModelError> {
-    let indices = frame_indices(frames.len(), model.num_frames())?;
+    video_pixels(
+        processor,
+        frames,
+        (model.num_frames(), model.image_size()),
+        device,
+    )
+}
+
+/// [`video_pixel_values`] for a model taking `num_frames` frames of `side`
+/// x `side` pixels.
+pub fn video_pixels(
+    processor: &ImageProcessor,
+    frames: &[RgbImage],
+    (num_frames, side): (usize, usize),
+    device: &Device,
+) -> std::result::Result<Tensor, ModelError> {
+    let indices = frame_indices(frames.len(), num_frames)?;
     if indices.len() < frames.len() {
         tracing::info!(
             "the video has {} frames; using {} of them: {indices:?}",
@@ -547,7 +564,7 @@ pub fn video_pixel_values(
             indices.len()
         );
     }
-    let side = model.image_size() as u32;
+    let side = side as u32;
     let mut values = Vec::with_capacity(indices.len() * 3 * (side * side) as usize);
     for &i in &indices {
         let (frame, w, h) = processor.pixel_values(&frames[i]);

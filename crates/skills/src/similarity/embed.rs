@@ -111,7 +111,7 @@ impl SimilarityModel {
                 let side = *image_side;
                 let batch = self.padded_batch(&texts(text), *max_positions, *pad_id)?;
                 model
-                    .forward(batch, vec![0.0; 3 * side * side], (side, side))?
+                    .forward(batch, vec![0.0; 3 * side * side], vec![1, 3, side, side])?
                     .text_embeds
             }
             (
@@ -127,8 +127,8 @@ impl SimilarityModel {
                 let (values, w, h) = processor.pixel_values(image);
                 let batch = self.padded_batch(&texts(""), *max_positions, *pad_id)?;
                 model
-                    .forward(batch, values, (h as usize, w as usize))?
-                    .image_embeds
+                    .forward(batch, values, vec![1, 3, h as usize, w as usize])?
+                    .media_embeds
             }
             (Model::Clap { model, .. }, EmbedItem::Text(text)) => {
                 self.text_embeds(&texts(text), model.text.max_tokens(), |ids| {
@@ -166,7 +166,7 @@ impl SimilarityModel {
                 }
                 super::clap_audio_onnx(model, extractor, audio)?.0
             }
-            (Model::XClip { .. }, _) => {
+            (Model::XClip { .. } | Model::XClipOnnx { .. }, _) => {
                 return Err(SkillError::InvalidInput(format!(
                     "model '{}' (X-CLIP) has no shared embedding space: its text embeddings depend on the video they are compared with; use similarity",
                     self.loaded.name

@@ -15,7 +15,7 @@ pub use embed::EmbedItem;
 
 use crate::array::Array;
 use crate::families::Task;
-use crate::load::backend_chain::{load_on_chain, load_on_chain_with_onnx};
+use crate::load::backend_chain::load_on_chain_with_onnx;
 use crate::load::onnx_graph::{graph_set, no_graphs, onnx_graph, open_session};
 use crate::load::weights::{malformed, var_builder};
 use crate::load::{model_error, skill_api, Loaded, ModelFiles};
@@ -29,7 +29,7 @@ use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImagePr
 use ipfs_accelerate_media::{resample, Audio};
 use ipfs_accelerate_models::{clap, clip, xclip, ModelError};
 use onnx_clap::{AudioInput, OnnxClap, CLAP_GRAPHS};
-use onnx_clip::{OnnxClip, TextBatch};
+use onnx_clip::{MediaKind, OnnxClip, TextBatch};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -114,6 +114,17 @@ enum Model {
         model: Box<xclip::XClip>,
         processor: ImageProcessor,
     },
+    /// X-CLIP as one ONNX graph.
+    XClipOnnx {
+        model: OnnxClip,
+        processor: ImageProcessor,
+        /// Tokens per text at most (`max_position_embeddings`).
+        max_positions: usize,
+        /// The id texts are padded with.
+        pad_id: u32,
+        /// Frames per video and their square side.
+        frames: (usize, usize),
+    },
 }
 
 impl Model {
@@ -122,7 +133,7 @@ impl Model {
         match self {
             Self::Clip { .. } | Self::ClipOnnx { .. } => "an image (--image)",
             Self::Clap { .. } | Self::ClapOnnx { .. } => "audio (--audio)",
-            Self::XClip { .. } => "a video (--video)",
+            Self::XClip { .. } | Self::XClipOnnx { .. } => "a video (--video)",
         }
     }
 }
@@ -198,7 +209,7 @@ impl SimilarityModel {
         let (loaded, device, kind) = match family {
             Family::Clip => load_clip(&mut files, &tokenizer, backend)?,
             Family::Clap => load_clap(&mut files, backend)?,
-            Family::XClip => load_xclip(&mut files, backend)?,
+            Family::XClip => load_xclip(&mut files, &tokenizer, backend)?,
         };
         Ok(Self {
             model: loaded,
@@ -252,7 +263,7 @@ impl SimilarityModel {
                 let (values, w, h) = processor.pixel_values(image);
                 let (h, w) = (h as usize, w as usize);
                 let batch = self.padded_batch(texts, *max_positions, *pad_id)?;
-                let output = model.forward(batch, values.clone(), (h, w))?;
+                let output = model.forward(batch, values.clone(), vec![1, 3, h, w])?;
                 Scored {
                     logits: output.logits,
                     input: (
@@ -260,7 +271,7 @@ impl SimilarityModel {
                         Tensor::from_vec(values, (1, 3, h, w), &Device::Cpu)?,
                     ),
                     text_embeds: output.text_embeds,
-                    media_embeds: ("image_embeds", output.image_embeds),
+                    media_embeds: ("image_embeds", output.media_embeds),
                 }
             }
             (Model::Clap { model, extractor }, Media::Audio(audio)) => {
@@ -315,6 +326,29 @@ impl SimilarityModel {
                     input: ("pixel_values", pixels),
                     text_embeds: output.text_embeds,
                     media_embeds: ("video_embeds", output.video_embeds),
+                }
+            }
+            (
+                Model::XClipOnnx {
+                    model,
+                    processor,
+                    max_positions,
+                    pad_id,
+                    frames: (num_frames, side),
+                },
+                Media::Video(frames),
+            ) => {
+                let pixels =
+                    xclip::video_pixels(processor, frames, (*num_frames, *side), &Device::Cpu)
+                        .map_err(|e| model_error(&self.loaded.name, e))?;
+                let batch = self.padded_batch(texts, *max_positions, *pad_id)?;
+                let values = pixels.flatten_all()?.to_vec1()?;
+                let output = model.forward(batch, values, pixels.dims().to_vec())?;
+                Scored {
+                    logits: output.logits,
+                    input: ("pixel_values", pixels),
+                    text_embeds: output.text_embeds,
+                    media_embeds: ("video_embeds", output.media_embeds),
                 }
             }
             (model, media) => {
@@ -449,7 +483,7 @@ fn load_clip(
     let graph = onnx_graph(loader, model, backend)?;
     files.files.extend(graph.iter().cloned());
     let pad_id = match graph {
-        Some(_) => Some(clip_pad_id(files, tokenizer, &cfg)?),
+        Some(_) => Some(clip_pad_id(files, tokenizer, cfg.text_config.eos_token_id)?),
         None => None,
     };
     let ((tower, device, weight_files), kind) = load_on_chain_with_onnx(
@@ -458,7 +492,7 @@ fn load_clip(
         |executor| {
             let session = open_session(executor, graph.as_ref())?;
             Ok((
-                ClipTower::Onnx(OnnxClip::new(session)?),
+                ClipTower::Onnx(OnnxClip::new(session, MediaKind::Image)?),
                 Device::Cpu,
                 Vec::new(),
             ))
@@ -503,13 +537,13 @@ enum ClipTower {
 fn clip_pad_id(
     files: &mut ModelFiles<'_>,
     tokenizer: &Tokenizer,
-    cfg: &clip::ClipConfig,
+    eos_token_id: u32,
 ) -> Result<u32, SkillError> {
     if let Some(padding) = tokenizer.get_padding() {
         return Ok(padding.pad_id);
     }
     let Some(tokenizer_config) = files.optional_json("tokenizer_config.json")? else {
-        return Ok(cfg.text_config.eos_token_id);
+        return Ok(eos_token_id);
     };
     let pad_token = tokenizer_config.get("pad_token").and_then(|t| {
         t.as_str()
@@ -522,13 +556,16 @@ fn clip_pad_id(
                 format!("pad_token '{token}' is not in the vocabulary"),
             )
         }),
-        None => Ok(cfg.text_config.eos_token_id),
+        None => Ok(eos_token_id),
     }
 }
 
-/// Loads an X-CLIP model and its frame processor (VideoMAE's).
+/// Loads an X-CLIP model and its frame processor (VideoMAE's): our ONNX
+/// graph on ONNX Runtime / OpenVINO (the model's own, or exported on first
+/// use), candle otherwise.
 fn load_xclip(
     files: &mut ModelFiles<'_>,
+    tokenizer: &Tokenizer,
     backend: BackendKind,
 ) -> Result<(Model, Device, BackendKind), SkillError> {
     let processor_config: Value = files.json(FileKind::ImageProcessor)?;
@@ -537,16 +574,51 @@ fn load_xclip(
     let cfg: xclip::XClipConfig = files.parse()?;
     cfg.check().map_err(|e| files.model_error(e))?;
     let weight_files = files.weight_files()?;
+    let graph = onnx_graph(files.loader, files.model, backend)?;
+    files.files.extend(graph.iter().cloned());
+    let pad_id = match graph {
+        Some(_) => Some(clip_pad_id(files, tokenizer, cfg.text_config.eos_token_id)?),
+        None => None,
+    };
     let (loader, name, config) = (files.loader, &files.name, &files.config);
-    let (xclip, device, kind) = load_on_chain(backend, |device| {
-        let vb = var_builder(loader, name, config, &weight_files, DType::F32, device)?;
-        xclip::XClip::load(&cfg, vb).map_err(|e| model_error(name, ModelError::Tensor(e)))
-    })?;
-    let loaded = Model::XClip {
-        model: Box::new(xclip),
-        processor,
+    let (tower, kind) = load_on_chain_with_onnx(
+        backend,
+        graph.is_some(),
+        |executor| {
+            let session = open_session(executor, graph.as_ref())?;
+            Ok((
+                XClipTower::Onnx(OnnxClip::new(session, MediaKind::Video)?),
+                Device::Cpu,
+            ))
+        },
+        |device| {
+            let vb = var_builder(loader, name, config, &weight_files, DType::F32, device)?;
+            let model = xclip::XClip::load(&cfg, vb)
+                .map_err(|e| model_error(name, ModelError::Tensor(e)))?;
+            Ok((XClipTower::Candle(Box::new(model)), device.clone()))
+        },
+    )?;
+    let (loaded, device) = match tower {
+        (XClipTower::Candle(model), device) => (Model::XClip { model, processor }, device),
+        (XClipTower::Onnx(model), device) => (
+            Model::XClipOnnx {
+                model,
+                processor,
+                max_positions: cfg.text_config.max_position_embeddings,
+                pad_id: pad_id.unwrap_or(cfg.text_config.eos_token_id),
+                frames: (cfg.vision_config.num_frames, cfg.vision_config.image_size),
+            },
+            device,
+        ),
     };
     Ok((loaded, device, kind))
+}
+
+/// X-CLIP on the backend that loaded it.
+#[derive(Debug)]
+enum XClipTower {
+    Candle(Box<xclip::XClip>),
+    Onnx(OnnxClip),
 }
 
 /// Loads a CLAP model and its feature extractor, and checks that the

@@ -2,6 +2,9 @@
 //! export) on ONNX Runtime: fed the padded text batch, its attention mask and
 //! the same `pixel_values` as the candle model, it returns
 //! `logits_per_image` and the normalised `text_embeds` / `image_embeds`.
+//! X-CLIP's graph (our export) has the same shape with a video:
+//! `pixel_values` `[videos, frames, c, h, w]`, `logits_per_video`,
+//! `video_embeds`, and `text_embeds` per video `[videos, texts, dim]`.
 
 use crate::SkillError;
 use candle_core::{Device, Tensor};
@@ -10,26 +13,57 @@ use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession};
 const IDS: &str = "input_ids";
 const MASK: &str = "attention_mask";
 const PIXELS: &str = "pixel_values";
-const LOGITS: &str = "logits_per_image";
 const TEXT_EMBEDS: &str = "text_embeds";
-const IMAGE_EMBEDS: &str = "image_embeds";
 
-/// A CLIP graph on ONNX Runtime.
+/// What a dual-encoder graph compares texts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaKind {
+    /// CLIP: one image `[1, c, h, w]`.
+    Image,
+    /// X-CLIP: one video `[1, frames, c, h, w]`.
+    Video,
+}
+
+impl MediaKind {
+    fn logits(self) -> &'static str {
+        match self {
+            Self::Image => "logits_per_image",
+            Self::Video => "logits_per_video",
+        }
+    }
+
+    fn embeds(self) -> &'static str {
+        match self {
+            Self::Image => "image_embeds",
+            Self::Video => "video_embeds",
+        }
+    }
+
+    fn family(self) -> &'static str {
+        match self {
+            Self::Image => "CLIP",
+            Self::Video => "X-CLIP",
+        }
+    }
+}
+
+/// A CLIP (or X-CLIP) graph on ONNX Runtime.
 #[derive(Debug)]
 pub(crate) struct OnnxClip {
     session: OrtSession,
     /// Whether the graph takes `attention_mask`.
     mask: bool,
+    media: MediaKind,
 }
 
 /// What one run returns, as CPU tensors.
 pub(crate) struct ClipOutputs {
     /// One logit per text `[texts]`.
     pub logits: Tensor,
-    /// `[texts, dim]`.
+    /// `[texts, dim]` (X-CLIP: `[1, texts, dim]`).
     pub text_embeds: Tensor,
     /// `[1, dim]`.
-    pub image_embeds: Tensor,
+    pub media_embeds: Tensor,
 }
 
 /// A padded text batch: ids and mask `[rows, seq]`, row-major.
@@ -41,12 +75,16 @@ pub(crate) struct TextBatch {
 }
 
 impl OnnxClip {
-    /// Checks that the graph has CLIP's inputs and outputs.
-    pub(crate) fn new(session: OrtSession) -> Result<Self, SkillError> {
+    /// Checks that the graph has the inputs and outputs of `media`'s
+    /// family.
+    pub(crate) fn new(session: OrtSession, media: MediaKind) -> Result<Self, SkillError> {
         let missing = |what: String| {
             SkillError::Backend(BackendError::Unsupported {
                 kind: session.kind(),
-                why: format!("the ONNX graph has no {what} (not a CLIP export)"),
+                why: format!(
+                    "the ONNX graph has no {what} (not a {} export)",
+                    media.family()
+                ),
             })
         };
         for input in [IDS, PIXELS] {
@@ -54,21 +92,26 @@ impl OnnxClip {
                 return Err(missing(format!("input '{input}'")));
             }
         }
-        for output in [LOGITS, TEXT_EMBEDS, IMAGE_EMBEDS] {
+        for output in [media.logits(), TEXT_EMBEDS, media.embeds()] {
             if !session.outputs().iter().any(|o| o.name == output) {
                 return Err(missing(format!("output '{output}'")));
             }
         }
         let mask = session.input(MASK).is_some();
-        Ok(Self { session, mask })
+        Ok(Self {
+            session,
+            mask,
+            media,
+        })
     }
 
-    /// Scores the texts of `batch` against one image `[1, 3, h, w]`.
+    /// Scores the texts of `batch` against one image (`pixel_shape` `[1, 3,
+    /// h, w]`) or video (`[1, frames, 3, h, w]`).
     pub(crate) fn forward(
         &self,
         batch: TextBatch,
         pixels: Vec<f32>,
-        (h, w): (usize, usize),
+        pixel_shape: Vec<usize>,
     ) -> Result<ClipOutputs, SkillError> {
         let TextBatch {
             rows,
@@ -87,7 +130,7 @@ impl OnnxClip {
             (
                 PIXELS.to_owned(),
                 OrtInput::F32 {
-                    shape: vec![1, 3, h, w],
+                    shape: pixel_shape,
                     data: pixels,
                 },
             ),
@@ -114,10 +157,14 @@ impl OnnxClip {
             }
             Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
         };
+        let text_shape: &[usize] = match self.media {
+            MediaKind::Image => &[rows, 0],
+            MediaKind::Video => &[1, rows, 0],
+        };
         Ok(ClipOutputs {
-            logits: tensor(LOGITS, &[1, rows])?.squeeze(0)?,
-            text_embeds: tensor(TEXT_EMBEDS, &[rows, 0])?,
-            image_embeds: tensor(IMAGE_EMBEDS, &[1, 0])?,
+            logits: tensor(self.media.logits(), &[1, rows])?.squeeze(0)?,
+            text_embeds: tensor(TEXT_EMBEDS, text_shape)?,
+            media_embeds: tensor(self.media.embeds(), &[1, 0])?,
         })
     }
 }
