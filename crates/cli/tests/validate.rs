@@ -142,3 +142,71 @@ fn speech_models_are_validated_on_recordings() {
     );
     assert!(err.contains("speech models"), "{err}");
 }
+
+/// Dual encoders are compared on texts against their media (logits and
+/// embeddings), image-to-text models on images with each text as the
+/// prompt (first-step logits); on ONNX Runtime from the graphs exported on
+/// first use (the fixtures copied without `onnx/`).
+#[test]
+fn media_models_are_validated_on_their_media() {
+    let test = "media_models_are_validated_on_their_media";
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        ("clip", "--image", "input.png", "logits and embeddings"),
+        ("clap", "--audio", "input.wav", "logits and embeddings"),
+        ("xclip", "--video", "frames", "logits and embeddings"),
+        ("llava", "--image", "input.png", "first-step logits"),
+        ("llava_next", "--image", "input.png", "first-step logits"),
+    ];
+    for (model, flag, media, compared) in cases {
+        let media = fixture_model(model).join(media);
+        let answer = json_of(
+            cli(home.path())
+                .args(["validate", "--json", "--backend", "cpu", "--against", "cpu"])
+                .args(["--repeat", "1", "--text", "a dog", flag])
+                .arg(&media)
+                .arg("--model")
+                .arg(fixture_model(model)),
+        );
+        assert_eq!(answer["compared"], compared, "{model}");
+        assert_eq!(answer["inputs"], 1, "{model}");
+        assert_eq!(answer["max_abs"], 0.0, "{model}");
+        assert!(answer["n"].as_u64().unwrap() > 0, "{model}");
+        let err = failure_of(
+            cli(home.path()),
+            "validate",
+            &fixture_model(model),
+            &["--backend", "cpu", "--against", "cpu"],
+        );
+        assert!(err.contains(flag), "{model}: {err}");
+        for backend in ["ort", "openvino"] {
+            let openvino = backend == "openvino";
+            if ort_missing_skip(test, openvino) {
+                continue;
+            }
+            let copy = home.path().join(format!("{model}-no-onnx"));
+            if !copy.exists() {
+                copy_dir(&fixture_model(model), &copy).unwrap();
+                std::fs::remove_dir_all(copy.join("onnx")).ok();
+            }
+            let mut cmd = with_ort(cli(home.path()), test, openvino).unwrap();
+            let answer = json_of(
+                cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
+                    .args(["--backend", backend, "--text", "a dog", flag])
+                    .arg(&media)
+                    .arg("--model")
+                    .arg(&copy),
+            );
+            assert_eq!(answer["backend"], backend, "{model}");
+            let max_abs = answer["max_abs"].as_f64().unwrap();
+            assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
+        }
+    }
+    let err = failure_of(
+        cli(home.path()),
+        "validate",
+        &fixture_model("bert"),
+        &["--backend", "cpu", "--against", "cpu", "--image", "x.png"],
+    );
+    assert!(err.contains("--image and --video are for"), "{err}");
+}

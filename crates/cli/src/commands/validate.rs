@@ -1,13 +1,21 @@
 //! `validate`: one model on two backends over the same inputs, with the
 //! largest discrepancies and the latencies (what `onnx_diagnostic validate`
-//! reports for an exported model against its source).
+//! reports for an exported model against its source). Text models run on
+//! texts; speech models on recordings (`--audio`); dual encoders on texts
+//! and their media (`--image`, `--audio`, `--video`), comparing logits and
+//! embeddings; image-to-text models on images (`--image`) with each text
+//! as the prompt, comparing first-step logits.
 
 use super::Context;
 use crate::output::{print_json, print_text};
 use anyhow::bail;
 use anyhow::Context as _;
 use ipfs_accelerate::media::{read_audio, Audio};
+use ipfs_accelerate::skills::media::{read_frames, read_image, RgbImage};
 use ipfs_accelerate::skills::registry::skill_for_model;
+use ipfs_accelerate::skills::{
+    CaptionOptions, ImageCaptioner, Media, SimilarityModel, SimilarityOptions,
+};
 use ipfs_accelerate::skills::{SkillKind, SpeechRecognizer, Text2TextGenerator, TranscribeOptions};
 use ipfs_accelerate::{BackendKind, GenerateOptions, ModelRef, TextEmbedder, TextGenerator};
 use serde::Serialize;
@@ -38,10 +46,18 @@ pub struct ValidateArgs {
     /// An input text (repeatable); three fixed sentences when absent.
     #[arg(long = "text", value_name = "TEXT")]
     texts: Vec<String>,
-    /// An input recording (repeatable), for a speech model: what it needs
-    /// instead of texts.
+    /// An input recording (repeatable), for a speech model (instead of
+    /// texts) or an audio-text model.
     #[arg(long = "audio", value_name = "FILE")]
     audio: Vec<std::path::PathBuf>,
+    /// An input image (repeatable), for an image-text or image-to-text
+    /// model.
+    #[arg(long = "image", value_name = "FILE")]
+    images: Vec<std::path::PathBuf>,
+    /// An input video, a folder of frames (repeatable), for a video-text
+    /// model.
+    #[arg(long = "video", value_name = "DIR")]
+    videos: Vec<std::path::PathBuf>,
     /// Untimed runs on each backend before timing.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -50,10 +66,22 @@ pub struct ValidateArgs {
     repeat: usize,
 }
 
-/// The inputs both backends run: texts, or recordings for a speech model.
+/// The inputs both backends run: texts, and the media the model takes.
 struct Inputs<'a> {
     texts: Vec<&'a str>,
     audio: Vec<Audio>,
+    images: Vec<RgbImage>,
+    videos: Vec<Vec<RgbImage>>,
+}
+
+impl Inputs<'_> {
+    /// Each media input, as the similarity skill takes it.
+    fn media(&self) -> Vec<Media<'_>> {
+        let images = self.images.iter().map(Media::Image);
+        let audio = self.audio.iter().map(Media::Audio);
+        let videos = self.videos.iter().map(|v| Media::Video(v));
+        images.chain(audio).chain(videos).collect()
+    }
 }
 
 /// What is compared: a flat list of values per input set.
@@ -98,6 +126,59 @@ impl Runner for SpeechLogits {
                 .find_map(|name| transcription.outputs.get(*name))
                 .ok_or_else(|| anyhow::anyhow!("the model returned no logits"))?;
             out.extend_from_slice(&logits.data);
+        }
+        Ok(out)
+    }
+}
+
+/// A dual encoder's logits, then its text and media embeddings, for the
+/// texts against each media input.
+struct Similarities(SimilarityModel);
+
+impl Runner for Similarities {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>> {
+        let texts: Vec<String> = inputs.texts.iter().map(|t| (*t).to_owned()).collect();
+        let options = SimilarityOptions {
+            return_inputs: false,
+            return_embeddings: true,
+        };
+        let mut out = Vec::new();
+        for media in inputs.media() {
+            let scores = self.0.score(media, &texts, options)?;
+            out.extend(scores.logits);
+            for array in scores.outputs.values() {
+                out.extend_from_slice(&array.data);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An image-to-text model's first-step logits for each image with each
+/// text as the prompt.
+struct CaptionLogits(ImageCaptioner);
+
+impl Runner for CaptionLogits {
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+    fn run(&self, inputs: &Inputs<'_>) -> anyhow::Result<Vec<f32>> {
+        let options = first_logits(&GenerateOptions::default());
+        let mut out = Vec::new();
+        for image in &inputs.images {
+            for text in &inputs.texts {
+                let caption = self.0.caption(
+                    image,
+                    text,
+                    &options,
+                    CaptionOptions::default(),
+                    &mut |_| {},
+                )?;
+                out.extend(caption.generation.last_logits.unwrap_or_default());
+            }
         }
         Ok(out)
     }
@@ -178,11 +259,12 @@ fn load(
         SkillKind::SpeechRecognition => Box::new(SpeechLogits(SpeechRecognizer::load(
             &loader, model, backend,
         )?)),
-        other => bail!(
-            "validate compares embedding, text-generation, text2text and speech models; '{}' is a {} model",
-            model,
-            other.name()
-        ),
+        SkillKind::Similarity => Box::new(Similarities(SimilarityModel::load(
+            &loader, model, backend,
+        )?)),
+        SkillKind::ImageToText => Box::new(CaptionLogits(ImageCaptioner::load(
+            &loader, model, backend,
+        )?)),
     })
 }
 
@@ -233,6 +315,53 @@ fn discrepancy(got: &[f32], want: &[f32]) -> (f64, f64, usize) {
     (max_abs, max_rel, nan)
 }
 
+/// Refuses media flags `skill` does not take, and a run without the media
+/// it needs.
+fn check_media(args: &ValidateArgs, skill: SkillKind) -> anyhow::Result<()> {
+    match skill {
+        SkillKind::SpeechRecognition => {
+            if args.audio.is_empty() {
+                bail!("validate runs a speech model on recordings: give --audio FILE");
+            }
+            if !args.images.is_empty() || !args.videos.is_empty() {
+                bail!("a speech model takes --audio only");
+            }
+        }
+        SkillKind::Similarity => {
+            if args.audio.is_empty() && args.images.is_empty() && args.videos.is_empty() {
+                bail!(
+                    "validate compares a similarity model's texts with media: give --image FILE, --audio FILE or --video DIR"
+                );
+            }
+        }
+        SkillKind::ImageToText => {
+            if args.images.is_empty() {
+                bail!("validate runs an image-to-text model on images: give --image FILE");
+            }
+            if !args.audio.is_empty() || !args.videos.is_empty() {
+                bail!("an image-to-text model takes --image only");
+            }
+        }
+        _ => {
+            if !args.audio.is_empty() {
+                bail!(
+                    "--audio is for speech models; '{}' is a {} model",
+                    args.model,
+                    skill.name()
+                );
+            }
+            if !args.images.is_empty() || !args.videos.is_empty() {
+                bail!(
+                    "--image and --video are for similarity and image-to-text models; '{}' is a {} model",
+                    args.model,
+                    skill.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     let backend: BackendKind = args.backend.parse()?;
     let against: BackendKind = args.against.parse()?;
@@ -250,22 +379,29 @@ pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     let model = ModelRef::parse(&args.model)?;
     let skill = skill_for_model(&ctx.loader()?, &model)?;
     let speech = skill == SkillKind::SpeechRecognition;
-    if speech && args.audio.is_empty() {
-        bail!("validate runs a speech model on recordings: give --audio FILE");
-    }
-    if !speech && !args.audio.is_empty() {
-        bail!(
-            "--audio is for speech models; '{}' is a {} model",
-            args.model,
-            skill.name()
-        );
-    }
+    check_media(&args, skill)?;
     let audio = args
         .audio
         .iter()
         .map(|path| read_audio(path).with_context(|| format!("cannot read {}", path.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let inputs = Inputs { texts, audio };
+    let images = args
+        .images
+        .iter()
+        .map(|path| read_image(path).with_context(|| format!("cannot read {}", path.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let videos = args
+        .videos
+        .iter()
+        .map(|dir| read_frames(dir).with_context(|| format!("cannot read {}", dir.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let inputs = Inputs {
+        texts,
+        audio,
+        images,
+        videos,
+    };
+    let media_inputs = inputs.media().len();
     // One backend at a time: two large models need not fit together.
     let (tested, tested_kind, tested_ms) = {
         let runner = load(ctx, &model, skill, backend)?;
@@ -299,14 +435,15 @@ pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
         against: reference_kind,
         compared: match skill {
             SkillKind::TextEmbedding => "embeddings",
+            SkillKind::Similarity => "logits and embeddings",
             // A CTC model's logits are per frame; Whisper's at its prefix.
             SkillKind::SpeechRecognition if is_ctc(&ctx.loader()?, &model) => "CTC logits",
             _ => "first-step logits",
         },
-        inputs: if speech {
-            inputs.audio.len()
-        } else {
-            inputs.texts.len()
+        inputs: match skill {
+            _ if speech => inputs.audio.len(),
+            SkillKind::Similarity | SkillKind::ImageToText => media_inputs,
+            _ => inputs.texts.len(),
         },
         max_abs,
         max_rel,
