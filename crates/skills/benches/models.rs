@@ -22,7 +22,7 @@
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_export::cached_export;
 use ipfs_accelerate_loader::{Loader, ModelRef};
-use ipfs_accelerate_skills::media::{read_image, read_wav};
+use ipfs_accelerate_skills::media::{read_frames, read_image, read_wav};
 use ipfs_accelerate_skills::{
     GenerateOptions, Media, SimilarityModel, SimilarityOptions, SpeechRecognizer,
     Text2TextGenerator, TextEmbedder, TextGenerator, TranscribeOptions,
@@ -156,6 +156,34 @@ fn load(
                 Box::new(move || {
                     let s = m
                         .score(Media::Image(&image), &texts, SimilarityOptions::default())
+                        .unwrap();
+                    json!({ "logits": s.logits })
+                }),
+            ))
+        }
+        "clap" => {
+            let m = SimilarityModel::load(loader, model, backend).map_err(err)?;
+            let ran = m.backend();
+            let audio = read_wav(Path::new(r["audio_48k"].as_str().unwrap())).unwrap();
+            Ok((
+                ran,
+                Box::new(move || {
+                    let s = m
+                        .score(Media::Audio(&audio), &texts, SimilarityOptions::default())
+                        .unwrap();
+                    json!({ "logits": s.logits })
+                }),
+            ))
+        }
+        "xclip" => {
+            let m = SimilarityModel::load(loader, model, backend).map_err(err)?;
+            let ran = m.backend();
+            let frames = read_frames(Path::new(r["video"].as_str().unwrap())).unwrap();
+            Ok((
+                ran,
+                Box::new(move || {
+                    let s = m
+                        .score(Media::Video(&frames), &texts, SimilarityOptions::default())
                         .unwrap();
                     json!({ "logits": s.logits })
                 }),

@@ -103,7 +103,7 @@ enum Model {
     },
     /// CLAP as two ONNX graphs.
     ClapOnnx {
-        model: OnnxClap,
+        model: Box<OnnxClap>,
         extractor: ClapFeatureExtractor,
         /// Tokens per text at most.
         max_tokens: usize,
@@ -668,7 +668,7 @@ fn load_clap(
                 executor.session(&text.path)?,
                 executor.session(&audio.path)?,
             )?;
-            Ok((ClapTower::Onnx(model), Device::Cpu))
+            Ok((ClapTower::Onnx(Box::new(model)), Device::Cpu))
         },
         |device| {
             let vb = var_builder(loader, name, &config, &weight_files, DType::F32, device)?;
@@ -696,7 +696,7 @@ fn load_clap(
 #[derive(Debug)]
 enum ClapTower {
     Candle(Box<clap::Clap>),
-    Onnx(OnnxClap),
+    Onnx(Box<OnnxClap>),
 }
 
 /// One clip through [`OnnxClap`]'s audio graph: its embeddings `[1, dim]`,
