@@ -15,9 +15,11 @@ ones: prompts use the fixture's ids, generated ids may lie past them.
 
 | family   | architecture                                          |
 | -------- | ----------------------------------------------------- |
+| bert-tiny | prajjwal1/bert-tiny's BertConfig (2 layers, 128 wide), the bert fixture's tokenizer |
 | gpt2     | GPT2Config() = gpt2 (124M)                             |
 | opt      | OPTConfig() = facebook/opt-125m                        |
 | llama    | SmolLM2-135M's LlamaConfig (30 layers, GQA 9/3, tied)  |
+| t5-tiny  | google/t5-efficient-tiny's T5Config (4+4 layers, 256 wide) |
 | t5       | T5Config() = t5-small                                  |
 | whisper  | WhisperConfig() = whisper-tiny, tiny.en's vocabulary   |
 | wav2vec2 | Wav2Vec2Config() = wav2vec2-base, the fixture's CTC vocab |
@@ -69,8 +71,16 @@ TEXT_FILES = [
 ]
 
 
+# The fixture whose tokenizer and processor files a family takes.
+FIXTURE_OF = {"bert-tiny": "bert", "t5-tiny": "t5"}
+
+
+def fixture_of(family):
+    return FIXTURE_OF.get(family, family)
+
+
 def config_of(family):
-    fixture = json.loads((FIXTURES / family / "config.json").read_text())
+    fixture = json.loads((FIXTURES / fixture_of(family) / "config.json").read_text())
     special = {
         k: fixture[k]
         for k in ["bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"]
@@ -96,6 +106,21 @@ def config_of(family):
         )
     if family == "t5":
         return transformers.T5Config(**special)
+    if family == "t5-tiny":
+        return transformers.T5Config(
+            d_model=256,
+            d_ff=1024,
+            d_kv=64,
+            num_layers=4,
+            num_decoder_layers=4,
+            num_heads=4,
+            feed_forward_proj="relu",
+            **special,
+        )
+    if family == "bert-tiny":
+        return transformers.BertConfig(
+            hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512
+        )
     if family == "wav2vec2":
         return transformers.Wav2Vec2Config(vocab_size=fixture["vocab_size"], **special)
     if family == "clip":
@@ -129,6 +154,8 @@ def build(family, model_dir: Path):
         "opt": transformers.OPTForCausalLM,
         "llama": transformers.LlamaForCausalLM,
         "t5": transformers.T5ForConditionalGeneration,
+        "t5-tiny": transformers.T5ForConditionalGeneration,
+        "bert-tiny": transformers.BertModel,
         "wav2vec2": transformers.Wav2Vec2ForCTC,
         "clip": transformers.CLIPModel,
         "clap": transformers.ClapModel,
@@ -138,7 +165,7 @@ def build(family, model_dir: Path):
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(model_dir, safe_serialization=True)
     for name in TEXT_FILES:
-        source = FIXTURES / family / name
+        source = FIXTURES / fixture_of(family) / name
         if source.exists():
             shutil.copy(source, model_dir / name)
     if family == "clap":
@@ -176,7 +203,7 @@ def read_wav(path):
 
 def request_fn(family, model_dir: Path, r):
     new_tokens = int(r.get("new_tokens", 32))
-    if family == "bert":
+    if family in ("bert", "bert-tiny"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         model = transformers.AutoModel.from_pretrained(model_dir).eval()
         texts = r["texts"]
@@ -207,7 +234,7 @@ def request_fn(family, model_dir: Path, r):
             return {"token_ids": out[0, ids.input_ids.shape[1]:].tolist()}
 
         return run
-    if family == "t5":
+    if family in ("t5", "t5-tiny"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         model = transformers.T5ForConditionalGeneration.from_pretrained(model_dir).eval()
         ids = tokenizer(r["texts"][0], return_tensors="pt")

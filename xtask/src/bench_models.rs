@@ -1,6 +1,6 @@
-//! `cargo xtask bench models [--only FAMILY] [--backend B]`: every family
-//! with an ONNX path at real size, on every backend here, beside PyTorch
-//! eager on the same weights, inputs and thread count, in one run.
+//! `cargo xtask bench models [--only FAMILY] [--backend B] [--profile P]
+//! [--out FILE]`: every family at real size, on every backend here, beside
+//! PyTorch eager on the same weights, inputs and thread count, in one run.
 //!
 //! Models: real-size random weights with the published architecture
 //! (`xtask/scripts/bench_models.py` says which), built once under
@@ -32,8 +32,13 @@
 //! embeddings and CTC logits within 1e-3, the first 8 generated ids equal;
 //! a row whose answer differs fails the bench.
 //!
-//! Writes `target/bench/models.json` and prints the table recorded in
-//! docs/benchmarks.md.
+//! Writes `target/bench/models.json` (or `--out`; families of an earlier
+//! run that this one did not measure are kept, so `--only` runs add up),
+//! the chart of every measured family's speed against PyTorch next to it
+//! (`models.svg`), and prints the table recorded in docs/benchmarks.md,
+//! with the seeds' own CPU figures beside ours (theirs, other hardware).
+//! `--profile dev` builds our side unoptimised: for checking the
+//! pipeline (the test of the JSON), not for figures.
 
 use crate::ort_runtime;
 use crate::process::{cargo, output, root, sh};
@@ -52,14 +57,62 @@ const TOLERANCE: f64 = 1e-3;
 
 /// The families benchmarked, in the family table's order.
 const FAMILIES: &[&str] = &[
-    "bert", "gpt2", "opt", "llama", "t5", "whisper", "wav2vec2", "clip", "clap", "xclip",
+    "bert-tiny",
+    "bert",
+    "gpt2",
+    "opt",
+    "llama",
+    "t5-tiny",
+    "t5",
+    "whisper",
+    "wav2vec2",
+    "clip",
+    "clap",
+    "xclip",
 ];
+
+/// The seeds' own CPU figures (ipfs_accelerate_py's development guide,
+/// "Performance Test Results (June 15, 2025)"): theirs, on other hardware
+/// with other inputs, shown for reference only.
+fn seeds_cpu(family: &str) -> &'static str {
+    match family {
+        "bert-tiny" => "4.3 ms/sentence, 24 MB",
+        "bert" => "5.0 ms/sentence, 100 MB",
+        "gpt2" => "20 tokens/s, 510 MB",
+        "opt" => "38 tokens/s, 275 MB",
+        "t5-tiny" => "32 tokens/s, 90 MB",
+        "whisper" => "14× real time, 175 MB",
+        "wav2vec2" => "20× real time, 62 MB (wav2vec2-tiny)",
+        "clip" => "310 ms/query, 440 MB",
+        "clap" => "310 ms/query, 470 MB",
+        "xclip" => "410 ms/frame, 405 MB",
+        // Their LLAMA row is opt-125m; t5-small is not in their table.
+        _ => "–",
+    }
+}
+
+/// Frames in X-CLIP's video request.
+const VIDEO_FRAMES: f64 = 8.0;
+
+/// Our latency in the seeds' unit.
+fn seeds_style(family: &str, latency: f64, throughput: f64, r: &Value) -> String {
+    match family {
+        "bert" | "bert-tiny" => {
+            let n = r["texts"].as_array().map_or(1, Vec::len).max(1) as f64;
+            format!("{:.1} ms/sentence", latency * 1e3 / n)
+        }
+        "clip" | "clap" => format!("{:.0} ms/query", latency * 1e3),
+        "xclip" => format!("{:.0} ms/frame", latency * 1e3 / VIDEO_FRAMES),
+        "whisper" | "wav2vec2" => format!("{:.1}× real time", 1.0 / throughput.max(1e-9)),
+        _ => format!("{throughput:.1} tokens/s"),
+    }
+}
 const BACKENDS: &[&str] = &["cpu", "ort", "openvino"];
 
 /// What a family's request measures.
 fn unit(family: &str) -> &'static str {
     match family {
-        "bert" => "sentences/s",
+        "bert" | "bert-tiny" => "sentences/s",
         "clip" | "clap" | "xclip" => "queries/s",
         "whisper" | "wav2vec2" => "real-time factor",
         _ => "tokens/s",
@@ -68,10 +121,12 @@ fn unit(family: &str) -> &'static str {
 
 fn architecture(family: &str) -> &'static str {
     match family {
+        "bert-tiny" => "prajjwal1/bert-tiny (2 layers, 128 wide)",
         "bert" => "all-MiniLM-L6-v2 (real weights)",
         "gpt2" => "gpt2 124M",
         "opt" => "opt-125m",
         "llama" => "SmolLM2-135M's config",
+        "t5-tiny" => "google/t5-efficient-tiny",
         "t5" => "t5-small",
         "whisper" => "whisper-tiny (tiny.en vocabulary)",
         "clip" => "clip-vit-base-patch32",
@@ -93,7 +148,7 @@ fn request(family: &str, audio: &Path, media: &Path) -> Value {
         "A monkey is playing drums.",
     ];
     json!({
-        "texts": if family == "t5" {
+        "texts": if family.starts_with("t5") {
             vec!["translate English to German: The house is wonderful."]
         } else {
             texts.to_vec()
@@ -111,19 +166,28 @@ fn request(family: &str, audio: &Path, media: &Path) -> Value {
 struct Args {
     only: Option<String>,
     backend: Option<String>,
+    /// The cargo profile our side is built with (`bench`, or `dev`).
+    profile: String,
+    out: PathBuf,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
     let mut out = Args {
         only: None,
         backend: None,
+        profile: "bench".to_owned(),
+        out: root().join("target/bench/models.json"),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--only" => out.only = Some(it.next().context("--only FAMILY")?.clone()),
             "--backend" => out.backend = Some(it.next().context("--backend B")?.clone()),
-            other => bail!("unknown argument {other} (--only FAMILY, --backend B)"),
+            "--profile" => out.profile = it.next().context("--profile P")?.clone(),
+            "--out" => out.out = PathBuf::from(it.next().context("--out FILE")?),
+            other => bail!(
+                "unknown argument {other} (--only FAMILY, --backend B, --profile P, --out FILE)"
+            ),
         }
     }
     if let Some(f) = &out.only {
@@ -144,13 +208,15 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
 }
 
 /// The `models` bench's executable, built in release.
-fn bench_binary() -> anyhow::Result<PathBuf> {
+fn bench_binary(profile: &str) -> anyhow::Result<PathBuf> {
     let out = output(cargo().args([
         "bench",
         "-p",
         "ipfs-accelerate-skills",
         "--bench",
         "models",
+        "--profile",
+        profile,
         "--no-run",
         "--message-format=json",
     ]))?;
@@ -211,7 +277,7 @@ fn check(family: &str, ours: &Value, theirs: &Value) -> (bool, String) {
             .fold(0.0, f64::max)
     };
     match family {
-        "bert" => {
+        "bert" | "bert-tiny" => {
             let d = max_abs(&ours["embeddings"], &theirs["embeddings"]);
             (d <= TOLERANCE, format!("embeddings max |Δ| {d:.1e}"))
         }
@@ -239,7 +305,7 @@ fn check(family: &str, ours: &Value, theirs: &Value) -> (bool, String) {
 /// Throughput in the family's unit from a latency.
 fn throughput(family: &str, latency: f64, answer: &Value, r: &Value) -> f64 {
     match family {
-        "bert" => r["texts"].as_array().map_or(0, Vec::len) as f64 / latency,
+        "bert" | "bert-tiny" => r["texts"].as_array().map_or(0, Vec::len) as f64 / latency,
         // One query: an image against the texts.
         "clip" | "clap" | "xclip" => 1.0 / latency,
         "whisper" | "wav2vec2" => latency / AUDIO_SECONDS as f64,
@@ -251,7 +317,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
     let python = python_clients::torch()?;
     let ort = ort_runtime::install()?;
-    let bin = bench_binary()?;
+    let bin = bench_binary(&args.profile)?;
     let out_dir = root().join("target/bench/models");
     std::fs::create_dir_all(&out_dir)?;
     let media = root().join("target/bench-models");
@@ -347,24 +413,28 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             if !ok {
                 bail!("{family} on {backend}: the answer differs from PyTorch's ({how})");
             }
+            let rate = throughput(family, latency, &row["answer"], &r);
             rows.push(json!({
                 "backend": backend,
                 "status": "ok",
                 "latency_s": latency,
                 "load_s": row["load_s"],
-                "throughput": throughput(family, latency, &row["answer"], &r),
+                "throughput": rate,
+                "seeds_style": seeds_style(family, latency, rate, &r),
                 "unit": unit(family),
                 "peak_rss_mib": row["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
                 "speed_vs_pytorch": torch_latency / latency,
                 "check": how,
             }));
         }
+        let torch_rate = throughput(family, torch_latency, &torch["answer"], &r);
         rows.push(json!({
             "backend": "pytorch",
             "status": "ok",
             "latency_s": torch_latency,
             "load_s": torch["load_s"],
-            "throughput": throughput(family, torch_latency, &torch["answer"], &r),
+            "throughput": torch_rate,
+            "seeds_style": seeds_style(family, torch_latency, torch_rate, &r),
             "unit": unit(family),
             "peak_rss_mib": torch["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
             "speed_vs_pytorch": 1.0,
@@ -373,29 +443,50 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         families.push(json!({
             "family": family,
             "architecture": architecture(family),
+            "seeds_cpu": seeds_cpu(family),
+            "profile": args.profile,
             "weights_bytes": weights_bytes,
             "request": r,
             "export": export,
             "rows": rows,
         }));
     }
+    let families = merged(&args.out, families);
     let report = json!({
         "threads": 2,
         "pytorch": versions,
         "families": families,
     });
-    let path = root().join("target/bench/models.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
+    let chart = args.out.with_extension("svg");
+    crate::bench_chart::speed_chart(&report, &chart)?;
     print_table(&report);
-    eprintln!("written to {}", path.display());
+    eprintln!("written to {} and {}", args.out.display(), chart.display());
     Ok(())
+}
+
+/// This run's families with those of the report already at `path` that
+/// it did not measure, in the family table's order.
+fn merged(path: &Path, measured: Vec<Value>) -> Vec<Value> {
+    let earlier = read(path)
+        .ok()
+        .and_then(|r| r["families"].as_array().cloned())
+        .unwrap_or_default();
+    let find = |list: &[Value], family: &str| list.iter().find(|f| f["family"] == family).cloned();
+    FAMILIES
+        .iter()
+        .filter_map(|family| find(&measured, family).or_else(|| find(&earlier, family)))
+        .collect()
 }
 
 fn print_table(report: &Value) {
     eprintln!(
-        "\n| family | weights (MiB) | export (s) | backend | latency (ms) | throughput | peak RSS (MiB) | speed vs PyTorch |"
+        "\n| family | weights (MiB) | export (s) | backend | latency (ms) | throughput | seeds' unit | peak RSS (MiB) | speed vs PyTorch | seeds' CPU (theirs) |"
     );
-    eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for f in report["families"].as_array().into_iter().flatten() {
         let export = f["export"]["export_s"]
             .as_f64()
@@ -403,7 +494,7 @@ fn print_table(report: &Value) {
         for row in f["rows"].as_array().into_iter().flatten() {
             if row["status"] != "ok" {
                 eprintln!(
-                    "| {} | | | {} | {} | | | |",
+                    "| {} | | | {} | {} | | | | | |",
                     f["family"].as_str().unwrap_or_default(),
                     row["backend"].as_str().unwrap_or_default(),
                     row["detail"].as_str().unwrap_or_default()
@@ -411,7 +502,7 @@ fn print_table(report: &Value) {
                 continue;
             }
             eprintln!(
-                "| {} | {:.0} | {} | {} | {:.0} | {:.3} {} | {:.0} | {:.2}× |",
+                "| {} | {:.0} | {} | {} | {:.0} | {:.3} {} | {} | {:.0} | {:.2}× | {} |",
                 f["family"].as_str().unwrap_or_default(),
                 f["weights_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
                 export,
@@ -419,8 +510,10 @@ fn print_table(report: &Value) {
                 row["latency_s"].as_f64().unwrap_or(0.0) * 1e3,
                 row["throughput"].as_f64().unwrap_or(0.0),
                 row["unit"].as_str().unwrap_or_default(),
+                row["seeds_style"].as_str().unwrap_or_default(),
                 row["peak_rss_mib"].as_f64().unwrap_or(0.0),
                 row["speed_vs_pytorch"].as_f64().unwrap_or(0.0),
+                f["seeds_cpu"].as_str().unwrap_or_default(),
             );
         }
     }

@@ -19,6 +19,7 @@
 //!   prints the environment lines.
 
 mod bench;
+mod bench_chart;
 mod bench_embed_onnx;
 mod bench_long_form;
 mod bench_models;

@@ -93,7 +93,7 @@ fn load(
     let texts: Vec<String> = serde_json::from_value(r["texts"].clone()).unwrap_or_default();
     let new_tokens = r["new_tokens"].as_u64().unwrap_or(32) as usize;
     match family {
-        "bert" => {
+        "bert" | "bert-tiny" => {
             let m = TextEmbedder::load(loader, model, backend).map_err(err)?;
             let ran = m.backend();
             Ok((
@@ -118,7 +118,7 @@ fn load(
                 }),
             ))
         }
-        "t5" => {
+        "t5" | "t5-tiny" => {
             let m = Text2TextGenerator::load(loader, model, backend).map_err(err)?;
             let ran = m.backend();
             let text = texts[0].clone();
