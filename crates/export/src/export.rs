@@ -19,6 +19,10 @@ pub struct ExportOptions {
     /// Encoders: add the sentence-transformers pooling (and normalisation,
     /// when the model has a `Normalize` module) as output `sentence_embedding`.
     pub pooling: bool,
+    /// The caller moves the large initializers into an external data file
+    /// ([`crate::external_data`]; the export cache does): the 2 GiB limit
+    /// of a protobuf with inline weights does not apply.
+    pub external_data: bool,
 }
 
 /// One declared input or output.
@@ -72,7 +76,7 @@ pub const EXPORTABLE: [&str; 12] = [
 /// use is keyed by it (with the weights and config): bump it whenever any
 /// exporter writes a different graph for the same checkpoint, so stale
 /// cached graphs are never used.
-pub const EXPORTER_VERSION: u32 = 2;
+pub const EXPORTER_VERSION: u32 = 3;
 
 /// The graph files of a single-graph export (encoders, decoder-only
 /// models), in optimum's layout under `onnx/`.
@@ -225,8 +229,10 @@ pub fn export_model(
             })
         }
     };
-    for (file, graph) in &graphs {
-        check_size(&name, file, graph)?;
+    if !options.external_data {
+        for (file, graph) in &graphs {
+            check_size(&name, file, graph)?;
+        }
     }
     Ok(ExportedModel {
         graphs,

@@ -11,7 +11,8 @@
 //! waits on the key's lock and then finds the graphs cached.
 
 use super::export::{export_model, graph_files, ExportOptions, EXPORTER_VERSION};
-use super::{model_io, OnnxError};
+use super::proto::ModelProto;
+use super::{external_data, model_io, OnnxError};
 use ipfs_accelerate_loader::{FileKind, LoadError, Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_storage::{sha256_of_file, BlobInfo, Layer, Manifest, StorageError, Store};
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,18 @@ fn remember(path: &std::path::Path, contents: &str) {
     }
 }
 
+/// The suffix of a graph's external data file (optimum's `model.onnx_data`).
+pub const DATA_SUFFIX: &str = "_data";
+
+/// The memory available now (`MemAvailable` of `/proc/meminfo`), where the
+/// system says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The float32 bytes the checkpoint's tensors take, from the safetensors
 /// headers alone (no tensor is read).
 fn f32_bytes(files: &[ResolvedFile]) -> u64 {
@@ -252,13 +265,14 @@ pub fn cached_export(
         });
     };
     let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-    // Refused from the headers: the exporter would read every tensor first.
+    // Refused from the headers: the exporter holds every tensor in float32
+    // twice (the checkpoint's and the graph's) while it builds.
     let bytes = f32_bytes(&weight_files);
-    if bytes > i32::MAX as u64 {
+    if let Some(available) = available_memory().filter(|&a| bytes.saturating_mul(2) > a) {
         return Err(OnnxError::Unsupported {
             model: name,
             reason: format!(
-                "its float32 weights are {bytes} bytes; ONNX files with inline weights stop at 2 GiB"
+                "its float32 weights are {bytes} bytes; exporting them needs about twice that in memory, and {available} bytes are available"
             ),
         });
     }
@@ -299,11 +313,15 @@ pub fn cached_export(
         export_seconds: 0.0,
     };
     let made = cached_or_made(store, &name, &key, graph_names, provenance, || {
-        let exported = export_model(loader, model, &ExportOptions::default())?;
+        let options = ExportOptions {
+            external_data: true,
+            ..ExportOptions::default()
+        };
+        let exported = export_model(loader, model, &options)?;
         Ok(exported
             .graphs
-            .iter()
-            .map(|(file, graph)| ((*file).to_owned(), model_io::encode(graph)))
+            .into_iter()
+            .map(|(file, graph)| (file.to_owned(), graph))
             .collect())
     });
     let (graphs, export_seconds) = match made {
@@ -409,7 +427,7 @@ pub fn split_merged_decoder(
                 crate::rewrites::prune(&mut graph)?;
             }
             crate::rewrites::drop_unused_inputs(&mut graph)?;
-            out.push(((*file).to_owned(), model_io::encode(&graph)));
+            out.push(((*file).to_owned(), graph));
         }
         Ok(out)
     })?;
@@ -438,7 +456,7 @@ fn cached_or_made(
     key: &str,
     graph_names: &[&str],
     mut provenance: Provenance,
-    make: impl FnOnce() -> Result<Vec<(String, Vec<u8>)>, OnnxError>,
+    make: impl FnOnce() -> Result<Vec<(String, ModelProto)>, OnnxError>,
 ) -> Result<(Vec<ResolvedFile>, f64), OnnxError> {
     let storage = |e: StorageError| storage_error(LoadError::from(e));
     // One maker per key across processes: a second asker waits here, then
@@ -455,10 +473,36 @@ fn cached_or_made(
     tracing::info!(model = %name, key, made_by = %provenance.made_by, "making ONNX graphs on first use");
     let started = Instant::now();
     let made = make()?;
-    let mut blobs: Vec<(String, BlobInfo)> = Vec::with_capacity(made.len() + 1);
-    for (file, bytes) in &made {
-        let info = store.put_bytes(bytes).map_err(storage)?;
-        blobs.push((file.clone(), info));
+    let mut blobs: Vec<(String, BlobInfo)> = Vec::with_capacity(2 * made.len() + 1);
+    for (file, mut graph) in made {
+        // The large initializers go to `<file>_data`, a blob beside the
+        // graph's (both are named by their sha256 in one folder): the graph
+        // names its data blob, and ONNX Runtime maps it.
+        let tmp = store
+            .root()
+            .join(format!(".export-{key}-{}.tmp", std::process::id()));
+        let io = |source| OnnxError::Io {
+            path: tmp.display().to_string(),
+            source,
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+        let written = external_data::externalize(&mut graph, &mut out, "");
+        let flushed = written.and_then(|n| std::io::Write::flush(&mut out).map(|()| n));
+        drop(out);
+        let stored = match flushed {
+            Ok(0) => Ok(None),
+            Ok(_) => store.put_file(&tmp).map(Some).map_err(storage),
+            Err(source) => Err(io(source)),
+        };
+        std::fs::remove_file(&tmp).ok();
+        if let Some(info) = stored? {
+            external_data::set_location(&mut graph, &info.sha256);
+            blobs.push((format!("{file}{DATA_SUFFIX}"), info));
+        }
+        let info = store
+            .put_bytes(&model_io::encode(&graph))
+            .map_err(storage)?;
+        blobs.push((file, info));
     }
     let seconds = started.elapsed().as_secs_f64();
     provenance.export_seconds = seconds;
@@ -477,7 +521,7 @@ fn cached_or_made(
     tracing::info!(model = %name, key, seconds, "ONNX graphs made and cached");
     let graphs = blobs
         .iter()
-        .filter(|(file, _)| file != PROVENANCE_FILE)
+        .filter(|(file, _)| graph_names.contains(&file.as_str()))
         .map(|(file, info)| ResolvedFile {
             file: format!("{GRAPH_DIR}{file}"),
             path: store.blob_path(&info.sha256),
@@ -515,6 +559,21 @@ fn cached_graphs(
                 path,
                 source: Layer::Cache,
             }),
+            Err(err @ (StorageError::Corrupt { .. } | StorageError::MissingBlob { .. })) => {
+                tracing::warn!("{err}; exporting again");
+                return Ok(None);
+            }
+            Err(err) => return Err(storage(err)),
+        }
+    }
+    // The graphs' data files, verified like them.
+    for entry in manifest
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(DATA_SUFFIX))
+    {
+        match store.get(&entry.sha256) {
+            Ok(_) => {}
             Err(err @ (StorageError::Corrupt { .. } | StorageError::MissingBlob { .. })) => {
                 tracing::warn!("{err}; exporting again");
                 return Ok(None);

@@ -10,6 +10,7 @@ mod decoder_io;
 mod error;
 mod export;
 mod export_cache;
+pub mod external_data;
 mod gpt2;
 mod layers;
 mod llama;

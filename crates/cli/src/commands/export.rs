@@ -43,6 +43,7 @@ pub fn run(ctx: &Context, cmd: ExportCommand) -> anyhow::Result<()> {
     let (model, loader) = ctx.model_and_loader(&args.model)?;
     let options = ExportOptions {
         pooling: args.pooling,
+        ..ExportOptions::default()
     };
     let summary = export(&loader, &model, &args.out, &options)?;
     if ctx.json {
