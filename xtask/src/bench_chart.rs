@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::Value;
 use std::path::Path;
 
@@ -59,14 +60,20 @@ pub fn speed_chart(report: &Value, path: &Path) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(names.len().max(1))
-        .x_label_formatter(&|x| {
-            let i = (x / group).floor() as usize;
-            names.get(i).cloned().unwrap_or_default()
-        })
+        .x_labels(0)
         .y_desc("speed vs PyTorch")
         .draw()
         .map_err(draw)?;
+    // Each family's name under its group of bars (the mesh's own labels
+    // fall on round numbers, not on groups).
+    let label =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, name) in names.iter().enumerate() {
+        let centre = i as f64 * group + group / 2.0;
+        let (x, y) = chart.backend_coord(&(centre, 0.0));
+        root.draw(&Text::new(name.clone(), (x, y + 8), label.clone()))
+            .map_err(draw)?;
+    }
     for (b, (backend, colour)) in BACKENDS.iter().enumerate() {
         let series = bars
             .iter()

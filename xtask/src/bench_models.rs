@@ -41,7 +41,8 @@
 //! the chart of every measured family's speed against PyTorch next to it
 //! (`models.svg`), and prints the table recorded in docs/benchmarks.md,
 //! with the seeds' own CPU figures beside ours (theirs, other hardware).
-//! `--profile dev` builds our side unoptimised: for checking the
+//! `--chart-only` redraws the table and chart from the JSON without
+//! measuring. `--profile dev` builds our side unoptimised: for checking the
 //! pipeline (the test of the JSON), not for figures.
 
 use crate::ort_runtime;
@@ -181,6 +182,7 @@ struct Args {
     /// The cargo profile our side is built with (`bench`, or `dev`).
     profile: String,
     out: PathBuf,
+    chart_only: bool,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
@@ -189,6 +191,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
         backend: None,
         profile: "bench".to_owned(),
         out: root().join("target/bench/models.json"),
+        chart_only: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -197,8 +200,9 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
             "--backend" => out.backend = Some(it.next().context("--backend B")?.clone()),
             "--profile" => out.profile = it.next().context("--profile P")?.clone(),
             "--out" => out.out = PathBuf::from(it.next().context("--out FILE")?),
+            "--chart-only" => out.chart_only = true,
             other => bail!(
-                "unknown argument {other} (--only FAMILY, --backend B, --profile P, --out FILE)"
+                "unknown argument {other} (--only FAMILY, --backend B, --profile P, --out FILE, --chart-only)"
             ),
         }
     }
@@ -327,6 +331,9 @@ fn throughput(family: &str, latency: f64, answer: &Value, r: &Value) -> f64 {
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
+    if args.chart_only {
+        return chart_only(&args.out);
+    }
     let python = python_clients::torch()?;
     let ort = ort_runtime::install()?;
     let bin = bench_binary(&args.profile)?;
@@ -485,18 +492,57 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// This run's families with those of the report already at `path` that
-/// it did not measure, in the family table's order.
+/// This run's families with what the report already at `path` holds that
+/// it did not measure (whole families, and a family's rows of backends
+/// this run left out, marked `"earlier_run": true`), in the family
+/// table's order.
 fn merged(path: &Path, measured: Vec<Value>) -> Vec<Value> {
     let earlier = read(path)
         .ok()
         .and_then(|r| r["families"].as_array().cloned())
         .unwrap_or_default();
     let find = |list: &[Value], family: &str| list.iter().find(|f| f["family"] == family).cloned();
+    let order = |r: &Value| {
+        ["cpu", "ort", "openvino", "pytorch"]
+            .iter()
+            .position(|b| r["backend"] == *b)
+    };
     FAMILIES
         .iter()
-        .filter_map(|family| find(&measured, family).or_else(|| find(&earlier, family)))
+        .filter_map(
+            |family| match (find(&measured, family), find(&earlier, family)) {
+                (Some(mut now), Some(before)) => {
+                    let rows = now["rows"].as_array().cloned().unwrap_or_default();
+                    let kept = before["rows"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|old| !rows.iter().any(|r| r["backend"] == old["backend"]))
+                        .map(|old| {
+                            let mut old = old.clone();
+                            old["earlier_run"] = json!(true);
+                            old
+                        });
+                    let mut all: Vec<Value> = kept.chain(rows.iter().cloned()).collect();
+                    all.sort_by_key(order);
+                    now["rows"] = json!(all);
+                    Some(now)
+                }
+                (now, before) => now.or(before),
+            },
+        )
         .collect()
+}
+
+/// `--chart-only`: the table and the chart of the report at `path`,
+/// without measuring.
+fn chart_only(path: &Path) -> anyhow::Result<()> {
+    let report = read(path)?;
+    let chart = path.with_extension("svg");
+    crate::bench_chart::speed_chart(&report, &chart)?;
+    print_table(&report);
+    eprintln!("drawn from {} into {}", path.display(), chart.display());
+    Ok(())
 }
 
 fn print_table(report: &Value) {
