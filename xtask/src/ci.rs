@@ -6,6 +6,7 @@ use crate::models;
 use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, sh};
 use crate::python_clients;
+use std::path::{Path, PathBuf};
 
 pub fn run() -> anyhow::Result<()> {
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -22,26 +23,19 @@ pub fn run() -> anyhow::Result<()> {
     let minilm = models::minilm()?;
     let smollm2 = models::smollm2_gguf()?;
     let ort = ort_runtime::install()?;
-    let hf_hub_python = python_clients::hf_hub()?;
-    let openai_python = python_clients::openai()?;
-    let subtitles_python = python_clients::subtitles()?;
-    // PyTorch for the test of `bench models`' JSON (one small family).
-    let torch_python = python_clients::torch()?;
+    let pythons = Pythons {
+        hf_hub: python_clients::hf_hub()?,
+        openai: python_clients::openai()?,
+        subtitles: python_clients::subtitles()?,
+        // PyTorch for the test of `bench models`' JSON (one small family).
+        torch: python_clients::torch()?,
+    };
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(
-        &minilm,
-        &smollm2,
-        &ort,
-        &api,
-        &hf_hub_python,
-        &openai_python,
-        &subtitles_python,
-        &torch_python,
-    );
+    let result = run_tests(&minilm, &smollm2, &ort, &api, &pythons);
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -64,15 +58,20 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The virtual environments' Pythons the tests drive.
+struct Pythons {
+    hf_hub: PathBuf,
+    openai: PathBuf,
+    subtitles: PathBuf,
+    torch: PathBuf,
+}
+
 fn run_tests(
-    minilm: &std::path::Path,
-    smollm2: &std::path::Path,
+    minilm: &Path,
+    smollm2: &Path,
     ort: &OrtRuntime,
     api: &str,
-    hf_hub_python: &std::path::Path,
-    openai_python: &std::path::Path,
-    subtitles_python: &std::path::Path,
-    torch_python: &std::path::Path,
+    pythons: &Pythons,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
@@ -88,10 +87,10 @@ fn run_tests(
         .env("IPFS_ACCELERATE_MINILM_DIR", minilm)
         .env("IPFS_ACCELERATE_SMOLLM2_GGUF", smollm2)
         .env("IPFS_API_URL", api)
-        .env("IPFS_ACCELERATE_HF_HUB_PYTHON", hf_hub_python)
-        .env("IPFS_ACCELERATE_OPENAI_PYTHON", openai_python)
-        .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", subtitles_python)
-        .env("IPFS_ACCELERATE_TORCH_PYTHON", torch_python);
+        .env("IPFS_ACCELERATE_HF_HUB_PYTHON", &pythons.hf_hub)
+        .env("IPFS_ACCELERATE_OPENAI_PYTHON", &pythons.openai)
+        .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", &pythons.subtitles)
+        .env("IPFS_ACCELERATE_TORCH_PYTHON", &pythons.torch);
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

@@ -37,6 +37,19 @@ pub(crate) struct Tower {
     pub act: Activation,
 }
 
+impl Tower {
+    /// The layers of a CLIP vision tower.
+    pub(crate) fn vision(vc: &ClipVisionConfig) -> Self {
+        Self {
+            hidden: vc.hidden_size,
+            ffn: vc.intermediate_size,
+            heads: vc.num_attention_heads,
+            eps: vc.layer_norm_eps,
+            act: vc.hidden_act,
+        }
+    }
+}
+
 /// The pre-LN encoder layers `{prefix}.layers.{i}` over `x` `[b, s, d]`,
 /// with an additive attention `bias` (text) or none (vision): the output.
 pub(crate) fn encoder(
@@ -279,13 +292,7 @@ pub(crate) fn vision_states(
         dv,
         vc.layer_norm_eps,
     )?;
-    let tower = Tower {
-        hidden: dv,
-        ffn: vc.intermediate_size,
-        heads: vc.num_attention_heads,
-        eps: vc.layer_norm_eps,
-        act: vc.hidden_act,
-    };
+    let tower = Tower::vision(vc);
     encoder_states(
         g,
         w,

@@ -93,13 +93,7 @@ pub fn build(model: &str, cfg: &XClipConfig, w: &Weights) -> Result<ModelProto, 
         dv,
         vc.layer_norm_eps,
     )?;
-    let tower = Tower {
-        hidden: dv,
-        ffn: vc.intermediate_size,
-        heads: vc.num_attention_heads,
-        eps: vc.layer_norm_eps,
-        act: vc.hidden_act,
-    };
+    let tower = Tower::vision(&clip_vision);
     let tokens = (vc.image_size / vc.patch_size).pow(2) + 1;
     let zero = g.int(0);
     for i in 0..vc.num_hidden_layers {
