@@ -81,3 +81,45 @@ fn greedy_generation_matches_reference_on_onnx_backends() {
         }
     }
 }
+
+/// CLAP graphs shipped with the model in transformers.js's layout, whose
+/// audio graph has no `logit_scale` output: the scale comes from the
+/// weights, and the answer still reproduces transformers' logits. The
+/// graphs are our export of the fixture, written by `export onnx`, with
+/// that output removed.
+#[test]
+fn shipped_clap_graphs_without_a_logit_scale_take_it_from_the_weights() {
+    use ipfs_accelerate::export::{export, model_io, ExportOptions};
+    use ipfs_accelerate::skills::media::read_wav;
+    use ipfs_accelerate::skills::{Media, SimilarityModel, SimilarityOptions};
+    let test = "shipped_clap_graphs_without_a_logit_scale_take_it_from_the_weights";
+    if missing(test, BackendKind::Ort) {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let model = ipfs_accelerate_tests::fixture_copy("clap", home.path());
+    let loader = loader(home.path());
+    let onnx = model.join("onnx");
+    let model = ipfs_accelerate_tests::model_ref(&model);
+    export(&loader, &model, &onnx, &ExportOptions::default()).unwrap();
+    let audio_graph = onnx.join("audio_model.onnx");
+    let mut graph = model_io::read(&audio_graph).unwrap();
+    graph
+        .graph
+        .as_mut()
+        .unwrap()
+        .output
+        .retain(|o| o.name != "logit_scale");
+    model_io::write(&graph, &audio_graph).unwrap();
+
+    let r = Fixture::new("clap");
+    let scorer = SimilarityModel::load(&loader, &model, BackendKind::Ort).unwrap();
+    assert_eq!(scorer.backend(), BackendKind::Ort);
+    let wav = read_wav(&ipfs_accelerate_tests::fixture_model("clap").join("input.wav")).unwrap();
+    let texts: Vec<String> = serde_json::from_value(r["inputs"]["texts"].clone()).unwrap();
+    let got = scorer
+        .score(Media::Audio(&wav), &texts, SimilarityOptions::default())
+        .unwrap();
+    let want: Vec<f32> = ipfs_accelerate_tests::f32_list(&r["outputs"]["logits_per_audio"]["data"]);
+    assert_close(test, &got.logits, &want[..texts.len()], 1e-4);
+}

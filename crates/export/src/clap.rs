@@ -551,8 +551,22 @@ fn audio_model(cfg: &ClapConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
             (1, embed_dim),
             ((patch.0, patch.1 * 3), (stride.0, stride.1 * 3), padding),
         )?;
-        let lh = (side_h + 2 * padding.0 - patch.0) / stride.0 + 1;
-        let lw = (side_w + 2 * padding.1 - patch.1 * 3) / (stride.1 * 3) + 1;
+        let (lh, lw) = match (
+            (side_h + 2 * padding.0).checked_sub(patch.0),
+            (side_w + 2 * padding.1).checked_sub(patch.1 * 3),
+        ) {
+            (Some(h), Some(w)) => (h / stride.0 + 1, w / (stride.1 * 3) + 1),
+            _ => {
+                return Err(OnnxError::unsupported(
+                    "clap",
+                    format!(
+                        "the fused patch kernel {}x{} is larger than the {side_h}x{side_w} input",
+                        patch.0,
+                        patch.1 * 3
+                    ),
+                ))
+            }
+        };
         let shape = g.ints(&[-1, 3, embed_dim as i64, lh as i64, lw as i64]);
         let local = g.op("Reshape", &[&local, &shape], vec![]);
         let local = g.op(

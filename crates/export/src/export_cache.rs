@@ -265,17 +265,7 @@ pub fn cached_export(
         });
     };
     let weight_files = loader.from_pretrained(model, FileKind::Weights)?;
-    // Refused from the headers: the exporter holds every tensor in float32
-    // twice (the checkpoint's and the graph's) while it builds.
-    let bytes = f32_bytes(&weight_files);
-    if let Some(available) = available_memory().filter(|&a| bytes.saturating_mul(2) > a) {
-        return Err(OnnxError::Unsupported {
-            model: name,
-            reason: format!(
-                "its float32 weights are {bytes} bytes; exporting them needs about twice that in memory, and {available} bytes are available"
-            ),
-        });
-    }
+    let weight_bytes = f32_bytes(&weight_files);
     let store = loader.store();
     let config = SourceFile {
         file: config_file.file.clone(),
@@ -313,6 +303,18 @@ pub fn cached_export(
         export_seconds: 0.0,
     };
     let made = cached_or_made(store, &name, &key, graph_names, provenance, || {
+        // Refused from the headers (only when there is no cached export):
+        // the exporter holds every tensor in float32 twice (the
+        // checkpoint's and the graph's) while it builds.
+        let bytes = weight_bytes;
+        if let Some(available) = available_memory().filter(|&a| bytes.saturating_mul(2) > a) {
+            return Err(OnnxError::Unsupported {
+                model: name.clone(),
+                reason: format!(
+                    "its float32 weights are {bytes} bytes; exporting them needs about twice that in memory, and {available} bytes are available"
+                ),
+            });
+        }
         let options = ExportOptions {
             external_data: true,
             ..ExportOptions::default()
@@ -478,13 +480,19 @@ fn cached_or_made(
         // The large initializers go to `<file>_data`, a blob beside the
         // graph's (both are named by their sha256 in one folder): the graph
         // names its data blob, and ONNX Runtime maps it.
+        // In the store's `tmp/` as a `.part`, which the store sweeps if this
+        // process dies before removing it.
         let tmp = store
             .root()
-            .join(format!(".export-{key}-{}.tmp", std::process::id()));
+            .join("tmp")
+            .join(format!("export-{key}-{}.part", std::process::id()));
         let io = |source| OnnxError::Io {
             path: tmp.display().to_string(),
             source,
         };
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
         let written = external_data::externalize(&mut graph, &mut out, "");
         let flushed = written.and_then(|n| std::io::Write::flush(&mut out).map(|()| n));

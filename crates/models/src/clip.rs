@@ -374,7 +374,7 @@ impl Clip {
 }
 
 /// The scalar parameter `name` (a logit scale) as f32.
-pub(crate) fn scalar(vb: &VarBuilder, name: &str) -> Result<f32> {
+pub fn scalar(vb: &VarBuilder, name: &str) -> Result<f32> {
     vb.get((), name)?
         .to_dtype(candle_core::DType::F32)?
         .to_scalar::<f32>()

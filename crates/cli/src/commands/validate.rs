@@ -442,7 +442,9 @@ pub fn run(ctx: &Context, args: ValidateArgs) -> anyhow::Result<()> {
         },
         inputs: match skill {
             _ if speech => inputs.audio.len(),
-            SkillKind::Similarity | SkillKind::ImageToText => media_inputs,
+            SkillKind::Similarity => media_inputs,
+            // Each image with each text as its prompt.
+            SkillKind::ImageToText => media_inputs * inputs.texts.len(),
             _ => inputs.texts.len(),
         },
         max_abs,

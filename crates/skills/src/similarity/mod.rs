@@ -664,9 +664,25 @@ fn load_clap(
             let Some([text, audio]) = graphs.as_deref() else {
                 return Err(no_graphs(executor.kind(), &CLAP_GRAPHS));
             };
+            // For a graph without `logit_scale` (transformers.js's).
+            let scale = || {
+                let vb = var_builder(
+                    loader,
+                    name,
+                    &config,
+                    &weight_files,
+                    DType::F32,
+                    &Device::Cpu,
+                )?;
+                clip::scalar(&vb, "logit_scale_a")
+                    .map(f32::exp)
+                    .map_err(|e| model_error(name, ModelError::Tensor(e)))
+            };
             let model = OnnxClap::new(
                 executor.session(&text.path)?,
                 executor.session(&audio.path)?,
+                cfg.audio_config.enable_fusion,
+                scale,
             )?;
             Ok((ClapTower::Onnx(Box::new(model)), Device::Cpu))
         },

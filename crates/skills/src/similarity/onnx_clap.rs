@@ -2,7 +2,8 @@
 //! and transformers.js publishes): `text_model.onnx` turns the padded text
 //! batch into normalised `text_embeds`; `audio_model.onnx` turns the
 //! feature extractor's `input_features` (and `is_longer` for a fused model)
-//! into normalised `audio_embeds`, with `logit_scale` beside them.
+//! into normalised `audio_embeds`, with `logit_scale` beside them (read
+//! from the weights when a graph, like transformers.js's, has none).
 
 use crate::SkillError;
 use candle_core::{Device, Tensor};
@@ -28,6 +29,9 @@ pub(crate) struct OnnxClap {
     audio: OrtSession,
     /// Whether the audio graph takes `is_longer` (a fused model).
     fused: bool,
+    /// `exp(logit_scale_a)` when the audio graph does not output it
+    /// (transformers.js's CLAP graphs): read from the weights.
+    scale: Option<f32>,
 }
 
 /// One audio clip's features, as the extractor gives them.
@@ -41,11 +45,19 @@ pub(crate) struct AudioInput {
 }
 
 impl OnnxClap {
-    /// Checks that the graphs have CLAP's inputs and outputs.
-    pub(crate) fn new(text: OrtSession, audio: OrtSession) -> Result<Self, SkillError> {
+    /// Checks that the graphs have CLAP's inputs and outputs, and that the
+    /// audio graph takes `is_longer` exactly when the model is `fused`.
+    /// `scale` (`exp(logit_scale_a)` from the weights) stands in for an
+    /// audio graph without a `logit_scale` output.
+    pub(crate) fn new(
+        text: OrtSession,
+        audio: OrtSession,
+        fused: bool,
+        scale: impl FnOnce() -> Result<f32, SkillError>,
+    ) -> Result<Self, SkillError> {
         for (session, inputs, outputs) in [
             (&text, &[IDS, MASK][..], &[TEXT_EMBEDS][..]),
-            (&audio, &[FEATURES][..], &[AUDIO_EMBEDS, LOGIT_SCALE][..]),
+            (&audio, &[FEATURES][..], &[AUDIO_EMBEDS][..]),
         ] {
             let missing = |what: String| {
                 SkillError::Backend(BackendError::Unsupported {
@@ -64,8 +76,27 @@ impl OnnxClap {
                 }
             }
         }
-        let fused = audio.input(IS_LONGER).is_some();
-        Ok(Self { text, audio, fused })
+        if audio.input(IS_LONGER).is_some() != fused {
+            return Err(SkillError::Backend(BackendError::Unsupported {
+                kind: audio.kind(),
+                why: format!(
+                    "the CLAP audio graph {} 'is_longer', but the model is {}",
+                    if fused { "lacks" } else { "takes" },
+                    if fused { "fused" } else { "not fused" }
+                ),
+            }));
+        }
+        let scale = if audio.outputs().iter().any(|o| o.name == LOGIT_SCALE) {
+            None
+        } else {
+            Some(scale()?)
+        };
+        Ok(Self {
+            text,
+            audio,
+            fused,
+            scale,
+        })
     }
 
     /// Normalised embeddings `[rows, dim]` of a padded text batch.
@@ -124,6 +155,9 @@ impl OnnxClap {
         }
         let outputs = self.audio.run(inputs)?;
         let embeds = self.shaped(&self.audio, AUDIO_EMBEDS, outputs.f32(AUDIO_EMBEDS)?, 1)?;
+        if let Some(scale) = self.scale {
+            return Ok((embeds, scale));
+        }
         let (_, scale) = outputs.f32(LOGIT_SCALE)?;
         let scale = scale.first().copied().ok_or_else(|| {
             SkillError::Backend(BackendError::Run {
