@@ -57,7 +57,14 @@ impl OrtExecutor {
             model: model.display().to_string(),
             detail,
         };
-        let mut builder = Session::builder(&self.env).map_err(|e| failed(e.to_string()))?;
+        // Without the memory-pattern planner: our graphs' shapes change from
+        // call to call (sequence lengths, KV caches), where it only raised
+        // the peak (Whisper-tiny on ort: 591 -> 496 MiB) for no speed
+        // (docs/benchmarks.md).
+        let mut builder = Session::builder(&self.env)
+            .map_err(|e| failed(e.to_string()))?
+            .with_memory_pattern(false)
+            .map_err(|e| failed(e.to_string()))?;
         if let Some(n) = self.options.intra_threads {
             builder = builder
                 .with_intra_threads(n)
