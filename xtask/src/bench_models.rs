@@ -340,6 +340,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let out_dir = root().join("target/bench/models");
     std::fs::create_dir_all(&out_dir)?;
     let media = root().join("target/bench-models");
+    // A fresh clone has no models yet: the recordings go in first.
+    std::fs::create_dir_all(&media)?;
     let audio = media.join("speech-10s.wav");
     sh(Command::new(&python)
         .arg(root().join("xtask/scripts/bench_models.py"))
