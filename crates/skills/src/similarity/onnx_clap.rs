@@ -6,10 +6,10 @@
 //! from the weights when a graph, like transformers.js's, has none).
 
 use crate::SkillError;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession};
 
-use super::onnx_clip::TextBatch;
+use super::onnx_clip::{output_tensor, require_io, TextBatch};
 
 /// The graph files, relative to the model.
 pub(crate) const CLAP_GRAPHS: [&str; 2] = ["onnx/text_model.onnx", "onnx/audio_model.onnx"];
@@ -55,27 +55,8 @@ impl OnnxClap {
         fused: bool,
         scale: impl FnOnce() -> Result<f32, SkillError>,
     ) -> Result<Self, SkillError> {
-        for (session, inputs, outputs) in [
-            (&text, &[IDS, MASK][..], &[TEXT_EMBEDS][..]),
-            (&audio, &[FEATURES][..], &[AUDIO_EMBEDS][..]),
-        ] {
-            let missing = |what: String| {
-                SkillError::Backend(BackendError::Unsupported {
-                    kind: session.kind(),
-                    why: format!("the CLAP graph has no {what} (not our export)"),
-                })
-            };
-            for input in inputs {
-                if session.input(input).is_none() {
-                    return Err(missing(format!("input '{input}'")));
-                }
-            }
-            for output in outputs {
-                if !session.outputs().iter().any(|o| o.name == *output) {
-                    return Err(missing(format!("output '{output}'")));
-                }
-            }
-        }
+        require_io(&text, (&[IDS, MASK], &[TEXT_EMBEDS]), "our CLAP export")?;
+        require_io(&audio, (&[FEATURES], &[AUDIO_EMBEDS]), "our CLAP export")?;
         if audio.input(IS_LONGER).is_some() != fused {
             return Err(SkillError::Backend(BackendError::Unsupported {
                 kind: audio.kind(),
@@ -123,8 +104,7 @@ impl OnnxClap {
                 },
             ),
         ])?;
-        let (shape, data) = outputs.f32(TEXT_EMBEDS)?;
-        self.shaped(&self.text, TEXT_EMBEDS, (shape, data), rows)
+        output_tensor(&self.text, &outputs, TEXT_EMBEDS, &[rows, 0])
     }
 
     /// Normalised embeddings `[1, dim]` of one clip, and
@@ -154,7 +134,7 @@ impl OnnxClap {
             ));
         }
         let outputs = self.audio.run(inputs)?;
-        let embeds = self.shaped(&self.audio, AUDIO_EMBEDS, outputs.f32(AUDIO_EMBEDS)?, 1)?;
+        let embeds = output_tensor(&self.audio, &outputs, AUDIO_EMBEDS, &[1, 0])?;
         if let Some(scale) = self.scale {
             return Ok((embeds, scale));
         }
@@ -166,22 +146,5 @@ impl OnnxClap {
             })
         })?;
         Ok((embeds, scale))
-    }
-
-    /// An output `[rows, dim]` as a CPU tensor, or why its shape is wrong.
-    fn shaped(
-        &self,
-        session: &OrtSession,
-        name: &str,
-        (shape, data): (Vec<usize>, Vec<f32>),
-        rows: usize,
-    ) -> Result<Tensor, SkillError> {
-        if shape.len() != 2 || shape[0] != rows {
-            return Err(SkillError::Backend(BackendError::Run {
-                kind: session.kind(),
-                detail: format!("'{name}' has shape {shape:?}, expected [{rows}, dim]"),
-            }));
-        }
-        Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
     }
 }

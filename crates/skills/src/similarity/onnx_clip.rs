@@ -8,7 +8,7 @@
 
 use crate::SkillError;
 use candle_core::{Device, Tensor};
-use ipfs_accelerate_backends::{BackendError, OrtInput, OrtSession};
+use ipfs_accelerate_backends::{BackendError, OrtInput, OrtOutputs, OrtSession};
 
 const IDS: &str = "input_ids";
 const MASK: &str = "attention_mask";
@@ -78,25 +78,14 @@ impl OnnxClip {
     /// Checks that the graph has the inputs and outputs of `media`'s
     /// family.
     pub(crate) fn new(session: OrtSession, media: MediaKind) -> Result<Self, SkillError> {
-        let missing = |what: String| {
-            SkillError::Backend(BackendError::Unsupported {
-                kind: session.kind(),
-                why: format!(
-                    "the ONNX graph has no {what} (not a {} export)",
-                    media.family()
-                ),
-            })
-        };
-        for input in [IDS, PIXELS] {
-            if session.input(input).is_none() {
-                return Err(missing(format!("input '{input}'")));
-            }
-        }
-        for output in [media.logits(), TEXT_EMBEDS, media.embeds()] {
-            if !session.outputs().iter().any(|o| o.name == output) {
-                return Err(missing(format!("output '{output}'")));
-            }
-        }
+        require_io(
+            &session,
+            (
+                &[IDS, PIXELS],
+                &[media.logits(), TEXT_EMBEDS, media.embeds()],
+            ),
+            &format!("a {} export", media.family()),
+        )?;
         let mask = session.input(MASK).is_some();
         Ok(Self {
             session,
@@ -145,18 +134,8 @@ impl OnnxClip {
             ));
         }
         let outputs = self.session.run(inputs)?;
-        let tensor = |name: &str, want: &[usize]| -> Result<Tensor, SkillError> {
-            let (shape, data) = outputs.f32(name)?;
-            let fits = shape.len() == want.len()
-                && shape.iter().zip(want).all(|(&s, &w)| w == 0 || s == w);
-            if !fits {
-                return Err(SkillError::Backend(BackendError::Run {
-                    kind: self.session.kind(),
-                    detail: format!("'{name}' has shape {shape:?}, expected {want:?} (0: any)"),
-                }));
-            }
-            Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
-        };
+        let tensor =
+            |name: &str, want: &[usize]| output_tensor(&self.session, &outputs, name, want);
         let text_shape: &[usize] = match self.media {
             MediaKind::Image => &[rows, 0],
             MediaKind::Video => &[1, rows, 0],
@@ -167,4 +146,49 @@ impl OnnxClip {
             media_embeds: tensor(self.media.embeds(), &[1, 0])?,
         })
     }
+}
+
+/// Checks that `session`'s graph has these `(inputs, outputs)`; the error
+/// says what it is not (`expected`, e.g. "a CLIP export").
+pub(crate) fn require_io(
+    session: &OrtSession,
+    (inputs, outputs): (&[&str], &[&str]),
+    expected: &str,
+) -> Result<(), SkillError> {
+    let missing = |what: String| {
+        SkillError::Backend(BackendError::Unsupported {
+            kind: session.kind(),
+            why: format!("the ONNX graph has no {what} (not {expected})"),
+        })
+    };
+    for input in inputs {
+        if session.input(input).is_none() {
+            return Err(missing(format!("input '{input}'")));
+        }
+    }
+    for output in outputs {
+        if !session.outputs().iter().any(|o| o.name == *output) {
+            return Err(missing(format!("output '{output}'")));
+        }
+    }
+    Ok(())
+}
+
+/// Output `name` of a run of `session` as a CPU tensor, when its shape is
+/// `want` (0: any size on that axis); otherwise the error says both.
+pub(crate) fn output_tensor(
+    session: &OrtSession,
+    outputs: &OrtOutputs,
+    name: &str,
+    want: &[usize],
+) -> Result<Tensor, SkillError> {
+    let (shape, data) = outputs.f32(name)?;
+    let fits = shape.len() == want.len() && shape.iter().zip(want).all(|(&s, &w)| w == 0 || s == w);
+    if !fits {
+        return Err(SkillError::Backend(BackendError::Run {
+            kind: session.kind(),
+            detail: format!("'{name}' has shape {shape:?}, expected {want:?} (0: any)"),
+        }));
+    }
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
