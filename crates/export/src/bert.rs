@@ -3,7 +3,7 @@
 //! sentence-transformers pooling and normalisation inside the graph.
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
-use super::layers::{activation, dim_scalar, layer_norm, linear, merge_heads, split_heads};
+use super::layers::{dim_scalar, feed_forward, layer_norm, linear, merge_heads, split_heads};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
@@ -336,9 +336,15 @@ pub(crate) fn post_ln_layers(
         let res = g.op("Add", &[&out, &x], vec![]);
         let x1 = layer_norm(g, w, &res, &l("attention.output.LayerNorm"), h, dims.eps)?;
         g.set_scope(format!("/{scope}.{i}/mlp"));
-        let up = linear(g, w, &x1, &l("intermediate.dense"), (h, dims.ffn), true)?;
-        let act = activation(g, &up, dims.act);
-        let down = linear(g, w, &act, &l("output.dense"), (dims.ffn, h), true)?;
+        let names = (l("intermediate.dense"), l("output.dense"));
+        let down = feed_forward(
+            g,
+            w,
+            &x1,
+            (&names.0, &names.1),
+            (h, dims.ffn, h),
+            (dims.act, true),
+        )?;
         let res = g.op("Add", &[&down, &x1], vec![]);
         x = layer_norm(g, w, &res, &l("output.LayerNorm"), h, dims.eps)?;
     }

@@ -24,7 +24,9 @@
 
 use super::bert::{key_mask_bias, post_ln_layers, PostLnDims};
 use super::builder::{attr_float, attr_int, attr_ints, attr_string, Dim, GraphBuilder};
-use super::layers::{activation, layer_norm, linear, merge_heads, split_heads, weight_as_is};
+use super::layers::{
+    feed_forward, l2_normalize, layer_norm, linear, merge_heads, split_heads, weight_as_is,
+};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
@@ -45,16 +47,8 @@ const FRAMES: &str = "frames";
 
 /// Builds `[text_model, audio_model]`.
 pub fn build(model: &str, cfg: &ClapConfig, w: &Weights) -> Result<[ModelProto; 2], OnnxError> {
-    let tc = &cfg.text_config;
-    if tc.num_attention_heads == 0 || !tc.hidden_size.is_multiple_of(tc.num_attention_heads) {
-        return Err(OnnxError::unsupported(
-            model,
-            format!(
-                "the text tower's hidden size {} is not a multiple of its {} heads",
-                tc.hidden_size, tc.num_attention_heads
-            ),
-        ));
-    }
+    // The text tower's heads dividing its width: checked when the config
+    // was parsed (`CheckConfig`).
     check_audio_config(&cfg.audio_config)
         .map_err(|e| OnnxError::unsupported(model, format!("audio_config: {e}")))?;
     Ok([text_model(cfg, w)?, audio_model(cfg, w)?])
@@ -69,19 +63,16 @@ fn projection(
     cfg: &ClapConfig,
 ) -> Result<String, OnnxError> {
     let dim = cfg.projection_dim;
-    let h = linear(g, w, x, &format!("{prefix}.linear1"), (hidden, dim), true)?;
-    let h = activation(g, &h, cfg.projection_hidden_act);
-    let h = linear(g, w, &h, &format!("{prefix}.linear2"), (dim, dim), true)?;
+    let names = (format!("{prefix}.linear1"), format!("{prefix}.linear2"));
+    let h = feed_forward(
+        g,
+        w,
+        x,
+        (&names.0, &names.1),
+        (hidden, dim, dim),
+        (cfg.projection_hidden_act, true),
+    )?;
     Ok(l2_normalize(g, &h))
-}
-
-/// `x / ||x||` over the last axis.
-fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
-    let sq = g.op("Mul", &[x, x], vec![]);
-    let last = g.ints(&[-1]);
-    let sum = g.op("ReduceSum", &[&sq, &last], vec![attr_int("keepdims", 1)]);
-    let norm = g.op("Sqrt", &[&sum], vec![]);
-    g.op("Div", &[x, &norm], vec![])
 }
 
 fn text_model(cfg: &ClapConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
@@ -353,9 +344,15 @@ fn swin_block(
 
     let normed = layer_norm(g, w, &x, &l("layernorm_after"), dim, ac.layer_norm_eps)?;
     let ffn = (ac.mlp_ratio * dim as f64) as usize;
-    let up = linear(g, w, &normed, &l("intermediate.dense"), (dim, ffn), true)?;
-    let act = activation(g, &up, ac.hidden_act);
-    let down = linear(g, w, &act, &l("output.dense"), (ffn, dim), true)?;
+    let names = (l("intermediate.dense"), l("output.dense"));
+    let down = feed_forward(
+        g,
+        w,
+        &normed,
+        (&names.0, &names.1),
+        (dim, ffn, dim),
+        (ac.hidden_act, true),
+    )?;
     Ok(g.op("Add", &[&x, &down], vec![]))
 }
 

@@ -15,7 +15,8 @@
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
 use super::layers::{
-    activation, attention, causal_bias, dim_scalar, layer_norm, linear, split_heads, weight_as_is,
+    attention, causal_bias, dim_scalar, feed_forward, l2_normalize, layer_norm, linear,
+    split_heads, weight_as_is,
 };
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
@@ -138,35 +139,16 @@ pub(crate) fn mlp_block(
 ) -> Result<String, OnnxError> {
     let d = t.hidden;
     let h = layer_norm(g, w, x, &format!("{l}.layer_norm2"), d, t.eps)?;
-    let up = linear(g, w, &h, &format!("{l}.mlp.fc1"), (d, t.ffn), true)?;
-    let act = activation(g, &up, t.act);
-    let down = linear(g, w, &act, &format!("{l}.mlp.fc2"), (t.ffn, d), true)?;
+    let (up, down) = (format!("{l}.mlp.fc1"), format!("{l}.mlp.fc2"));
+    let down = feed_forward(g, w, &h, (&up, &down), (d, t.ffn, d), (t.act, true))?;
     Ok(g.op("Add", &[x, &down], vec![]))
-}
-
-/// `x / ||x||` over the last axis.
-pub(crate) fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
-    let sq = g.op("Mul", &[x, x], vec![]);
-    let last = g.ints(&[-1]);
-    let sum = g.op("ReduceSum", &[&sq, &last], vec![attr_int("keepdims", 1)]);
-    let norm = g.op("Sqrt", &[&sum], vec![]);
-    g.op("Div", &[x, &norm], vec![])
 }
 
 /// Builds the graph.
 pub fn build(model: &str, cfg: &ClipConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     let (tc, vc) = (&cfg.text_config, &cfg.vision_config);
-    for (what, hidden, heads) in [
-        ("text", tc.hidden_size, tc.num_attention_heads),
-        ("vision", vc.hidden_size, vc.num_attention_heads),
-    ] {
-        if heads == 0 || !hidden.is_multiple_of(heads) {
-            return Err(OnnxError::unsupported(
-                model,
-                format!("the {what} tower's hidden size {hidden} is not a multiple of its {heads} heads"),
-            ));
-        }
-    }
+    // Heads dividing each tower's width: checked when the config was
+    // parsed (`CheckConfig`).
     if vc.patch_size == 0 || !vc.image_size.is_multiple_of(vc.patch_size) {
         return Err(OnnxError::unsupported(
             model,

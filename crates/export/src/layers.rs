@@ -40,6 +40,31 @@ pub fn conv1d(
     Ok(g.op("Add", &[&y, &b], vec![]))
 }
 
+/// `down(act(up(x)))`: two `torch.nn.Linear`s (`{up}.weight` `[inner,
+/// in]`, `{down}.weight` `[out, inner]`, with or without bias) around an
+/// activation, the feed-forward / projection every family has.
+pub fn feed_forward(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    (up, down): (&str, &str),
+    (inp, inner, out): (usize, usize, usize),
+    (act, bias): (Activation, bool),
+) -> Result<String, OnnxError> {
+    let h = linear(g, w, x, up, (inp, inner), bias)?;
+    let h = activation(g, &h, act);
+    linear(g, w, &h, down, (inner, out), bias)
+}
+
+/// `x / ||x||` over the last axis.
+pub fn l2_normalize(g: &mut GraphBuilder, x: &str) -> String {
+    let sq = g.op("Mul", &[x, x], vec![]);
+    let last = g.ints(&[-1]);
+    let sum = g.op("ReduceSum", &[&sq, &last], vec![attr_int("keepdims", 1)]);
+    let norm = g.op("Sqrt", &[&sum], vec![]);
+    g.op("Div", &[x, &norm], vec![])
+}
+
 /// A checkpoint tensor as an initializer of the same name and shape.
 pub fn weight_as_is(
     g: &mut GraphBuilder,

@@ -14,7 +14,7 @@
 
 use super::builder::{attr_int, Dim, GraphBuilder};
 use super::clip::vision_states;
-use super::layers::{activation, linear, weight_as_is};
+use super::layers::{feed_forward, weight_as_is};
 use super::llama::{build_parts, LlamaParts};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
@@ -113,22 +113,17 @@ fn vision(
     let projector = format!("{}multi_modal_projector", parts.root);
     let bias = cfg.multimodal_projector_bias;
     let width = vc.hidden_size * layers.len();
-    let x = linear(
+    let names = (
+        format!("{projector}.linear_1"),
+        format!("{projector}.linear_2"),
+    );
+    let x = feed_forward(
         &mut g,
         w,
         &features,
-        &format!("{projector}.linear_1"),
-        (width, text_hidden),
-        bias,
-    )?;
-    let x = activation(&mut g, &x, cfg.projector_hidden_act);
-    let x = linear(
-        &mut g,
-        w,
-        &x,
-        &format!("{projector}.linear_2"),
-        (text_hidden, text_hidden),
-        bias,
+        (&names.0, &names.1),
+        (width, text_hidden, text_hidden),
+        (cfg.projector_hidden_act, bias),
     )?;
     g.set_scope("");
     g.output(

@@ -19,10 +19,12 @@
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
 use super::clip::{
-    attention_block, encoder, l2_normalize, mlp_block, pool_at_argmax, self_attention, text_hidden,
+    attention_block, encoder, mlp_block, pool_at_argmax, self_attention, text_hidden,
     vision_embeddings, Tower,
 };
-use super::layers::{activation, attention, layer_norm, linear, split_heads, weight_as_is};
+use super::layers::{
+    attention, feed_forward, l2_normalize, layer_norm, linear, split_heads, weight_as_is,
+};
 use super::proto::{data_type, ModelProto};
 use super::weights::Weights;
 use super::OnnxError;
@@ -37,16 +39,10 @@ const SEQ: &str = "sequence_length";
 pub fn build(model: &str, cfg: &XClipConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     cfg.check()
         .map_err(|e| OnnxError::unsupported(model, e.to_string()))?;
+    // Heads dividing the towers' widths: checked when the config was
+    // parsed (`CheckConfig`); `check` adds what the graph relies on (MIT as
+    // wide as the projection).
     let (tc, vc) = (&cfg.text_config, &cfg.vision_config);
-    if tc.num_attention_heads == 0 || !tc.hidden_size.is_multiple_of(tc.num_attention_heads) {
-        return Err(OnnxError::unsupported(
-            model,
-            format!(
-                "the text tower's hidden size {} is not a multiple of its {} heads",
-                tc.hidden_size, tc.num_attention_heads
-            ),
-        ));
-    }
     let proj = cfg.projection_dim;
     let frames = vc.num_frames;
     let mut g = GraphBuilder::new();
@@ -292,9 +288,15 @@ fn prompt_generator(
         text = g.op("Add", &[&text, &out], vec![]);
         g.set_scope(format!("/prompts_generator/decoder.{i}/mlp"));
         let h = layer_norm(g, w, &text, &l("norm3"), d, text_eps)?;
-        let up = linear(g, w, &h, &l("mlp.0"), (d, 4 * d), true)?;
-        let act = activation(g, &up, cfg.prompt_hidden_act);
-        let down = linear(g, w, &act, &l("mlp.3"), (4 * d, d), true)?;
+        let names = (l("mlp.0"), l("mlp.3"));
+        let down = feed_forward(
+            g,
+            w,
+            &h,
+            (&names.0, &names.1),
+            (d, 4 * d, d),
+            (cfg.prompt_hidden_act, true),
+        )?;
         text = g.op("Add", &[&text, &down], vec![]);
     }
     let alpha = weight_as_is(g, w, "prompts_generator.alpha", &[d])?;
