@@ -6,6 +6,8 @@
 
 mod common;
 use common::*;
+use std::ffi::OsStr;
+use std::path::Path;
 
 #[test]
 fn cpu_against_itself_is_exact_for_each_skill() {
@@ -111,28 +113,8 @@ fn speech_models_are_validated_on_recordings() {
             &["--backend", "cpu", "--against", "cpu"],
         );
         assert!(err.contains("--audio"), "{err}");
-        for backend in ["ort", "openvino"] {
-            let openvino = backend == "openvino";
-            if ort_missing_skip(test, openvino) {
-                continue;
-            }
-            let copy = home.path().join(format!("{model}-no-onnx"));
-            if !copy.exists() {
-                copy_dir(&fixture_model(model), &copy).unwrap();
-                std::fs::remove_dir_all(copy.join("onnx")).ok();
-            }
-            let mut cmd = with_ort(cli(home.path()), test, openvino).unwrap();
-            let answer = json_of(
-                cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
-                    .args(["--backend", backend, "--audio"])
-                    .arg(&wav)
-                    .arg("--model")
-                    .arg(&copy),
-            );
-            assert_eq!(answer["backend"], backend, "{model}");
-            let max_abs = answer["max_abs"].as_f64().unwrap();
-            assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
-        }
+        let inputs = [OsStr::new("--audio"), wav.as_os_str()];
+        onnx_backends_agree_with_cpu(test, home.path(), model, &inputs);
     }
     let err = failure_of(
         cli(home.path()),
@@ -179,28 +161,13 @@ fn media_models_are_validated_on_their_media() {
             &["--backend", "cpu", "--against", "cpu"],
         );
         assert!(err.contains(flag), "{model}: {err}");
-        for backend in ["ort", "openvino"] {
-            let openvino = backend == "openvino";
-            if ort_missing_skip(test, openvino) {
-                continue;
-            }
-            let copy = home.path().join(format!("{model}-no-onnx"));
-            if !copy.exists() {
-                copy_dir(&fixture_model(model), &copy).unwrap();
-                std::fs::remove_dir_all(copy.join("onnx")).ok();
-            }
-            let mut cmd = with_ort(cli(home.path()), test, openvino).unwrap();
-            let answer = json_of(
-                cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
-                    .args(["--backend", backend, "--text", "a dog", flag])
-                    .arg(&media)
-                    .arg("--model")
-                    .arg(&copy),
-            );
-            assert_eq!(answer["backend"], backend, "{model}");
-            let max_abs = answer["max_abs"].as_f64().unwrap();
-            assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
-        }
+        let inputs = [
+            OsStr::new("--text"),
+            OsStr::new("a dog"),
+            OsStr::new(flag),
+            media.as_os_str(),
+        ];
+        onnx_backends_agree_with_cpu(test, home.path(), model, &inputs);
     }
     let err = failure_of(
         cli(home.path()),
@@ -209,4 +176,33 @@ fn media_models_are_validated_on_their_media() {
         &["--backend", "cpu", "--against", "cpu", "--image", "x.png"],
     );
     assert!(err.contains("--image and --video are for"), "{err}");
+}
+
+/// `validate --against cpu` of fixture `model` on `ort` and `openvino`
+/// (where they run) over `inputs`, from a copy of the fixture without
+/// `onnx/`, so the graphs are exported on first use: each answer names its
+/// backend and stays within 1e-4 of candle's.
+fn onnx_backends_agree_with_cpu(test: &str, home: &Path, model: &str, inputs: &[&OsStr]) {
+    for backend in ["ort", "openvino"] {
+        let openvino = backend == "openvino";
+        if ort_missing_skip(test, openvino) {
+            continue;
+        }
+        let copy = home.join(format!("{model}-no-onnx"));
+        if !copy.exists() {
+            copy_dir(&fixture_model(model), &copy).unwrap();
+            std::fs::remove_dir_all(copy.join("onnx")).ok();
+        }
+        let mut cmd = with_ort(cli(home), test, openvino).unwrap();
+        let answer = json_of(
+            cmd.args(["validate", "--json", "--against", "cpu", "--repeat", "1"])
+                .args(["--backend", backend])
+                .args(inputs)
+                .arg("--model")
+                .arg(&copy),
+        );
+        assert_eq!(answer["backend"], backend, "{model}");
+        let max_abs = answer["max_abs"].as_f64().unwrap();
+        assert!(max_abs <= 1e-4, "{model} on {backend}: max_abs {max_abs}");
+    }
 }
