@@ -36,14 +36,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "serve_load",
         ])),
         "storage" => crate::bench_storage::run(),
-        "generate" => {
-            let gguf = models::smollm2_gguf()?;
-            sh(skills_bench("generate", extra)
-                .env("IPFS_ACCELERATE_SMOLLM2_GGUF", &gguf)
-                // The setting: 2 CPU threads.
-                .env("RAYON_NUM_THREADS", "2"))?;
-            summarize_generate()
-        }
+        // GGUF generation against llama.cpp (llama-cpp-python).
+        "generate" => crate::bench_generate::run(),
         "multimodal" => {
             // The setting: 2 CPU threads; fixture models only.
             sh(skills_bench("multimodal", extra).env("RAYON_NUM_THREADS", "2"))?;
@@ -114,56 +108,6 @@ fn summarize_embed() -> anyhow::Result<()> {
         256.0 / sorted
     );
     eprintln!("  sorted / unsorted:          {:7.2}x", unsorted / sorted);
-    Ok(())
-}
-
-fn summarize_generate() -> anyhow::Result<()> {
-    let path = root().join("target/criterion/generate_smollm2/run.json");
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path)
-            .with_context(|| format!("the bench wrote no {}", path.display()))?,
-    )?;
-    let count = |key: &str| run[key].as_f64().context("run.json lacks token counts");
-    let prefill_tokens = count("prefill_tokens")?;
-    let decode_tokens = count("decode_tokens")?;
-    // (prompt tokens/s, decode tokens/s) of one variant.
-    let rates = |variant: &str| -> anyhow::Result<(f64, f64)> {
-        let group = "generate_smollm2";
-        let prefill = mean_seconds(group, &format!("{variant}_prefill_128"))?;
-        let one = mean_seconds(group, &format!("{variant}_decode_1"))?;
-        let many = mean_seconds(group, &format!("{variant}_decode_64"))?;
-        Ok((
-            prefill_tokens / prefill,
-            (decode_tokens - 1.0) / (many - one),
-        ))
-    };
-    let (q_prefill, q_decode) = rates("q4_1")?;
-    let (f_prefill, f_decode) = rates("f32")?;
-    eprintln!("\nSmolLM2-135M-Instruct GGUF, candle CPU, 2 threads (same run):");
-    eprintln!("  tokens/s              Q4_1 (default)   f32 (--dequantize)   Q4_1 / f32");
-    eprintln!(
-        "  prompt ({prefill_tokens} tokens)   {q_prefill:10.1}   {f_prefill:18.1}   {:10.2}x",
-        q_prefill / f_prefill
-    );
-    eprintln!(
-        "  decode ({decode_tokens} tokens)    {q_decode:10.1}   {f_decode:18.1}   {:10.2}x",
-        q_decode / f_decode
-    );
-    eprintln!(
-        "  (decode after a {}-token chat prompt; rate = {} / (t({decode_tokens}) - t(1)))",
-        run["chat_prompt_tokens"],
-        decode_tokens - 1.0
-    );
-    let mib = |key: &str| run[key].as_f64().map(|b| b / 1048576.0);
-    if let (Some(quantized), Some(file)) = (mib("quantized_peak_rss_bytes"), mib("gguf_bytes")) {
-        eprintln!(
-            "  peak resident memory, Q4_1: {quantized:.1} MiB ({:.2}x the {file:.1} MiB file)",
-            quantized / file
-        );
-    }
-    if let Some(all) = mib("process_peak_rss_bytes") {
-        eprintln!("  peak resident memory, whole run (f32 load included): {all:.1} MiB");
-    }
     Ok(())
 }
 

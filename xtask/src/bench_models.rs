@@ -231,6 +231,10 @@ fn bench_binary(profile: &str) -> anyhow::Result<PathBuf> {
         "ipfs-accelerate-skills",
         "--bench",
         "models",
+        // No family here runs on llama.cpp: not building it saves its
+        // ten-minute CMake build (cargo would make one more for this
+        // feature set).
+        "--no-default-features",
         "--profile",
         profile,
         "--no-run",

@@ -48,6 +48,9 @@ pub fn run() -> anyhow::Result<()> {
         "-p",
         "ipfs-accelerate-cli",
         "--all-targets",
+        // llama.cpp is linted with the workspace above; building it again
+        // for this feature set would cost its CMake build twice.
+        "--no-default-features",
         "--features",
         "cuda",
         "--",

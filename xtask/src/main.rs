@@ -15,15 +15,20 @@
 //! * `setup-ort`: ONNX Runtime 1.31 and its OpenVINO execution provider
 //!   from PyPI wheels for the `ort`/`openvino` backends; prints the
 //!   environment lines.
+//! * `setup-build-tools`: CMake and libclang from PyPI wheels, which
+//!   building llama.cpp needs (every task that runs cargo fetches them
+//!   itself); prints the environment lines for a plain `cargo build`.
 //! * `setup-cuda`: a CUDA compiler from PyPI wheels for `--features cuda`;
 //!   prints the environment lines.
 
 mod bench;
 mod bench_chart;
 mod bench_embed_onnx;
+mod bench_generate;
 mod bench_long_form;
 mod bench_models;
 mod bench_storage;
+mod build_tools;
 mod ci;
 mod cuda_toolkit;
 mod demo;
@@ -43,6 +48,10 @@ fn main() -> anyhow::Result<()> {
         Some((task, rest)) => (task.as_str(), rest),
         None => ("help", &[][..]),
     };
+    // Tasks that run cargo build llama.cpp (CMake, bindgen) on the way.
+    if matches!(task, "ci" | "demo" | "bench" | "fuzz" | "matrix") {
+        build_tools::export()?;
+    }
     match task {
         "ci" => ci::run(),
         "demo" => demo::run(),
@@ -52,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         "matrix" => matrix::run(rest),
         "setup-cuda" => cuda_toolkit::run(),
         "setup-ort" => ort_runtime::run(),
+        "setup-build-tools" => build_tools::run(),
         "fetch-models" => {
             let dir = models::minilm()?;
             eprintln!("all-MiniLM-L6-v2: {}", dir.display());
@@ -60,11 +70,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal|long-form|models] | fuzz [SECONDS] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda>");
+            eprintln!("usage: cargo xtask <ci | demo | bench [embed|serve|serve-load|storage|generate|multimodal|long-form|models] | fuzz [SECONDS] | ipfs-node start|stop|status|patch | fetch-models | matrix | setup-ort | setup-cuda | setup-build-tools>");
             Ok(())
         }
         other => bail!(
-            "unknown task '{other}' (try: ci, demo, bench, fuzz, ipfs-node, fetch-models, matrix, setup-ort, setup-cuda)"
+            "unknown task '{other}' (try: ci, demo, bench, fuzz, ipfs-node, fetch-models, matrix, setup-ort, setup-cuda, setup-build-tools)"
         ),
     }
 }

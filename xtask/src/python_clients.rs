@@ -106,7 +106,7 @@ fn install(client: &Client) -> anyhow::Result<PathBuf> {
     sh(Command::new(python()).args(["-m", "venv"]).arg(&venv))
         .with_context(|| format!("cannot create the virtual environment {}", venv.display()))?;
     sh(Command::new(&bin)
-        .args(["-m", "pip", "install", "--quiet"])
+        .args(["-m", "pip", "install", "--quiet", "--no-cache-dir"])
         .args(client.requirements))
     .with_context(|| format!("pip install {} failed", client.requirements.join(" ")))?;
     Ok(bin)

@@ -13,14 +13,59 @@ impl Backend for CandleCpu {
 
     fn probe(&self) -> BackendInfo {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // f32 products go through the `gemm` crate, which picks its kernels
+        // at run time; candle's quantized kernels are chosen when compiling
+        // (AVX2 only in a build for a CPU that has it).
+        let quantized = if cfg!(target_feature = "avx2") {
+            "AVX2"
+        } else {
+            "portable"
+        };
         BackendInfo::new(
             self.kind(),
             true,
-            format!("candle on CPU, {threads} threads"),
+            format!(
+                "candle on CPU, {threads} threads; this CPU has {}; f32 kernels picked at run time, quantized kernels {quantized} (chosen at build time)",
+                cpu_features()
+            ),
         )
     }
 
     fn executor(&self) -> Result<Executor, BackendError> {
         Ok(Executor::Candle(candle_core::Device::Cpu))
+    }
+}
+
+/// The vector extensions this CPU has that kernels care about, detected at
+/// run time (never assumed from the build machine).
+pub fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut found = Vec::new();
+        macro_rules! probe {
+            ($($feature:tt => $name:expr),* $(,)?) => {
+                $(if std::arch::is_x86_feature_detected!($feature) {
+                    found.push($name);
+                })*
+            };
+        }
+        probe!(
+            "avx2" => "AVX2",
+            "fma" => "FMA",
+            "f16c" => "F16C",
+            "avx512f" => "AVX-512",
+            "avx512vnni" => "AVX-512 VNNI",
+            "avx512bf16" => "AVX-512 BF16",
+            "avxvnni" => "AVX-VNNI",
+        );
+        if found.is_empty() {
+            "no AVX2".to_owned()
+        } else {
+            found.join(", ")
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_owned()
     }
 }

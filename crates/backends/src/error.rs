@@ -6,7 +6,7 @@ use crate::{BackendKind, OrtSetupError};
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// `--backend` named something we do not know.
-    #[error("unknown backend '{0}' (expected one of: auto, cpu, cuda, ort, openvino)")]
+    #[error("unknown backend '{0}' (expected one of: auto, cpu, cuda, ort, openvino, llamacpp)")]
     UnknownName(String),
     /// The backend exists but cannot run here.
     #[error("backend '{kind}' is not available: {detail}")]

@@ -19,11 +19,19 @@ pub enum BackendKind {
     Ort,
     /// ONNX Runtime with the OpenVINO execution provider.
     OpenVino,
+    /// llama.cpp, for GGUF models (feature `llama-cpp`).
+    LlamaCpp,
 }
 
 impl BackendKind {
     /// Every concrete (non-`auto`) backend.
-    pub const CONCRETE: [BackendKind; 4] = [Self::Cpu, Self::Cuda, Self::Ort, Self::OpenVino];
+    pub const CONCRETE: [BackendKind; 5] = [
+        Self::Cpu,
+        Self::Cuda,
+        Self::Ort,
+        Self::OpenVino,
+        Self::LlamaCpp,
+    ];
 
     /// The name used on the command line and in JSON answers.
     pub fn name(self) -> &'static str {
@@ -33,12 +41,18 @@ impl BackendKind {
             Self::Cuda => "cuda",
             Self::Ort => "ort",
             Self::OpenVino => "openvino",
+            Self::LlamaCpp => "llamacpp",
         }
     }
 
     /// True for backends that run ONNX graphs rather than candle modules.
     pub fn needs_onnx_graph(self) -> bool {
         matches!(self, Self::Ort | Self::OpenVino)
+    }
+
+    /// True for backends that run GGUF files only.
+    pub fn runs_gguf_only(self) -> bool {
+        matches!(self, Self::LlamaCpp)
     }
 }
 
@@ -58,6 +72,7 @@ impl FromStr for BackendKind {
             "cuda" | "gpu" => Ok(Self::Cuda),
             "ort" | "onnx" | "onnxruntime" => Ok(Self::Ort),
             "openvino" | "ov" => Ok(Self::OpenVino),
+            "llamacpp" | "llama.cpp" | "llama-cpp" => Ok(Self::LlamaCpp),
             _ => Err(BackendError::UnknownName(s.to_owned())),
         }
     }

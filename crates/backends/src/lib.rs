@@ -10,6 +10,8 @@ mod candle_cpu;
 mod candle_cuda;
 mod error;
 mod kind;
+#[cfg(feature = "llama-cpp")]
+pub mod llama_cpp;
 mod onnx_runtime;
 mod openvino;
 mod ort_backend;
@@ -20,7 +22,7 @@ mod ort_session;
 mod out_of_memory;
 mod selection;
 
-pub use candle_cpu::CandleCpu;
+pub use candle_cpu::{cpu_features, CandleCpu};
 pub use candle_cuda::CandleCuda;
 pub use error::BackendError;
 pub use kind::BackendKind;
@@ -83,6 +85,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 /// Every backend, in `auto`'s order of preference (fastest first).
 pub fn registry() -> Vec<Box<dyn Backend>> {
     vec![
+        // GGUF models only; selection keeps it out of every other chain.
+        #[cfg(feature = "llama-cpp")]
+        Box::new(llama_cpp::LlamaCpp),
         Box::new(OnnxRuntimeOpenVino),
         Box::new(OnnxRuntimeCpu),
         Box::new(CandleCuda::from_env()),

@@ -32,7 +32,9 @@ pub fn select(
         }
         // What the skill or model lacks comes first: it holds on any machine,
         // so it is the more useful answer than a missing runtime.
-        let unsupported = if kind.needs_onnx_graph() && !skill_runs_onnx {
+        let unsupported = if kind.runs_gguf_only() {
+            Some("llama.cpp runs GGUF models only (--model <repo>/<file>.gguf)".to_owned())
+        } else if kind.needs_onnx_graph() && !skill_runs_onnx {
             Some("this skill has no ONNX Runtime path (use --backend cpu or auto)".to_owned())
         } else if kind.needs_onnx_graph() && !has_onnx_graph {
             Some("the model has no ONNX graph (onnx/model.onnx)".to_owned())

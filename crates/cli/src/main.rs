@@ -150,8 +150,11 @@ fn parse_args() -> Result<Cli, clap::Error> {
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // llama.cpp's own log (target `llama-cpp-2`) warns about settings
+    // chosen on purpose (a context shorter than the model's, say): only its
+    // errors by default.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,llama-cpp-2=error",
         1 => "info",
         _ => "debug",
     };

@@ -22,22 +22,43 @@ fn smollm2_gguf_answers_a_chat_prompt_fluently_and_deterministically() {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    // Quantized, as llama.cpp computes (the default).
     let question = "What is the capital of Germany?";
-    let first = chat(home.path(), &file, question, &[]);
-    let second = chat(home.path(), &file, question, &[]);
-    assert_eq!(
-        first["token_ids"], second["token_ids"],
-        "greedy is deterministic"
+    // Quantized on llama.cpp (`auto`'s choice), then on candle's quantized
+    // kernels.
+    for (args, backend) in [(&[][..], "llamacpp"), (&["--backend", "cpu"][..], "cpu")] {
+        let first = chat(home.path(), &file, question, args);
+        let second = chat(home.path(), &file, question, args);
+        assert_eq!(
+            first["token_ids"], second["token_ids"],
+            "greedy is deterministic on {backend}"
+        );
+        assert_eq!(first["text"], second["text"]);
+        assert_eq!(first["backend"], backend);
+        assert_eq!(first["stop_reason"], "eos", "the answer ends its turn");
+        let text = first["text"].as_str().unwrap();
+        assert!(text.contains("Berlin"), "{backend}: {text}");
+        assert!(
+            text.split_whitespace().count() >= 4,
+            "a sentence, not a fragment on {backend}: {text}"
+        );
+    }
+    // llama.cpp runs GGUF files only, and not the f32 path.
+    let err = failure_of(
+        cli(home.path()),
+        "generate",
+        &fixture_model("gpt2"),
+        &["--backend", "llamacpp", "hi"],
     );
-    assert_eq!(first["text"], second["text"]);
-    assert_eq!(first["backend"], "cpu");
-    assert_eq!(first["stop_reason"], "eos", "the answer ends its turn");
-    let text = first["text"].as_str().unwrap();
-    assert!(text.contains("Berlin"), "{text}");
+    assert!(err.contains("GGUF models only"), "{err}");
+    let err = failure_of(
+        cli(home.path()),
+        "generate",
+        &file,
+        &["--backend", "llamacpp", "--dequantize", "hi"],
+    );
     assert!(
-        text.split_whitespace().count() >= 4,
-        "a sentence, not a fragment: {text}"
+        err.contains("--dequantize computes in f32 on candle"),
+        "{err}"
     );
 }
 

@@ -123,6 +123,20 @@ fn status_shape() {
         .find(|b| b["name"] == "cpu")
         .unwrap();
     assert_eq!(cpu["available"], true);
+    // The kernels in use are named: the CPU's features as detected at run
+    // time, and llama.cpp's ggml CPU module (the best this CPU runs).
+    let detail = cpu["detail"].as_str().unwrap();
+    assert!(detail.contains("this CPU has"), "{detail}");
+    let llama_cpp = backends
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "llamacpp")
+        .unwrap();
+    assert_eq!(llama_cpp["available"], true, "{llama_cpp}");
+    let detail = llama_cpp["detail"].as_str().unwrap();
+    assert!(detail.contains("ggml CPU kernels '"), "{detail}");
+    assert!(!detail.contains("'unknown'"), "{detail}");
     // --cache-dir wins over IPFS_ACCELERATE_CACHE.
     let other = home.path().join("elsewhere");
     let s = json_of(

@@ -1,31 +1,32 @@
-//! SmolLM2-135M-Instruct Q4_1 (GGUF) on candle CPU: prompt processing and
-//! decode speed, measured as whole generations so the numbers include
-//! everything a caller pays (tokenizer excluded: ids are prepared once).
+//! One GGUF file on one backend, one process (so its peak memory is its
+//! own): prompt-processing and decode tokens/s, and the aggregate tokens/s
+//! of 1, 4 and 8 concurrent greedy streams. `cargo xtask bench generate`
+//! runs it per file and runs llama.cpp (llama-cpp-python) on the same
+//! prompt ids beside it.
 //!
-//! - `prefill_128`: a 128-token prompt, one new token;
-//! - `decode_1` / `decode_64`: a short chat prompt, 1 and 64 new tokens;
-//!   decode tokens/s = 63 / (t(64) - t(1)), so the prompt cancels out.
+//! Read from the environment:
+//! - `IPFS_ACCELERATE_BENCH_GGUF`: the file;
+//! - `IPFS_ACCELERATE_BENCH_BACKEND`: `llamacpp` (default) or `cpu`;
+//! - `IPFS_ACCELERATE_BENCH_STREAMS`: stream counts to measure, e.g. `1,4,8`
+//!   (none by default);
+//! - `IPFS_ACCELERATE_BENCH_OUT`: where the JSON result goes.
 //!
-//! Each runs twice: `q4_1_*` on the quantized weights (the default, as
-//! llama.cpp computes) and `f32_*` on the same file dequantized to f32
-//! (`--dequantize`), the reference of the ratios. After the runs it writes
-//! `target/criterion/generate_smollm2/run.json` (token counts and peak
-//! resident memory, read after the quantized runs and at the end) for
-//! `cargo xtask bench generate` to summarise.
-//!
-//! Needs `IPFS_ACCELERATE_SMOLLM2_GGUF` (`cargo xtask bench generate` sets it).
+//! - prompt: a 126-token text, one new token (the prompt's forward pass
+//!   and one sampling), best of 3;
+//! - decode: `64 / (t(65 new tokens) - t(1 new token))` after a short
+//!   prompt, so the prompt cancels out;
+//! - streams: N threads each generating 64 tokens from its own prompt at
+//!   once; total generated tokens / wall time.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use ipfs_accelerate_backends::BackendKind;
 use ipfs_accelerate_loader::Loader;
 use ipfs_accelerate_skills::text_generation::gguf::{self, GgufCompute};
 use ipfs_accelerate_skills::{GenerateOptions, TextGenerator};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::time::Instant;
 
-const PREFILL_TOKENS: usize = 128;
+const PROMPT_TOKENS: usize = 126;
 const DECODE_TOKENS: usize = 64;
 
 /// `VmHWM` of this process in bytes (Linux), if readable.
@@ -43,96 +44,128 @@ fn greedy(max_new_tokens: usize) -> GenerateOptions {
     }
 }
 
-/// The prompts every variant runs: a 128-token text and a short chat prompt.
-struct Prompts {
-    long: Vec<u32>,
-    chat: Vec<u32>,
-}
-
-fn prompts(generator: &TextGenerator) -> Prompts {
-    let tokenizer = generator.tokenizer();
-    let story = "The old lighthouse keeper walked along the rocky shore every evening, \
-                 counting the ships that passed and writing their names in a worn notebook. ";
-    let long: Vec<u32> = tokenizer
-        .encode(story.repeat(8), false)
-        .unwrap()
-        .get_ids()
-        .iter()
-        .copied()
-        .take(PREFILL_TOKENS)
-        .collect();
-    assert_eq!(long.len(), PREFILL_TOKENS);
-    let chat = generator
-        .chat_prompt("Write a short story about a lighthouse keeper.")
+/// Seconds of one greedy generation of `new` tokens from `ids`, and how
+/// many it produced.
+fn timed(generator: &TextGenerator, ids: &[u32], new: usize) -> (f64, usize) {
+    let start = Instant::now();
+    let generation = generator
+        .generate_from_ids(ids, &greedy(new), &mut |_| {})
         .unwrap();
-    let chat = tokenizer.encode(chat, false).unwrap().get_ids().to_vec();
-    // Greedy is deterministic: the decode run's length is fixed; it must not
-    // stop early, or the rate would be computed over fewer tokens.
-    let decoded = generator
-        .generate_from_ids(&chat, &greedy(DECODE_TOKENS), &mut |_| {})
-        .unwrap();
-    assert_eq!(decoded.token_ids.len(), DECODE_TOKENS, "stopped early");
-    Prompts { long, chat }
+    (start.elapsed().as_secs_f64(), generation.token_ids.len())
 }
 
-/// prefill_128, decode_1 and decode_64 of one generator, named `{name}/...`.
-fn run_variant(c: &mut Criterion, name: &str, generator: &TextGenerator, prompts: &Prompts) {
-    let mut group = c.benchmark_group("generate_smollm2");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(2));
-    group.measurement_time(Duration::from_secs(20));
-    let cases = [
-        ("prefill_128", &prompts.long, 1),
-        ("decode_1", &prompts.chat, 1),
-        ("decode_64", &prompts.chat, DECODE_TOKENS),
-    ];
-    for (case, ids, new_tokens) in cases {
-        group.bench_function(format!("{name}_{case}"), |b| {
-            b.iter(|| {
-                generator
-                    .generate_from_ids(ids, &greedy(new_tokens), &mut |_| {})
-                    .unwrap()
-            })
-        });
-    }
-    group.finish();
-}
+/// Texts the streams continue, one per stream (each its own prompt).
+const STORIES: [&str; 8] = [
+    "The old lighthouse keeper walked along the rocky shore every evening,",
+    "In the middle of the desert there was a small town where",
+    "The recipe my grandmother left me starts with a warning:",
+    "When the first train arrived in the valley, the farmers",
+    "Scientists studying the deep ocean found a creature that",
+    "The library had been closed for a hundred years until",
+    "Every winter the children of the village built a tower of snow and",
+    "The astronaut looked back at the Earth and remembered",
+];
 
-fn bench(c: &mut Criterion) {
-    let Some(file) = std::env::var_os("IPFS_ACCELERATE_SMOLLM2_GGUF") else {
-        println!("SKIPPED generate bench: IPFS_ACCELERATE_SMOLLM2_GGUF is not set (use `cargo xtask bench generate`)");
+fn main() {
+    let Some(file) = std::env::var_os("IPFS_ACCELERATE_BENCH_GGUF") else {
+        println!("SKIPPED generate bench: IPFS_ACCELERATE_BENCH_GGUF is not set (use `cargo xtask bench generate`)");
         return;
     };
+    let backend: BackendKind = std::env::var("IPFS_ACCELERATE_BENCH_BACKEND")
+        .unwrap_or_else(|_| "llamacpp".to_owned())
+        .parse()
+        .unwrap();
+    let streams: Vec<usize> = std::env::var("IPFS_ACCELERATE_BENCH_STREAMS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let out = std::env::var_os("IPFS_ACCELERATE_BENCH_OUT").expect("IPFS_ACCELERATE_BENCH_OUT");
+
     let cache = tempfile::tempdir().unwrap();
     let loader = Loader::builder().cache_dir(cache.path()).build().unwrap();
     let model = gguf::locate(file.to_str().unwrap(), None).unwrap().unwrap();
-    let load =
-        |compute| TextGenerator::load_gguf(&loader, &model, BackendKind::Cpu, compute).unwrap();
+    let generator =
+        TextGenerator::load_gguf(&loader, &model, backend, GgufCompute::Quantized).unwrap();
+    let tokenizer = generator.tokenizer();
+    let encode = |text: &str| tokenizer.encode(text, false).unwrap().get_ids().to_vec();
 
-    // Quantized first, so the peak memory read after it is its own.
-    let quantized = load(GgufCompute::Quantized);
-    let prompts = prompts(&quantized);
-    run_variant(c, "q4_1", &quantized, &prompts);
-    let quantized_peak = peak_rss_bytes();
-    drop(quantized);
-    // The same file dequantized to f32 (`--dequantize`): the reference.
-    let dequantized = load(GgufCompute::DequantizedF32);
-    run_variant(c, "f32", &dequantized, &prompts);
+    let story = "The old lighthouse keeper walked along the rocky shore every evening, \
+                 counting the ships that passed and writing their names in a worn notebook. ";
+    let long: Vec<u32> = encode(&story.repeat(8))
+        .into_iter()
+        .take(PROMPT_TOKENS)
+        .collect();
+    assert_eq!(long.len(), PROMPT_TOKENS);
+    let short = encode(STORIES[0]);
 
-    let run = serde_json::json!({
-        "prefill_tokens": PREFILL_TOKENS,
+    // Warm up (first-touch page faults of the weights), then measure.
+    timed(&generator, &long, 1);
+    let prompt_s = (0..3)
+        .map(|_| timed(&generator, &long, 1).0)
+        .fold(f64::INFINITY, f64::min);
+    let (one_s, _) = timed(&generator, &short, 1);
+    let (many_s, produced) = timed(&generator, &short, DECODE_TOKENS + 1);
+    assert_eq!(produced, DECODE_TOKENS + 1, "the decode run stopped early");
+    let decode_per_s = DECODE_TOKENS as f64 / (many_s - one_s);
+    let single_peak = peak_rss_bytes();
+
+    let mut aggregate = serde_json::Map::new();
+    for &n in &streams {
+        let prompts: Vec<Vec<u32>> = STORIES.iter().cycle().take(n).map(|s| encode(s)).collect();
+        let start = Instant::now();
+        let total: usize = std::thread::scope(|scope| {
+            let runs: Vec<_> = prompts
+                .iter()
+                .map(|ids| {
+                    let generator = &generator;
+                    scope.spawn(move || timed(generator, ids, DECODE_TOKENS).1)
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        aggregate.insert(
+            n.to_string(),
+            serde_json::json!({
+                "tokens": total,
+                "seconds": seconds,
+                "tokens_per_s": total as f64 / seconds,
+                "peak_in_one_step": generator.peak_concurrent_requests(),
+            }),
+        );
+    }
+
+    let result = serde_json::json!({
+        "file": file.to_string_lossy(),
+        "backend": generator.backend().name(),
+        "kernels": kernels(),
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "prompt_ids": long,
+        "decode_prompt_ids": short,
+        "prompt_tokens": PROMPT_TOKENS,
+        "prompt_tokens_per_s": PROMPT_TOKENS as f64 / prompt_s,
         "decode_tokens": DECODE_TOKENS,
-        "chat_prompt_tokens": prompts.chat.len(),
-        "quantized_peak_rss_bytes": quantized_peak,
-        "process_peak_rss_bytes": peak_rss_bytes(),
-        "gguf_bytes": std::fs::metadata(&file).map(|m| m.len()).ok(),
-        "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "decode_tokens_per_s": decode_per_s,
+        "peak_rss_bytes": single_peak,
+        "streams": aggregate,
+        "streams_peak_rss_bytes": peak_rss_bytes(),
     });
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion/generate_smollm2");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+    std::fs::write(&out, serde_json::to_string_pretty(&result).unwrap()).unwrap();
+    println!(
+        "{}",
+        serde_json::to_string(&result["prompt_tokens_per_s"]).unwrap()
+    );
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// The ggml CPU module llama.cpp loaded, if this build has llama.cpp.
+fn kernels() -> Option<String> {
+    #[cfg(feature = "llama-cpp")]
+    {
+        ipfs_accelerate_backends::llama_cpp::cpu_module()
+    }
+    #[cfg(not(feature = "llama-cpp"))]
+    {
+        None
+    }
+}

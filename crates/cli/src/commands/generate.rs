@@ -106,7 +106,7 @@ pub struct GenerateArgs {
     /// template (with the assistant's generation prompt).
     #[arg(long)]
     chat: bool,
-    /// auto, cpu, cuda, ort or openvino.
+    /// auto, cpu, cuda, ort, openvino or llamacpp (GGUF models only).
     #[arg(long, default_value = "auto")]
     backend: String,
     #[command(flatten)]

@@ -14,7 +14,7 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// auto, cpu, cuda, ort or openvino.
+    /// auto, cpu, cuda, ort, openvino or llamacpp (GGUF models only).
     #[arg(long, default_value = "auto")]
     backend: String,
     /// Bearer token required on every route but /health.

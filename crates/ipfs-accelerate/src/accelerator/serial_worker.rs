@@ -57,6 +57,15 @@ impl SerialSkill {
         }
     }
 
+    /// How many requests run at once: a generator on llama.cpp decodes
+    /// several together (continuous batching); everything else runs one.
+    pub(crate) fn concurrency(&self) -> usize {
+        match self {
+            Self::Causal(g) => g.concurrent_requests().max(1),
+            _ => 1,
+        }
+    }
+
     /// What requests it answers, for errors.
     pub(crate) fn serves(&self) -> &'static str {
         match self {
@@ -317,6 +326,10 @@ pub(crate) fn spawn(
         let mut next: Option<SerialJob> = None;
         // Only a dual encoder's embeddings run together.
         let gathers = matches!(*skill, SerialSkill::Similarity(_));
+        // Requests running at once (llama.cpp's streams): each takes a
+        // permit, so the queue holds the rest.
+        let concurrency = skill.concurrency();
+        let running = Arc::new(tokio::sync::Semaphore::new(concurrency));
         loop {
             let job = match next.take() {
                 Some(job) => job,
@@ -333,7 +346,18 @@ pub(crate) fn spawn(
             }
             let Some(first_inputs) = gathers.then(|| embed_inputs(&job.request)).flatten() else {
                 stats.batch_sizes.observe(1.0);
-                run_one(&model, &skill, job, &stats).await;
+                if concurrency == 1 {
+                    run_one(&model, &skill, job, &stats).await;
+                    continue;
+                }
+                let Ok(permit) = running.clone().acquire_owned().await else {
+                    break;
+                };
+                let (model, skill, stats) = (model.clone(), skill.clone(), stats.clone());
+                tokio::spawn(async move {
+                    run_one(&model, &skill, job, &stats).await;
+                    drop(permit);
+                });
                 continue;
             };
             let mut batch = vec![(job, first_inputs.len())];

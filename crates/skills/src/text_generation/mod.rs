@@ -6,6 +6,8 @@ pub mod chat_template;
 pub mod decode_loop;
 pub mod generation_config;
 pub mod gguf;
+#[cfg(feature = "llama-cpp")]
+pub mod llama_cpp;
 pub(crate) mod onnx_causal_lm;
 mod options;
 mod stop_strings;
@@ -31,12 +33,22 @@ use tokenizers::Tokenizer;
 pub(crate) type BuildCausalLm =
     fn(&Value, VarBuilder<'static>) -> Result<Box<dyn CausalLm>, ModelError>;
 
+/// What computes: one model that runs a request at a time, or llama.cpp,
+/// which runs several together.
+#[derive(Debug)]
+enum Engine {
+    /// One sequence at a time: the model holds its own KV cache.
+    Exclusive(Mutex<Box<dyn CausalLm>>),
+    /// A stream per request, batched together ([`llama_cpp`]).
+    #[cfg(feature = "llama-cpp")]
+    LlamaCpp(llama_cpp::LlamaCppEngine),
+}
+
 /// A loaded causal language model with its tokenizer.
 #[derive(Debug)]
 pub struct TextGenerator {
     loaded: Loaded,
-    // One sequence at a time: the model holds its own KV cache.
-    model: Mutex<Box<dyn CausalLm>>,
+    engine: Engine,
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
     chat_template: Option<ChatTemplate>,
@@ -76,7 +88,7 @@ impl TextGenerator {
         let eos_ids = generation_config::eos_ids(&files.config, generation_config.as_ref());
         Ok(Self {
             eos_ids,
-            model: Mutex::new(lm),
+            engine: Engine::Exclusive(Mutex::new(lm)),
             tokenizer,
             chat_template,
             loaded: files.finish(kind),
@@ -91,6 +103,16 @@ impl TextGenerator {
     /// The ids that end generation.
     pub fn eos_ids(&self) -> &[u32] {
         &self.eos_ids
+    }
+
+    /// How many requests can generate at once: on llama.cpp they decode
+    /// together in one batch per step; anywhere else one runs at a time.
+    pub fn concurrent_requests(&self) -> usize {
+        match &self.engine {
+            Engine::Exclusive(_) => 1,
+            #[cfg(feature = "llama-cpp")]
+            Engine::LlamaCpp(engine) => engine.streams(),
+        }
     }
 
     /// Generates from `prompt`, used exactly as given (the tokenizer adds
@@ -132,9 +154,42 @@ impl TextGenerator {
                 "max_new_tokens must be at least 1".to_owned(),
             ));
         }
-        let mut model = self.model.lock().map_err(|_| {
-            SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
-        })?;
+        match &self.engine {
+            Engine::Exclusive(model) => {
+                let mut model = model.lock().map_err(|_| {
+                    SkillError::InvalidInput(
+                        "the model is unusable after an earlier failure".to_owned(),
+                    )
+                })?;
+                self.generate_on(&mut **model, prompt_ids, options, on_text)
+            }
+            #[cfg(feature = "llama-cpp")]
+            Engine::LlamaCpp(engine) => {
+                let mut stream = engine.stream()?;
+                self.generate_on(&mut stream, prompt_ids, options, on_text)
+            }
+        }
+    }
+
+    /// The most requests decoded together in one step so far (llama.cpp's
+    /// continuous batching); 1 for a model that runs one at a time.
+    pub fn peak_concurrent_requests(&self) -> usize {
+        match &self.engine {
+            Engine::Exclusive(_) => 1,
+            #[cfg(feature = "llama-cpp")]
+            Engine::LlamaCpp(engine) => engine.peak_streams(),
+        }
+    }
+
+    /// The generation itself, on a model that holds no other request's
+    /// tokens.
+    fn generate_on(
+        &self,
+        model: &mut dyn CausalLm,
+        prompt_ids: &[u32],
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SkillError> {
         // A model without a position limit (dynamic RoPE scaling) still gets
         // one: attention over the prompt is sized by it.
         let context = model

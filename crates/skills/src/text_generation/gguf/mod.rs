@@ -1,7 +1,9 @@
-//! LLaMA-family models from a single GGUF file (llama.cpp's format):
-//! quantized weights through candle-transformers' `quantized_llama`, the
-//! tokenizer from `tokenizer.json` beside the file or else built from the
-//! GGUF metadata, EOS ids and the chat template from the metadata.
+//! LLaMA-family models from a single GGUF file (llama.cpp's format): on
+//! llama.cpp itself (the `llamacpp` backend, `auto`'s choice for quantized
+//! compute, see [`super::llama_cpp`]) or on candle-transformers'
+//! `quantized_llama`; the tokenizer from `tokenizer.json` beside the file or
+//! else built from the GGUF metadata, EOS ids and the chat template from the
+//! metadata, whichever computes.
 
 mod dequantize;
 mod locate;
@@ -12,14 +14,14 @@ mod tokenizer;
 pub use locate::{locate, GgufModel};
 
 use super::chat_template::ChatTemplate;
-use super::TextGenerator;
+use super::{Engine, TextGenerator};
 use crate::load::backend_chain::load_on_chain;
 use crate::load::weights::one_line;
 use crate::load::{read_tokenizer, Loaded};
 use crate::SkillError;
 use candle_core::quantized::gguf_file::Content;
 use candle_transformers::models::quantized_llama::ModelWeights;
-use ipfs_accelerate_backends::BackendKind;
+use ipfs_accelerate_backends::{BackendError, BackendKind};
 use ipfs_accelerate_loader::{Loader, ResolvedFile};
 use ipfs_accelerate_models::quantized_llama::GgufLlama;
 use metadata::Metadata;
@@ -87,6 +89,27 @@ impl TextGenerator {
             None => tokenizer::from_metadata(&meta)?,
         };
 
+        if runs_on_llama_cpp(&name, backend, compute)? {
+            #[cfg(feature = "llama-cpp")]
+            {
+                let shape = super::llama_cpp::EngineShape::from_env()?;
+                let engine =
+                    super::llama_cpp::LlamaCppEngine::load(&name, &weights_file.path, shape)?;
+                tracing::debug!(model = %name, "GGUF model loaded on llama.cpp");
+                return Ok(Self {
+                    loaded: Loaded {
+                        name,
+                        backend: BackendKind::LlamaCpp,
+                        files,
+                    },
+                    engine: Engine::LlamaCpp(engine),
+                    tokenizer,
+                    eos_ids,
+                    chat_template,
+                });
+            }
+        }
+
         // The first backend tried reuses the content already read.
         let mut first = Some(content);
         let (lm, _device, kind) = load_on_chain(backend, |device| {
@@ -115,11 +138,57 @@ impl TextGenerator {
                 backend: kind,
                 files,
             },
-            model: Mutex::new(Box::new(lm)),
+            engine: Engine::Exclusive(Mutex::new(Box::new(lm))),
             tokenizer,
             eos_ids,
             chat_template,
         })
+    }
+}
+
+/// Whether llama.cpp computes: when asked for by name, and for `auto`
+/// with quantized compute when it can run here (else candle does). The
+/// f32 path (`--dequantize`) is candle's.
+fn runs_on_llama_cpp(
+    name: &str,
+    backend: BackendKind,
+    compute: GgufCompute,
+) -> Result<bool, SkillError> {
+    let asked = backend == BackendKind::LlamaCpp;
+    if asked && compute == GgufCompute::DequantizedF32 {
+        return Err(SkillError::Backend(BackendError::Unsupported {
+            kind: backend,
+            why: format!(
+                "{name}: --dequantize computes in f32 on candle; use --backend cpu or auto"
+            ),
+        }));
+    }
+    #[cfg(feature = "llama-cpp")]
+    {
+        if asked {
+            ipfs_accelerate_backends::llama_cpp::llama_backend()?;
+            return Ok(true);
+        }
+        if backend == BackendKind::Auto && compute == GgufCompute::Quantized {
+            return Ok(match ipfs_accelerate_backends::llama_cpp::llama_backend() {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!(model = name, "auto passes over llama.cpp: {e}");
+                    false
+                }
+            });
+        }
+        Ok(false)
+    }
+    #[cfg(not(feature = "llama-cpp"))]
+    {
+        if asked {
+            return Err(SkillError::Backend(BackendError::Unavailable {
+                kind: backend,
+                detail: "this build has no llama.cpp (cargo feature `llama-cpp`)".to_owned(),
+            }));
+        }
+        Ok(false)
     }
 }
 

@@ -1,0 +1,480 @@
+//! GGUF generation on llama.cpp (the `llamacpp` backend), with continuous
+//! batching: every request is a *stream* with its own sequence in one
+//! llama.cpp context, and one scheduler thread runs whatever the streams
+//! ask for as one batch per step. A request that arrives joins at the next
+//! step (its prompt goes in beside the others' single tokens), and one that
+//! finishes leaves; the token loop of each stream ([`super::decode_loop`]:
+//! sampling, stop strings, streaming) is the same as on candle.
+//!
+//! Each stream's KV cache is its own (`kv_unified = false`), so what one
+//! stream computes does not depend on the others: greedy output alone and
+//! in a batch are the same (tested on SmolLM2).
+
+use crate::SkillError;
+use candle_core::{Device, Tensor};
+use ipfs_accelerate_backends::llama_cpp::{llama_backend, LlamaBackend};
+use ipfs_accelerate_backends::{BackendError, BackendKind};
+use ipfs_accelerate_models::CausalLm;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How many requests decode together (sequences in the context).
+pub const STREAMS_ENV: &str = "IPFS_ACCELERATE_LLAMA_CPP_STREAMS";
+/// Positions each stream holds (at most the model's own context length).
+pub const CONTEXT_ENV: &str = "IPFS_ACCELERATE_LLAMA_CPP_CONTEXT";
+
+const DEFAULT_STREAMS: u32 = 8;
+const DEFAULT_CONTEXT: u32 = 2048;
+/// Tokens in one llama.cpp batch: a longer prompt goes in over several
+/// steps.
+const BATCH_TOKENS: u32 = 512;
+/// How long a step waits for streams that are between tokens (sampling,
+/// decoding text) before it runs without them: long enough for that work,
+/// short next to a step.
+const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// The context's shape, from the environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EngineShape {
+    streams: u32,
+    context: u32,
+}
+
+impl EngineShape {
+    /// [`STREAMS_ENV`] and [`CONTEXT_ENV`], or the defaults (8 × 2048).
+    pub(crate) fn from_env() -> Result<Self, SkillError> {
+        let read = |name: &str, default: u32, max: u32| -> Result<u32, SkillError> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(text) => match text.trim().parse::<u32>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(SkillError::InvalidInput(format!(
+                        "{name}={text:?}: expected a whole number from 1 to {max}"
+                    ))),
+                },
+            }
+        };
+        Ok(Self {
+            streams: read(STREAMS_ENV, DEFAULT_STREAMS, 64)?,
+            context: read(CONTEXT_ENV, DEFAULT_CONTEXT, 1 << 20)?,
+        })
+    }
+}
+
+/// What a stream asks the scheduler.
+enum Message {
+    /// Run `ids` after the sequence's cached tokens; answer the logits of
+    /// the last one.
+    Forward {
+        seq: i32,
+        ids: Vec<u32>,
+        reply: mpsc::Sender<Result<Vec<f32>, String>>,
+    },
+    /// Forget the sequence's cached tokens.
+    Clear { seq: i32 },
+}
+
+/// The sequence ids not held by a stream.
+#[derive(Debug)]
+struct FreeSeqs {
+    free: Mutex<Vec<i32>>,
+    returned: Condvar,
+}
+
+/// A GGUF model loaded in llama.cpp, shared by every request.
+#[derive(Debug)]
+pub(crate) struct LlamaCppEngine {
+    name: String,
+    messages: mpsc::Sender<Message>,
+    seqs: Arc<FreeSeqs>,
+    /// Positions each stream holds.
+    context: usize,
+    streams: usize,
+    /// The most streams one step has run together.
+    peak: Arc<AtomicUsize>,
+}
+
+impl LlamaCppEngine {
+    /// Loads `path` (a GGUF file from the loader) on llama.cpp and starts
+    /// its scheduler thread.
+    pub(crate) fn load(name: &str, path: &Path, shape: EngineShape) -> Result<Self, SkillError> {
+        let backend = llama_backend()?;
+        let (messages, inbox) = mpsc::channel();
+        let (ready, started) = mpsc::channel();
+        let thread_name = name.to_owned();
+        let path = path.to_path_buf();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let steps = Steps {
+            inbox,
+            peak: peak.clone(),
+        };
+        std::thread::Builder::new()
+            .name("llama.cpp".to_owned())
+            .spawn(move || scheduler(backend, &thread_name, &path, shape, steps, ready))
+            .map_err(|e| unavailable(format!("cannot start the scheduler thread: {e}")))?;
+        let context = started
+            .recv()
+            .map_err(|_| unavailable("the scheduler thread stopped while loading".to_owned()))?
+            .map_err(|detail| SkillError::Weights {
+                model: name.to_owned(),
+                source: detail.into(),
+            })?;
+        Ok(Self {
+            name: name.to_owned(),
+            messages,
+            seqs: Arc::new(FreeSeqs {
+                free: Mutex::new((0..shape.streams as i32).rev().collect()),
+                returned: Condvar::new(),
+            }),
+            context,
+            streams: shape.streams as usize,
+            peak,
+        })
+    }
+
+    /// The most requests one step has decoded together so far.
+    pub(crate) fn peak_streams(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// How many requests decode together.
+    pub(crate) fn streams(&self) -> usize {
+        self.streams
+    }
+
+    /// A stream for one request; waits while every sequence is in use.
+    pub(crate) fn stream(&self) -> Result<LlamaCppStream, SkillError> {
+        let mut free = self
+            .seqs
+            .free
+            .lock()
+            .map_err(|_| unavailable("the sequence table is poisoned".to_owned()))?;
+        let seq = loop {
+            if let Some(seq) = free.pop() {
+                break seq;
+            }
+            free = self
+                .seqs
+                .returned
+                .wait(free)
+                .map_err(|_| unavailable("the sequence table is poisoned".to_owned()))?;
+        };
+        Ok(LlamaCppStream {
+            name: self.name.clone(),
+            seq,
+            messages: self.messages.clone(),
+            seqs: self.seqs.clone(),
+            context: self.context,
+        })
+    }
+}
+
+fn unavailable(detail: String) -> SkillError {
+    SkillError::Backend(BackendError::Unavailable {
+        kind: BackendKind::LlamaCpp,
+        detail,
+    })
+}
+
+/// One request's sequence; implements [`CausalLm`] so the shared token
+/// loop drives it. Dropping it frees the sequence.
+#[derive(Debug)]
+pub(crate) struct LlamaCppStream {
+    name: String,
+    seq: i32,
+    messages: mpsc::Sender<Message>,
+    seqs: Arc<FreeSeqs>,
+    context: usize,
+}
+
+impl CausalLm for LlamaCppStream {
+    fn forward(&mut self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        let (reply, answer) = mpsc::channel();
+        self.messages
+            .send(Message::Forward {
+                seq: self.seq,
+                ids: ids.to_vec(),
+                reply,
+            })
+            .map_err(|_| candle_core::Error::Msg("llama.cpp's scheduler has stopped".into()))?;
+        let logits = answer
+            .recv()
+            .map_err(|_| candle_core::Error::Msg("llama.cpp's scheduler has stopped".into()))?
+            .map_err(|e| candle_core::Error::Msg(format!("{}: llama.cpp: {e}", self.name)))?;
+        let vocab = logits.len();
+        Tensor::from_vec(logits, vocab, &Device::Cpu)
+    }
+
+    fn reset(&mut self) {
+        // A stopped scheduler has nothing left to forget.
+        let _ = self.messages.send(Message::Clear { seq: self.seq });
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.context)
+    }
+}
+
+impl Drop for LlamaCppStream {
+    fn drop(&mut self) {
+        // Cleared before it is free: the next holder's first message comes
+        // after this one in the scheduler's queue.
+        let _ = self.messages.send(Message::Clear { seq: self.seq });
+        if let Ok(mut free) = self.seqs.free.lock() {
+            free.push(self.seq);
+            self.seqs.returned.notify_one();
+        }
+    }
+}
+
+/// What the scheduler thread reads and reports.
+struct Steps {
+    inbox: mpsc::Receiver<Message>,
+    peak: Arc<AtomicUsize>,
+}
+
+/// A stream's request in the scheduler: its tokens and how many went in.
+struct Pending {
+    seq: i32,
+    ids: Vec<u32>,
+    done: usize,
+    reply: mpsc::Sender<Result<Vec<f32>, String>>,
+}
+
+/// Loads the model and context on this thread (llama.cpp's context borrows
+/// the model, and neither leaves the thread), answers `ready` with the
+/// positions per stream, then runs steps until every stream and the engine
+/// are gone.
+fn scheduler(
+    backend: &'static LlamaBackend,
+    name: &str,
+    path: &PathBuf,
+    shape: EngineShape,
+    steps: Steps,
+    ready: mpsc::Sender<Result<usize, String>>,
+) {
+    let model = match LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()) {
+        Ok(model) => model,
+        Err(e) => {
+            let _ = ready.send(Err(format!(
+                "llama.cpp cannot load {}: {e}",
+                path.display()
+            )));
+            return;
+        }
+    };
+    let context = shape.context.min(model.n_ctx_train().max(1));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(context * shape.streams))
+        .with_n_seq_max(shape.streams)
+        .with_kv_unified(false)
+        .with_n_batch(BATCH_TOKENS)
+        .with_n_ubatch(BATCH_TOKENS)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(format!("llama.cpp cannot make a context: {e}")));
+            return;
+        }
+    };
+    let vocab = model.n_vocab();
+    if ready.send(Ok(context as usize)).is_err() {
+        return;
+    }
+    tracing::debug!(
+        model = name,
+        streams = shape.streams,
+        context,
+        "llama.cpp ready"
+    );
+    run_steps(&mut ctx, vocab, &steps);
+}
+
+/// The scheduler's loop: gather what the streams ask, run it as one batch,
+/// answer each.
+fn run_steps(ctx: &mut LlamaContext<'_>, vocab: i32, steps: &Steps) {
+    let inbox = &steps.inbox;
+    let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, 1);
+    let mut pending: Vec<Pending> = Vec::new();
+    // Next position of each sequence, and the sequences mid-generation
+    // (whose next request a step waits for, briefly).
+    let mut positions: HashMap<i32, i32> = HashMap::new();
+    let mut active: HashSet<i32> = HashSet::new();
+    loop {
+        if pending.is_empty() {
+            match inbox.recv() {
+                Ok(message) => take(message, ctx, &mut pending, &mut positions, &mut active),
+                Err(_) => return,
+            }
+        }
+        let deadline = Instant::now() + GATHER_WAIT;
+        while !active
+            .iter()
+            .all(|seq| pending.iter().any(|p| p.seq == *seq))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(left) {
+                Ok(message) => take(message, ctx, &mut pending, &mut positions, &mut active),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        while let Ok(message) = inbox.try_recv() {
+            take(message, ctx, &mut pending, &mut positions, &mut active);
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        steps.peak.fetch_max(pending.len(), Ordering::Relaxed);
+        step(
+            ctx,
+            vocab,
+            &mut batch,
+            &mut pending,
+            &mut positions,
+            &mut active,
+        );
+    }
+}
+
+fn take(
+    message: Message,
+    ctx: &mut LlamaContext<'_>,
+    pending: &mut Vec<Pending>,
+    positions: &mut HashMap<i32, i32>,
+    active: &mut HashSet<i32>,
+) {
+    match message {
+        Message::Forward { seq, ids, reply } => {
+            if ids.is_empty() {
+                let _ = reply.send(Err("no tokens to run".to_owned()));
+                return;
+            }
+            active.insert(seq);
+            pending.push(Pending {
+                seq,
+                ids,
+                done: 0,
+                reply,
+            });
+        }
+        Message::Clear { seq } => clear(ctx, seq, positions, active),
+    }
+}
+
+fn clear(
+    ctx: &mut LlamaContext<'_>,
+    seq: i32,
+    positions: &mut HashMap<i32, i32>,
+    active: &mut HashSet<i32>,
+) {
+    if let Ok(seq_id) = u32::try_from(seq) {
+        // Only fails for ids out of range, which ours are not.
+        let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
+    }
+    positions.remove(&seq);
+    active.remove(&seq);
+}
+
+/// One llama.cpp batch: as many pending tokens as fit, prompts in order.
+fn step(
+    ctx: &mut LlamaContext<'_>,
+    vocab: i32,
+    batch: &mut LlamaBatch,
+    pending: &mut Vec<Pending>,
+    positions: &mut HashMap<i32, i32>,
+    active: &mut HashSet<i32>,
+) {
+    batch.clear();
+    // (pending index, batch index of its last token) for those finishing.
+    let mut outputs: Vec<(usize, i32)> = Vec::new();
+    let mut in_batch: Vec<usize> = Vec::new();
+    let mut room = BATCH_TOKENS as usize;
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    for (index, p) in pending.iter_mut().enumerate() {
+        let take = (p.ids.len() - p.done).min(room);
+        if take == 0 {
+            continue;
+        }
+        let position = positions.entry(p.seq).or_insert(0);
+        for k in 0..take {
+            let id = p.ids[p.done + k];
+            if i32::try_from(id).map_or(true, |id| id >= vocab) {
+                refused.push((index, format!("token id {id} is outside the vocabulary")));
+                break;
+            }
+            let last = p.done + k + 1 == p.ids.len();
+            if let Err(e) = batch.add(LlamaToken::new(id as i32), *position, &[p.seq], last) {
+                refused.push((index, e.to_string()));
+                break;
+            }
+            *position += 1;
+            if last {
+                outputs.push((index, batch.n_tokens() - 1));
+            }
+        }
+        p.done += take;
+        room -= take;
+        in_batch.push(index);
+        if room == 0 {
+            break;
+        }
+    }
+    let result = if batch.n_tokens() > 0 {
+        ctx.decode(batch).map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    };
+    // Answered with logits (kept), or failed (their caches are dropped).
+    let mut answered: Vec<usize> = Vec::new();
+    let mut failed: Vec<usize> = Vec::new();
+    for (index, why) in refused {
+        let _ = pending[index].reply.send(Err(why));
+        failed.push(index);
+    }
+    match result {
+        Ok(()) => {
+            for (index, at) in outputs {
+                if failed.contains(&index) {
+                    continue;
+                }
+                let logits = ctx.get_logits_ith(at).to_vec();
+                let _ = pending[index].reply.send(Ok(logits));
+                answered.push(index);
+            }
+        }
+        Err(e) => {
+            // The sequences in this batch are in an unknown state: each
+            // request fails.
+            for &index in &in_batch {
+                if !failed.contains(&index) {
+                    let _ = pending[index].reply.send(Err(e.clone()));
+                    failed.push(index);
+                }
+            }
+        }
+    }
+    let failed_seqs: Vec<i32> = failed.iter().map(|&index| pending[index].seq).collect();
+    let mut done: Vec<usize> = answered.into_iter().chain(failed).collect();
+    done.sort_unstable();
+    for index in done.into_iter().rev() {
+        pending.remove(index);
+    }
+    for seq in failed_seqs {
+        clear(ctx, seq, positions, active);
+    }
+}

@@ -1,0 +1,178 @@
+//! `cargo xtask bench generate`: GGUF generation on our llama.cpp backend
+//! against llama.cpp itself (llama-cpp-python 0.3.16, built from source
+//! here with `GGML_NATIVE`), same files, same prompt ids, same threads:
+//! prompt and decode tokens/s and peak memory for SmolLM2-135M-Instruct in
+//! Q4_1 (the published file) and Q4_0, Q5_K_M, Q4_K_M, Q8_0 and F16 (made
+//! from it with llama.cpp's quantizer), plus the aggregate tokens/s of 1,
+//! 4 and 8 concurrent streams on our side. Each side runs one process per
+//! file, so each peak is its own. Results: `target/bench/generate/`.
+
+use crate::models::{self, python};
+use crate::process::{cargo, root, sh};
+use anyhow::Context;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LLAMA_CPP_PYTHON: &str = "llama-cpp-python==0.3.16";
+const NUMPY: &str = "numpy==2.4.6";
+/// The types made from the published Q4_1 file.
+const MADE: [&str; 5] = ["Q4_0", "Q5_K_M", "Q4_K_M", "Q8_0", "F16"];
+/// The setting.
+const THREADS: &str = "2";
+
+pub fn run() -> anyhow::Result<()> {
+    let dir = root().join("target/bench/generate");
+    std::fs::create_dir_all(&dir)?;
+    let python = llama_cpp_python()?;
+    let script = root().join("xtask/scripts/bench_generate.py");
+    let published = models::smollm2_gguf()?;
+    let mut files = vec![("Q4_1".to_owned(), published.clone())];
+    for kind in MADE {
+        let file = dir.join(format!("SmolLM2-135M-Instruct.{kind}.gguf"));
+        if !file.is_file() {
+            sh(Command::new(&python)
+                .arg(&script)
+                .args(["quantize"])
+                .arg(&published)
+                .arg(&file)
+                .arg(kind))?;
+        }
+        files.push((kind.to_owned(), file));
+    }
+
+    let mut rows = Vec::new();
+    for (kind, file) in &files {
+        let ours = dir.join(format!("ours-{kind}.json"));
+        our_run(file, &ours, "1", "")?;
+        let theirs = dir.join(format!("llama-cpp-{kind}.json"));
+        sh(Command::new(&python)
+            .arg(&script)
+            .arg("run")
+            .arg(file)
+            .arg(&ours)
+            .arg(&theirs)
+            .env("OMP_NUM_THREADS", THREADS))?;
+        rows.push((kind.clone(), read(&ours)?, read(&theirs)?));
+    }
+    // Concurrent streams on the published file, 8 sequences in the context.
+    let streams = dir.join("ours-streams.json");
+    our_run(&published, &streams, "8", "1,4,8")?;
+    let streams = read(&streams)?;
+
+    let summary = print_summary(&rows, &streams);
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    eprintln!("\nresults: {}", dir.display());
+    Ok(())
+}
+
+/// Our side, one process: `streams` sequences in the llama.cpp context and
+/// the stream counts to measure (`measure`, empty for none).
+fn our_run(file: &Path, out: &Path, streams: &str, measure: &str) -> anyhow::Result<()> {
+    sh(cargo()
+        .args([
+            "bench",
+            "-p",
+            "ipfs-accelerate-skills",
+            "--bench",
+            "generate",
+        ])
+        .env("IPFS_ACCELERATE_BENCH_GGUF", file)
+        .env("IPFS_ACCELERATE_BENCH_OUT", out)
+        .env("IPFS_ACCELERATE_BENCH_STREAMS", measure)
+        .env("IPFS_ACCELERATE_LLAMA_CPP_STREAMS", streams)
+        .env("RAYON_NUM_THREADS", THREADS)
+        .env("OMP_NUM_THREADS", THREADS))
+}
+
+fn read(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the bench wrote no {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn print_summary(rows: &[(String, Value, Value)], streams: &Value) -> Value {
+    let rate = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+    let mib = |v: &Value| v["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0;
+    eprintln!(
+        "\nSmolLM2-135M-Instruct GGUF, {THREADS} threads, ours (llamacpp backend, kernels {}) vs llama.cpp (llama-cpp-python {}):",
+        rows.first().map_or("?", |r| r.1["kernels"].as_str().unwrap_or("?")),
+        rows.first().map_or("?", |r| r.2["llama_cpp_python"].as_str().unwrap_or("?")),
+    );
+    eprintln!("  type     prompt tok/s ours / llama.cpp = ratio   decode tok/s ours / llama.cpp = ratio   peak MiB ours / llama.cpp");
+    let mut table = Vec::new();
+    for (kind, ours, theirs) in rows {
+        let (op, tp) = (
+            rate(ours, "prompt_tokens_per_s"),
+            rate(theirs, "prompt_tokens_per_s"),
+        );
+        let (od, td) = (
+            rate(ours, "decode_tokens_per_s"),
+            rate(theirs, "decode_tokens_per_s"),
+        );
+        eprintln!(
+            "  {kind:<7} {op:8.1} / {tp:8.1} = {:5.2}x          {od:8.1} / {td:8.1} = {:5.2}x          {:7.1} / {:7.1}",
+            op / tp,
+            od / td,
+            mib(ours),
+            mib(theirs)
+        );
+        table.push(serde_json::json!({
+            "type": kind,
+            "ours": {"prompt_tokens_per_s": op, "decode_tokens_per_s": od, "peak_mib": mib(ours)},
+            "llama_cpp": {"prompt_tokens_per_s": tp, "decode_tokens_per_s": td, "peak_mib": mib(theirs)},
+            "prompt_ratio": op / tp,
+            "decode_ratio": od / td,
+        }));
+    }
+    eprintln!("  concurrent greedy streams, Q4_1, 64 tokens each (prompts included):");
+    let one = streams["streams"]["1"]["tokens_per_s"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    for n in ["1", "4", "8"] {
+        let s = &streams["streams"][n];
+        let agg = s["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "  {n} streams: {agg:7.1} tok/s aggregate = {:5.2}x one stream (at most {} in one step)",
+            agg / one,
+            s["peak_in_one_step"]
+        );
+    }
+    eprintln!(
+        "  peak memory with 8 sequences of 2048 positions: {:.1} MiB",
+        streams["streams_peak_rss_bytes"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            / 1048576.0
+    );
+    serde_json::json!({"types": table, "streams": streams["streams"]})
+}
+
+/// llama-cpp-python, compiled from its source distribution for this CPU,
+/// in `target/bench/llama-cpp-python-venv` (made once).
+fn llama_cpp_python() -> anyhow::Result<PathBuf> {
+    let venv = root().join("target/bench/llama-cpp-python-venv");
+    let bin = venv.join("bin/python");
+    let probe = "import importlib.metadata as m; print(m.version('llama_cpp_python'))";
+    let want = LLAMA_CPP_PYTHON.split_once("==").map_or("", |(_, v)| v);
+    let installed = Command::new(&bin)
+        .args(["-c", probe])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want);
+    if installed {
+        return Ok(bin);
+    }
+    eprintln!("building {LLAMA_CPP_PYTHON} from source (once; several minutes)");
+    sh(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
+    sh(Command::new(&bin)
+        .args(["-m", "pip", "install", "--quiet", "--no-cache-dir"])
+        .args(["--no-binary", "llama-cpp-python", LLAMA_CPP_PYTHON, NUMPY])
+        // As llama.cpp's own build does by default: kernels for this CPU.
+        .env("CMAKE_ARGS", "-DGGML_NATIVE=ON")
+        .env("CMAKE_BUILD_PARALLEL_LEVEL", "2"))
+    .with_context(|| format!("building {LLAMA_CPP_PYTHON} failed"))?;
+    Ok(bin)
+}
