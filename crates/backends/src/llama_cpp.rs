@@ -26,7 +26,11 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, BackendError> {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
             match std::env::var_os(BACKENDS_DIR_ENV) {
                 Some(dir) => {
-                    llama_cpp_2::llama_backend::load_backends_from_path(std::path::Path::new(&dir))
+                    // The binding takes a UTF-8 path (it panics otherwise).
+                    let dir = dir.to_str().ok_or_else(|| {
+                        format!("{BACKENDS_DIR_ENV} is not a UTF-8 path: {dir:?}")
+                    })?;
+                    llama_cpp_2::llama_backend::load_backends_from_path(std::path::Path::new(dir))
                 }
                 None => llama_cpp_2::llama_backend::load_backends(),
             }
@@ -47,11 +51,11 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, BackendError> {
 }
 
 /// The ggml CPU module this process loaded (`zen4`, `haswell`, …), read
-/// from the process's memory map: what really runs, not a guess.
+/// from the process's memory map (Linux): what really runs, not a guess.
 pub fn cpu_module() -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines().find_map(|line| {
-        let file = line.rsplit('/').next()?;
+        let file = line.trim_end_matches(" (deleted)").rsplit('/').next()?;
         let variant = file.strip_prefix("libggml-cpu")?.strip_suffix(".so")?;
         Some(variant.trim_start_matches('-').to_owned()).filter(|v| !v.is_empty())
     })

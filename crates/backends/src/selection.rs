@@ -23,6 +23,14 @@ pub fn select(
     has_onnx_graph: bool,
     skill_runs_onnx: bool,
 ) -> Result<Selection, BackendError> {
+    if requested.runs_gguf_only() {
+        // It is never in a chain (GGUF loading asks for it directly), with
+        // or without the `llama-cpp` feature.
+        return Err(BackendError::Unsupported {
+            kind: requested,
+            why: "llama.cpp runs GGUF models only (--model <repo>/<file>.gguf)".to_owned(),
+        });
+    }
     let mut chain = Vec::new();
     let mut skipped = Vec::new();
     for backend in registry() {

@@ -140,7 +140,7 @@ fn main() {
         "file": file.to_string_lossy(),
         "backend": generator.backend().name(),
         "kernels": kernels(),
-        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "threads": threads(),
         "prompt_ids": long,
         "decode_prompt_ids": short,
         "prompt_tokens": PROMPT_TOKENS,
@@ -156,6 +156,15 @@ fn main() {
         "{}",
         serde_json::to_string(&result["prompt_tokens_per_s"]).unwrap()
     );
+}
+
+/// llama.cpp's threads (`IPFS_ACCELERATE_LLAMA_CPP_THREADS`, else
+/// `RAYON_NUM_THREADS`, else every core), for the other side to use.
+fn threads() -> usize {
+    ["IPFS_ACCELERATE_LLAMA_CPP_THREADS", "RAYON_NUM_THREADS"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The ggml CPU module llama.cpp loaded, if this build has llama.cpp.

@@ -331,6 +331,17 @@ pub(crate) fn spawn(
         let concurrency = skill.concurrency();
         let running = Arc::new(tokio::sync::Semaphore::new(concurrency));
         loop {
+            // With several requests at once, a free slot comes first: the
+            // job then waits in the queue (counted there, and dropped there
+            // if its caller goes away), not here.
+            let permit = if concurrency > 1 {
+                match running.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => break,
+                }
+            } else {
+                None
+            };
             let job = match next.take() {
                 Some(job) => job,
                 None => match jobs.recv().await {
@@ -346,12 +357,9 @@ pub(crate) fn spawn(
             }
             let Some(first_inputs) = gathers.then(|| embed_inputs(&job.request)).flatten() else {
                 stats.batch_sizes.observe(1.0);
-                if concurrency == 1 {
+                let Some(permit) = permit else {
                     run_one(&model, &skill, job, &stats).await;
                     continue;
-                }
-                let Ok(permit) = running.clone().acquire_owned().await else {
-                    break;
                 };
                 let (model, skill, stats) = (model.clone(), skill.clone(), stats.clone());
                 tokio::spawn(async move {

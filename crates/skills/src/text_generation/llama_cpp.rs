@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 pub const STREAMS_ENV: &str = "IPFS_ACCELERATE_LLAMA_CPP_STREAMS";
 /// Positions each stream holds (at most the model's own context length).
 pub const CONTEXT_ENV: &str = "IPFS_ACCELERATE_LLAMA_CPP_CONTEXT";
+/// CPU threads llama.cpp computes with (default: `RAYON_NUM_THREADS`, as
+/// candle, else every core).
+pub const THREADS_ENV: &str = "IPFS_ACCELERATE_LLAMA_CPP_THREADS";
 
 const DEFAULT_STREAMS: u32 = 8;
 const DEFAULT_CONTEXT: u32 = 2048;
@@ -49,10 +52,12 @@ const GATHER_WAIT: Duration = Duration::from_millis(2);
 pub(crate) struct EngineShape {
     streams: u32,
     context: u32,
+    threads: u32,
 }
 
 impl EngineShape {
-    /// [`STREAMS_ENV`] and [`CONTEXT_ENV`], or the defaults (8 × 2048).
+    /// [`STREAMS_ENV`], [`CONTEXT_ENV`] and [`THREADS_ENV`], or the
+    /// defaults (8 × 2048, every core).
     pub(crate) fn from_env() -> Result<Self, SkillError> {
         let read = |name: &str, default: u32, max: u32| -> Result<u32, SkillError> {
             match std::env::var(name) {
@@ -65,9 +70,15 @@ impl EngineShape {
                 },
             }
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let rayon = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .filter(|&n| n > 0);
         Ok(Self {
             streams: read(STREAMS_ENV, DEFAULT_STREAMS, 64)?,
             context: read(CONTEXT_ENV, DEFAULT_CONTEXT, 1 << 20)?,
+            threads: read(THREADS_ENV, rayon.unwrap_or(cores), 1024)?,
         })
     }
 }
@@ -160,9 +171,16 @@ impl LlamaCppEngine {
             .free
             .lock()
             .map_err(|_| unavailable("the sequence table is poisoned".to_owned()))?;
+        // The lowest free id: llama.cpp runs sequences with consecutive ids
+        // in one pass (see `step`), so ids in use are kept packed.
         let seq = loop {
-            if let Some(seq) = free.pop() {
-                break seq;
+            if let Some(at) = free
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| **s)
+                .map(|(i, _)| i)
+            {
+                break free.swap_remove(at);
             }
             free = self
                 .seqs
@@ -275,7 +293,7 @@ fn scheduler(
         }
     };
     let context = shape.context.min(model.n_ctx_train().max(1));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+    let threads = shape.threads as i32;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(context * shape.streams))
         .with_n_seq_max(shape.streams)
@@ -317,7 +335,14 @@ fn run_steps(ctx: &mut LlamaContext<'_>, vocab: i32, steps: &Steps) {
     loop {
         if pending.is_empty() {
             match inbox.recv() {
-                Ok(message) => take(message, ctx, &mut pending, &mut positions, &mut active),
+                Ok(message) => take(
+                    message,
+                    vocab,
+                    ctx,
+                    &mut pending,
+                    &mut positions,
+                    &mut active,
+                ),
                 Err(_) => return,
             }
         }
@@ -328,31 +353,59 @@ fn run_steps(ctx: &mut LlamaContext<'_>, vocab: i32, steps: &Steps) {
         {
             let left = deadline.saturating_duration_since(Instant::now());
             match inbox.recv_timeout(left) {
-                Ok(message) => take(message, ctx, &mut pending, &mut positions, &mut active),
+                Ok(message) => take(
+                    message,
+                    vocab,
+                    ctx,
+                    &mut pending,
+                    &mut positions,
+                    &mut active,
+                ),
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         }
         while let Ok(message) = inbox.try_recv() {
-            take(message, ctx, &mut pending, &mut positions, &mut active);
+            take(
+                message,
+                vocab,
+                ctx,
+                &mut pending,
+                &mut positions,
+                &mut active,
+            );
         }
         if pending.is_empty() {
             continue;
         }
-        steps.peak.fetch_max(pending.len(), Ordering::Relaxed);
-        step(
-            ctx,
-            vocab,
-            &mut batch,
-            &mut pending,
-            &mut positions,
-            &mut active,
-        );
+        steps
+            .peak
+            .fetch_max(largest_consecutive_run(&pending), Ordering::Relaxed);
+        step(ctx, &mut batch, &mut pending, &mut positions, &mut active);
     }
+}
+
+/// The most sequences one pass can hold this step: llama.cpp (with a KV
+/// cache per sequence) puts sequences in one pass only when their ids are
+/// consecutive.
+fn largest_consecutive_run(pending: &[Pending]) -> usize {
+    let mut seqs: Vec<i32> = pending.iter().map(|p| p.seq).collect();
+    seqs.sort_unstable();
+    let (mut best, mut run) = (0, 0);
+    for (i, seq) in seqs.iter().enumerate() {
+        run = if i > 0 && *seq == seqs[i - 1] + 1 {
+            run + 1
+        } else {
+            1
+        };
+        best = best.max(run);
+    }
+    best
 }
 
 fn take(
     message: Message,
+    vocab: i32,
     ctx: &mut LlamaContext<'_>,
     pending: &mut Vec<Pending>,
     positions: &mut HashMap<i32, i32>,
@@ -362,6 +415,13 @@ fn take(
         Message::Forward { seq, ids, reply } => {
             if ids.is_empty() {
                 let _ = reply.send(Err("no tokens to run".to_owned()));
+                return;
+            }
+            if let Some(id) = ids
+                .iter()
+                .find(|&&id| i32::try_from(id).map_or(true, |id| id >= vocab))
+            {
+                let _ = reply.send(Err(format!("token id {id} is outside the vocabulary")));
                 return;
             }
             active.insert(seq);
@@ -390,34 +450,44 @@ fn clear(
     active.remove(&seq);
 }
 
-/// One llama.cpp batch: as many pending tokens as fit, prompts in order.
+/// One llama.cpp batch. Room goes first to the streams that decode one
+/// token, then to prompts (a long prompt must not hold the others back),
+/// and tokens go in ordered by sequence id: llama.cpp splits a batch into
+/// passes of sequences with consecutive ids, so sorted ids make one pass of
+/// all the decoding streams.
 fn step(
     ctx: &mut LlamaContext<'_>,
-    vocab: i32,
     batch: &mut LlamaBatch,
     pending: &mut Vec<Pending>,
     positions: &mut HashMap<i32, i32>,
     active: &mut HashSet<i32>,
 ) {
     batch.clear();
+    // How many of each pending request's tokens go in this step.
+    let mut takes = vec![0usize; pending.len()];
+    let mut room = BATCH_TOKENS as usize;
+    for decoding in [true, false] {
+        for (index, p) in pending.iter().enumerate() {
+            let left = p.ids.len() - p.done;
+            if (left == 1) == decoding && room > 0 {
+                takes[index] = left.min(room);
+                room -= takes[index];
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..pending.len()).filter(|&i| takes[i] > 0).collect();
+    order.sort_by_key(|&i| pending[i].seq);
     // (pending index, batch index of its last token) for those finishing.
     let mut outputs: Vec<(usize, i32)> = Vec::new();
     let mut in_batch: Vec<usize> = Vec::new();
-    let mut room = BATCH_TOKENS as usize;
     let mut refused: Vec<(usize, String)> = Vec::new();
-    for (index, p) in pending.iter_mut().enumerate() {
-        let take = (p.ids.len() - p.done).min(room);
-        if take == 0 {
-            continue;
-        }
+    for index in order {
+        let p = &mut pending[index];
         let position = positions.entry(p.seq).or_insert(0);
-        for k in 0..take {
+        for k in 0..takes[index] {
             let id = p.ids[p.done + k];
-            if i32::try_from(id).map_or(true, |id| id >= vocab) {
-                refused.push((index, format!("token id {id} is outside the vocabulary")));
-                break;
-            }
             let last = p.done + k + 1 == p.ids.len();
+            // Ids were checked against the vocabulary when they came in.
             if let Err(e) = batch.add(LlamaToken::new(id as i32), *position, &[p.seq], last) {
                 refused.push((index, e.to_string()));
                 break;
@@ -427,12 +497,8 @@ fn step(
                 outputs.push((index, batch.n_tokens() - 1));
             }
         }
-        p.done += take;
-        room -= take;
+        p.done += takes[index];
         in_batch.push(index);
-        if room == 0 {
-            break;
-        }
     }
     let result = if batch.n_tokens() > 0 {
         ctx.decode(batch).map_err(|e| e.to_string())
