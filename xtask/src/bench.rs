@@ -37,7 +37,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ])),
         "storage" => crate::bench_storage::run(),
         // GGUF generation against llama.cpp (llama-cpp-python).
-        "generate" => crate::bench_generate::run(),
+        "generate" => crate::bench_generate::run(extra),
         "multimodal" => {
             // The setting: 2 CPU threads; fixture models only.
             sh(skills_bench("multimodal", extra).env("RAYON_NUM_THREADS", "2"))?;

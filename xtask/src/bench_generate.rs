@@ -6,6 +6,10 @@
 //! from it with llama.cpp's quantizer), plus the aggregate tokens/s of 1,
 //! 4 and 8 concurrent streams on our side. Each side runs one process per
 //! file, so each peak is its own. Results: `target/bench/generate/`.
+//! Then the f32 decoders at real size (GPT-2 124M, OPT-125m, a LLaMA with
+//! SmolLM2-135M's config; random weights) on candle CPU against PyTorch
+//! eager: `bench models`' rows for those families (`--skip-f32` leaves
+//! them out).
 
 use crate::models::{self, python};
 use crate::process::{cargo, root, sh};
@@ -21,7 +25,12 @@ const MADE: [&str; 5] = ["Q4_0", "Q5_K_M", "Q4_K_M", "Q8_0", "F16"];
 /// The setting.
 const THREADS: &str = "2";
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let skip_f32 = match args {
+        [] => false,
+        [flag] if flag == "--skip-f32" => true,
+        _ => anyhow::bail!("usage: cargo xtask bench generate [--skip-f32]"),
+    };
     let dir = root().join("target/bench/generate");
     std::fs::create_dir_all(&dir)?;
     let python = llama_cpp_python()?;
@@ -66,6 +75,12 @@ pub fn run() -> anyhow::Result<()> {
         serde_json::to_string_pretty(&summary)?,
     )?;
     eprintln!("\nresults: {}", dir.display());
+    if !skip_f32 {
+        for family in ["gpt2", "opt", "llama"] {
+            let args = ["--only", family, "--backend", "cpu"].map(str::to_owned);
+            crate::bench_models::run(&args)?;
+        }
+    }
     Ok(())
 }
 
