@@ -9,18 +9,33 @@ use ipfs_accelerate::skills::text_generation::gguf::{self, GgufCompute};
 use ipfs_accelerate::{BackendKind, GenerateOptions, TextGenerator};
 use ipfs_accelerate_tests::{id_list, loader, shared_reference, smollm2_or_skip};
 
-#[test]
-fn smollm2_gguf_tokenizer_matches_transformers_and_round_trips() {
-    let test = "smollm2_gguf_tokenizer_matches_transformers_and_round_trips";
-    let Some(file) = smollm2_or_skip(test) else {
-        return;
-    };
+/// SmolLM2 loaded (quantized compute) once per backend in `backends`,
+/// through a loader on a temporary cache (kept alive with them); `None`
+/// when the file is not here (the skip is reported).
+fn smollm2(
+    test: &str,
+    backends: &[BackendKind],
+) -> Option<(tempfile::TempDir, Vec<TextGenerator>)> {
+    let file = smollm2_or_skip(test)?;
     let home = tempfile::tempdir().unwrap();
     let loader = loader(home.path());
     let model = gguf::locate(file.to_str().unwrap(), None).unwrap().unwrap();
-    let generator =
-        TextGenerator::load_gguf(&loader, &model, BackendKind::Cpu, GgufCompute::Quantized)
-            .unwrap();
+    let generators = backends
+        .iter()
+        .map(|&backend| {
+            TextGenerator::load_gguf(&loader, &model, backend, GgufCompute::Quantized).unwrap()
+        })
+        .collect();
+    Some((home, generators))
+}
+
+#[test]
+fn smollm2_gguf_tokenizer_matches_transformers_and_round_trips() {
+    let test = "smollm2_gguf_tokenizer_matches_transformers_and_round_trips";
+    let Some((_home, generators)) = smollm2(test, &[BackendKind::Cpu]) else {
+        return;
+    };
+    let generator = &generators[0];
     let reference = shared_reference("smollm2_gguf_tokenizer.json");
     let tokenizer = generator.tokenizer();
     for case in reference["tokenized"].as_array().unwrap() {
@@ -72,21 +87,16 @@ fn answer_ids(generator: &TextGenerator, question: &str, tokens: usize) -> Vec<u
 #[test]
 fn smollm2_concurrent_greedy_streams_equal_their_solo_runs() {
     let test = "smollm2_concurrent_greedy_streams_equal_their_solo_runs";
-    let Some(file) = smollm2_or_skip(test) else {
+    // `auto` with quantized compute runs llama.cpp.
+    let Some((_home, generators)) = smollm2(test, &[BackendKind::Auto]) else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let loader = loader(home.path());
-    let model = gguf::locate(file.to_str().unwrap(), None).unwrap().unwrap();
-    // `auto` with quantized compute runs llama.cpp.
-    let generator =
-        TextGenerator::load_gguf(&loader, &model, BackendKind::Auto, GgufCompute::Quantized)
-            .unwrap();
+    let generator = &generators[0];
     assert_eq!(generator.backend(), BackendKind::LlamaCpp);
     assert_eq!(generator.concurrent_requests(), 8);
     let solo: Vec<Vec<u32>> = QUESTIONS
         .iter()
-        .map(|q| answer_ids(&generator, q, 32))
+        .map(|q| answer_ids(generator, q, 32))
         .collect();
     assert_eq!(generator.peak_concurrent_requests(), 1, "one at a time");
     let start = std::sync::Barrier::new(QUESTIONS.len());
@@ -94,7 +104,7 @@ fn smollm2_concurrent_greedy_streams_equal_their_solo_runs() {
         let runs: Vec<_> = QUESTIONS
             .iter()
             .map(|q| {
-                let (generator, start) = (&generator, &start);
+                let start = &start;
                 scope.spawn(move || {
                     start.wait();
                     answer_ids(generator, q, 32)
@@ -124,22 +134,11 @@ fn smollm2_concurrent_greedy_streams_equal_their_solo_runs() {
 #[test]
 fn smollm2_candle_quantized_follows_llama_cpp() {
     let test = "smollm2_candle_quantized_follows_llama_cpp";
-    let Some(file) = smollm2_or_skip(test) else {
+    let Some((_home, generators)) = smollm2(test, &[BackendKind::LlamaCpp, BackendKind::Cpu])
+    else {
         return;
     };
-    let home = tempfile::tempdir().unwrap();
-    let loader = loader(home.path());
-    let model = gguf::locate(file.to_str().unwrap(), None).unwrap().unwrap();
-    let llama_cpp = TextGenerator::load_gguf(
-        &loader,
-        &model,
-        BackendKind::LlamaCpp,
-        GgufCompute::Quantized,
-    )
-    .unwrap();
-    let candle =
-        TextGenerator::load_gguf(&loader, &model, BackendKind::Cpu, GgufCompute::Quantized)
-            .unwrap();
+    let (llama_cpp, candle) = (&generators[0], &generators[1]);
     let first_step = |generator: &TextGenerator, question: &str| {
         let options = GenerateOptions {
             max_new_tokens: 1,
@@ -154,16 +153,16 @@ fn smollm2_candle_quantized_follows_llama_cpp() {
     let mut worst = 0f32;
     let mut agreed = Vec::new();
     for question in QUESTIONS {
-        let (token_a, logits_a) = first_step(&llama_cpp, question);
-        let (token_b, logits_b) = first_step(&candle, question);
+        let (token_a, logits_a) = first_step(llama_cpp, question);
+        let (token_b, logits_b) = first_step(candle, question);
         assert_eq!(token_a, token_b, "{question:?}: first greedy token");
         let mut top: Vec<usize> = (0..logits_a.len()).collect();
         top.sort_by(|&i, &j| logits_a[j].total_cmp(&logits_a[i]));
         for &i in &top[..20] {
             worst = worst.max((logits_a[i] - logits_b[i]).abs());
         }
-        let a = answer_ids(&llama_cpp, question, 32);
-        let b = answer_ids(&candle, question, 32);
+        let a = answer_ids(llama_cpp, question, 32);
+        let b = answer_ids(candle, question, 32);
         let same = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
         agreed.push(if a == b { a.len() } else { same });
     }

@@ -116,23 +116,22 @@ fn status_shape() {
     for name in ["cpu", "cuda", "ort", "openvino"] {
         assert!(names.iter().any(|n| n == name), "{names:?}");
     }
-    let cpu = backends
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "cpu")
-        .unwrap();
+    let backend = |name: &str| {
+        backends
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let cpu = backend("cpu");
     assert_eq!(cpu["available"], true);
     // The kernels in use are named: the CPU's features as detected at run
     // time, and llama.cpp's ggml CPU module (the best this CPU runs).
     let detail = cpu["detail"].as_str().unwrap();
     assert!(detail.contains("this CPU has"), "{detail}");
-    let llama_cpp = backends
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "llamacpp")
-        .unwrap();
+    let llama_cpp = backend("llamacpp");
     assert_eq!(llama_cpp["available"], true, "{llama_cpp}");
     let detail = llama_cpp["detail"].as_str().unwrap();
     assert!(detail.contains("ggml CPU kernels '"), "{detail}");
