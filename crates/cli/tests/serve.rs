@@ -274,4 +274,52 @@ fn gguf_file_serves_completions() {
     );
     let text = first["choices"][0]["text"].as_str().unwrap();
     assert!(text.contains("Berlin"), "{text}");
+    assert_eq!(first["backend"], "llamacpp");
+}
+
+/// Completions sent at once to a GGUF endpoint run together on llama.cpp
+/// (continuous batching: the endpoint runs up to 8 at a time), and each
+/// answer equals the one the same request gets alone.
+#[test]
+fn gguf_concurrent_completions_equal_their_solo_answers() {
+    let test = "gguf_concurrent_completions_equal_their_solo_answers";
+    let Some(file) = smollm2_or_skip(test) else {
+        return;
+    };
+    let gguf = file.to_str().unwrap().to_owned();
+    let server = start(&["--model", &gguf]);
+    let prompts = [
+        "The capital of Germany is",
+        "Bees make",
+        "Two plus two is",
+        "The sea is",
+        "In winter the children of the village",
+        "The old lighthouse keeper",
+        "My favourite colour is",
+        "When the train arrived,",
+    ];
+    let ids = |prompt: &str| {
+        let request = json!({
+            "model": gguf, "prompt": prompt, "max_tokens": 16, "temperature": 0,
+        });
+        let (s, b) = server.post("/v1/completions", &request.to_string());
+        assert_eq!(s, 200, "{prompt:?}: {b}");
+        assert_eq!(b["backend"], "llamacpp");
+        id_list(&b["choices"][0]["token_ids"])
+    };
+    let solo: Vec<Vec<u32>> = prompts.iter().map(|p| ids(p)).collect();
+    let together: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                let ids = &ids;
+                scope.spawn(move || ids(p))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for ((prompt, alone), at_once) in prompts.iter().zip(&solo).zip(&together) {
+        assert_eq!(alone, at_once, "{prompt:?}: the concurrent answer differs");
+        assert!(!alone.is_empty());
+    }
 }
