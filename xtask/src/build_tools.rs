@@ -7,13 +7,15 @@
 //! A CMake or libclang already on the machine is not used: pinned
 //! versions build the same everywhere.
 
-use crate::models::python;
-use crate::process::{root, sh};
-use anyhow::Context;
+use crate::process::root;
+use crate::python_clients::{self, Client};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const REQUIREMENTS: &[&str] = &["cmake==3.31.6", "libclang==18.1.1"];
+const BUILD_TOOLS: Client = Client {
+    venv: "build-tools",
+    requirements: &["cmake==3.31.6", "libclang==18.1.1"],
+};
 
 /// The installed tools.
 #[derive(Debug)]
@@ -24,48 +26,24 @@ pub struct BuildTools {
     libclang_dir: PathBuf,
 }
 
-impl BuildTools {
-    /// Where the wheels put the tools in `venv`.
-    fn in_venv(venv: &Path) -> Self {
-        let site = site_packages(venv);
-        Self {
-            cmake_bin: site.join("cmake").join("data").join("bin"),
-            libclang_dir: site.join("clang").join("native"),
-        }
-    }
-}
-
-/// Installs the tools on first use.
+/// Installs the tools on first use (a venv like the test clients').
 pub fn install() -> anyhow::Result<BuildTools> {
-    let venv = root().join("target").join("build-tools");
-    let tools = BuildTools::in_venv(&venv);
-    let installed = venv.join("installed.txt");
-    let wanted = REQUIREMENTS.join("\n");
-    if std::fs::read_to_string(&installed).is_ok_and(|s| s == wanted)
-        && tools.cmake_bin.join("cmake").is_file()
-        && tools.libclang_dir.join("libclang.so").is_file()
-    {
-        return Ok(tools);
+    python_clients::install(&BUILD_TOOLS)?;
+    let site = site_packages(&root().join("target").join(BUILD_TOOLS.venv));
+    let tools = BuildTools {
+        cmake_bin: site.join("cmake").join("data").join("bin"),
+        libclang_dir: site.join("clang").join("native"),
+    };
+    for (file, wheel) in [
+        (tools.cmake_bin.join("cmake"), "cmake"),
+        (tools.libclang_dir.join("libclang.so"), "libclang"),
+    ] {
+        anyhow::ensure!(
+            file.is_file(),
+            "the {wheel} wheel has no {}",
+            file.display()
+        );
     }
-    eprintln!("fetching CMake and libclang from PyPI (once, for llama.cpp)");
-    sh(Command::new(python()).args(["-m", "venv"]).arg(&venv))
-        .with_context(|| format!("cannot create the virtual environment {}", venv.display()))?;
-    sh(Command::new(venv.join("bin").join("python"))
-        .args(["-m", "pip", "install", "--quiet", "--no-cache-dir"])
-        .args(REQUIREMENTS))
-    .with_context(|| format!("pip install {} failed", REQUIREMENTS.join(" ")))?;
-    let tools = BuildTools::in_venv(&venv);
-    anyhow::ensure!(
-        tools.cmake_bin.join("cmake").is_file(),
-        "the cmake wheel has no {}",
-        tools.cmake_bin.join("cmake").display()
-    );
-    anyhow::ensure!(
-        tools.libclang_dir.join("libclang.so").is_file(),
-        "the libclang wheel has no {}",
-        tools.libclang_dir.join("libclang.so").display()
-    );
-    std::fs::write(&installed, wanted)?;
     Ok(tools)
 }
 

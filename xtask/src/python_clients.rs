@@ -14,11 +14,11 @@ use std::process::{Command, Stdio};
 
 /// Client packages, pinned to the versions their tests were written
 /// against.
-struct Client {
+pub(crate) struct Client {
     /// The venv's folder under `target/`.
-    venv: &'static str,
+    pub venv: &'static str,
     /// The pip requirements, `name==version`.
-    requirements: &'static [&'static str],
+    pub requirements: &'static [&'static str],
 }
 
 const HUGGINGFACE_HUB: Client = Client {
@@ -71,7 +71,9 @@ pub fn subtitles() -> anyhow::Result<PathBuf> {
     install(&SUBTITLES)
 }
 
-fn install(client: &Client) -> anyhow::Result<PathBuf> {
+/// The venv's Python for `client`, made (or remade) when the pinned
+/// versions are not the ones installed.
+pub(crate) fn install(client: &Client) -> anyhow::Result<PathBuf> {
     let venv = crate::process::root().join("target").join(client.venv);
     let bin = venv.join("bin").join("python");
     let (names, versions): (Vec<&str>, Vec<&str>) = client

@@ -2,6 +2,9 @@
 
 use crate::{registry, Backend, BackendError, BackendKind};
 
+/// Why llama.cpp is in no skill's chain.
+const GGUF_ONLY: &str = "llama.cpp runs GGUF models only (--model <repo>/<file>.gguf)";
+
 /// The backends to try, in order, and why others were skipped.
 #[derive(Debug)]
 pub struct Selection {
@@ -28,7 +31,7 @@ pub fn select(
         // or without the `llama-cpp` feature.
         return Err(BackendError::Unsupported {
             kind: requested,
-            why: "llama.cpp runs GGUF models only (--model <repo>/<file>.gguf)".to_owned(),
+            why: GGUF_ONLY.to_owned(),
         });
     }
     let mut chain = Vec::new();
@@ -41,7 +44,7 @@ pub fn select(
         // What the skill or model lacks comes first: it holds on any machine,
         // so it is the more useful answer than a missing runtime.
         let unsupported = if kind.runs_gguf_only() {
-            Some("llama.cpp runs GGUF models only (--model <repo>/<file>.gguf)".to_owned())
+            Some(GGUF_ONLY.to_owned())
         } else if kind.needs_onnx_graph() && !skill_runs_onnx {
             Some("this skill has no ONNX Runtime path (use --backend cpu or auto)".to_owned())
         } else if kind.needs_onnx_graph() && !has_onnx_graph {

@@ -21,9 +21,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -277,7 +277,7 @@ struct Pending {
 fn scheduler(
     backend: &'static LlamaBackend,
     name: &str,
-    path: &PathBuf,
+    path: &Path,
     shape: EngineShape,
     steps: Steps,
     ready: mpsc::Sender<Result<usize, String>>,
@@ -302,14 +302,13 @@ fn scheduler(
         .with_n_ubatch(BATCH_TOKENS)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let mut ctx = match model.new_context(backend, params) {
+    let ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
             let _ = ready.send(Err(format!("llama.cpp cannot make a context: {e}")));
             return;
         }
     };
-    let vocab = model.n_vocab();
     if ready.send(Ok(context as usize)).is_err() {
         return;
     }
@@ -319,69 +318,190 @@ fn scheduler(
         context,
         "llama.cpp ready"
     );
-    run_steps(&mut ctx, vocab, &steps);
+    Scheduler {
+        ctx,
+        vocab: model.n_vocab(),
+        batch: LlamaBatch::new(BATCH_TOKENS as usize, 1),
+        pending: Vec::new(),
+        positions: HashMap::new(),
+    }
+    .run(&steps);
 }
 
-/// The scheduler's loop: gather what the streams ask, run it as one batch,
-/// answer each.
-fn run_steps(ctx: &mut LlamaContext<'_>, vocab: i32, steps: &Steps) {
-    let inbox = &steps.inbox;
-    let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, 1);
-    let mut pending: Vec<Pending> = Vec::new();
-    // Next position of each sequence, and the sequences mid-generation
-    // (whose next request a step waits for, briefly).
-    let mut positions: HashMap<i32, i32> = HashMap::new();
-    let mut active: HashSet<i32> = HashSet::new();
-    loop {
-        if pending.is_empty() {
-            match inbox.recv() {
-                Ok(message) => take(
-                    message,
-                    vocab,
-                    ctx,
-                    &mut pending,
-                    &mut positions,
-                    &mut active,
-                ),
-                Err(_) => return,
+/// The scheduler thread's state.
+struct Scheduler<'m> {
+    ctx: LlamaContext<'m>,
+    vocab: i32,
+    batch: LlamaBatch<'static>,
+    /// Requests not answered yet.
+    pending: Vec<Pending>,
+    /// The next position of each sequence mid-generation: a step waits,
+    /// briefly, for the next request of each.
+    positions: HashMap<i32, i32>,
+}
+
+impl Scheduler<'_> {
+    /// Gathers what the streams ask, runs it as one batch, answers each;
+    /// until every sender is gone.
+    fn run(mut self, steps: &Steps) {
+        let inbox = &steps.inbox;
+        loop {
+            if self.pending.is_empty() {
+                match inbox.recv() {
+                    Ok(message) => self.take(message),
+                    Err(_) => return,
+                }
+            }
+            let deadline = Instant::now() + GATHER_WAIT;
+            while self.missing_a_stream() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match inbox.recv_timeout(left) {
+                    Ok(message) => self.take(message),
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            while let Ok(message) = inbox.try_recv() {
+                self.take(message);
+            }
+            if self.pending.is_empty() {
+                continue;
+            }
+            steps
+                .peak
+                .fetch_max(largest_consecutive_run(&self.pending), Ordering::Relaxed);
+            self.step();
+        }
+    }
+
+    /// Whether a sequence mid-generation has not asked for its next step.
+    fn missing_a_stream(&self) -> bool {
+        self.positions
+            .keys()
+            .any(|seq| !self.pending.iter().any(|p| p.seq == *seq))
+    }
+
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Forward { seq, ids, reply } => {
+                if ids.is_empty() {
+                    let _ = reply.send(Err("no tokens to run".to_owned()));
+                    return;
+                }
+                let vocab = self.vocab;
+                if let Some(id) = ids
+                    .iter()
+                    .find(|&&id| i32::try_from(id).map_or(true, |id| id >= vocab))
+                {
+                    let _ = reply.send(Err(format!("token id {id} is outside the vocabulary")));
+                    return;
+                }
+                self.pending.push(Pending {
+                    seq,
+                    ids,
+                    done: 0,
+                    reply,
+                });
+            }
+            Message::Clear { seq } => self.clear(seq),
+        }
+    }
+
+    fn clear(&mut self, seq: i32) {
+        if let Ok(seq_id) = u32::try_from(seq) {
+            // Only fails for ids out of range, which ours are not.
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq_id), None, None);
+        }
+        self.positions.remove(&seq);
+    }
+
+    /// One llama.cpp batch. Room goes first to the streams that decode one
+    /// token, then to prompts (a long prompt must not hold the others
+    /// back), and tokens go in ordered by sequence id: llama.cpp splits a
+    /// batch into passes of sequences with consecutive ids, so sorted ids
+    /// make one pass of all the decoding streams.
+    fn step(&mut self) {
+        let pending = &mut self.pending;
+        let batch = &mut self.batch;
+        batch.clear();
+        // How many of each pending request's tokens go in this step.
+        let mut takes = vec![0usize; pending.len()];
+        let mut room = BATCH_TOKENS as usize;
+        for decoding in [true, false] {
+            for (index, p) in pending.iter().enumerate() {
+                let left = p.ids.len() - p.done;
+                if (left == 1) == decoding && room > 0 {
+                    takes[index] = left.min(room);
+                    room -= takes[index];
+                }
             }
         }
-        let deadline = Instant::now() + GATHER_WAIT;
-        while !active
-            .iter()
-            .all(|seq| pending.iter().any(|p| p.seq == *seq))
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(left) {
-                Ok(message) => take(
-                    message,
-                    vocab,
-                    ctx,
-                    &mut pending,
-                    &mut positions,
-                    &mut active,
-                ),
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let mut in_batch: Vec<usize> = (0..pending.len()).filter(|&i| takes[i] > 0).collect();
+        in_batch.sort_by_key(|&i| pending[i].seq);
+        // (pending index, batch index of its last token) for those finishing.
+        let mut outputs: Vec<(usize, i32)> = Vec::new();
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        for &index in &in_batch {
+            let p = &mut pending[index];
+            let position = self.positions.entry(p.seq).or_insert(0);
+            for k in 0..takes[index] {
+                let id = p.ids[p.done + k];
+                let last = p.done + k + 1 == p.ids.len();
+                // Ids were checked against the vocabulary when they came in.
+                if let Err(e) = batch.add(LlamaToken::new(id as i32), *position, &[p.seq], last) {
+                    refused.push((index, e.to_string()));
+                    break;
+                }
+                *position += 1;
+                if last {
+                    outputs.push((index, batch.n_tokens() - 1));
+                }
+            }
+            p.done += takes[index];
+        }
+        let result = if batch.n_tokens() > 0 {
+            self.ctx.decode(batch).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        // Answered with logits (kept), or failed (their caches are dropped).
+        let mut answered: Vec<usize> = Vec::new();
+        let mut failed: Vec<usize> = Vec::new();
+        for (index, why) in refused {
+            let _ = pending[index].reply.send(Err(why));
+            failed.push(index);
+        }
+        match result {
+            Ok(()) => {
+                for (index, at) in outputs {
+                    if failed.contains(&index) {
+                        continue;
+                    }
+                    let logits = self.ctx.get_logits_ith(at).to_vec();
+                    let _ = pending[index].reply.send(Ok(logits));
+                    answered.push(index);
+                }
+            }
+            Err(e) => {
+                // The sequences in this batch are in an unknown state: each
+                // request fails.
+                for &index in &in_batch {
+                    if !failed.contains(&index) {
+                        let _ = pending[index].reply.send(Err(e.clone()));
+                        failed.push(index);
+                    }
+                }
             }
         }
-        while let Ok(message) = inbox.try_recv() {
-            take(
-                message,
-                vocab,
-                ctx,
-                &mut pending,
-                &mut positions,
-                &mut active,
-            );
+        let failed_seqs: Vec<i32> = failed.iter().map(|&index| pending[index].seq).collect();
+        let mut done: Vec<usize> = answered.into_iter().chain(failed).collect();
+        done.sort_unstable();
+        for index in done.into_iter().rev() {
+            pending.remove(index);
         }
-        if pending.is_empty() {
-            continue;
+        for seq in failed_seqs {
+            self.clear(seq);
         }
-        steps
-            .peak
-            .fetch_max(largest_consecutive_run(&pending), Ordering::Relaxed);
-        step(ctx, &mut batch, &mut pending, &mut positions, &mut active);
     }
 }
 
@@ -401,146 +521,4 @@ fn largest_consecutive_run(pending: &[Pending]) -> usize {
         best = best.max(run);
     }
     best
-}
-
-fn take(
-    message: Message,
-    vocab: i32,
-    ctx: &mut LlamaContext<'_>,
-    pending: &mut Vec<Pending>,
-    positions: &mut HashMap<i32, i32>,
-    active: &mut HashSet<i32>,
-) {
-    match message {
-        Message::Forward { seq, ids, reply } => {
-            if ids.is_empty() {
-                let _ = reply.send(Err("no tokens to run".to_owned()));
-                return;
-            }
-            if let Some(id) = ids
-                .iter()
-                .find(|&&id| i32::try_from(id).map_or(true, |id| id >= vocab))
-            {
-                let _ = reply.send(Err(format!("token id {id} is outside the vocabulary")));
-                return;
-            }
-            active.insert(seq);
-            pending.push(Pending {
-                seq,
-                ids,
-                done: 0,
-                reply,
-            });
-        }
-        Message::Clear { seq } => clear(ctx, seq, positions, active),
-    }
-}
-
-fn clear(
-    ctx: &mut LlamaContext<'_>,
-    seq: i32,
-    positions: &mut HashMap<i32, i32>,
-    active: &mut HashSet<i32>,
-) {
-    if let Ok(seq_id) = u32::try_from(seq) {
-        // Only fails for ids out of range, which ours are not.
-        let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
-    }
-    positions.remove(&seq);
-    active.remove(&seq);
-}
-
-/// One llama.cpp batch. Room goes first to the streams that decode one
-/// token, then to prompts (a long prompt must not hold the others back),
-/// and tokens go in ordered by sequence id: llama.cpp splits a batch into
-/// passes of sequences with consecutive ids, so sorted ids make one pass of
-/// all the decoding streams.
-fn step(
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch,
-    pending: &mut Vec<Pending>,
-    positions: &mut HashMap<i32, i32>,
-    active: &mut HashSet<i32>,
-) {
-    batch.clear();
-    // How many of each pending request's tokens go in this step.
-    let mut takes = vec![0usize; pending.len()];
-    let mut room = BATCH_TOKENS as usize;
-    for decoding in [true, false] {
-        for (index, p) in pending.iter().enumerate() {
-            let left = p.ids.len() - p.done;
-            if (left == 1) == decoding && room > 0 {
-                takes[index] = left.min(room);
-                room -= takes[index];
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..pending.len()).filter(|&i| takes[i] > 0).collect();
-    order.sort_by_key(|&i| pending[i].seq);
-    // (pending index, batch index of its last token) for those finishing.
-    let mut outputs: Vec<(usize, i32)> = Vec::new();
-    let mut in_batch: Vec<usize> = Vec::new();
-    let mut refused: Vec<(usize, String)> = Vec::new();
-    for index in order {
-        let p = &mut pending[index];
-        let position = positions.entry(p.seq).or_insert(0);
-        for k in 0..takes[index] {
-            let id = p.ids[p.done + k];
-            let last = p.done + k + 1 == p.ids.len();
-            // Ids were checked against the vocabulary when they came in.
-            if let Err(e) = batch.add(LlamaToken::new(id as i32), *position, &[p.seq], last) {
-                refused.push((index, e.to_string()));
-                break;
-            }
-            *position += 1;
-            if last {
-                outputs.push((index, batch.n_tokens() - 1));
-            }
-        }
-        p.done += takes[index];
-        in_batch.push(index);
-    }
-    let result = if batch.n_tokens() > 0 {
-        ctx.decode(batch).map_err(|e| e.to_string())
-    } else {
-        Ok(())
-    };
-    // Answered with logits (kept), or failed (their caches are dropped).
-    let mut answered: Vec<usize> = Vec::new();
-    let mut failed: Vec<usize> = Vec::new();
-    for (index, why) in refused {
-        let _ = pending[index].reply.send(Err(why));
-        failed.push(index);
-    }
-    match result {
-        Ok(()) => {
-            for (index, at) in outputs {
-                if failed.contains(&index) {
-                    continue;
-                }
-                let logits = ctx.get_logits_ith(at).to_vec();
-                let _ = pending[index].reply.send(Ok(logits));
-                answered.push(index);
-            }
-        }
-        Err(e) => {
-            // The sequences in this batch are in an unknown state: each
-            // request fails.
-            for &index in &in_batch {
-                if !failed.contains(&index) {
-                    let _ = pending[index].reply.send(Err(e.clone()));
-                    failed.push(index);
-                }
-            }
-        }
-    }
-    let failed_seqs: Vec<i32> = failed.iter().map(|&index| pending[index].seq).collect();
-    let mut done: Vec<usize> = answered.into_iter().chain(failed).collect();
-    done.sort_unstable();
-    for index in done.into_iter().rev() {
-        pending.remove(index);
-    }
-    for seq in failed_seqs {
-        clear(ctx, seq, positions, active);
-    }
 }
