@@ -5,10 +5,15 @@
                           (Q4_0, Q4_1, Q5_K_M, Q4_K_M, Q8_0, F16)
   run FILE OURS OUT       prompt and decode tokens/s and peak memory on FILE,
                           on the prompt ids our run used (OURS, its JSON)
+  streams FILE OURS OUT   llama.cpp's own batched decoding of 1, 4 and 8
+                          sequences at once (llama_batch, one llama_decode
+                          per step), on our streams' prompt ids: the
+                          ceiling our scheduler is measured against
 
 Measured as our bench measures (crates/skills/benches/generate.rs):
 prompt = the 126-token prompt's forward pass and one greedy pick, best of
-3; decode = 64 greedy steps after a short prompt, timed from the first pick.
+3; decode = 64 greedy steps after a short prompt, timed from the first pick,
+best of 3.
 """
 
 import json
@@ -17,6 +22,7 @@ import sys
 import time
 
 import llama_cpp
+from llama_cpp import _logger as llama_cpp_logger
 import numpy as np
 
 FTYPES = {
@@ -71,14 +77,18 @@ def run(path, ours_path, out):
     best = min(prompt_seconds() for _ in range(3))
 
     steps = int(ours["decode_tokens"])
-    llm.reset()
-    llm.eval(short)
-    token = int(np.argmax(last_logits(llm)))
-    start = time.perf_counter()
-    for _ in range(steps):
-        llm.eval([token])
+
+    def decode_seconds():
+        llm.reset()
+        llm.eval(short)
         token = int(np.argmax(last_logits(llm)))
-    decode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(steps):
+            llm.eval([token])
+            token = int(np.argmax(last_logits(llm)))
+        return time.perf_counter() - start
+
+    decode_s = min(decode_seconds() for _ in range(3))
 
     result = {
         "file": path,
@@ -96,9 +106,92 @@ def run(path, ours_path, out):
         json.dump(result, f, indent=1)
 
 
+def streams(path, ours_path, out):
+    """As our streams row: each sequence generates 64 tokens greedily from
+    its own prompt (or stops at an end-of-generation token, which counts),
+    all prompts in the first step, then one token per live sequence per
+    step, sequences ordered by id; aggregate = generated tokens / wall."""
+    with open(ours_path) as f:
+        ours = json.load(f)
+    threads = int(ours["threads"])
+    prompts = ours["stream_prompt_ids"]
+    steps = int(ours["decode_tokens"])
+    lc = llama_cpp
+    # Quiet, as `Llama(verbose=False)` is: only errors reach stderr.
+    llama_cpp_logger.set_verbose(False)
+    lc.llama_backend_init()
+    model = lc.llama_model_load_from_file(path.encode(), lc.llama_model_default_params())
+    vocab = lc.llama_model_get_vocab(model)
+    n_vocab = lc.llama_vocab_n_tokens(vocab)
+    params = lc.llama_context_default_params()
+    params.n_ctx = 2048 * 8
+    params.n_seq_max = 8
+    params.kv_unified = False
+    params.n_batch = 512
+    params.n_ubatch = 512
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    ctx = lc.llama_init_from_model(model, params)
+    batch = lc.llama_batch_init(512, 0, 1)
+
+    def logits_argmax(index):
+        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
+        return int(np.argmax(row))
+
+    def decode(entries):
+        # entries: (seq, token, pos, wants_logits), already ordered by seq.
+        batch.n_tokens = len(entries)
+        for k, (seq, token, pos, wants) in enumerate(entries):
+            batch.token[k] = token
+            batch.pos[k] = pos
+            batch.n_seq_id[k] = 1
+            batch.seq_id[k][0] = seq
+            batch.logits[k] = 1 if wants else 0
+        if lc.llama_decode(ctx, batch) != 0:
+            sys.exit("llama_decode failed")
+
+    def run_streams(n):
+        lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+        ids = [prompts[i % len(prompts)] for i in range(n)]
+        start = time.perf_counter()
+        entries = []
+        for seq, p in enumerate(ids):
+            entries += [(seq, t, i, i == len(p) - 1) for i, t in enumerate(p)]
+        decode(entries)
+        at = {seq: k for k, (seq, _, _, wants) in enumerate(entries) if wants}
+        live = {seq: (logits_argmax(at[seq]), len(ids[seq]), 1) for seq in range(n)}
+        total = 0
+        while live:
+            step, keep = [], {}
+            for seq, (token, pos, made) in sorted(live.items()):
+                total += 1
+                if made < steps and not lc.llama_vocab_is_eog(vocab, token):
+                    step.append((seq, token, pos, True))
+                    keep[seq] = (pos + 1, made + 1)
+            if not step:
+                break
+            decode(step)
+            live = {
+                seq: (logits_argmax(k), keep[seq][0], keep[seq][1])
+                for k, (seq, _, _, _) in enumerate(step)
+            }
+        seconds = time.perf_counter() - start
+        return {"tokens": total, "seconds": seconds, "tokens_per_s": total / seconds}
+
+    run_streams(1)  # warm-up
+    result = {
+        "file": path,
+        "llama_cpp_python": llama_cpp.__version__,
+        "threads": threads,
+        "streams": {str(n): run_streams(n) for n in (1, 4, 8)},
+    }
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
 def main():
     command, *args = sys.argv[1:]
-    {"quantize": quantize, "run": run}[command](*args)
+    {"quantize": quantize, "run": run, "streams": streams}[command](*args)
 
 
 if __name__ == "__main__":

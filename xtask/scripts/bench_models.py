@@ -19,6 +19,7 @@ ones: prompts use the fixture's ids, generated ids may lie past them.
 | gpt2     | GPT2Config() = gpt2 (124M)                             |
 | opt      | OPTConfig() = facebook/opt-125m                        |
 | llama    | SmolLM2-135M's LlamaConfig (30 layers, GQA 9/3, tied)  |
+| llama-1b | TinyLlama-1.1B's LlamaConfig (22 layers, 2048 wide, GQA 32/4), the llama fixture's tokenizer |
 | t5-tiny  | google/t5-efficient-tiny's T5Config (4+4 layers, 256 wide) |
 | t5       | T5Config() = t5-small                                  |
 | whisper  | WhisperConfig() = whisper-tiny, tiny.en's vocabulary   |
@@ -78,7 +79,7 @@ TEXT_FILES = [
 LLAVA_NEXT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
 
 # The fixture whose tokenizer and processor files a family takes.
-FIXTURE_OF = {"bert-tiny": "bert", "t5-tiny": "t5"}
+FIXTURE_OF = {"bert-tiny": "bert", "t5-tiny": "t5", "llama-1b": "llama"}
 
 
 def fixture_of(family):
@@ -108,6 +109,21 @@ def config_of(family):
             rope_theta=100000.0,
             rms_norm_eps=1e-5,
             tie_word_embeddings=True,
+            **special,
+        )
+    if family == "llama-1b":
+        # TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json.
+        return transformers.LlamaConfig(
+            vocab_size=32000,
+            hidden_size=2048,
+            intermediate_size=5632,
+            num_hidden_layers=22,
+            num_attention_heads=32,
+            num_key_value_heads=4,
+            max_position_embeddings=2048,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
             **special,
         )
     if family == "t5":
@@ -192,6 +208,7 @@ def build(family, model_dir: Path):
         "gpt2": transformers.GPT2LMHeadModel,
         "opt": transformers.OPTForCausalLM,
         "llama": transformers.LlamaForCausalLM,
+        "llama-1b": transformers.LlamaForCausalLM,
         "t5": transformers.T5ForConditionalGeneration,
         "t5-tiny": transformers.T5ForConditionalGeneration,
         "bert-tiny": transformers.BertModel,
@@ -243,7 +260,7 @@ def build(family, model_dir: Path):
         pre["crop_size"] = {"height": side, "width": side}
         (model_dir / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
     # The fixture's generation config would carry its tiny model's ids.
-    if family in ("gpt2", "opt", "llama"):
+    if family in ("gpt2", "opt", "llama", "llama-1b"):
         (model_dir / "generation_config.json").unlink(missing_ok=True)
 
 
@@ -272,7 +289,7 @@ def request_fn(family, model_dir: Path, r):
             return {"embeddings": pooled.tolist()}
 
         return run
-    if family in ("gpt2", "opt", "llama"):
+    if family in ("gpt2", "opt", "llama", "llama-1b"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir).eval()
         ids = tokenizer(r["prompt"], return_tensors="pt")

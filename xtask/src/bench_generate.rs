@@ -4,10 +4,13 @@
 //! prompt and decode tokens/s and peak memory for SmolLM2-135M-Instruct in
 //! Q4_1 (the published file) and Q4_0, Q5_K_M, Q4_K_M, Q8_0 and F16 (made
 //! from it with llama.cpp's quantizer), plus the aggregate tokens/s of 1,
-//! 4 and 8 concurrent streams on our side. Each side runs one process per
-//! file, so each peak is its own. Results: `target/bench/generate/`.
-//! Then the f32 decoders at real size (GPT-2 124M, OPT-125m, a LLaMA with
-//! SmolLM2-135M's config; random weights) on candle CPU against PyTorch
+//! 4 and 8 concurrent streams on both sides (llama.cpp's: its own batched
+//! decoding of as many sequences, the ceiling for our scheduler). Each side
+//! runs one process per file, so each peak is its own. Results:
+//! `target/bench/generate/`.
+//! Then the f32 decoders at real size (GPT-2 124M, OPT-125m, LLaMAs with
+//! SmolLM2-135M's and TinyLlama-1.1B's configs; random weights) on candle
+//! CPU against PyTorch
 //! eager: `bench models`' rows for those families (`--skip-f32` leaves
 //! them out).
 
@@ -67,16 +70,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     // Concurrent streams on the published file, 8 sequences in the context.
     let streams = dir.join("ours-streams.json");
     our_run(&published, &streams, "8", "1,4,8")?;
+    let their_streams = dir.join("llama-cpp-streams.json");
+    sh(Command::new(&python)
+        .arg(&script)
+        .arg("streams")
+        .arg(&published)
+        .arg(&streams)
+        .arg(&their_streams)
+        .env("OMP_NUM_THREADS", THREADS))?;
     let streams = read(&streams)?;
+    let their_streams = read(&their_streams)?;
 
-    let summary = print_summary(&rows, &streams);
+    let summary = print_summary(&rows, &streams, &their_streams);
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
     eprintln!("\nresults: {}", dir.display());
     if !skip_f32 {
-        for family in ["gpt2", "opt", "llama"] {
+        for family in ["gpt2", "opt", "llama", "llama-1b"] {
             let args = ["--only", family, "--backend", "cpu"].map(str::to_owned);
             crate::bench_models::run(&args)?;
         }
@@ -109,7 +121,7 @@ fn read(path: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-fn print_summary(rows: &[(String, Value, Value)], streams: &Value) -> Value {
+fn print_summary(rows: &[(String, Value, Value)], streams: &Value, theirs: &Value) -> Value {
     let rate = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
     let mib = |v: &Value| v["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0;
     eprintln!(
@@ -143,17 +155,26 @@ fn print_summary(rows: &[(String, Value, Value)], streams: &Value) -> Value {
             "decode_ratio": od / td,
         }));
     }
-    eprintln!("  concurrent greedy streams, Q4_1, 64 tokens each (prompts included):");
-    let one = streams["streams"]["1"]["tokens_per_s"]
-        .as_f64()
-        .unwrap_or(f64::NAN);
+    eprintln!("  concurrent greedy streams, Q4_1, 64 tokens each (prompts included), ours / llama.cpp's own batched decoding:");
+    let agg = |v: &Value, n: &str| v["streams"][n]["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+    let (one, their_one) = (agg(streams, "1"), agg(theirs, "1"));
+    let mut stream_rows = serde_json::Map::new();
     for n in ["1", "4", "8"] {
-        let s = &streams["streams"][n];
-        let agg = s["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+        let (ours_n, theirs_n) = (agg(streams, n), agg(theirs, n));
         eprintln!(
-            "  {n} streams: {agg:7.1} tok/s aggregate = {:5.2}x one stream (at most {} in one step)",
-            agg / one,
-            s["peak_in_one_step"]
+            "  {n} streams: {ours_n:7.1} / {theirs_n:7.1} tok/s aggregate = {:5.2}x / {:5.2}x one stream; ours / llama.cpp = {:5.2}x (at most {} in one step)",
+            ours_n / one,
+            theirs_n / their_one,
+            ours_n / theirs_n,
+            streams["streams"][n]["peak_in_one_step"]
+        );
+        stream_rows.insert(
+            n.to_owned(),
+            serde_json::json!({
+                "ours": streams["streams"][n],
+                "llama_cpp": theirs["streams"][n],
+                "ratio": ours_n / theirs_n,
+            }),
         );
     }
     eprintln!(
@@ -163,7 +184,7 @@ fn print_summary(rows: &[(String, Value, Value)], streams: &Value) -> Value {
             .unwrap_or(f64::NAN)
             / 1048576.0
     );
-    serde_json::json!({"types": table, "streams": streams["streams"]})
+    serde_json::json!({"types": table, "streams": stream_rows})
 }
 
 /// llama-cpp-python, compiled from its source distribution for this CPU,

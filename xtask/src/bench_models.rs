@@ -8,7 +8,8 @@
 //! (one per family, the same on every engine):
 //!
 //! - bert: 8 sentences embedded (mean pooling, L2), sentences/s;
-//! - gpt2, opt, llama: a short prompt, 32 new tokens greedy, tokens/s;
+//! - gpt2, opt, llama, llama-1b: a short prompt, 32 new tokens greedy,
+//!   tokens/s;
 //! - t5: one input, 32 new tokens greedy, tokens/s;
 //! - whisper, wav2vec2: a 10 s recording (Whisper: 32 new tokens),
 //!   real-time factor;
@@ -67,6 +68,7 @@ const FAMILIES: &[&str] = &[
     "gpt2",
     "opt",
     "llama",
+    "llama-1b",
     "t5-tiny",
     "t5",
     "whisper",
@@ -135,6 +137,7 @@ fn architecture(family: &str) -> &'static str {
         "gpt2" => "gpt2 124M",
         "opt" => "opt-125m",
         "llama" => "SmolLM2-135M's config",
+        "llama-1b" => "TinyLlama-1.1B's config",
         "t5-tiny" => "google/t5-efficient-tiny",
         "t5" => "t5-small",
         "whisper" => "whisper-tiny (tiny.en vocabulary)",

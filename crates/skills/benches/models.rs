@@ -118,7 +118,7 @@ fn load(
                 }),
             ))
         }
-        "gpt2" | "opt" | "llama" => {
+        "gpt2" | "opt" | "llama" | "llama-1b" => {
             let m = TextGenerator::load(loader, model, backend).map_err(err)?;
             let ran = m.backend();
             let prompt = r["prompt"].as_str().unwrap().to_owned();
