@@ -76,7 +76,7 @@ pub const EXPORTABLE: [&str; 12] = [
 /// use is keyed by it (with the weights and config): bump it whenever any
 /// exporter writes a different graph for the same checkpoint, so stale
 /// cached graphs are never used.
-pub const EXPORTER_VERSION: u32 = 3;
+pub const EXPORTER_VERSION: u32 = 4;
 
 /// The graph files of a single-graph export (encoders, decoder-only
 /// models), in optimum's layout under `onnx/`.

@@ -3,7 +3,9 @@
 //!
 //! - `encoder_model.onnx`: `input_features` `[batch_size, num_mel_bins,
 //!   frames]` (the log-mel features, 3000 frames for 30 s) ->
-//!   `last_hidden_state`;
+//!   `last_hidden_state`, and (beyond optimum's layout) each decoder
+//!   layer's cross-attention cache `present.{i}.encoder.key/value`, so
+//!   that the with-past graph alone can decode;
 //! - `decoder_model.onnx` (the first step, the whole forced prefix):
 //!   `input_ids` `[batch_size, decoder_sequence_length]`,
 //!   `encoder_hidden_states` -> `logits` and the whole cache,
@@ -19,6 +21,7 @@
 //! the head is the token embedding unless `proj_out.weight` is stored.
 
 use super::builder::{attr_int, attr_ints, Dim, GraphBuilder};
+use super::decoder_io::kv_dims;
 use super::layers::{activation, attention, layer_norm, linear, split_heads, weight_as_is};
 use super::proto::{data_type, ModelProto};
 use super::seq2seq_io::{decoder_inputs, decoder_outputs, BATCH, ENC_SEQ};
@@ -183,6 +186,23 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     }
     g.set_scope("/encoder/layer_norm");
     let x = layer_norm(&mut g, w, &x, "model.encoder.layer_norm", d, LAYER_NORM_EPS)?;
+    // Each decoder layer's cross-attention keys and values, as the first
+    // decoder step would return them: with these the with-past graph can
+    // run the first step too (an empty self-attention cache), and the
+    // runtime need not load the first-step graph, a second copy of the
+    // decoder's weights (docs/onnx-export.md).
+    let (dec_heads, dec_head_dim) = (cfg.decoder_attention_heads, d / cfg.decoder_attention_heads);
+    let mut cross = Vec::with_capacity(cfg.decoder_layers);
+    for i in 0..cfg.decoder_layers {
+        g.set_scope(format!("/encoder/cross_kv.{i}"));
+        let p = format!("model.decoder.layers.{i}.encoder_attn");
+        let k = linear(&mut g, w, &x, &format!("{p}.k_proj"), (d, d), false)?;
+        let v = linear(&mut g, w, &x, &format!("{p}.v_proj"), (d, d), true)?;
+        cross.push([
+            split_heads(&mut g, &k, dec_heads, dec_head_dim),
+            split_heads(&mut g, &v, dec_heads, dec_head_dim),
+        ]);
+    }
     g.set_scope("");
     g.output(
         &x,
@@ -190,6 +210,16 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
         data_type::FLOAT,
         &[Dim::named(BATCH), Dim::named(ENC_SEQ), Dim::Fixed(d as i64)],
     );
+    for (i, [k, v]) in cross.iter().enumerate() {
+        for (value, part) in [(k, "key"), (v, "value")] {
+            g.output(
+                value,
+                &format!("present.{i}.encoder.{part}"),
+                data_type::FLOAT,
+                &kv_dims(dec_heads, dec_head_dim, ENC_SEQ),
+            );
+        }
+    }
     Ok(g.finish(
         "whisper_encoder",
         "Whisper encoder exported from safetensors by ipfs-accelerate",

@@ -15,6 +15,15 @@
 //! Runtime's memory and are fed back without a copy; the parts it does not
 //! return (cross-attention, fixed for the whole generation) are kept as f32
 //! copies, fed again at every step.
+//!
+//! Our Whisper export's encoder also returns the cross-attention cache
+//! (`present.{i}.encoder.*`). On ONNX Runtime's CPU provider the first
+//! step then runs on the with-past graph too, with an empty self-attention
+//! cache, and `decoder_model.onnx` (a second copy of the decoder's
+//! weights, a third of the process's memory) is not opened: only if a
+//! first step must attend to hidden states this encoder did not just
+//! return. OpenVINO keeps the three sessions (its handling of the empty
+//! cache is untested).
 
 use crate::load::onnx_graph::{graph_set, no_graphs};
 use crate::SkillError;
@@ -24,6 +33,7 @@ use ipfs_accelerate_backends::{
 };
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
+use std::path::PathBuf;
 
 /// The graph files of the export, relative to the model.
 pub(crate) const ENCODER_GRAPH: &str = "onnx/encoder_model.onnx";
@@ -69,16 +79,44 @@ struct Encoded {
     len: usize,
 }
 
-/// T5, Whisper (or another optimum seq2seq export) on three ONNX Runtime
+/// The cross-attention cache the encoder returned, with the hidden states
+/// it goes with. Kept across [`OnnxSeq2Seq::reset`]: Whisper resets between
+/// detecting the language and decoding the prefix over the same audio.
+#[derive(Debug)]
+struct EncoderCross {
+    hidden_shape: Vec<usize>,
+    hidden: Vec<f32>,
+    /// `present.{i}.encoder.*` name, shape and values.
+    parts: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+/// The decoder's first-step graph: open, or not opened (yet) because the
+/// encoder returns the cross-attention cache.
+#[derive(Debug)]
+pub(crate) enum FirstStep {
+    /// A session on `decoder_model.onnx`.
+    Open(OrtSession),
+    /// Where to open it should a first step need it.
+    Closed {
+        executor: OrtExecutor,
+        graph: PathBuf,
+    },
+}
+
+/// T5, Whisper (or another optimum seq2seq export) on ONNX Runtime
 /// sessions.
 #[derive(Debug)]
 pub(crate) struct OnnxSeq2Seq {
     encoder: OrtSession,
-    decoder: OrtSession,
+    decoder: FirstStep,
     decoder_with_past: OrtSession,
     layers: usize,
     layout: CacheLayout,
     encoded: Option<Encoded>,
+    /// The cache names the encoder returns (empty where it returns none).
+    encoder_cross_names: Vec<String>,
+    /// What the encoder last returned under those names.
+    cross: Option<EncoderCross>,
     /// Per layer, one tensor per layout component; empty before the first
     /// decoder step.
     cache: Vec<Vec<Cached>>,
@@ -88,26 +126,18 @@ pub(crate) struct OnnxSeq2Seq {
 }
 
 impl OnnxSeq2Seq {
-    /// Checks the three graphs' inputs and outputs; the encoder must take
-    /// `encoder_inputs`.
+    /// Checks the graphs' inputs and outputs; the encoder must take
+    /// `encoder_inputs`. A [`FirstStep::Closed`] graph is opened here unless
+    /// the encoder returns the whole cross-attention cache.
     pub(crate) fn new(
         encoder: OrtSession,
-        decoder: OrtSession,
+        decoder: FirstStep,
         decoder_with_past: OrtSession,
         encoder_inputs: &[&str],
     ) -> Result<Self, SkillError> {
         let kind = encoder.kind();
         let unsupported =
             |why: String| SkillError::Backend(BackendError::Unsupported { kind, why });
-        let need_input = |session: &OrtSession, file: &str, name: &str| {
-            if session.input(name).is_none() {
-                Err(unsupported(format!("{file} has no input '{name}'")))
-            } else {
-                Ok(())
-            }
-        };
-        let has_output =
-            |session: &OrtSession, name: &str| session.outputs().iter().any(|o| o.name == name);
         for name in encoder_inputs {
             need_input(&encoder, ENCODER_GRAPH, name)?;
         }
@@ -116,18 +146,13 @@ impl OnnxSeq2Seq {
                 "{ENCODER_GRAPH} has no output 'last_hidden_state'"
             )));
         }
-        for name in ["input_ids", "encoder_hidden_states"] {
-            need_input(&decoder, DECODER_GRAPH, name)?;
-        }
         need_input(&decoder_with_past, DECODER_WITH_PAST_GRAPH, "input_ids")?;
-        let encoder_mask = decoder.input("encoder_attention_mask").is_some();
-        if encoder_mask {
-            need_input(
-                &decoder_with_past,
-                DECODER_WITH_PAST_GRAPH,
-                "encoder_attention_mask",
-            )?;
+        if !has_output(&decoder_with_past, "logits") {
+            return Err(unsupported(format!(
+                "{DECODER_WITH_PAST_GRAPH} has no output 'logits'"
+            )));
         }
+        let encoder_mask = decoder_with_past.input("encoder_attention_mask").is_some();
         // A layout someone unregistered falls back to transformers' own.
         let layout = kv_cache::global()
             .read()
@@ -135,35 +160,47 @@ impl OnnxSeq2Seq {
             .and_then(|r| r.get("EncoderDecoderCache").cloned())
             .unwrap_or_else(CacheLayout::encoder_decoder);
         let first = layout.components().first().cloned().unwrap_or_default();
+        let past = CacheIo::Past.prefix();
         let layers = (0..)
-            .take_while(|i| has_output(&decoder, &format!("present.{i}.{first}")))
+            .take_while(|i| {
+                decoder_with_past
+                    .input(&format!("{past}.{i}.{first}"))
+                    .is_some()
+            })
             .count();
         if layers == 0 {
             return Err(unsupported(format!(
-                "{DECODER_GRAPH} returns no present.0.{first} (export it with past, task \
-                 text2text-generation-with-past)"
+                "{DECODER_WITH_PAST_GRAPH} takes no {past}.0.{first} (export it with past, \
+                 task text2text-generation-with-past)"
             )));
         }
-        // The first step must return every part of the cache; the later
-        // steps must take every part and return the logits.
-        for name in layout.names(CacheIo::Present, layers) {
-            if !has_output(&decoder, &name) {
-                return Err(unsupported(format!(
-                    "{DECODER_GRAPH} has no output '{name}'"
-                )));
-            }
-        }
+        // The later steps must take every part of the cache.
         for name in layout.names(CacheIo::Past, layers) {
             need_input(&decoder_with_past, DECODER_WITH_PAST_GRAPH, &name)?;
         }
-        for (session, file) in [
-            (&decoder, DECODER_GRAPH),
-            (&decoder_with_past, DECODER_WITH_PAST_GRAPH),
-        ] {
-            if !has_output(session, "logits") {
-                return Err(unsupported(format!("{file} has no output 'logits'")));
+        // The parts the with-past graph does not return (cross-attention)
+        // come from the first step, or from the encoder where it returns
+        // them all.
+        let fixed: Vec<String> = layout
+            .names(CacheIo::Present, layers)
+            .into_iter()
+            .filter(|name| !has_output(&decoder_with_past, name))
+            .collect();
+        let encoder_cross = !fixed.is_empty() && fixed.iter().all(|n| has_output(&encoder, n));
+        let decoder = match decoder {
+            FirstStep::Closed { executor, graph } if !encoder_cross => {
+                FirstStep::Open(executor.session(&graph)?)
             }
-        }
+            other => other,
+        };
+        // Only a first step left closed runs on the with-past graph.
+        let encoder_cross_names = match &decoder {
+            FirstStep::Open(session) => {
+                check_first_step(session, &layout, layers, encoder_mask)?;
+                Vec::new()
+            }
+            FirstStep::Closed { .. } => fixed,
+        };
         Ok(Self {
             encoder,
             decoder,
@@ -171,9 +208,25 @@ impl OnnxSeq2Seq {
             layers,
             layout,
             encoded: None,
+            encoder_cross_names,
+            cross: None,
             cache: Vec::new(),
             encoder_mask,
         })
+    }
+
+    /// The first-step session, opened now if it was left closed.
+    fn first_step_session(&mut self) -> Result<&OrtSession, SkillError> {
+        if let FirstStep::Closed { executor, graph } = &self.decoder {
+            let session = executor.session(graph)?;
+            check_first_step(&session, &self.layout, self.layers, self.encoder_mask)?;
+            tracing::debug!(graph = %graph.display(), "first-step decoder opened on demand");
+            self.decoder = FirstStep::Open(session);
+        }
+        match &self.decoder {
+            FirstStep::Open(session) => Ok(session),
+            FirstStep::Closed { .. } => unreachable!("opened above"),
+        }
     }
 
     /// Runs the encoder over `ids` (one sequence, T5) and forgets the
@@ -194,9 +247,25 @@ impl OnnxSeq2Seq {
         inputs: Vec<(String, OrtInput)>,
     ) -> Result<(), SkillError> {
         self.reset();
+        self.cross = None;
         let outputs = self.encoder.run(inputs)?;
         let (hidden_shape, hidden) = outputs.f32("last_hidden_state")?;
         let len = hidden_shape.get(1).copied().unwrap_or(0);
+        if !self.encoder_cross_names.is_empty() {
+            let parts = self
+                .encoder_cross_names
+                .iter()
+                .map(|name| {
+                    let (shape, data) = outputs.f32(name)?;
+                    Ok((name.clone(), shape, data))
+                })
+                .collect::<Result<Vec<_>, SkillError>>()?;
+            self.cross = Some(EncoderCross {
+                hidden_shape: hidden_shape.clone(),
+                hidden: hidden.clone(),
+                parts,
+            });
+        }
         self.encoded = Some(Encoded {
             hidden_shape,
             hidden,
@@ -230,7 +299,8 @@ impl OnnxSeq2Seq {
     }
 
     /// Feeds decoder tokens: the first call after the encoder (or a reset)
-    /// runs `decoder_model.onnx` on them, later calls run the with-past
+    /// runs `decoder_model.onnx` on them (or the with-past graph from the
+    /// encoder's cross-attention cache), later calls run the with-past
     /// graph on them with the cache. Returns the logits after the last,
     /// f32 `[vocab]`. A failed step forgets the cache (its tensors were
     /// handed to the failed run), so the next call starts a prefix again.
@@ -262,6 +332,18 @@ impl OnnxSeq2Seq {
                 OrtInput::ones(encoded.len),
             ));
         }
+        if self.cache.is_empty() {
+            // The encoder's cross-attention cache, if it is this input's:
+            // then the with-past graph takes the first step from an empty
+            // self-attention cache.
+            let cross = self
+                .cross
+                .as_ref()
+                .filter(|c| c.hidden_shape == encoded.hidden_shape && c.hidden == encoded.hidden);
+            if let Some(cross) = cross {
+                self.cache = first_cache(&self.layout, self.layers, cross)?;
+            }
+        }
         let first = self.cache.is_empty();
         let session = if first {
             inputs.push((
@@ -271,7 +353,7 @@ impl OnnxSeq2Seq {
                     data: encoded.hidden.clone(),
                 },
             ));
-            &self.decoder
+            self.first_step_session()?
         } else {
             let past: Vec<Vec<OrtInput>> = self
                 .cache
@@ -333,11 +415,98 @@ impl OnnxSeq2Seq {
         Ok(Tensor::from_vec(last, vocab, &Device::Cpu)?)
     }
 
-    /// Forgets the encoder output and the cache.
+    /// Forgets the encoder output and the cache (not the encoder's
+    /// cross-attention cache, used again only with the same hidden
+    /// states).
     pub(crate) fn reset(&mut self) {
         self.encoded = None;
         self.cache.clear();
     }
+}
+
+fn has_output(session: &OrtSession, name: &str) -> bool {
+    session.outputs().iter().any(|o| o.name == name)
+}
+
+fn need_input(session: &OrtSession, file: &str, name: &str) -> Result<(), SkillError> {
+    if session.input(name).is_none() {
+        Err(SkillError::Backend(BackendError::Unsupported {
+            kind: session.kind(),
+            why: format!("{file} has no input '{name}'"),
+        }))
+    } else {
+        Ok(())
+    }
+}
+
+/// The first-step graph takes the ids and the encoder output, and returns
+/// the logits and every part of the cache.
+fn check_first_step(
+    decoder: &OrtSession,
+    layout: &CacheLayout,
+    layers: usize,
+    encoder_mask: bool,
+) -> Result<(), SkillError> {
+    let unsupported = |why: String| {
+        SkillError::Backend(BackendError::Unsupported {
+            kind: decoder.kind(),
+            why,
+        })
+    };
+    for name in ["input_ids", "encoder_hidden_states"] {
+        need_input(decoder, DECODER_GRAPH, name)?;
+    }
+    if encoder_mask {
+        need_input(decoder, DECODER_GRAPH, "encoder_attention_mask")?;
+    }
+    for name in layout.names(CacheIo::Present, layers) {
+        if !has_output(decoder, &name) {
+            return Err(unsupported(format!(
+                "{DECODER_GRAPH} has no output '{name}'"
+            )));
+        }
+    }
+    if !has_output(decoder, "logits") {
+        return Err(unsupported(format!(
+            "{DECODER_GRAPH} has no output 'logits'"
+        )));
+    }
+    Ok(())
+}
+
+/// The cache before a first step on the with-past graph: the encoder's
+/// cross-attention parts, and empty self-attention parts (no positions,
+/// heads and head size as the cross-attention's).
+fn first_cache(
+    layout: &CacheLayout,
+    layers: usize,
+    cross: &EncoderCross,
+) -> Result<Vec<Vec<Cached>>, SkillError> {
+    let empty_shape = cross
+        .parts
+        .first()
+        .map(|(_, shape, _)| {
+            let mut shape = shape.clone();
+            if let Some(len) = shape.get_mut(2) {
+                *len = 0;
+            }
+            shape
+        })
+        .unwrap_or_default();
+    let named = layout
+        .names(CacheIo::Present, layers)
+        .into_iter()
+        .map(|name| {
+            let value = match cross.parts.iter().find(|(n, _, _)| *n == name) {
+                Some((_, shape, data)) => Cached::Copy(shape.clone(), data.clone()),
+                None => Cached::Copy(empty_shape.clone(), Vec::new()),
+            };
+            (name, value)
+        })
+        .collect();
+    layout
+        .unflatten(CacheIo::Present, named)
+        .map_err(cache_error)
 }
 
 /// The model's three graphs when an ONNX backend may run them (its own,
@@ -362,9 +531,17 @@ pub(crate) fn open_seq2seq(
     let Some([encoder, decoder, with_past]) = graphs else {
         return Err(no_graphs(executor.kind(), &SEQ2SEQ_GRAPHS));
     };
+    let decoder = if executor.kind() == BackendKind::Ort {
+        FirstStep::Closed {
+            executor: executor.clone(),
+            graph: decoder.path.clone(),
+        }
+    } else {
+        FirstStep::Open(executor.session(&decoder.path)?)
+    };
     OnnxSeq2Seq::new(
         executor.session(&encoder.path)?,
-        executor.session(&decoder.path)?,
+        decoder,
         executor.session(&with_past.path)?,
         encoder_inputs,
     )
