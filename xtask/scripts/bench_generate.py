@@ -7,8 +7,9 @@
                           on the prompt ids our run used (OURS, its JSON)
   streams FILE OURS OUT   llama.cpp's own batched decoding of 1, 4 and 8
                           sequences at once (llama_batch, one llama_decode
-                          per step), on our streams' prompt ids: the
-                          ceiling our scheduler is measured against
+                          per step), on our streams' prompt ids and end
+                          ids: the reference our scheduler is measured
+                          against
 
 Measured as our bench measures (crates/skills/benches/generate.rs):
 prompt = the 126-token prompt's forward pass and one greedy pick, best of
@@ -108,14 +109,17 @@ def run(path, ours_path, out):
 
 def streams(path, ours_path, out):
     """As our streams row: each sequence generates 64 tokens greedily from
-    its own prompt (or stops at an end-of-generation token, which counts),
+    its own prompt (or stops at one of our end ids, which counts),
     all prompts in the first step, then one token per live sequence per
     step, sequences ordered by id; aggregate = generated tokens / wall."""
     with open(ours_path) as f:
         ours = json.load(f)
     threads = int(ours["threads"])
     prompts = ours["stream_prompt_ids"]
+    eos = set(ours["eos_ids"])
     steps = int(ours["decode_tokens"])
+    if sum(len(p) for p in prompts) > 512:
+        sys.exit("the streams' prompts do not fit one 512-token batch")
     lc = llama_cpp
     # Quiet, as `Llama(verbose=False)` is: only errors reach stderr.
     llama_cpp_logger.set_verbose(False)
@@ -165,7 +169,7 @@ def streams(path, ours_path, out):
             step, keep = [], {}
             for seq, (token, pos, made) in sorted(live.items()):
                 total += 1
-                if made < steps and not lc.llama_vocab_is_eog(vocab, token):
+                if made < steps and token not in eos:
                     step.append((seq, token, pos, True))
                     keep[seq] = (pos + 1, made + 1)
             if not step:

@@ -149,6 +149,8 @@ fn main() {
         "prompt_ids": long,
         "decode_prompt_ids": short,
         "stream_prompt_ids": STORIES.iter().map(|s| encode(s)).collect::<Vec<_>>(),
+        // What ends a stream here, for the other side to stop on the same.
+        "eos_ids": generator.eos_ids(),
         "prompt_tokens": PROMPT_TOKENS,
         "prompt_tokens_per_s": PROMPT_TOKENS as f64 / prompt_s,
         "decode_tokens": DECODE_TOKENS,

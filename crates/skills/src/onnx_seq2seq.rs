@@ -34,6 +34,7 @@ use ipfs_accelerate_backends::{
 use ipfs_accelerate_loader::{Loader, ModelRef, ResolvedFile};
 use ipfs_accelerate_patches::kv_cache::{self, CacheIo, CacheLayout};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The graph files of the export, relative to the model.
 pub(crate) const ENCODER_GRAPH: &str = "onnx/encoder_model.onnx";
@@ -50,19 +51,20 @@ pub(crate) const SEQ2SEQ_GRAPHS: [&str; 3] =
 enum Cached {
     /// An output of the last step, fed back as is (consumed by the next).
     Value(OrtValue),
-    /// A tensor fed at every step: shape and row-major values.
-    Copy(Vec<usize>, Vec<f32>),
+    /// A tensor fed at every step: shape and row-major values (shared with
+    /// the encoder's cross-attention cache, when it came from there).
+    Copy(Vec<usize>, Arc<Vec<f32>>),
 }
 
 impl Cached {
     /// The input for the next step; a `Value` is moved out.
     fn feed(&mut self) -> OrtInput {
-        match std::mem::replace(self, Self::Copy(Vec::new(), Vec::new())) {
+        match std::mem::replace(self, Self::Copy(Vec::new(), Arc::default())) {
             Self::Value(value) => OrtInput::Value(value),
             Self::Copy(shape, data) => {
                 let input = OrtInput::F32 {
                     shape: shape.clone(),
-                    data: data.clone(),
+                    data: data.to_vec(),
                 };
                 *self = Self::Copy(shape, data);
                 input
@@ -87,7 +89,7 @@ struct EncoderCross {
     hidden_shape: Vec<usize>,
     hidden: Vec<f32>,
     /// `present.{i}.encoder.*` name, shape and values.
-    parts: Vec<(String, Vec<usize>, Vec<f32>)>,
+    parts: Vec<(String, Vec<usize>, Arc<Vec<f32>>)>,
 }
 
 /// The decoder's first-step graph: open, or not opened (yet) because the
@@ -257,7 +259,7 @@ impl OnnxSeq2Seq {
                 .iter()
                 .map(|name| {
                     let (shape, data) = outputs.f32(name)?;
-                    Ok((name.clone(), shape, data))
+                    Ok((name.clone(), shape, Arc::new(data)))
                 })
                 .collect::<Result<Vec<_>, SkillError>>()?;
             self.cross = Some(EncoderCross {
@@ -392,7 +394,7 @@ impl OnnxSeq2Seq {
                     Cached::Value(outputs.take(&name)?)
                 } else {
                     let (shape, data) = outputs.f32(&name)?;
-                    Cached::Copy(shape, data)
+                    Cached::Copy(shape, Arc::new(data))
                 };
                 present.push((name, value));
             }
@@ -417,10 +419,18 @@ impl OnnxSeq2Seq {
 
     /// Forgets the encoder output and the cache (not the encoder's
     /// cross-attention cache, used again only with the same hidden
-    /// states).
+    /// states: see [`Self::release_encoder`]).
     pub(crate) fn reset(&mut self) {
         self.encoded = None;
         self.cache.clear();
+    }
+
+    /// Forgets everything the last input left, the encoder's
+    /// cross-attention cache too: at the end of a request, so that an idle
+    /// model holds none of it.
+    pub(crate) fn release_encoder(&mut self) {
+        self.reset();
+        self.cross = None;
     }
 }
 
@@ -456,8 +466,12 @@ fn check_first_step(
     for name in ["input_ids", "encoder_hidden_states"] {
         need_input(decoder, DECODER_GRAPH, name)?;
     }
-    if encoder_mask {
-        need_input(decoder, DECODER_GRAPH, "encoder_attention_mask")?;
+    // Both decoder graphs take the encoder's mask, or neither does.
+    if decoder.input("encoder_attention_mask").is_some() != encoder_mask {
+        return Err(unsupported(format!(
+            "{DECODER_GRAPH} and {DECODER_WITH_PAST_GRAPH} disagree on taking \
+             'encoder_attention_mask'"
+        )));
     }
     for name in layout.names(CacheIo::Present, layers) {
         if !has_output(decoder, &name) {
@@ -498,8 +512,8 @@ fn first_cache(
         .into_iter()
         .map(|name| {
             let value = match cross.parts.iter().find(|(n, _, _)| *n == name) {
-                Some((_, shape, data)) => Cached::Copy(shape.clone(), data.clone()),
-                None => Cached::Copy(empty_shape.clone(), Vec::new()),
+                Some((_, shape, data)) => Cached::Copy(shape.clone(), Arc::clone(data)),
+                None => Cached::Copy(empty_shape.clone(), Arc::default()),
             };
             (name, value)
         })
@@ -550,4 +564,145 @@ pub(crate) fn open_seq2seq(
 /// A cache that does not fit its layout: the graph is not what it claimed.
 fn cache_error(e: ipfs_accelerate_patches::PatchError) -> SkillError {
     SkillError::InvalidInput(format!("the ONNX graph's KV cache: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::print_stdout)]
+mod tests {
+    use super::*;
+    use ipfs_accelerate_backends::{Backend, Executor, OnnxRuntimeCpu};
+    use ipfs_accelerate_export::{export, ExportOptions};
+    use std::path::Path;
+
+    /// ONNX Runtime's CPU executor, or `None` after saying why (a failure
+    /// under `IPFS_ACCELERATE_REQUIRE_ALL=1`).
+    fn ort_or_skip(test: &str) -> Option<OrtExecutor> {
+        let why = match OnnxRuntimeCpu.executor() {
+            Ok(Executor::Ort(executor)) => return Some(executor),
+            Ok(_) => "the ort backend gave no ONNX Runtime executor".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            std::env::var("IPFS_ACCELERATE_REQUIRE_ALL").as_deref() != Ok("1"),
+            "{test}: {why}"
+        );
+        println!("SKIPPED {test}: {why}");
+        None
+    }
+
+    fn logits(model: &mut OnnxSeq2Seq, tokens: &[u32]) -> Vec<f32> {
+        model.decode(tokens).unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let max = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max <= 1e-5, "{what}: logits differ by {max:e}");
+    }
+
+    fn argmax(v: &[f32]) -> u32 {
+        (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap() as u32
+    }
+
+    /// Our Whisper export's encoder returns the cross-attention cache: the
+    /// first step on the with-past graph (first-step graph left closed)
+    /// equals the three-graph path, step after step; hidden states the
+    /// encoder did not return open the first-step graph on demand, and
+    /// the encoder's cache serves again once they are its own again.
+    #[test]
+    fn whisper_first_step_on_the_with_past_graph_equals_the_first_step_graph() {
+        let test = "whisper_first_step_on_the_with_past_graph_equals_the_first_step_graph";
+        let Some(executor) = ort_or_skip(test) else {
+            return;
+        };
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/whisper");
+        let home = tempfile::tempdir().unwrap();
+        let loader = Loader::builder().cache_dir(home.path()).build().unwrap();
+        let out = home.path().join("graphs");
+        std::fs::create_dir_all(&out).unwrap();
+        export(
+            &loader,
+            &ModelRef::LocalDir(fixture),
+            &out,
+            &ExportOptions::default(),
+        )
+        .unwrap();
+        let [encoder, decoder, with_past] = SEQ2SEQ_GRAPHS.map(|g| {
+            let file = Path::new(g).file_name().unwrap();
+            out.join(file)
+        });
+        let open = |path: &Path| executor.session(path).unwrap();
+        let inputs = &["input_features"];
+        let mut three = OnnxSeq2Seq::new(
+            open(&encoder),
+            FirstStep::Open(open(&decoder)),
+            open(&with_past),
+            inputs,
+        )
+        .unwrap();
+        let mut two = OnnxSeq2Seq::new(
+            open(&encoder),
+            FirstStep::Closed {
+                executor: executor.clone(),
+                graph: decoder.clone(),
+            },
+            open(&with_past),
+            inputs,
+        )
+        .unwrap();
+        assert!(matches!(two.decoder, FirstStep::Closed { .. }));
+        assert!(three.encoder_cross_names.is_empty());
+
+        // Any log-mel-sized input will do: both sides see the same.
+        let (mels, frames) = (80, 3000);
+        let features: Vec<f32> = (0..mels * frames)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+            .collect();
+        for model in [&mut three, &mut two] {
+            let input = OrtInput::F32 {
+                shape: vec![1, mels, frames],
+                data: features.clone(),
+            };
+            model
+                .encode_inputs(vec![("input_features".to_owned(), input)])
+                .unwrap();
+        }
+        let prefix = [50257, 50362];
+        let run = |three: &mut OnnxSeq2Seq, two: &mut OnnxSeq2Seq, what: &str| {
+            let (a, b) = (logits(three, &prefix), logits(two, &prefix));
+            assert_close(&format!("{what}, first step"), &a, &b);
+            let mut token = argmax(&a);
+            for step in 1..=3 {
+                let (a, b) = (logits(three, &[token]), logits(two, &[token]));
+                assert_close(&format!("{what}, step {step}"), &a, &b);
+                token = argmax(&a);
+            }
+        };
+        run(&mut three, &mut two, "the encoder's own output");
+        assert!(matches!(two.decoder, FirstStep::Closed { .. }));
+
+        // Hidden states from elsewhere: the first-step graph opens.
+        let (shape, hidden) = three.encoded().unwrap();
+        let (shape, hidden) = (shape.to_vec(), hidden.to_vec());
+        let halved: Vec<f32> = hidden.iter().map(|v| v * 0.5).collect();
+        for model in [&mut three, &mut two] {
+            model.reset();
+            model.set_encoded(shape.clone(), halved.clone());
+        }
+        run(&mut three, &mut two, "other hidden states");
+        assert!(matches!(two.decoder, FirstStep::Open(_)));
+
+        // The encoder's own again, after a reset: its cache serves.
+        for model in [&mut three, &mut two] {
+            model.reset();
+            model.set_encoded(shape.clone(), hidden.clone());
+        }
+        run(&mut three, &mut two, "the encoder's output again");
+        two.release_encoder();
+        assert!(two.cross.is_none() && two.encoded().is_none());
+    }
 }

@@ -391,7 +391,11 @@ impl SpeechRecognizer {
             SkillError::InvalidInput("the model is unusable after an earlier failure".to_owned())
         })?;
         match &mut *runner {
-            Runner::Whisper(w) => w.transcribe(&self.loaded.name, &self.device, source, options),
+            Runner::Whisper(w) => {
+                let result = w.transcribe(&self.loaded.name, &self.device, source, options);
+                w.model.release();
+                result
+            }
             Runner::Wav2Vec2(w) => {
                 let samples = samples_at(source, self.sampling_rate)?;
                 w.transcribe(&self.device, &samples, options)

@@ -95,6 +95,18 @@ impl WhisperModel {
         }
     }
 
+    /// Forgets what the last request left (on ONNX Runtime, the encoder's
+    /// cross-attention cache too): the model is idle.
+    pub(super) fn release(&mut self) {
+        match self {
+            Self::Candle(model) => model.reset(),
+            Self::Onnx { model, seen, .. } => {
+                model.release_encoder();
+                *seen = 0;
+            }
+        }
+    }
+
     /// Forgets the decoder's cache (the next `decode` starts a prefix).
     pub(super) fn reset(&mut self) {
         match self {
