@@ -83,12 +83,28 @@ fn projections(
         String::new(),
     ];
     if let Some(source) = kv_from {
-        let k = linear(g, w, source, &format!("{p}.k_proj"), (d, d), false)?;
-        let v = linear(g, w, source, &format!("{p}.v_proj"), (d, d), true)?;
-        out[1] = split_heads(g, &k, heads, head_dim);
-        out[2] = split_heads(g, &v, heads, head_dim);
+        [out[1], out[2]] = keys_values(g, w, p, (d, heads), source)?;
     }
     Ok(out)
+}
+
+/// An attention's keys (no bias) and values of `source`, heads split: a
+/// layer's own, or (from the encoder output) a decoder layer's
+/// cross-attention cache.
+fn keys_values(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    p: &str,
+    (d, heads): (usize, usize),
+    source: &str,
+) -> Result<[String; 2], OnnxError> {
+    let head_dim = d / heads;
+    let k = linear(g, w, source, &format!("{p}.k_proj"), (d, d), false)?;
+    let v = linear(g, w, source, &format!("{p}.v_proj"), (d, d), true)?;
+    Ok([
+        split_heads(g, &k, heads, head_dim),
+        split_heads(g, &v, heads, head_dim),
+    ])
 }
 
 /// `softmax(q kᵀ [+ bias]) v`, heads merged, through `out_proj`.
@@ -196,12 +212,7 @@ fn encoder(cfg: &WhisperConfig, w: &Weights) -> Result<ModelProto, OnnxError> {
     for i in 0..cfg.decoder_layers {
         g.set_scope(format!("/encoder/cross_kv.{i}"));
         let p = format!("model.decoder.layers.{i}.encoder_attn");
-        let k = linear(&mut g, w, &x, &format!("{p}.k_proj"), (d, d), false)?;
-        let v = linear(&mut g, w, &x, &format!("{p}.v_proj"), (d, d), true)?;
-        cross.push([
-            split_heads(&mut g, &k, dec_heads, dec_head_dim),
-            split_heads(&mut g, &v, dec_heads, dec_head_dim),
-        ]);
+        cross.push(keys_values(&mut g, w, &p, (d, dec_heads), &x)?);
     }
     g.set_scope("");
     g.output(
