@@ -82,6 +82,40 @@ LLAVA_NEXT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1
 FIXTURE_OF = {"bert-tiny": "bert", "t5-tiny": "t5", "llama-1b": "llama"}
 
 
+# The LLaMA families' published configs (random weights are built from them).
+LLAMA_CONFIGS = {
+    # HuggingFaceTB/SmolLM2-135M's config.json.
+    "llama": dict(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+        rope_theta=100000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+    ),
+    # TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json.
+    "llama-1b": dict(
+        vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    ),
+}
+
+# The decoder-only language models: a prompt and greedy new tokens.
+CAUSAL_LMS = ("gpt2", "opt", *LLAMA_CONFIGS)
+
+
 def fixture_of(family):
     return FIXTURE_OF.get(family, family)
 
@@ -97,35 +131,8 @@ def config_of(family):
         return transformers.GPT2Config(**special)
     if family == "opt":
         return transformers.OPTConfig(**special)
-    if family == "llama":
-        return transformers.LlamaConfig(
-            vocab_size=49152,
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            max_position_embeddings=8192,
-            rope_theta=100000.0,
-            rms_norm_eps=1e-5,
-            tie_word_embeddings=True,
-            **special,
-        )
-    if family == "llama-1b":
-        # TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json.
-        return transformers.LlamaConfig(
-            vocab_size=32000,
-            hidden_size=2048,
-            intermediate_size=5632,
-            num_hidden_layers=22,
-            num_attention_heads=32,
-            num_key_value_heads=4,
-            max_position_embeddings=2048,
-            rope_theta=10000.0,
-            rms_norm_eps=1e-5,
-            tie_word_embeddings=False,
-            **special,
-        )
+    if family in LLAMA_CONFIGS:
+        return transformers.LlamaConfig(**LLAMA_CONFIGS[family], **special)
     if family == "t5":
         return transformers.T5Config(**special)
     if family == "t5-tiny":
@@ -207,8 +214,7 @@ def build(family, model_dir: Path):
     classes = {
         "gpt2": transformers.GPT2LMHeadModel,
         "opt": transformers.OPTForCausalLM,
-        "llama": transformers.LlamaForCausalLM,
-        "llama-1b": transformers.LlamaForCausalLM,
+        **{name: transformers.LlamaForCausalLM for name in LLAMA_CONFIGS},
         "t5": transformers.T5ForConditionalGeneration,
         "t5-tiny": transformers.T5ForConditionalGeneration,
         "bert-tiny": transformers.BertModel,
@@ -260,7 +266,7 @@ def build(family, model_dir: Path):
         pre["crop_size"] = {"height": side, "width": side}
         (model_dir / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
     # The fixture's generation config would carry its tiny model's ids.
-    if family in ("gpt2", "opt", "llama", "llama-1b"):
+    if family in CAUSAL_LMS:
         (model_dir / "generation_config.json").unlink(missing_ok=True)
 
 
@@ -289,7 +295,7 @@ def request_fn(family, model_dir: Path, r):
             return {"embeddings": pooled.tolist()}
 
         return run
-    if family in ("gpt2", "opt", "llama", "llama-1b"):
+    if family in CAUSAL_LMS:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         model = transformers.AutoModelForCausalLM.from_pretrained(model_dir).eval()
         ids = tokenizer(r["prompt"], return_tensors="pt")
