@@ -77,7 +77,8 @@ impl Cached {
 #[derive(Debug)]
 struct Encoded {
     hidden_shape: Vec<usize>,
-    hidden: Vec<f32>,
+    /// Shared with the encoder's cross-attention cache record, when any.
+    hidden: Arc<Vec<f32>>,
     len: usize,
 }
 
@@ -87,7 +88,7 @@ struct Encoded {
 #[derive(Debug)]
 struct EncoderCross {
     hidden_shape: Vec<usize>,
-    hidden: Vec<f32>,
+    hidden: Arc<Vec<f32>>,
     /// `present.{i}.encoder.*` name, shape and values.
     parts: Vec<(String, Vec<usize>, Arc<Vec<f32>>)>,
 }
@@ -252,6 +253,7 @@ impl OnnxSeq2Seq {
         self.cross = None;
         let outputs = self.encoder.run(inputs)?;
         let (hidden_shape, hidden) = outputs.f32("last_hidden_state")?;
+        let hidden = Arc::new(hidden);
         let len = hidden_shape.get(1).copied().unwrap_or(0);
         if !self.encoder_cross_names.is_empty() {
             let parts = self
@@ -264,7 +266,7 @@ impl OnnxSeq2Seq {
                 .collect::<Result<Vec<_>, SkillError>>()?;
             self.cross = Some(EncoderCross {
                 hidden_shape: hidden_shape.clone(),
-                hidden: hidden.clone(),
+                hidden: Arc::clone(&hidden),
                 parts,
             });
         }
@@ -290,7 +292,7 @@ impl OnnxSeq2Seq {
         let len = hidden_shape.get(1).copied().unwrap_or(0);
         self.encoded = Some(Encoded {
             hidden_shape,
-            hidden,
+            hidden: Arc::new(hidden),
             len,
         });
     }
@@ -352,7 +354,7 @@ impl OnnxSeq2Seq {
                 "encoder_hidden_states".to_owned(),
                 OrtInput::F32 {
                     shape: encoded.hidden_shape.clone(),
-                    data: encoded.hidden.clone(),
+                    data: encoded.hidden.to_vec(),
                 },
             ));
             self.first_step_session()?
