@@ -418,8 +418,9 @@ impl Scheduler<'_> {
     /// One llama.cpp batch. Room goes first to the streams that decode one
     /// token, then to prompts (a long prompt must not hold the others
     /// back), and tokens go in ordered by sequence id: llama.cpp splits a
-    /// batch into passes of sequences with consecutive ids, so sorted ids
-    /// make one pass of all the decoding streams.
+    /// batch into passes of sequences with consecutive ids, so sorted ids,
+    /// with placeholders in the gaps finished streams leave
+    /// ([`placeholder_seqs`]), make one pass of all the decoding streams.
     fn step(&mut self) {
         let pending = &mut self.pending;
         let batch = &mut self.batch;
@@ -438,11 +439,29 @@ impl Scheduler<'_> {
         }
         let mut in_batch: Vec<usize> = (0..pending.len()).filter(|&i| takes[i] > 0).collect();
         in_batch.sort_by_key(|&i| pending[i].seq);
+        let seqs: Vec<i32> = in_batch.iter().map(|&i| pending[i].seq).collect();
+        let mut placeholders = placeholder_seqs(&seqs, &self.positions);
+        if takes.iter().sum::<usize>() + placeholders.len() > BATCH_TOKENS as usize {
+            placeholders.clear();
+        }
         // (pending index, batch index of its last token) for those finishing.
         let mut outputs: Vec<(usize, i32)> = Vec::new();
         let mut refused: Vec<(usize, String)> = Vec::new();
+        let mut next_placeholder = placeholders.iter().peekable();
         for &index in &in_batch {
             let p = &mut pending[index];
+            // Placeholders go in sequence order, before the first
+            // sequence above them.
+            while let Some(&&free) = next_placeholder.peek() {
+                if free > p.seq {
+                    break;
+                }
+                next_placeholder.next();
+                // A free sequence's cache is empty; position 0, no logits.
+                if let Err(e) = batch.add(LlamaToken::new(0), 0, &[free], false) {
+                    tracing::debug!(seq = free, error = %e, "placeholder not added");
+                }
+            }
             let position = self.positions.entry(p.seq).or_insert(0);
             for k in 0..takes[index] {
                 let id = p.ids[p.done + k];
@@ -493,6 +512,12 @@ impl Scheduler<'_> {
                 }
             }
         }
+        for seq in placeholders {
+            // Ids of ours, in range: cannot fail.
+            if let Ok(seq_id) = u32::try_from(seq) {
+                let _ = self.ctx.clear_kv_cache_seq(Some(seq_id), None, None);
+            }
+        }
         let failed_seqs: Vec<i32> = failed.iter().map(|&index| pending[index].seq).collect();
         let mut done: Vec<usize> = answered.into_iter().chain(failed).collect();
         done.sort_unstable();
@@ -503,6 +528,23 @@ impl Scheduler<'_> {
             self.clear(seq);
         }
     }
+}
+
+/// The free sequence ids between a step's lowest and highest sequence:
+/// llama.cpp runs a batch's sequences in one pass only when their ids are
+/// consecutive (with a KV cache per sequence it splits at the first gap),
+/// and a second pass costs nearly as much as the first. A stream that
+/// finishes early leaves such a gap among the ones still decoding, so each
+/// free id in it gets a placeholder token: one more row in the pass (its
+/// cache cleared after the step) instead of a second pass. Ids of live
+/// sequences (`positions`) are never used; a gap there stays.
+fn placeholder_seqs(seqs: &[i32], positions: &HashMap<i32, i32>) -> Vec<i32> {
+    let (Some(&low), Some(&high)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return Vec::new();
+    };
+    (low..high)
+        .filter(|seq| !seqs.contains(seq) && !positions.contains_key(seq))
+        .collect()
 }
 
 /// The most sequences one pass can hold this step: llama.cpp (with a KV
@@ -521,4 +563,28 @@ fn largest_consecutive_run(pending: &[Pending]) -> usize {
         best = best.max(run);
     }
     best
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_fill_free_gaps_between_the_steps_sequences() {
+        let live = |seqs: &[i32]| -> HashMap<i32, i32> { seqs.iter().map(|&s| (s, 5)).collect() };
+        // Stream 3 finished: its id is free, so a placeholder keeps one pass.
+        assert_eq!(
+            placeholder_seqs(&[0, 1, 2, 4, 5], &live(&[0, 1, 2, 4, 5])),
+            vec![3]
+        );
+        // Stream 2 is live but late for this step: its cache is never
+        // touched, the gap stays.
+        assert!(placeholder_seqs(&[0, 1, 3], &live(&[0, 1, 2, 3])).is_empty());
+        assert_eq!(placeholder_seqs(&[1, 4], &live(&[1, 4])), vec![2, 3]);
+        // Nothing outside the step's range, nothing for one sequence.
+        assert!(placeholder_seqs(&[2, 3], &HashMap::new()).is_empty());
+        assert!(placeholder_seqs(&[6], &HashMap::new()).is_empty());
+        assert!(placeholder_seqs(&[], &HashMap::new()).is_empty());
+    }
 }
