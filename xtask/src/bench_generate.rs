@@ -3,9 +3,10 @@
 //! here with `GGML_NATIVE`), same files, same prompt ids, same threads:
 //! prompt and decode tokens/s and peak memory for SmolLM2-135M-Instruct in
 //! Q4_1 (the published file) and Q4_0, Q5_K_M, Q4_K_M, Q8_0 and F16 (made
-//! from it with llama.cpp's quantizer), plus the aggregate tokens/s of 1,
-//! 4 and 8 concurrent streams on both sides (llama.cpp's: its own batched
-//! decoding of as many sequences, with a bare loop). Each side
+//! from it with llama.cpp's quantizer), plus, for each of them, the
+//! aggregate tokens/s of 1, 4 and 8 concurrent streams on both sides
+//! (llama.cpp's: its own batched decoding of as many sequences, with a bare
+//! loop). Each side
 //! runs one process per file, so each peak is its own. Results:
 //! `target/bench/generate/`.
 //! Then the f32 decoders at real size (GPT-2 124M, OPT-125m, LLaMAs with
@@ -55,6 +56,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for (kind, file) in &files {
+        // Solo: one sequence in the context, as llama.cpp's.
         let ours = dir.join(format!("ours-{kind}.json"));
         our_run(file, &ours, "1", "")?;
         let theirs = dir.join(format!("llama-cpp-{kind}.json"));
@@ -65,23 +67,28 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .arg(&ours)
             .arg(&theirs)
             .env("OMP_NUM_THREADS", THREADS))?;
-        rows.push((kind.clone(), read(&ours)?, read(&theirs)?));
+        // Concurrent streams, 8 sequences in the context, on every type:
+        // how much batching gains depends on the type's batched kernels.
+        let streams = dir.join(format!("ours-streams-{kind}.json"));
+        our_run(file, &streams, "8", "1,4,8")?;
+        let their_streams = dir.join(format!("llama-cpp-streams-{kind}.json"));
+        sh(Command::new(&python)
+            .arg(&script)
+            .arg("streams")
+            .arg(file)
+            .arg(&streams)
+            .arg(&their_streams)
+            .env("OMP_NUM_THREADS", THREADS))?;
+        rows.push(Row {
+            kind: kind.clone(),
+            ours: read(&ours)?,
+            theirs: read(&theirs)?,
+            streams: read(&streams)?,
+            their_streams: read(&their_streams)?,
+        });
     }
-    // Concurrent streams on the published file, 8 sequences in the context.
-    let streams = dir.join("ours-streams.json");
-    our_run(&published, &streams, "8", "1,4,8")?;
-    let their_streams = dir.join("llama-cpp-streams.json");
-    sh(Command::new(&python)
-        .arg(&script)
-        .arg("streams")
-        .arg(&published)
-        .arg(&streams)
-        .arg(&their_streams)
-        .env("OMP_NUM_THREADS", THREADS))?;
-    let streams = read(&streams)?;
-    let their_streams = read(&their_streams)?;
 
-    let summary = print_summary(&rows, &streams, &their_streams);
+    let summary = print_summary(&rows);
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
@@ -121,17 +128,27 @@ fn read(path: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-fn print_summary(rows: &[(String, Value, Value)], streams: &Value, theirs: &Value) -> Value {
+/// One type's results: solo and streams, ours and llama.cpp's.
+struct Row {
+    kind: String,
+    ours: Value,
+    theirs: Value,
+    streams: Value,
+    their_streams: Value,
+}
+
+fn print_summary(rows: &[Row]) -> Value {
     let rate = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
-    let mib = |v: &Value| v["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0;
+    let mib = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN) / 1048576.0;
     eprintln!(
         "\nSmolLM2-135M-Instruct GGUF, {THREADS} threads, ours (llamacpp backend, kernels {}) vs llama.cpp (llama-cpp-python {}):",
-        rows.first().map_or("?", |r| r.1["kernels"].as_str().unwrap_or("?")),
-        rows.first().map_or("?", |r| r.2["llama_cpp_python"].as_str().unwrap_or("?")),
+        rows.first().map_or("?", |r| r.ours["kernels"].as_str().unwrap_or("?")),
+        rows.first().map_or("?", |r| r.theirs["llama_cpp_python"].as_str().unwrap_or("?")),
     );
     eprintln!("  type     prompt tok/s ours / llama.cpp = ratio   decode tok/s ours / llama.cpp = ratio   peak MiB ours / llama.cpp");
     let mut table = Vec::new();
-    for (kind, ours, theirs) in rows {
+    for row in rows {
+        let (kind, ours, theirs) = (&row.kind, &row.ours, &row.theirs);
         let (op, tp) = (
             rate(ours, "prompt_tokens_per_s"),
             rate(theirs, "prompt_tokens_per_s"),
@@ -144,55 +161,65 @@ fn print_summary(rows: &[(String, Value, Value)], streams: &Value, theirs: &Valu
             "  {kind:<7} {op:8.1} / {tp:8.1} = {:5.2}x          {od:8.1} / {td:8.1} = {:5.2}x          {:7.1} / {:7.1}",
             op / tp,
             od / td,
-            mib(ours),
-            mib(theirs)
+            mib(ours, "peak_rss_bytes"),
+            mib(theirs, "peak_rss_bytes")
         );
         table.push(serde_json::json!({
             "type": kind,
-            "ours": {"prompt_tokens_per_s": op, "decode_tokens_per_s": od, "peak_mib": mib(ours)},
-            "llama_cpp": {"prompt_tokens_per_s": tp, "decode_tokens_per_s": td, "peak_mib": mib(theirs)},
+            "ours": {"prompt_tokens_per_s": op, "decode_tokens_per_s": od, "peak_mib": mib(ours, "peak_rss_bytes")},
+            "llama_cpp": {"prompt_tokens_per_s": tp, "decode_tokens_per_s": td, "peak_mib": mib(theirs, "peak_rss_bytes")},
             "prompt_ratio": op / tp,
             "decode_ratio": od / td,
+            "streams": stream_rows(row),
         }));
     }
-    eprintln!("  concurrent greedy streams, Q4_1, 64 tokens each (prompts included), ours / llama.cpp's own batched decoding:");
+    serde_json::json!({"types": table})
+}
+
+/// Prints and returns one type's streams rows: aggregate tokens/s at 1, 4
+/// and 8 streams, ours and llama.cpp's own batched decoding.
+fn stream_rows(row: &Row) -> Value {
+    let (ours, theirs) = (&row.streams, &row.their_streams);
+    eprintln!(
+        "  {}: concurrent greedy streams, 64 tokens each (prompts included), ours / llama.cpp's own batched decoding:",
+        row.kind
+    );
     let agg = |v: &Value, n: &str| v["streams"][n]["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
-    let (one, their_one) = (agg(streams, "1"), agg(theirs, "1"));
-    let mut stream_rows = serde_json::Map::new();
+    let (one, their_one) = (agg(ours, "1"), agg(theirs, "1"));
+    let mut rows = serde_json::Map::new();
     for n in ["1", "4", "8"] {
-        let (ours_n, theirs_n) = (agg(streams, n), agg(theirs, n));
+        let (ours_n, theirs_n) = (agg(ours, n), agg(theirs, n));
         let tokens = |v: &Value| v["streams"][n]["tokens"].as_u64();
-        if tokens(streams) != tokens(theirs) {
+        if tokens(ours) != tokens(theirs) {
             eprintln!(
-                "  warning: at {n} streams ours generated {:?} tokens, llama.cpp {:?}",
-                tokens(streams),
+                "    warning: at {n} streams ours generated {:?} tokens, llama.cpp {:?}",
+                tokens(ours),
                 tokens(theirs)
             );
         }
         eprintln!(
-            "  {n} streams: {ours_n:7.1} / {theirs_n:7.1} tok/s aggregate = {:5.2}x / {:5.2}x one stream; ours / llama.cpp = {:5.2}x (at most {} in one step)",
+            "    {n} streams: {ours_n:7.1} / {theirs_n:7.1} tok/s aggregate = {:5.2}x / {:5.2}x one stream; ours / llama.cpp = {:5.2}x (at most {} in one step)",
             ours_n / one,
             theirs_n / their_one,
             ours_n / theirs_n,
-            streams["streams"][n]["peak_in_one_step"]
+            ours["streams"][n]["peak_in_one_step"]
         );
-        stream_rows.insert(
+        rows.insert(
             n.to_owned(),
             serde_json::json!({
-                "ours": streams["streams"][n],
+                "ours": ours["streams"][n],
                 "llama_cpp": theirs["streams"][n],
                 "ratio": ours_n / theirs_n,
+                "ours_vs_one_stream": ours_n / one,
+                "llama_cpp_vs_one_stream": theirs_n / their_one,
             }),
         );
     }
     eprintln!(
-        "  peak memory with 8 sequences of 2048 positions: {:.1} MiB",
-        streams["streams_peak_rss_bytes"]
-            .as_f64()
-            .unwrap_or(f64::NAN)
-            / 1048576.0
+        "    peak memory with 8 sequences of 2048 positions: {:.1} MiB",
+        ours["streams_peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0
     );
-    serde_json::json!({"types": table, "streams": stream_rows})
+    Value::Object(rows)
 }
 
 /// llama-cpp-python, compiled from its source distribution for this CPU,
