@@ -38,14 +38,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let dir = root().join("target/bench/generate");
     std::fs::create_dir_all(&dir)?;
     let python = llama_cpp_python()?;
-    let script = root().join("xtask/scripts/bench_generate.py");
     let published = models::smollm2_gguf()?;
     let mut files = vec![("Q4_1".to_owned(), published.clone())];
     for kind in MADE {
         let file = dir.join(format!("SmolLM2-135M-Instruct.{kind}.gguf"));
         if !file.is_file() {
             sh(Command::new(&python)
-                .arg(&script)
+                .arg(script())
                 .args(["quantize"])
                 .arg(&published)
                 .arg(&file)
@@ -60,25 +59,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let ours = dir.join(format!("ours-{kind}.json"));
         our_run(file, &ours, "1", "")?;
         let theirs = dir.join(format!("llama-cpp-{kind}.json"));
-        sh(Command::new(&python)
-            .arg(&script)
-            .arg("run")
-            .arg(file)
-            .arg(&ours)
-            .arg(&theirs)
-            .env("OMP_NUM_THREADS", THREADS))?;
+        their_run(&python, "run", file, &ours, &theirs)?;
         // Concurrent streams, 8 sequences in the context, on every type:
         // how much batching gains depends on the type's batched kernels.
         let streams = dir.join(format!("ours-streams-{kind}.json"));
         our_run(file, &streams, "8", "1,4,8")?;
         let their_streams = dir.join(format!("llama-cpp-streams-{kind}.json"));
-        sh(Command::new(&python)
-            .arg(&script)
-            .arg("streams")
-            .arg(file)
-            .arg(&streams)
-            .arg(&their_streams)
-            .env("OMP_NUM_THREADS", THREADS))?;
+        their_run(&python, "streams", file, &streams, &their_streams)?;
         rows.push(Row {
             kind: kind.clone(),
             ours: read(&ours)?,
@@ -119,6 +106,29 @@ fn our_run(file: &Path, out: &Path, streams: &str, measure: &str) -> anyhow::Res
         .env("IPFS_ACCELERATE_BENCH_STREAMS", measure)
         .env("IPFS_ACCELERATE_LLAMA_CPP_STREAMS", streams)
         .env("RAYON_NUM_THREADS", THREADS)
+        .env("OMP_NUM_THREADS", THREADS))
+}
+
+/// The Python side: quantizing, and llama.cpp's runs.
+fn script() -> PathBuf {
+    root().join("xtask/scripts/bench_generate.py")
+}
+
+/// llama.cpp's side, one process: `bench_generate.py COMMAND FILE OURS OUT`
+/// (`run` or `streams`), on the prompt ids and end ids our run wrote.
+fn their_run(
+    python: &Path,
+    command: &str,
+    file: &Path,
+    ours: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    sh(Command::new(python)
+        .arg(script())
+        .arg(command)
+        .arg(file)
+        .arg(ours)
+        .arg(out)
         .env("OMP_NUM_THREADS", THREADS))
 }
 
