@@ -572,6 +572,7 @@ fn cache_error(e: ipfs_accelerate_patches::PatchError) -> SkillError {
 #[allow(clippy::unwrap_used, clippy::print_stdout)]
 mod tests {
     use super::*;
+    use crate::text_generation::decode_loop::argmax;
     use ipfs_accelerate_backends::{Backend, Executor, OnnxRuntimeCpu};
     use ipfs_accelerate_export::{export, ExportOptions};
     use std::path::Path;
@@ -604,10 +605,6 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f32, f32::max);
         assert!(max <= 1e-5, "{what}: logits differ by {max:e}");
-    }
-
-    fn argmax(v: &[f32]) -> u32 {
-        (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap() as u32
     }
 
     /// Our Whisper export's encoder returns the cross-attention cache: the
@@ -677,11 +674,11 @@ mod tests {
         let run = |three: &mut OnnxSeq2Seq, two: &mut OnnxSeq2Seq, what: &str| {
             let (a, b) = (logits(three, &prefix), logits(two, &prefix));
             assert_close(&format!("{what}, first step"), &a, &b);
-            let mut token = argmax(&a);
+            let mut token = argmax(&a).unwrap();
             for step in 1..=3 {
                 let (a, b) = (logits(three, &[token]), logits(two, &[token]));
                 assert_close(&format!("{what}, step {step}"), &a, &b);
-                token = argmax(&a);
+                token = argmax(&a).unwrap();
             }
         };
         run(&mut three, &mut two, "the encoder's own output");

@@ -179,7 +179,7 @@ impl TokenSelector {
 
 /// The first index of the largest value, as `torch.argmax`; NaN logits are
 /// an error rather than a silent pick.
-fn argmax(values: &[f32]) -> Result<u32, SkillError> {
+pub(crate) fn argmax(values: &[f32]) -> Result<u32, SkillError> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &v) in values.iter().enumerate() {
         if v.is_nan() {

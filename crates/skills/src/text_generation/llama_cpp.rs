@@ -512,19 +512,15 @@ impl Scheduler<'_> {
                 }
             }
         }
-        for seq in placeholders {
-            // Ids of ours, in range: cannot fail.
-            if let Ok(seq_id) = u32::try_from(seq) {
-                let _ = self.ctx.clear_kv_cache_seq(Some(seq_id), None, None);
-            }
-        }
         let failed_seqs: Vec<i32> = failed.iter().map(|&index| pending[index].seq).collect();
         let mut done: Vec<usize> = answered.into_iter().chain(failed).collect();
         done.sort_unstable();
         for index in done.into_iter().rev() {
             pending.remove(index);
         }
-        for seq in failed_seqs {
+        // Failed sequences are in an unknown state; placeholders held a
+        // token only for this step.
+        for seq in failed_seqs.into_iter().chain(placeholders) {
             self.clear(seq);
         }
     }
