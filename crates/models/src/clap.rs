@@ -12,13 +12,11 @@ use crate::clip::{l2_normalize, scalar};
 use crate::layers::activation::Activation;
 use crate::layers::attention::MultiHeadAttention;
 use crate::layers::encoder::EncoderLayer;
+use crate::layers::linear::{linear, linear_b, linear_no_bias, Linear};
 use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{
-    embedding, layer_norm, linear, linear_b, linear_no_bias, Embedding, LayerNorm, Linear,
-    VarBuilder,
-};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 /// `config.json`'s `model_type` for CLAP.

@@ -10,12 +10,11 @@
 use crate::layers::activation::Activation;
 use crate::layers::attention::{causal_mask, MultiHeadAttention};
 use crate::layers::encoder::EncoderLayer;
+use crate::layers::linear::{linear_no_bias, Linear};
 use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{Result, Tensor, D};
-use candle_nn::{
-    embedding, layer_norm, linear_no_bias, Embedding, LayerNorm, Linear, Module, VarBuilder,
-};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, Module, VarBuilder};
 use serde::Deserialize;
 
 /// `config.json`'s `model_type` for CLIP.

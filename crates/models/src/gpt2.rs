@@ -8,13 +8,12 @@ use crate::layers::activation::Activation;
 use crate::layers::attention::{
     attend, causal_mask, last_position, merge_heads, split_heads, KvCache,
 };
+use crate::layers::linear::Linear;
 use crate::layers::mlp::Mlp;
 use crate::CausalLm;
 use crate::ModelError;
 use candle_core::{Result, Tensor};
-use candle_nn::{
-    embedding, layer_norm, Embedding, LayerNorm, LayerNormConfig, Linear, Module, VarBuilder,
-};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, LayerNormConfig, Module, VarBuilder};
 use serde::Deserialize;
 
 /// `config.json`'s `model_type` for GPT-2.

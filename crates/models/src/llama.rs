@@ -11,11 +11,12 @@ use crate::layers::activation::Activation;
 use crate::layers::attention::{
     attend, causal_mask, last_position, merge_heads, repeat_kv, KvCache,
 };
+use crate::layers::linear::{linear_b, Linear};
 use crate::layers::rope::{RopeBase, RopeScaling, RotaryEmbedding};
 use crate::CausalLm;
 use crate::ModelError;
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, linear_b, rms_norm, Embedding, Linear, Module, RmsNorm, VarBuilder};
+use candle_nn::{embedding, rms_norm, Embedding, Module, RmsNorm, VarBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 

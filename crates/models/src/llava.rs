@@ -7,10 +7,11 @@
 
 use crate::clip::{ClipVision, ClipVisionConfig};
 use crate::layers::activation::Activation;
+use crate::layers::linear::{linear_b, Linear};
 use crate::llama::{Llama, LlamaConfig};
 use crate::ModelError;
 use candle_core::{Result, Tensor, D};
-use candle_nn::{linear_b, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 use ipfs_accelerate_media::preprocess::anyres::{select_best_resolution, unpadded_span};
 use serde::Deserialize;
 use serde_json::Value;

@@ -10,11 +10,12 @@
 use crate::causal_lm::position_ids;
 use crate::layers::activation::Activation;
 use crate::layers::attention::{attend, causal_mask, last_position, KvCache, MultiHeadAttention};
+use crate::layers::linear::Linear;
 use crate::layers::mlp::Mlp;
 use crate::CausalLm;
 use crate::ModelError;
 use candle_core::{DType, Result, Tensor};
-use candle_nn::{embedding, Embedding, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{embedding, Embedding, LayerNorm, Module, VarBuilder};
 use serde::Deserialize;
 
 /// `config.json`'s `model_type` for OPT.

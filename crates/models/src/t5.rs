@@ -8,9 +8,10 @@
 
 use crate::layers::activation::Activation;
 use crate::layers::attention::{merge_heads, split_heads, KvCache};
+use crate::layers::linear::Linear;
 use crate::ModelError;
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{embedding, Embedding, Linear, Module, VarBuilder};
+use candle_nn::{embedding, Embedding, Module, VarBuilder};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -12,12 +12,12 @@
 use crate::layers::activation::Activation;
 use crate::layers::attention::MultiHeadAttention;
 use crate::layers::encoder::EncoderLayer;
+use crate::layers::linear::{linear, linear_b, Linear};
 use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{Result, Tensor};
 use candle_nn::{
-    group_norm, layer_norm, linear, linear_b, Conv1d, Conv1dConfig, GroupNorm, LayerNorm, Linear,
-    Module, VarBuilder,
+    group_norm, layer_norm, Conv1d, Conv1dConfig, GroupNorm, LayerNorm, Module, VarBuilder,
 };
 use serde::Deserialize;
 

@@ -9,12 +9,12 @@
 
 use crate::layers::activation::Activation;
 use crate::layers::attention::{causal_mask, KvCache, MultiHeadAttention};
+use crate::layers::linear::{linear, linear_no_bias};
 use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{Result, Tensor};
 use candle_nn::{
-    conv1d, embedding, layer_norm, linear, linear_no_bias, Conv1d, Conv1dConfig, Embedding,
-    LayerNorm, Module, VarBuilder,
+    conv1d, embedding, layer_norm, Conv1d, Conv1dConfig, Embedding, LayerNorm, Module, VarBuilder,
 };
 use serde::Deserialize;
 

@@ -21,10 +21,11 @@ use crate::clip::{
 use crate::layers::activation::Activation;
 use crate::layers::attention::MultiHeadAttention;
 use crate::layers::encoder::EncoderLayer;
+use crate::layers::linear::{linear, linear_no_bias, Linear};
 use crate::layers::mlp::Mlp;
 use crate::ModelError;
 use candle_core::{Device, Result, Tensor};
-use candle_nn::{layer_norm, linear, linear_no_bias, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, Module, VarBuilder};
 use image::RgbImage;
 use ipfs_accelerate_media::preprocess::image_processor::{ImageProcessor, ImageProcessorConfig};
 use serde::Deserialize;

@@ -2,8 +2,9 @@
 //! separate projections, the key/value cache, the causal mask and scaled
 //! dot-product attention.
 
+use crate::layers::linear::{linear_b, Linear};
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{linear_b, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 /// Multi-head attention with separate query, key, value and output
 /// projections (`hidden` → `hidden`), scaled by `head_dim^-0.5`: CLIP's,

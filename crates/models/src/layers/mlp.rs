@@ -1,8 +1,9 @@
 //! The feed-forward block of a transformer layer: `fc2(act(fc1(x)))`.
 
 use super::activation::Activation;
+use crate::layers::linear::{linear, Linear};
 use candle_core::{Result, Tensor};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 /// Two projections around an activation, as most families' `*MLP` /
 /// feed-forward modules (without dropout, which inference skips).

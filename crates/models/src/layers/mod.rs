@@ -3,5 +3,6 @@
 pub mod activation;
 pub mod attention;
 pub mod encoder;
+pub mod linear;
 pub mod mlp;
 pub mod rope;

@@ -1,0 +1,13 @@
+//! CPU kernels of our own, for the products where candle's general ones
+//! leave speed behind, each picked at run time from the features this CPU
+//! has (never from the build machine's), with a fallback to candle's kernel
+//! on a CPU that has none of them.
+//!
+//! - [`matvec`]: `x · Wᵀ` for one row `x`, the product that decoding one
+//!   token at a time spends its time in. It is bound by how fast the
+//!   weights stream from memory; candle's general product (the `gemm`
+//!   crate) reaches about half the bandwidth this does on one row.
+
+pub mod matvec;
+
+pub use matvec::{linear_one_row, MatVecKernel};
