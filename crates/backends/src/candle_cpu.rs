@@ -13,9 +13,14 @@ impl Backend for CandleCpu {
 
     fn probe(&self) -> BackendInfo {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // f32 products go through the `gemm` crate, which picks its kernels
-        // at run time; candle's quantized kernels are chosen when compiling
-        // (AVX2 only in a build for a CPU that has it).
+        // One-row f32 products (decoding) go through our kernel, picked at
+        // run time; other f32 products through the `gemm` crate, which also
+        // picks its kernels at run time; candle's quantized kernels are
+        // chosen when compiling (AVX2 only in a build for a CPU that has it).
+        let matvec = match ipfs_accelerate_kernels::MatVecKernel::detect() {
+            Some(kernel) => format!("ours on {}", kernel.name()),
+            None => "candle's".to_owned(),
+        };
         let quantized = if cfg!(target_feature = "avx2") {
             "AVX2"
         } else {
@@ -25,7 +30,7 @@ impl Backend for CandleCpu {
             self.kind(),
             true,
             format!(
-                "candle on CPU, {threads} threads; this CPU has {}; f32 kernels picked at run time, quantized kernels {quantized} (chosen at build time)",
+                "candle on CPU, {threads} threads; this CPU has {}; f32 kernels picked at run time (one-row products: {matvec}), quantized kernels {quantized} (chosen at build time)",
                 cpu_features()
             ),
         )

@@ -131,6 +131,12 @@ fn status_shape() {
     // time, and llama.cpp's ggml CPU module (the best this CPU runs).
     let detail = cpu["detail"].as_str().unwrap();
     assert!(detail.contains("this CPU has"), "{detail}");
+    // ... and the one-row f32 product's kernel, as this CPU picks it.
+    let matvec = match ipfs_accelerate_kernels::MatVecKernel::detect() {
+        Some(kernel) => format!("one-row products: ours on {}", kernel.name()),
+        None => "one-row products: candle's".to_owned(),
+    };
+    assert!(detail.contains(&matvec), "{detail}");
     let llama_cpp = backend("llamacpp");
     assert_eq!(llama_cpp["available"], true, "{llama_cpp}");
     let detail = llama_cpp["detail"].as_str().unwrap();
