@@ -10,7 +10,7 @@
 use crate::causal_lm::position_ids;
 use crate::layers::activation::Activation;
 use crate::layers::attention::{attend, causal_mask, last_position, KvCache, MultiHeadAttention};
-use crate::layers::linear::Linear;
+use crate::layers::linear::{linear_b, Linear};
 use crate::layers::mlp::Mlp;
 use crate::CausalLm;
 use crate::ModelError;
@@ -71,16 +71,6 @@ fn relu() -> Activation {
     Activation::Relu
 }
 
-fn linear(vb: VarBuilder, n_in: usize, n_out: usize, bias: bool) -> Result<Linear> {
-    let weight = vb.get((n_out, n_in), "weight")?;
-    let bias = if bias {
-        Some(vb.get(n_out, "bias")?)
-    } else {
-        None
-    };
-    Ok(Linear::new(weight, bias))
-}
-
 fn norm(vb: VarBuilder, size: usize, affine: bool) -> Result<LayerNorm> {
     if affine {
         let weight = vb.get(size, "weight")?;
@@ -117,8 +107,8 @@ impl Layer {
             )?,
             self_attn_layer_norm: norm(vb.pp("self_attn_layer_norm"), h, affine)?,
             mlp: Mlp::new(
-                linear(vb.pp("fc1"), h, cfg.ffn_dim, bias)?,
-                linear(vb.pp("fc2"), cfg.ffn_dim, h, bias)?,
+                linear_b(h, cfg.ffn_dim, bias, vb.pp("fc1"))?,
+                linear_b(cfg.ffn_dim, h, bias, vb.pp("fc2"))?,
                 cfg.activation_function,
             ),
             final_layer_norm: norm(vb.pp("final_layer_norm"), h, affine)?,
@@ -192,8 +182,8 @@ impl Opt {
             (None, None)
         } else {
             (
-                Some(linear(decoder.pp("project_in"), word_dim, h, false)?),
-                Some(linear(decoder.pp("project_out"), h, word_dim, false)?),
+                Some(linear_b(word_dim, h, false, decoder.pp("project_in"))?),
+                Some(linear_b(h, word_dim, false, decoder.pp("project_out"))?),
             )
         };
         let layers = (0..cfg.num_hidden_layers)
@@ -211,7 +201,7 @@ impl Opt {
         let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
             Linear::new(embed_tokens.embeddings().clone(), None)
         } else {
-            linear(vb.pp("lm_head"), word_dim, cfg.vocab_size, false)?
+            linear_b(word_dim, cfg.vocab_size, false, vb.pp("lm_head"))?
         };
         Ok(Self {
             embed_tokens,
