@@ -136,6 +136,28 @@ pub fn openvino_ep() -> Option<PathBuf> {
     env_path("IPFS_ACCELERATE_OPENVINO_EP", Path::is_file)
 }
 
+/// QEMU's x86-64 user-mode emulator (`cargo xtask ci` fetches Debian's
+/// static build and passes it as `IPFS_ACCELERATE_QEMU_X86_64`), for
+/// running the binary on an emulated CPU without AVX-512.
+pub fn qemu_x86_64() -> Option<PathBuf> {
+    env_path("IPFS_ACCELERATE_QEMU_X86_64", Path::is_file)
+}
+
+/// [`qemu_x86_64`], or `None` after reporting the skip of `test`; on a host
+/// that is not x86-64 a hardware skip (the emulator runs x86-64 binaries
+/// on x86-64 here; another architecture's binary is not what it checks).
+pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
+    if !cfg!(target_arch = "x86_64") {
+        skip_hardware(test, "not an x86-64 host");
+        return None;
+    }
+    or_skip(
+        qemu_x86_64(),
+        test,
+        "IPFS_ACCELERATE_QEMU_X86_64 is not set (`cargo xtask ci` fetches qemu-user-static)",
+    )
+}
+
 const NO_MINILM: &str =
     "all-MiniLM-L6-v2 not fetched (run `cargo xtask fetch-models`; set IPFS_ACCELERATE_MINILM_DIR)";
 const NO_SMOLLM2: &str = "IPFS_ACCELERATE_SMOLLM2_GGUF is not set (run `cargo xtask fetch-models`)";

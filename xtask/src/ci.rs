@@ -6,6 +6,7 @@ use crate::models;
 use crate::ort_runtime::{self, OrtRuntime};
 use crate::process::{cargo, sh};
 use crate::python_clients;
+use crate::qemu;
 use std::path::{Path, PathBuf};
 
 pub fn run() -> anyhow::Result<()> {
@@ -30,12 +31,19 @@ pub fn run() -> anyhow::Result<()> {
         // PyTorch for the test of `bench models`' JSON (one small family).
         torch: python_clients::torch()?,
     };
+    // An emulated CPU without AVX-512, to check the kernels picked there
+    // (x86-64 hosts only: the emulator runs this host's binary).
+    let qemu = if cfg!(target_arch = "x86_64") {
+        Some(qemu::install()?)
+    } else {
+        None
+    };
     let install = ipfs_node::install_dir();
     let api = ipfs_node::start(&install)?;
     eprintln!("IPFS node up for the tests: IPFS_API_URL={api}");
     // Stop the node whatever the tests do: a failing run must not leave a
     // daemon behind.
-    let result = run_tests(&minilm, &smollm2, &ort, &api, &pythons);
+    let result = run_tests(&minilm, &smollm2, &ort, &api, &pythons, qemu.as_deref());
     if let Err(e) = ipfs_node::stop(&install) {
         eprintln!("warning: could not stop the IPFS node: {e:#}");
     }
@@ -77,6 +85,7 @@ fn run_tests(
     ort: &OrtRuntime,
     api: &str,
     pythons: &Pythons,
+    qemu: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut tests = cargo();
     if has_nextest() {
@@ -96,6 +105,9 @@ fn run_tests(
         .env("IPFS_ACCELERATE_OPENAI_PYTHON", &pythons.openai)
         .env("IPFS_ACCELERATE_SUBTITLES_PYTHON", &pythons.subtitles)
         .env("IPFS_ACCELERATE_TORCH_PYTHON", &pythons.torch);
+    if let Some(qemu) = qemu {
+        tests.env("IPFS_ACCELERATE_QEMU_X86_64", qemu);
+    }
     sh(&mut tests)?;
     sh(ort
         .apply(&mut cargo())

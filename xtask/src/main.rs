@@ -39,6 +39,7 @@ mod models;
 mod ort_runtime;
 mod process;
 mod python_clients;
+mod qemu;
 
 use anyhow::bail;
 

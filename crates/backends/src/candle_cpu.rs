@@ -18,8 +18,10 @@ impl Backend for CandleCpu {
         // picks its kernels at run time; candle's quantized kernels are
         // chosen when compiling (AVX2 only in a build for a CPU that has it).
         let matvec = match ipfs_accelerate_kernels::MatVecKernel::detect() {
-            Some(kernel) => format!("ours on {}", kernel.name()),
-            None => "candle's".to_owned(),
+            Ok(Some(kernel)) => format!("ours on {}", kernel.name()),
+            Ok(None) => "candle's".to_owned(),
+            // A setting that is not understood is not ignored.
+            Err(e) => return BackendInfo::new(self.kind(), false, e.to_string()),
         };
         let quantized = if cfg!(target_feature = "avx2") {
             "AVX2"

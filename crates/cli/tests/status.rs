@@ -133,8 +133,8 @@ fn status_shape() {
     assert!(detail.contains("this CPU has"), "{detail}");
     // ... and the one-row f32 product's kernel, as this CPU picks it.
     let matvec = match ipfs_accelerate_kernels::MatVecKernel::detect() {
-        Some(kernel) => format!("one-row products: ours on {}", kernel.name()),
-        None => "one-row products: candle's".to_owned(),
+        Ok(Some(kernel)) => format!("one-row products: ours on {}", kernel.name()),
+        _ => "one-row products: candle's".to_owned(),
     };
     assert!(detail.contains(&matvec), "{detail}");
     let llama_cpp = backend("llamacpp");

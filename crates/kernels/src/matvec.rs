@@ -14,7 +14,8 @@
 //! The vector width is the widest this CPU has (AVX-512, else AVX2 + FMA),
 //! detected when first asked; on a CPU with neither, or with
 //! `IPFS_ACCELERATE_CPU_KERNELS=candle`, [`linear_one_row`] declines and the
-//! caller uses candle's product.
+//! caller uses candle's product. Any other value of that variable but
+//! `ours` is an error, not ignored.
 //!
 //! Sums are reassociated (per lane, then across lanes), so results differ
 //! from a sequential sum in the last bits, as any vectorised product does.
@@ -29,10 +30,17 @@ use rayon::prelude::*;
 /// streaming against a rayon hand-off of a few microseconds).
 const MIN_WEIGHTS_PER_THREAD: usize = 64 * 1024;
 
-/// The environment variable that turns our kernels off (`candle`): for
-/// comparing against candle's own, and as a way out should a kernel
-/// misbehave on some CPU.
+/// The environment variable that turns our kernels off (`candle`) or
+/// leaves them on (`ours`, the default): for comparing against candle's
+/// own, and as a way out should a kernel misbehave on some CPU.
 pub const KERNELS_ENV: &str = "IPFS_ACCELERATE_CPU_KERNELS";
+
+/// [`KERNELS_ENV`] holds something other than `ours` or `candle`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{KERNELS_ENV}={value:?} is neither \"ours\" nor \"candle\"")]
+pub struct KernelsSettingError {
+    pub value: String,
+}
 
 /// Which vector instructions the matrix-vector product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,15 +54,18 @@ pub enum MatVecKernel {
 impl MatVecKernel {
     /// The best kernel this CPU runs, detected once; `None` on a CPU with
     /// neither instruction set (or another architecture), or when
-    /// [`KERNELS_ENV`] is `candle`.
-    pub fn detect() -> Option<Self> {
-        static DETECTED: OnceLock<Option<MatVecKernel>> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            if std::env::var(KERNELS_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("candle")) {
-                return None;
-            }
-            Self::supported().into_iter().next()
-        })
+    /// [`KERNELS_ENV`] is `candle`; an error when it holds anything else
+    /// but `ours`.
+    pub fn detect() -> Result<Option<Self>, KernelsSettingError> {
+        static DETECTED: OnceLock<Result<Option<MatVecKernel>, KernelsSettingError>> =
+            OnceLock::new();
+        DETECTED
+            .get_or_init(|| match std::env::var(KERNELS_ENV) {
+                Ok(v) if v.eq_ignore_ascii_case("candle") => Ok(None),
+                Ok(v) if !v.eq_ignore_ascii_case("ours") => Err(KernelsSettingError { value: v }),
+                _ => Ok(Self::supported().into_iter().next()),
+            })
+            .clone()
     }
 
     /// Every kernel this CPU can run, best first (tests run each).
@@ -156,9 +167,10 @@ pub fn matvec(
 /// `x · weightᵀ` through [`matvec`] when it applies: x on the CPU, f32,
 /// contiguous, one row (any leading dims of size 1), weight `n × k` f32 and
 /// contiguous, and a kernel this CPU runs. `Ok(None)` when it does not
-/// apply, and the caller uses candle's product.
+/// apply, and the caller uses candle's product; an error when
+/// [`KERNELS_ENV`] holds a value it does not know.
 pub fn linear_one_row(x: &Tensor, weight: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    let Some(kernel) = MatVecKernel::detect() else {
+    let Some(kernel) = MatVecKernel::detect().map_err(candle_core::Error::wrap)? else {
         return Ok(None);
     };
     let applies = matches!(x.device(), Device::Cpu)
@@ -386,7 +398,7 @@ mod tests {
         if kernels.is_empty() {
             // Not a skip of real work: on this CPU nothing here would run,
             // and `linear_one_row` declines (tested below).
-            assert_eq!(MatVecKernel::detect(), None);
+            assert!(matches!(MatVecKernel::detect(), Ok(None)));
             return;
         }
         for kernel in kernels {
@@ -449,7 +461,7 @@ mod tests {
                     assert!((a - b).abs() < 1e-4, "{a} vs {b}");
                 }
             }
-            None => assert_eq!(MatVecKernel::detect(), None),
+            None => assert!(matches!(MatVecKernel::detect(), Ok(None))),
         }
         // Two rows, a transposed weight, f64: candle's business.
         let two = Tensor::from_vec(values(2 * k, 5), (2, k), &dev).expect("shape");

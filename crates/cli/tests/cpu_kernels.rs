@@ -1,0 +1,165 @@
+//! Which CPU kernels the binary picks, and that each choice gives the
+//! reference's answers: our one-row f32 kernel (AVX-512 or AVX2 + FMA),
+//! candle's product when `IPFS_ACCELERATE_CPU_KERNELS=candle`, a clear
+//! refusal of a value it does not know, and, on a CPU without AVX-512
+//! (QEMU's user-mode emulator with `-cpu Haswell`), the AVX2 kernels of
+//! ours and llama.cpp's `haswell` module, named in `status`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// The emulated CPU: Haswell has AVX2, FMA and F16C, and no AVX-512.
+const NO_AVX512_CPU: &str = "Haswell";
+
+/// `generate --greedy --return-logits` on the gpt2 fixture through `cmd`,
+/// checked against transformers' reference.
+fn gpt2_fixture_matches_reference(cmd: Command, what: &str) {
+    let fixture = Fixture::new("gpt2");
+    let prompt = &fixture["prompt"];
+    let new_tokens = fixture["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let text = fixture["inputs"]["prompt"].as_str().unwrap();
+    let answer = greedy(
+        cmd,
+        "generate",
+        &fixture.dir,
+        text,
+        new_tokens,
+        &["--backend", "cpu", "--return-logits"],
+    );
+    assert_close(
+        &format!("{what}: last_logits"),
+        &f32_list(&answer["last_logits"]),
+        &f32_list(&prompt["last_logits"]["data"]),
+        1e-4,
+    );
+    assert_eq!(
+        id_list(&answer["token_ids"]),
+        id_list(&prompt["token_ids"]),
+        "{what}: token_ids"
+    );
+    assert_eq!(answer["backend"], "cpu", "{what}");
+}
+
+/// The `cpu` backend's `status` detail.
+fn cpu_detail(mut cmd: Command) -> String {
+    let status = json_of(cmd.args(["status", "--json"]));
+    let cpu = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "cpu")
+        .unwrap()
+        .clone();
+    assert_eq!(cpu["available"], true, "{cpu}");
+    cpu["detail"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn candles_product_on_request_gives_the_reference_answer() {
+    let home = tempfile::tempdir().unwrap();
+    let with_candle = || {
+        let mut cmd = cli(home.path());
+        cmd.env("IPFS_ACCELERATE_CPU_KERNELS", "candle");
+        cmd
+    };
+    let detail = cpu_detail(with_candle());
+    assert!(detail.contains("one-row products: candle's"), "{detail}");
+    gpt2_fixture_matches_reference(with_candle(), "candle's product");
+    // And ours, named as such where this CPU runs one.
+    let detail = cpu_detail(cli(home.path()));
+    if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
+        assert!(detail.contains("one-row products: ours on "), "{detail}");
+    }
+    gpt2_fixture_matches_reference(cli(home.path()), "our kernel");
+}
+
+#[test]
+fn an_unknown_kernel_setting_is_refused_with_the_reason() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = cli(home.path());
+    let status = json_of(
+        cmd.env("IPFS_ACCELERATE_CPU_KERNELS", "fastest")
+            .args(["status", "--json"]),
+    );
+    let cpu = status["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "cpu")
+        .unwrap()
+        .clone();
+    assert_eq!(cpu["available"], false, "{cpu}");
+    let detail = cpu["detail"].as_str().unwrap();
+    assert!(
+        detail
+            .contains("IPFS_ACCELERATE_CPU_KERNELS=\"fastest\" is neither \"ours\" nor \"candle\""),
+        "{detail}"
+    );
+}
+
+/// The binary under QEMU's emulation of a CPU without AVX-512.
+fn emulated(qemu: &Path, home: &Path) -> Command {
+    let mut cmd = runner::command(qemu, home);
+    cmd.args(["-cpu", NO_AVX512_CPU, BIN]);
+    cmd
+}
+
+#[test]
+fn on_a_cpu_without_avx512_the_avx2_kernels_run_and_answer_alike() {
+    let test = "on_a_cpu_without_avx512_the_avx2_kernels_run_and_answer_alike";
+    let Some(qemu) = qemu_or_skip(test) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    // `status` names what the emulated CPU has and the kernels picked for it.
+    let status = json_of(emulated(&qemu, home).args(["status", "--json"]));
+    let backend = |name: &str| {
+        status["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let cpu = backend("cpu");
+    let detail = cpu["detail"].as_str().unwrap();
+    assert!(detail.contains("AVX2"), "{detail}");
+    assert!(!detail.contains("AVX-512"), "{detail}");
+    assert!(
+        detail.contains("one-row products: ours on AVX2+FMA"),
+        "{detail}"
+    );
+    let llama_cpp = backend("llamacpp");
+    assert_eq!(llama_cpp["available"], true, "{llama_cpp}");
+    let detail = llama_cpp["detail"].as_str().unwrap();
+    assert!(detail.contains("ggml CPU kernels 'haswell'"), "{detail}");
+
+    // The f32 path on the AVX2 kernel equals transformers' reference.
+    gpt2_fixture_matches_reference(emulated(&qemu, home), "AVX2 kernel");
+
+    // SmolLM2 GGUF on llama.cpp's haswell module: the same greedy answer
+    // as this machine's own module gives. A plain 5-token prompt and 4 new
+    // tokens: emulated, each token takes seconds.
+    let Some(file) = smollm2_or_skip(test) else {
+        return;
+    };
+    let complete =
+        |cmd: Command| greedy(cmd, "generate", &file, "The capital of Germany is", 4, &[]);
+    let native = complete(cli(home));
+    let haswell = complete(emulated(&qemu, home));
+    assert_eq!(haswell["backend"], "llamacpp");
+    assert_eq!(
+        haswell["token_ids"], native["token_ids"],
+        "{haswell}\n{native}"
+    );
+    assert!(
+        haswell["text"].as_str().unwrap().contains("Berlin"),
+        "{haswell}"
+    );
+}
