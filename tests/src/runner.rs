@@ -44,6 +44,15 @@ pub fn json_ok(out: &Output) -> Value {
     serde_json::from_str(stdout.trim()).expect("stdout is JSON")
 }
 
+/// The entry for backend `name` in a `status --json` answer.
+pub fn status_backend(status: &Value, name: &str) -> Value {
+    status["backends"]
+        .as_array()
+        .and_then(|backends| backends.iter().find(|b| b["name"] == name))
+        .unwrap_or_else(|| panic!("status lists no backend {name}: {status}"))
+        .clone()
+}
+
 /// Runs `cmd`, expecting success, and parses its one JSON answer.
 pub fn json_of(cmd: &mut Command) -> Value {
     json_ok(&run(cmd))

@@ -46,14 +46,7 @@ fn gpt2_fixture_matches_reference(cmd: Command, what: &str) {
 
 /// The `cpu` backend's `status` detail.
 fn cpu_detail(mut cmd: Command) -> String {
-    let status = json_of(cmd.args(["status", "--json"]));
-    let cpu = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "cpu")
-        .unwrap()
-        .clone();
+    let cpu = status_backend(&json_of(cmd.args(["status", "--json"])), "cpu");
     assert_eq!(cpu["available"], true, "{cpu}");
     cpu["detail"].as_str().unwrap().to_owned()
 }
@@ -85,13 +78,7 @@ fn an_unknown_kernel_setting_is_refused_with_the_reason() {
         cmd.env("IPFS_ACCELERATE_CPU_KERNELS", "fastest")
             .args(["status", "--json"]),
     );
-    let cpu = status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "cpu")
-        .unwrap()
-        .clone();
+    let cpu = status_backend(&status, "cpu");
     assert_eq!(cpu["available"], false, "{cpu}");
     let detail = cpu["detail"].as_str().unwrap();
     assert!(
@@ -118,15 +105,7 @@ fn on_a_cpu_without_avx512_the_avx2_kernels_run_and_answer_alike() {
     let home = home.path();
     // `status` names what the emulated CPU has and the kernels picked for it.
     let status = json_of(emulated(&qemu, home).args(["status", "--json"]));
-    let backend = |name: &str| {
-        status["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let backend = |name: &str| status_backend(&status, name);
     let cpu = backend("cpu");
     let detail = cpu["detail"].as_str().unwrap();
     assert!(detail.contains("AVX2"), "{detail}");

@@ -119,10 +119,9 @@ fn status_describes_the_onnx_backends() {
     };
     cmd.env("IPFS_ACCELERATE_OPENVINO_EP", plugin);
     let answer = json_of(cmd.args(["status", "--json"]));
-    let backends = answer["backends"].as_array().unwrap();
     let unsupported_cpu = openvino_unsupported_cpu();
     for name in BACKENDS {
-        let b = backends.iter().find(|b| b["name"] == name).unwrap();
+        let b = status_backend(&answer, name);
         let detail = b["detail"].as_str().unwrap();
         if name == "openvino" && unsupported_cpu.is_some() {
             assert_eq!(b["available"], false, "{b}");

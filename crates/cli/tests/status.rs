@@ -116,15 +116,7 @@ fn status_shape() {
     for name in ["cpu", "cuda", "ort", "openvino"] {
         assert!(names.iter().any(|n| n == name), "{names:?}");
     }
-    let backend = |name: &str| {
-        backends
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let backend = |name: &str| status_backend(&s, name);
     let cpu = backend("cpu");
     assert_eq!(cpu["available"], true);
     // The kernels in use are named: the CPU's features as detected at run
