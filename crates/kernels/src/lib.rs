@@ -10,4 +10,4 @@
 
 pub mod matvec;
 
-pub use matvec::{linear_one_row, MatVecKernel};
+pub use matvec::{linear_few_rows, MatVecKernel, MAX_ROWS};

@@ -32,7 +32,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match ipfs_accelerate_kernels::linear_one_row(x, self.inner.weight())? {
+        match ipfs_accelerate_kernels::linear_few_rows(x, self.inner.weight())? {
             Some(y) => match self.inner.bias() {
                 Some(bias) => y.broadcast_add(bias),
                 None => Ok(y),
