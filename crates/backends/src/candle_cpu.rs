@@ -13,7 +13,7 @@ impl Backend for CandleCpu {
 
     fn probe(&self) -> BackendInfo {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // One-row f32 products (decoding) go through our kernel, picked at
+        // f32 products of a few rows (decoding) go through our kernel, picked at
         // run time; other f32 products through the `gemm` crate, which also
         // picks its kernels at run time; candle's quantized kernels are
         // chosen when compiling (AVX2 only in a build for a CPU that has it).
@@ -23,6 +23,7 @@ impl Backend for CandleCpu {
             // A setting that is not understood is not ignored.
             Err(e) => return BackendInfo::new(self.kind(), false, e.to_string()),
         };
+        let rows = ipfs_accelerate_kernels::MAX_ROWS;
         let quantized = if cfg!(target_feature = "avx2") {
             "AVX2"
         } else {
@@ -32,7 +33,7 @@ impl Backend for CandleCpu {
             self.kind(),
             true,
             format!(
-                "candle on CPU, {threads} threads; this CPU has {}; f32 kernels picked at run time (one-row products: {matvec}), quantized kernels {quantized} (chosen at build time)",
+                "candle on CPU, {threads} threads; this CPU has {}; f32 kernels picked at run time (products of up to {rows} rows: {matvec}), quantized kernels {quantized} (chosen at build time)",
                 cpu_features()
             ),
         )

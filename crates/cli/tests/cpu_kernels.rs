@@ -1,5 +1,5 @@
 //! Which CPU kernels the binary picks, and that each choice gives the
-//! reference's answers: our one-row f32 kernel (AVX-512 or AVX2 + FMA),
+//! reference's answers: our f32 kernel for products of a few rows (AVX-512 or AVX2 + FMA),
 //! candle's product when `IPFS_ACCELERATE_CPU_KERNELS=candle`, a clear
 //! refusal of a value it does not know, and, on a CPU without AVX-512
 //! (QEMU's user-mode emulator with `-cpu Haswell`), the AVX2 kernels of
@@ -60,12 +60,18 @@ fn candles_product_on_request_gives_the_reference_answer() {
         cmd
     };
     let detail = cpu_detail(with_candle());
-    assert!(detail.contains("one-row products: candle's"), "{detail}");
+    assert!(
+        detail.contains("products of up to 16 rows: candle's"),
+        "{detail}"
+    );
     gpt2_fixture_matches_reference(with_candle(), "candle's product");
     // And ours, named as such where this CPU runs one.
     let detail = cpu_detail(cli(home.path()));
     if cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2") {
-        assert!(detail.contains("one-row products: ours on "), "{detail}");
+        assert!(
+            detail.contains("products of up to 16 rows: ours on "),
+            "{detail}"
+        );
     }
     gpt2_fixture_matches_reference(cli(home.path()), "our kernel");
 }
@@ -111,7 +117,7 @@ fn on_a_cpu_without_avx512_the_avx2_kernels_run_and_answer_alike() {
     assert!(detail.contains("AVX2"), "{detail}");
     assert!(!detail.contains("AVX-512"), "{detail}");
     assert!(
-        detail.contains("one-row products: ours on AVX2+FMA"),
+        detail.contains("products of up to 16 rows: ours on AVX2+FMA"),
         "{detail}"
     );
     let llama_cpp = backend("llamacpp");

@@ -123,10 +123,10 @@ fn status_shape() {
     // time, and llama.cpp's ggml CPU module (the best this CPU runs).
     let detail = cpu["detail"].as_str().unwrap();
     assert!(detail.contains("this CPU has"), "{detail}");
-    // ... and the one-row f32 product's kernel, as this CPU picks it.
+    // ... and the kernel of f32 products of a few rows, as this CPU picks it.
     let matvec = match ipfs_accelerate_kernels::MatVecKernel::detect() {
-        Ok(Some(kernel)) => format!("one-row products: ours on {}", kernel.name()),
-        _ => "one-row products: candle's".to_owned(),
+        Ok(Some(kernel)) => format!("products of up to 16 rows: ours on {}", kernel.name()),
+        _ => "products of up to 16 rows: candle's".to_owned(),
     };
     assert!(detail.contains(&matvec), "{detail}");
     let llama_cpp = backend("llamacpp");

@@ -3,10 +3,11 @@
 //! has (never from the build machine's), with a fallback to candle's kernel
 //! on a CPU that has none of them.
 //!
-//! - [`matvec`]: `x · Wᵀ` for one row `x`, the product that decoding one
-//!   token at a time spends its time in. It is bound by how fast the
-//!   weights stream from memory; candle's general product (the `gemm`
-//!   crate) reaches about half the bandwidth this does on one row.
+//! - [`matvec`]: `x · Wᵀ` for 1 to [`MAX_ROWS`] rows of `x`: the product
+//!   that decoding one token at a time spends its time in, and short
+//!   prompts'. It is bound by how fast the weights stream from memory;
+//!   candle's general product (the `gemm` crate) reaches about half the
+//!   bandwidth this does on one row.
 
 pub mod matvec;
 

@@ -1,12 +1,12 @@
-//! A fully connected layer (`x · Wᵀ + b`) whose one-row f32 product on the
-//! CPU, decoding's product, goes through our matrix-vector kernel
+//! A fully connected layer (`x · Wᵀ + b`) whose f32 product of 1 to 16 rows
+//! on the CPU (decoding, short prompts) goes through our kernel
 //! ([`ipfs_accelerate_kernels::matvec`]); every other shape, dtype and
 //! device goes through candle's, as `candle_nn::Linear` does.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// `candle_nn::Linear` with the one-row fast path.
+/// `candle_nn::Linear` with the few-rows fast path.
 #[derive(Debug, Clone)]
 pub struct Linear {
     inner: candle_nn::Linear,
