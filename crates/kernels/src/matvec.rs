@@ -28,8 +28,10 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// The most rows of `x` the kernel takes. Beyond it the product has enough
-/// work per weight for candle's blocked matrix-matrix kernel to win.
+/// The most rows of `x` the kernel takes. Measured up to here it is ahead
+/// of candle's product (at 16 rows 13.0 against 9.6 GB/s of weights), but
+/// its lead shrinks with every row, and longer inputs (prompts, encoder
+/// sequences) are what candle's blocked matrix-matrix kernel is built for.
 pub const MAX_ROWS: usize = 16;
 
 /// Below this many weights per thread, handing work to a second thread
