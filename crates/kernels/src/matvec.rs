@@ -79,22 +79,28 @@ impl MatVecKernel {
 
     /// Every kernel this CPU can run, best first (tests run each).
     pub fn supported() -> Vec<Self> {
+        [Self::Avx512, Self::Avx2Fma]
+            .into_iter()
+            .filter(|kernel| kernel.runs_here())
+            .collect()
+    }
+
+    /// Whether this CPU has the kernel's instructions (the standard
+    /// library caches the answer, so this is cheap enough per product).
+    fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            let mut kernels = Vec::new();
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                kernels.push(Self::Avx512);
+            match self {
+                Self::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Self::Avx2Fma => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                kernels.push(Self::Avx2Fma);
-            }
-            kernels
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            Vec::new()
+            false
         }
     }
 
@@ -173,7 +179,7 @@ pub fn matvec(
     }
     // The enum is public, so a caller could name a kernel this CPU lacks:
     // running it would be an illegal instruction, not an error.
-    if !MatVecKernel::supported().contains(&kernel) {
+    if !kernel.runs_here() {
         return Err(MatVecError::Unsupported(kernel.name()));
     }
     if k == 0 {
@@ -345,6 +351,12 @@ mod x86 {
         all_blocks!(block_avx2, 2, x, m, w, out_t)
     }
 
+    /// Where rows `first..first + N` of a row-major matrix with rows of `k`
+    /// values start (both widths' blocks walk rows through these).
+    fn row_starts<const N: usize>(data: &[f32], first: usize, k: usize) -> [*const f32; N] {
+        std::array::from_fn(|row| data[(first + row) * k..].as_ptr())
+    }
+
     /// `x` rows `r..r+Q` against `w` rows `j..j+P`, 16 lanes.
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -361,14 +373,8 @@ mod x86 {
         // Lanes of the last, partial chunk; masked-off lanes neither load
         // nor fault.
         let tail: __mmask16 = ((1u32 << (k - full)) - 1) as __mmask16;
-        let mut xp = [std::ptr::null::<f32>(); Q];
-        for (q, xp) in xp.iter_mut().enumerate() {
-            *xp = x.as_ptr().add((r + q) * k);
-        }
-        let mut wp = [std::ptr::null::<f32>(); P];
-        for (p, wp) in wp.iter_mut().enumerate() {
-            *wp = w.as_ptr().add((j + p) * k);
-        }
+        let xp = row_starts::<Q>(x, r, k);
+        let wp = row_starts::<P>(w, j, k);
         let mut acc = [[_mm512_setzero_ps(); P]; Q];
         let mut wv = [_mm512_setzero_ps(); P];
         let mut i = 0;
@@ -416,14 +422,8 @@ mod x86 {
         m: usize,
     ) {
         let full = k / 8 * 8;
-        let mut xp = [std::ptr::null::<f32>(); Q];
-        for (q, xp) in xp.iter_mut().enumerate() {
-            *xp = x.as_ptr().add((r + q) * k);
-        }
-        let mut wp = [std::ptr::null::<f32>(); P];
-        for (p, wp) in wp.iter_mut().enumerate() {
-            *wp = w.as_ptr().add((j + p) * k);
-        }
+        let xp = row_starts::<Q>(x, r, k);
+        let wp = row_starts::<P>(w, j, k);
         let mut acc = [[_mm256_setzero_ps(); P]; Q];
         let mut wv = [_mm256_setzero_ps(); P];
         let mut i = 0;
