@@ -15,33 +15,10 @@ use std::process::Command;
 /// The emulated CPU: Haswell has AVX2, FMA and F16C, and no AVX-512.
 const NO_AVX512_CPU: &str = "Haswell";
 
-/// `generate --greedy --return-logits` on the gpt2 fixture through `cmd`,
+/// The gpt2 fixture's greedy answer on `--backend cpu` through `cmd`,
 /// checked against transformers' reference.
 fn gpt2_fixture_matches_reference(cmd: Command, what: &str) {
-    let fixture = Fixture::new("gpt2");
-    let prompt = &fixture["prompt"];
-    let new_tokens = fixture["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
-    let text = fixture["inputs"]["prompt"].as_str().unwrap();
-    let answer = greedy(
-        cmd,
-        "generate",
-        &fixture.dir,
-        text,
-        new_tokens,
-        &["--backend", "cpu", "--return-logits"],
-    );
-    assert_close(
-        &format!("{what}: last_logits"),
-        &f32_list(&answer["last_logits"]),
-        &f32_list(&prompt["last_logits"]["data"]),
-        1e-4,
-    );
-    assert_eq!(
-        id_list(&answer["token_ids"]),
-        id_list(&prompt["token_ids"]),
-        "{what}: token_ids"
-    );
-    assert_eq!(answer["backend"], "cpu", "{what}");
+    shared_fixture_matches_on_cpu(cmd, "gpt2", what, &["--backend", "cpu"]);
 }
 
 /// The `cpu` backend's `status` detail.

@@ -9,50 +9,9 @@ mod common;
 use common::*;
 use std::path::Path;
 
-/// `generate --greedy --return-logits`, its answer.
-fn generate(home: &Path, model: &Path, prompt: &str, new_tokens: usize) -> serde_json::Value {
-    greedy(
-        cli(home),
-        "generate",
-        model,
-        prompt,
-        new_tokens,
-        &["--return-logits"],
-    )
-}
-
-/// Checks one answer against a fixture's prompt reference.
-fn check_answer(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
-    let got = f32_list(&answer["last_logits"]);
-    assert_close(&format!("{name}: last_logits"), &got, logits, 1e-4);
-    assert_eq!(id_list(&answer["token_ids"]), ids, "{name}: token_ids");
-    assert_eq!(answer["text"], text, "{name}: text");
-}
-
-/// [`check_answer`], run on the CPU.
-fn assert_matches(name: &str, answer: &serde_json::Value, ids: &[u32], text: &str, logits: &[f32]) {
-    check_answer(name, answer, ids, text, logits);
-    assert_eq!(answer["backend"], "cpu", "{name}");
-}
-
 fn shared_fixture(name: &str) {
     let home = tempfile::tempdir().unwrap();
-    let fixture = Fixture::new(name);
-    let prompt = &fixture["prompt"];
-    let new_tokens = fixture["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
-    let text = fixture["inputs"]["prompt"].as_str().unwrap();
-    let answer = generate(home.path(), &fixture.dir, text, new_tokens);
-    assert_matches(
-        name,
-        &answer,
-        &id_list(&prompt["token_ids"]),
-        prompt["text"].as_str().unwrap(),
-        &f32_list(&prompt["last_logits"]["data"]),
-    );
-    assert_eq!(
-        answer["prompt_tokens"].as_u64().unwrap() as usize,
-        prompt["input_ids"]["data"].as_array().unwrap().len()
-    );
+    shared_fixture_matches_on_cpu(cli(home.path()), name, name, &[]);
 }
 
 #[test]

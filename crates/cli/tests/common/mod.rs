@@ -48,3 +48,44 @@ pub fn cli_on(home: &Path, backend: &str) -> Command {
     }
     cmd
 }
+
+/// Checks one `generate --return-logits` answer against a fixture's
+/// reference: the last logits within 1e-4, the token ids, the text.
+pub fn check_answer(
+    name: &str,
+    answer: &serde_json::Value,
+    ids: &[u32],
+    text: &str,
+    logits: &[f32],
+) {
+    let got = f32_list(&answer["last_logits"]);
+    assert_close(&format!("{name}: last_logits"), &got, logits, 1e-4);
+    assert_eq!(id_list(&answer["token_ids"]), ids, "{name}: token_ids");
+    assert_eq!(answer["text"], text, "{name}: text");
+}
+
+/// `generate --greedy --return-logits` (and `extra`) through `cmd` on
+/// shared fixture `fixture`'s prompt: [`check_answer`] against
+/// transformers' reference, the prompt's length, and the CPU named as the
+/// backend that ran. `name` labels the failures.
+pub fn shared_fixture_matches_on_cpu(cmd: Command, fixture: &str, name: &str, extra: &[&str]) {
+    let fixture = Fixture::new(fixture);
+    let prompt = &fixture["prompt"];
+    let new_tokens = fixture["generation"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let text = fixture["inputs"]["prompt"].as_str().unwrap();
+    let extra = [&["--return-logits"], extra].concat();
+    let answer = greedy(cmd, "generate", &fixture.dir, text, new_tokens, &extra);
+    check_answer(
+        name,
+        &answer,
+        &id_list(&prompt["token_ids"]),
+        prompt["text"].as_str().unwrap(),
+        &f32_list(&prompt["last_logits"]["data"]),
+    );
+    assert_eq!(answer["backend"], "cpu", "{name}");
+    assert_eq!(
+        answer["prompt_tokens"].as_u64().unwrap() as usize,
+        prompt["input_ids"]["data"].as_array().unwrap().len(),
+        "{name}: prompt_tokens"
+    );
+}
