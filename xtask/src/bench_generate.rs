@@ -253,7 +253,12 @@ fn llama_cpp_python() -> anyhow::Result<PathBuf> {
         .args(["--no-binary", "llama-cpp-python", LLAMA_CPP_PYTHON, NUMPY])
         // As llama.cpp's own build does by default: kernels for this CPU.
         .env("CMAKE_ARGS", "-DGGML_NATIVE=ON")
-        .env("CMAKE_BUILD_PARALLEL_LEVEL", "2"))
+        .env("CMAKE_BUILD_PARALLEL_LEVEL", "2")
+        // The reference is llama.cpp as published: none of the CMake
+        // settings `.cargo/config.toml` gives our build (our kernels' hook
+        // among them), whichever of them its build would read.
+        .env_remove("CMAKE_PROJECT_INCLUDE")
+        .env_remove("CMAKE_CXX_FLAGS"))
     .with_context(|| format!("building {LLAMA_CPP_PYTHON} failed"))?;
     Ok(bin)
 }

@@ -4,9 +4,12 @@
 //! `-skylakex`, `-icelake`, `-zen4`, …); at start ggml scores each against
 //! this CPU's features and loads the best one it can run, so the same binary
 //! runs on a CPU without AVX-512 and uses VNNI where there is. The probe
-//! names the module that was loaded.
+//! names the module that was loaded, and whose kernel multiplies batches
+//! of Q4_1 and Q8_0 rows (ours, built into the modules with AMX and VNNI:
+//! [`ipfs_accelerate_kernels::ggml`]).
 
 use crate::{Backend, BackendError, BackendInfo, BackendKind, Executor};
+use ipfs_accelerate_kernels::ggml::BatchedRowsKernel;
 use std::sync::OnceLock;
 
 pub use llama_cpp_2::llama_backend::LlamaBackend;
@@ -35,12 +38,15 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, BackendError> {
                 None => llama_cpp_2::llama_backend::load_backends(),
             }
             let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            if cpu_module().is_none() {
+            let Some(module) = cpu_module() else {
                 return Err(format!(
                     "no ggml CPU module could be loaded (looked in {}; set {BACKENDS_DIR_ENV})",
                     llama_cpp_sys_2::BACKENDS_DIR.unwrap_or("(none built in)")
                 ));
-            }
+            };
+            // Our kernels in the module read the same setting; a value
+            // neither side knows is refused, not ignored.
+            BatchedRowsKernel::for_module(&module).map_err(|e| e.to_string())?;
             Ok(backend)
         })
         .as_ref()
@@ -74,10 +80,15 @@ impl Backend for LlamaCpp {
         match llama_backend() {
             Ok(_) => {
                 let module = cpu_module().unwrap_or_else(|| "unknown".to_owned());
+                // Checked when the backend started, so this holds.
+                let batched = BatchedRowsKernel::for_module(&module)
+                    .map_or("ggml's", BatchedRowsKernel::describe);
                 BackendInfo::new(
                     self.kind(),
                     true,
-                    format!("llama.cpp for GGUF models, ggml CPU kernels '{module}'"),
+                    format!(
+                        "llama.cpp for GGUF models, ggml CPU kernels '{module}'; batches of Q4_1 and Q8_0 rows: {batched}"
+                    ),
                 )
             }
             Err(e) => BackendInfo::new(self.kind(), false, e.to_string()),

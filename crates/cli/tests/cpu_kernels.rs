@@ -3,7 +3,10 @@
 //! candle's product when `IPFS_ACCELERATE_CPU_KERNELS=candle`, a clear
 //! refusal of a value it does not know, and, on a CPU without AVX-512
 //! (QEMU's user-mode emulator with `-cpu Haswell`), the AVX2 kernels of
-//! ours and llama.cpp's `haswell` module, named in `status`.
+//! ours and llama.cpp's `haswell` module, named in `status`. The same for
+//! our kernel inside llama.cpp (batches of Q4_1 and Q8_0 rows,
+//! `IPFS_ACCELERATE_GGML_KERNELS`); that its batched answers equal the
+//! solo ones is tested in `tests/tests/gguf_smollm2.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -71,6 +74,49 @@ fn an_unknown_kernel_setting_is_refused_with_the_reason() {
     );
 }
 
+/// The `llamacpp` backend's `status` entry with `IPFS_ACCELERATE_GGML_KERNELS`
+/// set to `setting` (or left unset).
+fn llama_cpp_status(home: &Path, setting: Option<&str>) -> serde_json::Value {
+    let mut cmd = cli(home);
+    if let Some(setting) = setting {
+        cmd.env("IPFS_ACCELERATE_GGML_KERNELS", setting);
+    }
+    status_backend(&json_of(cmd.args(["status", "--json"])), "llamacpp")
+}
+
+#[test]
+fn the_kernel_for_batches_in_llama_cpp_is_named_and_its_setting_checked() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let detail = |entry: &serde_json::Value| {
+        assert_eq!(entry["available"], true, "{entry}");
+        entry["detail"].as_str().unwrap().to_owned()
+    };
+    // Ours where the loaded module has it (the ones built with AMX and
+    // VNNI), ggml's elsewhere.
+    let default = detail(&llama_cpp_status(home, None));
+    let ours_here = default.contains("ggml CPU kernels 'sapphirerapids'");
+    let want = if ours_here {
+        "batches of Q4_1 and Q8_0 rows: ours on AVX-512 VNNI"
+    } else {
+        "batches of Q4_1 and Q8_0 rows: ggml's"
+    };
+    assert!(default.contains(want), "{default}");
+    assert_eq!(detail(&llama_cpp_status(home, Some("ours"))), default);
+    let ggml = detail(&llama_cpp_status(home, Some("GGML")));
+    assert!(
+        ggml.contains("batches of Q4_1 and Q8_0 rows: ggml's"),
+        "{ggml}"
+    );
+    let refused = llama_cpp_status(home, Some("fastest"));
+    assert_eq!(refused["available"], false, "{refused}");
+    let why = refused["detail"].as_str().unwrap();
+    assert!(
+        why.contains("IPFS_ACCELERATE_GGML_KERNELS=\"fastest\" is neither \"ours\" nor \"ggml\""),
+        "{why}"
+    );
+}
+
 /// The binary under QEMU's emulation of a CPU without AVX-512.
 fn emulated(qemu: &Path, home: &Path) -> Command {
     let mut cmd = runner::command(qemu, home);
@@ -101,6 +147,10 @@ fn on_a_cpu_without_avx512_the_avx2_kernels_run_and_answer_alike() {
     assert_eq!(llama_cpp["available"], true, "{llama_cpp}");
     let detail = llama_cpp["detail"].as_str().unwrap();
     assert!(detail.contains("ggml CPU kernels 'haswell'"), "{detail}");
+    assert!(
+        detail.contains("batches of Q4_1 and Q8_0 rows: ggml's"),
+        "{detail}"
+    );
 
     // The f32 path on the AVX2 kernel equals transformers' reference.
     gpt2_fixture_matches_reference(emulated(&qemu, home), "AVX2 kernel");

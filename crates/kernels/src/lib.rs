@@ -8,7 +8,11 @@
 //!   prompts'. It is bound by how fast the weights stream from memory;
 //!   candle's general product (the `gemm` crate) reaches about half the
 //!   bandwidth this does on one row.
+//! - [`ggml`]: kernels of ours compiled into llama.cpp's ggml (C++, in
+//!   `ggml/` beside this crate's sources): batches of Q4_1 and Q8_0 rows
+//!   for continuous batching. This side reads their setting and names them.
 
+pub mod ggml;
 pub mod matvec;
 
 pub use matvec::{linear_few_rows, MatVecKernel, MAX_ROWS};
