@@ -53,7 +53,6 @@ inline void prefetch_block(const char * block, int size) {
 
 // Q4_1 weights, rows quantised to Q8_1.
 struct Q4_1 {
-    using Weights = block_q4_1;
     using Rows = block_q8_1;
     static constexpr int BLOCK = QK4_1;
     // A packed tile block: 16 columns x 32 values as nibbles in VNNI
@@ -64,55 +63,45 @@ struct Q4_1 {
         from_float<block_q8_1>(x, (char *) y, K);
     }
 
-    // `ROWS` rows of `A` (each `KB` blocks, one row after another) times
-    // one tile of 16 weight columns (`B`: its `KB` blocks one after
-    // another) into `ROWS` rows of 16 values of `C`. Per row: the
-    // operations of tinygemm_kernel_vnni<block_q8_1, block_q4_1, ...>.
-    template <int ROWS>
-    static void rows_times_tile(int KB, const Rows * RESTRICT A, const char * RESTRICT B,
-                                float * RESTRICT C, int ldc) {
+    // One tile block in registers: the weights as bytes, scales, minimums.
+    struct Block {
+        __m512i vb[8];
+        __m512 vd0, vm0;
+    };
+
+    static ALWAYS_INLINE Block load(const char * b_ptr) {
         const __m512i low_mask = _mm512_set1_epi8(0xF);
-        __m512 vc[ROWS];
-        for (int r = 0; r < ROWS; ++r) {
-            vc[r] = _mm512_setzero_ps();
+        Block b;
+        for (int k = 0; k < 8; k += 2) {
+            const __m512i bytes = _mm512_loadu_si512((const __m512i *)(b_ptr + k * 32));
+            b.vb[k + 0] = _mm512_and_si512(bytes, low_mask);
+            b.vb[k + 1] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_mask);
         }
-        for (int i = 0; i < KB; ++i) {
-            const char * b_ptr = B + i * TILE_SIZE;
-            prefetch_block(b_ptr, TILE_SIZE);
-            __m512i vb[8];
-            for (int k = 0; k < 8; k += 2) {
-                const __m512i bytes = _mm512_loadu_si512((const __m512i *)(b_ptr + k * 32));
-                vb[k + 0] = _mm512_and_si512(bytes, low_mask);
-                vb[k + 1] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_mask);
-            }
-            const int offset = TILE_N * TILE_K / 2;
-            const __m512 vd0 =
-                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b_ptr + offset)));
-            const __m512 vm0 = _mm512_cvtph_ps(_mm256_loadu_si256(
-                (const __m256i *)(b_ptr + offset + TILE_N * sizeof(ggml_half))));
-            for (int r = 0; r < ROWS; ++r) {
-                const Rows & a = A[r * KB + i];
-                const int32_t * a_ptr = reinterpret_cast<const int32_t *>(a.qs);
-                __m512i vsum = _mm512_setzero_si512();
-                for (int k = 0; k < 8; ++k) {
-                    vsum = _mm512_dpbusd_epi32(vsum, vb[k], _mm512_set1_epi32(a_ptr[k]));
-                }
-                const __m512 vd1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.d));
-                const __m512 vs1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.s));
-                vc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(vsum), _mm512_mul_ps(vd0, vd1), vc[r]);
-                vc[r] = _mm512_fmadd_ps(vm0, vs1, vc[r]);
-            }
+        const int offset = TILE_N * TILE_K / 2;
+        b.vd0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b_ptr + offset)));
+        b.vm0 = _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)(b_ptr + offset + TILE_N * sizeof(ggml_half))));
+        return b;
+    }
+
+    // vc + one row block times the tile block: the operations of
+    // tinygemm_kernel_vnni<block_q8_1, block_q4_1, ...>, in its order.
+    static ALWAYS_INLINE __m512 accumulate(const Block & b, const Rows & a, __m512 vc) {
+        const int32_t * a_ptr = reinterpret_cast<const int32_t *>(a.qs);
+        __m512i vsum = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+            vsum = _mm512_dpbusd_epi32(vsum, b.vb[k], _mm512_set1_epi32(a_ptr[k]));
         }
-        for (int r = 0; r < ROWS; ++r) {
-            _mm512_storeu_ps(C + r * ldc, vc[r]);
-        }
+        const __m512 vd1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.d));
+        const __m512 vs1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.s));
+        vc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(vsum), _mm512_mul_ps(b.vd0, vd1), vc);
+        return _mm512_fmadd_ps(b.vm0, vs1, vc);
     }
 };
 
 // Q8_0 weights (SmolLM2's output matrix, a fifth of its weights), rows
 // quantised to Q8_0.
 struct Q8_0 {
-    using Weights = block_q8_0;
     using Rows = block_q8_0;
     static constexpr int BLOCK = QK8_0;
     // A packed tile block: 16 columns x 32 signed bytes in VNNI order, then
@@ -132,58 +121,73 @@ struct Q8_0 {
         }
     }
 
-    // As Q4_1::rows_times_tile; per row: the operations of
-    // tinygemm_kernel_vnni<block_q8_0, block_q8_0, ...>.
-    template <int ROWS>
-    static void rows_times_tile(int KB, const Rows * RESTRICT A, const char * RESTRICT B,
-                                float * RESTRICT C, int ldc) {
-        __m512 vc[ROWS];
-        for (int r = 0; r < ROWS; ++r) {
-            vc[r] = _mm512_setzero_ps();
+    struct Block {
+        __m512i vb[8];
+        __m512 vd0;
+        __m512i vcomp;
+    };
+
+    static ALWAYS_INLINE Block load(const char * b_ptr) {
+        Block b;
+        for (int k = 0; k < 8; ++k) {
+            b.vb[k] = _mm512_loadu_si512((const __m512i *)(b_ptr + k * 64));
         }
-        for (int i = 0; i < KB; ++i) {
-            const char * b_ptr = B + i * TILE_SIZE;
-            prefetch_block(b_ptr, TILE_SIZE);
-            __m512i vb[8];
-            for (int k = 0; k < 8; ++k) {
-                vb[k] = _mm512_loadu_si512((const __m512i *)(b_ptr + k * 64));
-            }
-            const int offset = TILE_N * TILE_K;
-            const __m512 vd0 =
-                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b_ptr + offset)));
-            const __m512i vcomp = _mm512_loadu_si512(
-                (const __m512i *)(b_ptr + offset + TILE_N * sizeof(ggml_half)));
-            for (int r = 0; r < ROWS; ++r) {
-                const Rows & a = A[r * KB + i];
-                const int32_t * a_ptr = reinterpret_cast<const int32_t *>(a.qs);
-                __m512i vsum = _mm512_setzero_si512();
-                for (int k = 0; k < 8; ++k) {
-                    vsum = _mm512_dpbusd_epi32(vsum, _mm512_set1_epi32(a_ptr[k]), vb[k]);
-                }
-                vsum = _mm512_sub_epi32(vsum, vcomp);
-                const __m512 vd1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.d));
-                vc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(vsum), _mm512_mul_ps(vd0, vd1), vc[r]);
-            }
+        const int offset = TILE_N * TILE_K;
+        b.vd0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b_ptr + offset)));
+        b.vcomp = _mm512_loadu_si512((const __m512i *)(b_ptr + offset + TILE_N * sizeof(ggml_half)));
+        return b;
+    }
+
+    // The operations of tinygemm_kernel_vnni<block_q8_0, block_q8_0, ...>.
+    static ALWAYS_INLINE __m512 accumulate(const Block & b, const Rows & a, __m512 vc) {
+        const int32_t * a_ptr = reinterpret_cast<const int32_t *>(a.qs);
+        __m512i vsum = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+            vsum = _mm512_dpbusd_epi32(vsum, _mm512_set1_epi32(a_ptr[k]), b.vb[k]);
         }
-        for (int r = 0; r < ROWS; ++r) {
-            _mm512_storeu_ps(C + r * ldc, vc[r]);
-        }
+        vsum = _mm512_sub_epi32(vsum, b.vcomp);
+        const __m512 vd1 = _mm512_set1_ps(GGML_CPU_FP16_TO_FP32(a.d));
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(vsum), _mm512_mul_ps(b.vd0, vd1), vc);
     }
 };
+
+// `ROWS` rows of `A` (each `KB` blocks, one row after another) times one
+// packed tile of 16 weight columns (`B`: its `KB` blocks one after
+// another) into `ROWS` rows of 16 values of `C`: each block is loaded once
+// and multiplied with every row while it is in registers.
+template <typename Type, int ROWS>
+void rows_times_tile(int KB, const typename Type::Rows * RESTRICT A, const char * RESTRICT B,
+                     float * RESTRICT C, int ldc) {
+    __m512 vc[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
+        vc[r] = _mm512_setzero_ps();
+    }
+    for (int i = 0; i < KB; ++i) {
+        const char * b_ptr = B + i * Type::TILE_SIZE;
+        prefetch_block(b_ptr, Type::TILE_SIZE);
+        const typename Type::Block block = Type::load(b_ptr);
+        for (int r = 0; r < ROWS; ++r) {
+            vc[r] = Type::accumulate(block, A[r * KB + i], vc[r]);
+        }
+    }
+    for (int r = 0; r < ROWS; ++r) {
+        _mm512_storeu_ps(C + r * ldc, vc[r]);
+    }
+}
 
 // `rows` (1 to ROWS_PER_PASS) rows times one tile.
 template <typename Type>
 void some_rows_times_tile(int rows, int KB, const typename Type::Rows * A, const char * B,
                           float * C, int ldc) {
     switch (rows) {
-        case 1: Type::template rows_times_tile<1>(KB, A, B, C, ldc); break;
-        case 2: Type::template rows_times_tile<2>(KB, A, B, C, ldc); break;
-        case 3: Type::template rows_times_tile<3>(KB, A, B, C, ldc); break;
-        case 4: Type::template rows_times_tile<4>(KB, A, B, C, ldc); break;
-        case 5: Type::template rows_times_tile<5>(KB, A, B, C, ldc); break;
-        case 6: Type::template rows_times_tile<6>(KB, A, B, C, ldc); break;
-        case 7: Type::template rows_times_tile<7>(KB, A, B, C, ldc); break;
-        case 8: Type::template rows_times_tile<8>(KB, A, B, C, ldc); break;
+        case 1: rows_times_tile<Type, 1>(KB, A, B, C, ldc); break;
+        case 2: rows_times_tile<Type, 2>(KB, A, B, C, ldc); break;
+        case 3: rows_times_tile<Type, 3>(KB, A, B, C, ldc); break;
+        case 4: rows_times_tile<Type, 4>(KB, A, B, C, ldc); break;
+        case 5: rows_times_tile<Type, 5>(KB, A, B, C, ldc); break;
+        case 6: rows_times_tile<Type, 6>(KB, A, B, C, ldc); break;
+        case 7: rows_times_tile<Type, 7>(KB, A, B, C, ldc); break;
+        case 8: rows_times_tile<Type, 8>(KB, A, B, C, ldc); break;
         default: GGML_ABORT("ipfs-accelerate: %d rows in one pass", rows);
     }
 }
