@@ -15,7 +15,8 @@
 // alone. Measured on one Xeon core, a 1536 x 576 Q4_1 matrix from beyond
 // L2, us a call, ggml's tiles / ours: 8 rows 92 / 49, 16 rows 95 / 91,
 // 32 rows 345 / 172, 128 rows 1504 / 777; 8 rows of the 49152 x 576 Q8_0
-// output matrix 4678 / 2388. So ours takes every batch of these types.
+// output matrix 4678 / 2388. So ours takes every Q4_1 batch, and Q8_0
+// batches up to 16 rows (over that, ggml's tiles are ahead for Q8_0).
 //
 // How it gets in: `hook.cmake` (next to this file) compiles this file in
 // place of mmq.cpp in each of ggml's CPU modules. This file includes the
@@ -30,6 +31,7 @@
 
 #if defined(__AMX_INT8__) && defined(__AVX512VNNI__)
 
+#include <climits>
 #include <cstdlib>
 #include <strings.h>
 
@@ -55,6 +57,9 @@ inline void prefetch_block(const char * block, int size) {
 struct Q4_1 {
     using Rows = block_q8_1;
     static constexpr int BLOCK = QK4_1;
+    // Ours is ahead at every batch measured (up to 128 rows), so it takes
+    // prompts too.
+    static constexpr int MAX_ROWS = INT_MAX;
     // A packed tile block: 16 columns x 32 values as nibbles in VNNI
     // order, then 16 scales, then 16 minimums.
     static constexpr int TILE_SIZE = TILE_N * sizeof(block_q4_1);
@@ -104,6 +109,11 @@ struct Q4_1 {
 struct Q8_0 {
     using Rows = block_q8_0;
     static constexpr int BLOCK = QK8_0;
+    // Q8_0 needs no unpacking, so ggml's tiles are slower only while they
+    // are mostly empty: on one core, a 576 x 576 matrix, us a call, tiles /
+    // ours: 8 rows 29 / 19, 16 rows 34 / 35, 32 rows 59 / 78, 128 rows
+    // 229 / 283. Over 16 rows (prompts) the tiles take it.
+    static constexpr int MAX_ROWS = 16;
     // A packed tile block: 16 columns x 32 signed bytes in VNNI order, then
     // 16 scales, then 16 sums of the column's bytes times 128.
     static constexpr int TILE_SIZE = TILE_N * sizeof(block_q8_0) + TILE_N * sizeof(int32_t);
@@ -232,10 +242,20 @@ void rows_times_weights(const ggml_compute_params * params, ggml_tensor * dst) {
     });
 }
 
+// rows_times_weights<Type> if the batch has at most Type::MAX_ROWS rows.
+template <typename Type>
+bool rows_times_weights_up_to_max(const ggml_compute_params * params, ggml_tensor * dst) {
+    if (dst->ne[1] > Type::MAX_ROWS) {
+        return false;
+    }
+    rows_times_weights<Type>(params, dst);
+    return true;
+}
+
 // Runs `dst` if it is ours to run (Q4_1 or Q8_0 weights, one matrix, more
-// than one row: one row stays on ggml's kernel, which keeps more columns in
-// flight); false leaves it to ggml. Every thread of the op calls it
-// and gets the same answer.
+// than one row and at most the type's MAX_ROWS: one row stays on ggml's
+// kernel, which keeps more columns in flight); false leaves it to ggml.
+// Every thread of the op calls it and gets the same answer.
 bool small_batch_mul_mat(const ggml_compute_params * params, ggml_tensor * dst) {
     // IPFS_ACCELERATE_GGML_KERNELS=ggml leaves every batch to ggml, for
     // comparisons; the Rust side refuses values other than `ours`/`ggml`.
@@ -249,8 +269,8 @@ bool small_batch_mul_mat(const ggml_compute_params * params, ggml_tensor * dst) 
         return false;
     }
     switch (dst->src[0]->type) {
-        case GGML_TYPE_Q4_1: rows_times_weights<Q4_1>(params, dst); return true;
-        case GGML_TYPE_Q8_0: rows_times_weights<Q8_0>(params, dst); return true;
+        case GGML_TYPE_Q4_1: return rows_times_weights_up_to_max<Q4_1>(params, dst);
+        case GGML_TYPE_Q8_0: return rows_times_weights_up_to_max<Q8_0>(params, dst);
         default: return false;
     }
 }
