@@ -9,6 +9,8 @@
 //! kernel does. This side reads the switch both sides obey and names the
 //! kernel for `status`.
 
+use crate::setting::{ours_wanted, KernelsSettingError};
+
 /// The environment variable that leaves batches to ggml's own kernels
 /// (`ggml`) or to ours (`ours`, the default): for comparisons, and as a
 /// way out should ours misbehave on some CPU. The C++ side reads it too.
@@ -16,13 +18,6 @@ pub const GGML_KERNELS_ENV: &str = "IPFS_ACCELERATE_GGML_KERNELS";
 
 /// The ggml CPU modules that contain our batched kernel.
 const MODULES_WITH_OURS: [&str; 1] = ["sapphirerapids"];
-
-/// [`GGML_KERNELS_ENV`] holds something other than `ours` or `ggml`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{GGML_KERNELS_ENV}={value:?} is neither \"ours\" nor \"ggml\"")]
-pub struct GgmlKernelsSettingError {
-    pub value: String,
-}
 
 /// Whose kernel multiplies batches of Q4_1 and Q8_0 rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,19 +32,14 @@ pub enum BatchedRowsKernel {
 impl BatchedRowsKernel {
     /// The kernel that runs with the ggml CPU module `module` (`zen4`,
     /// `sapphirerapids`, …) loaded, under [`GGML_KERNELS_ENV`].
-    pub fn for_module(module: &str) -> Result<Self, GgmlKernelsSettingError> {
-        let ours_wanted = match std::env::var(GGML_KERNELS_ENV) {
-            Ok(v) if v.eq_ignore_ascii_case("ggml") => false,
-            Ok(v) if !v.eq_ignore_ascii_case("ours") => {
-                return Err(GgmlKernelsSettingError { value: v })
-            }
-            _ => true,
-        };
-        Ok(if ours_wanted && MODULES_WITH_OURS.contains(&module) {
-            Self::Ours
-        } else {
-            Self::Ggml
-        })
+    pub fn for_module(module: &str) -> Result<Self, KernelsSettingError> {
+        Ok(
+            if ours_wanted(GGML_KERNELS_ENV, "ggml")? && MODULES_WITH_OURS.contains(&module) {
+                Self::Ours
+            } else {
+                Self::Ggml
+            },
+        )
     }
 
     /// How `status` names it.

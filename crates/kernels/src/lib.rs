@@ -11,8 +11,11 @@
 //! - [`ggml`]: kernels of ours compiled into llama.cpp's ggml (C++, in
 //!   `ggml/` beside this crate's sources): batches of Q4_1 and Q8_0 rows
 //!   for continuous batching. This side reads their setting and names them.
+//! - [`setting`]: the `ours`-or-the-library's switch both read.
 
 pub mod ggml;
 pub mod matvec;
+pub mod setting;
 
 pub use matvec::{linear_few_rows, MatVecKernel, MAX_ROWS};
+pub use setting::KernelsSettingError;

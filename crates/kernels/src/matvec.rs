@@ -25,6 +25,8 @@
 
 use std::sync::OnceLock;
 
+use crate::setting::{ours_wanted, KernelsSettingError};
+
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -44,13 +46,6 @@ const MIN_WEIGHTS_PER_THREAD: usize = 64 * 1024;
 /// own, and as a way out should a kernel misbehave on some CPU.
 pub const KERNELS_ENV: &str = "IPFS_ACCELERATE_CPU_KERNELS";
 
-/// [`KERNELS_ENV`] holds something other than `ours` or `candle`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{KERNELS_ENV}={value:?} is neither \"ours\" nor \"candle\"")]
-pub struct KernelsSettingError {
-    pub value: String,
-}
-
 /// Which vector instructions the matrix-vector product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatVecKernel {
@@ -69,10 +64,10 @@ impl MatVecKernel {
         static DETECTED: OnceLock<Result<Option<MatVecKernel>, KernelsSettingError>> =
             OnceLock::new();
         DETECTED
-            .get_or_init(|| match std::env::var(KERNELS_ENV) {
-                Ok(v) if v.eq_ignore_ascii_case("candle") => Ok(None),
-                Ok(v) if !v.eq_ignore_ascii_case("ours") => Err(KernelsSettingError { value: v }),
-                _ => Ok(Self::supported().into_iter().next()),
+            .get_or_init(|| {
+                Ok(ours_wanted(KERNELS_ENV, "candle")?
+                    .then(|| Self::supported().into_iter().next())
+                    .flatten())
             })
             .clone()
     }

@@ -135,16 +135,8 @@ fn main() {
                 });
                 (total, start.elapsed().as_secs_f64())
             })
-            .fold(
-                (0, f64::INFINITY),
-                |best, run| {
-                    if run.1 < best.1 {
-                        run
-                    } else {
-                        best
-                    }
-                },
-            );
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
         aggregate.insert(
             n.to_string(),
             serde_json::json!({

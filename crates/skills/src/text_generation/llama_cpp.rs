@@ -388,11 +388,18 @@ impl Scheduler<'_> {
         }
     }
 
-    /// Whether a sequence mid-generation has not asked for its next step.
-    fn missing_a_stream(&self) -> bool {
+    /// The sequences mid-generation that have not asked for their next
+    /// step.
+    fn missing_streams(&self) -> impl Iterator<Item = i32> + '_ {
         self.positions
             .keys()
-            .any(|seq| !self.pending.iter().any(|p| p.seq == *seq))
+            .copied()
+            .filter(|&seq| !self.pending.iter().any(|p| p.seq == seq))
+    }
+
+    /// Whether a sequence mid-generation has not asked for its next step.
+    fn missing_a_stream(&self) -> bool {
+        self.missing_streams().next().is_some()
     }
 
     /// Whether such a sequence's id lies between the ids that did ask: a
@@ -403,9 +410,7 @@ impl Scheduler<'_> {
         let (Some(low), Some(high)) = (asked.clone().min(), asked.max()) else {
             return false;
         };
-        self.positions
-            .keys()
-            .any(|&seq| low < seq && seq < high && !self.pending.iter().any(|p| p.seq == seq))
+        self.missing_streams().any(|seq| low < seq && seq < high)
     }
 
     fn take(&mut self, message: Message) {
